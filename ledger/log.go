@@ -1,0 +1,512 @@
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const (
+	// StreamName is the JetStream stream that holds the log.
+	StreamName = "LEDGER"
+	// SubjectData carries batches of ordinary events; SubjectSeal carries batches that hold at
+	// least one seal-state event, so a sealed node can read its seal state without the keys.
+	SubjectData = "ledger.batch.data"
+	SubjectSeal = "ledger.batch.seal"
+
+	maxMessageBytes = 8 << 20 // embedded server's max_payload
+	targetBatch     = 1 << 20 // flush once a batch reaches this size
+	maxBatchEvents  = 4096
+	publishTimeout  = 10 * time.Second
+	commitDeadline  = 60 * time.Second
+)
+
+// Options configure Open.
+type Options struct {
+	// Dir is the data directory of the embedded JetStream server. Ignored when URL is set.
+	Dir string
+	// Listen makes the embedded server also accept NATS clients on host:port (tools, debugging).
+	// Empty: it listens nowhere and Ledger connects in-process.
+	Listen string
+	// URL of an external NATS cluster with JetStream. Its servers must run with
+	// sync_interval: always (single node) or the stream must be replicated.
+	URL string
+	// NATSOptions are extra connection options (credentials, TLS) for URL.
+	NATSOptions []nats.Option
+	// Replicas of the stream on an external cluster (default 1).
+	Replicas int
+	Logger   *slog.Logger
+}
+
+// Log is the append-only event log. All appends on a node go through one writer that packs
+// concurrent appends into one JetStream message per flush (group commit), fenced by
+// Nats-Expected-Last-Sequence so no other writer can interleave unseen.
+type Log struct {
+	ns     *server.Server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	log    *slog.Logger
+
+	keyring atomic.Pointer[Keyring]
+	maxMsg  int
+
+	reqs     chan *appendReq
+	quit     chan struct{}
+	done     chan struct{}
+	closeMu  sync.Mutex
+	closed   bool
+	inflight sync.WaitGroup // Append calls between admission and reply
+
+	// writer state, owned by the writer goroutine
+	lastSeq  uint64
+	prevHash [32]byte
+	acked    atomic.Uint64 // last sequence this writer committed
+}
+
+// Open starts (or connects to) JetStream, ensures the stream exists and starts the writer.
+func Open(ctx context.Context, o Options) (*Log, error) {
+	l := &Log{log: o.Logger, reqs: make(chan *appendReq, 1024), quit: make(chan struct{}), done: make(chan struct{})}
+	if l.log == nil {
+		l.log = slog.New(slog.DiscardHandler)
+	}
+	var err error
+	if o.URL != "" {
+		l.nc, err = nats.Connect(o.URL, append([]nats.Option{nats.Name("ledger"), nats.MaxReconnects(-1)}, o.NATSOptions...)...)
+		if err != nil {
+			return nil, fmt.Errorf("connect %s: %w", o.URL, err)
+		}
+	} else {
+		if o.Dir == "" {
+			return nil, errors.New("ledger: a data dir or a NATS url is required")
+		}
+		if err := checkFormat(o.Dir); err != nil {
+			return nil, err
+		}
+		if l.ns, err = startEmbedded(o.Dir, o.Listen); err != nil {
+			return nil, err
+		}
+		l.nc, err = nats.Connect("", nats.InProcessServer(l.ns), nats.Name("ledger"))
+		if err != nil {
+			l.ns.Shutdown()
+			return nil, fmt.Errorf("connect in-process: %w", err)
+		}
+	}
+	l.maxMsg = int(l.nc.MaxPayload()) - 4096
+	if l.js, err = jetstream.New(l.nc); err != nil {
+		l.shutdownConn()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	replicas := max(o.Replicas, 1)
+	l.stream, err = l.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        StreamName,
+		Description: "Ledger event log (encrypted batches)",
+		Subjects:    []string{"ledger.batch.>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Replicas:    replicas,
+		Duplicates:  2 * time.Minute,
+		DenyDelete:  true,
+		DenyPurge:   true,
+	})
+	if err != nil {
+		l.shutdownConn()
+		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
+	}
+	if err := l.resync(ctx); err != nil {
+		l.shutdownConn()
+		return nil, err
+	}
+	go l.writer()
+	return l, nil
+}
+
+func (l *Log) shutdownConn() {
+	if l.nc != nil {
+		l.nc.Close()
+	}
+	if l.ns != nil {
+		l.ns.Shutdown()
+		l.ns.WaitForShutdown()
+	}
+}
+
+// Close stops admitting appends, lets the writer commit what it already holds, and shuts down.
+func (l *Log) Close() error {
+	l.closeMu.Lock()
+	if l.closed {
+		l.closeMu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.closeMu.Unlock()
+	l.inflight.Wait()
+	close(l.quit)
+	<-l.done
+	l.shutdownConn()
+	return nil
+}
+
+// JetStream exposes the connection for packages that keep their own streams or buckets
+// (audit stream, snapshot object store).
+func (l *Log) JetStream() jetstream.JetStream { return l.js }
+
+// SetKeyring installs the keyring used to seal payloads (nil when sealing).
+func (l *Log) SetKeyring(k *Keyring) { l.keyring.Store(k) }
+
+// Keyring returns the installed keyring, or nil while sealed.
+func (l *Log) Keyring() *Keyring { return l.keyring.Load() }
+
+// LastCommitted is the sequence of the last batch this node's writer committed.
+func (l *Log) LastCommitted() uint64 { return l.acked.Load() }
+
+// LastSeq asks the stream for its last sequence (all writers).
+func (l *Log) LastSeq(ctx context.Context) (uint64, error) {
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream info: %w", err)
+	}
+	return info.State.LastSeq, nil
+}
+
+// AppendOption adjusts one Append.
+type AppendOption func(*appendReq)
+
+// WithKeyring seals this append's payloads with k instead of the installed keyring; init uses
+// it to write the first events under a keyring the node does not yet hold.
+func WithKeyring(k *Keyring) AppendOption { return func(r *appendReq) { r.keyring = k } }
+
+type appendResult struct {
+	positions []Position
+	err       error
+}
+
+type appendReq struct {
+	keyring *Keyring
+	events  []StoredEvent
+	seal    bool
+	size    int
+	done    chan appendResult
+}
+
+// Append seals the events and appends them durably, in order, in one batch. It returns each
+// event's position once the batch is on disk (or replicated). Errors: ErrSealed without a
+// keyring, ErrTooLarge, ErrConflict when another writer interleaved, ErrClosed, or ctx's error —
+// after which the outcome is unknown and readers decide (the events carry unique IDs).
+func (l *Log) Append(ctx context.Context, evs []Event, opts ...AppendOption) ([]Position, error) {
+	if len(evs) == 0 {
+		return nil, nil
+	}
+	r := &appendReq{done: make(chan appendResult, 1)}
+	for _, o := range opts {
+		o(r)
+	}
+	if r.keyring == nil {
+		r.keyring = l.keyring.Load()
+	}
+	r.events = make([]StoredEvent, len(evs))
+	now := time.Now()
+	for i := range evs {
+		e := evs[i]
+		if e.ID == "" {
+			e.ID = newID()
+		}
+		if e.Time.IsZero() {
+			e.Time = now
+		}
+		se, err := sealEvent(&e, r.keyring)
+		if err != nil {
+			return nil, err
+		}
+		r.events[i] = se
+		r.seal = r.seal || e.Raw
+		r.size += len(se.rawHdr) + len(se.payload) + 20
+	}
+	if r.size > l.maxMsg {
+		return nil, fmt.Errorf("append %d bytes (limit %d): %w", r.size, l.maxMsg, ErrTooLarge)
+	}
+	l.closeMu.Lock()
+	if l.closed {
+		l.closeMu.Unlock()
+		return nil, ErrClosed
+	}
+	l.inflight.Add(1)
+	l.closeMu.Unlock()
+	defer l.inflight.Done()
+	select {
+	case l.reqs <- r:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case res := <-r.done:
+		return res.positions, res.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("append outcome unknown: %w", ctx.Err())
+	}
+}
+
+// writer is the one goroutine that publishes. It takes whatever appends queued up while the
+// previous batch was being stored, so batch size grows with load and fsyncs are shared.
+func (l *Log) writer() {
+	defer close(l.done)
+	var carry *appendReq
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case first = <-l.reqs:
+			case <-l.quit:
+				return
+			}
+		}
+		batch := []*appendReq{first}
+		size, count := first.size, len(first.events)
+	collect:
+		for size < targetBatch && count < maxBatchEvents {
+			select {
+			case r := <-l.reqs:
+				if size+r.size > l.maxMsg {
+					carry = r
+					break collect
+				}
+				batch = append(batch, r)
+				size += r.size
+				count += len(r.events)
+			default:
+				break collect
+			}
+		}
+		l.commit(batch, count)
+	}
+}
+
+func (l *Log) commit(batch []*appendReq, count int) {
+	evs := make([]StoredEvent, 0, count)
+	seal := false
+	for _, r := range batch {
+		evs = append(evs, r.events...)
+		seal = seal || r.seal
+	}
+	subject := SubjectData
+	if seal {
+		subject = SubjectSeal
+	}
+	data := encodeBatch(l.prevHash, evs)
+	seq, err := l.publish(subject, data)
+	if err != nil {
+		for _, r := range batch {
+			r.done <- appendResult{err: err}
+		}
+		return
+	}
+	l.lastSeq, l.prevHash = seq, sha256.Sum256(data)
+	l.acked.Store(seq)
+	idx := uint32(0)
+	for _, r := range batch {
+		pos := make([]Position, len(r.events))
+		for i := range pos {
+			pos[i] = Position{Seq: seq, Index: idx}
+			idx++
+		}
+		r.done <- appendResult{positions: pos}
+	}
+}
+
+// publish stores one batch exactly once. A timeout does not mean the batch was lost: the
+// retry carries the same Nats-Msg-Id (the server deduplicates) and the same expected last
+// sequence, and a fence failure is resolved by looking at what the stream actually holds.
+func (l *Log) publish(subject string, data []byte) (uint64, error) {
+	msgID := newID()
+	expect := l.lastSeq
+	deadline := time.Now().Add(commitDeadline)
+	backoff := 20 * time.Millisecond
+	for {
+		msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
+		msg.Header.Set(jetstream.MsgIDHeader, msgID)
+		msg.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(expect, 10))
+		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+		ack, err := l.js.PublishMsg(ctx, msg)
+		cancel()
+		if err == nil {
+			return ack.Sequence, nil
+		}
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+			seq, id, rerr := l.lastMessage(ctx)
+			cancel()
+			if rerr == nil && id == msgID {
+				return seq, nil // an earlier attempt was stored; its ack was lost
+			}
+			// Another writer appended: take up the chain after it and let callers re-decide.
+			rctx, rcancel := context.WithTimeout(context.Background(), publishTimeout)
+			if serr := l.resync(rctx); serr != nil {
+				l.log.Error("ledger writer resync", "err", serr)
+			}
+			rcancel()
+			return 0, fmt.Errorf("append: another writer appended at %d: %w", l.lastSeq, ErrConflict)
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("append: no acknowledgement from JetStream within %s: %w", commitDeadline, err)
+		}
+		l.log.Warn("ledger append retry", "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-l.quit:
+			// Keep trying until the deadline even while closing: callers are waiting on this batch.
+		}
+		backoff = min(backoff*2, time.Second)
+	}
+}
+
+// lastMessage reads the stream's last message: its sequence and Nats-Msg-Id.
+func (l *Log) lastMessage(ctx context.Context) (uint64, string, error) {
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return 0, "", fmt.Errorf("stream info: %w", err)
+	}
+	if info.State.LastSeq == 0 {
+		return 0, "", nil
+	}
+	m, err := l.stream.GetMsg(ctx, info.State.LastSeq)
+	if err != nil {
+		return 0, "", fmt.Errorf("read seq %d: %w", info.State.LastSeq, err)
+	}
+	return m.Sequence, m.Header.Get(jetstream.MsgIDHeader), nil
+}
+
+// resync takes the writer's chain position from the stream's last message. Called at open and
+// after a fence failure, never while a batch is being committed.
+func (l *Log) resync(ctx context.Context) error {
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("stream info: %w", err)
+	}
+	l.lastSeq, l.prevHash = info.State.LastSeq, [32]byte{}
+	if l.lastSeq > 0 {
+		m, err := l.stream.GetMsg(ctx, l.lastSeq)
+		if err != nil {
+			return fmt.Errorf("read seq %d: %w", l.lastSeq, err)
+		}
+		l.prevHash = sha256.Sum256(m.Data)
+	}
+	l.acked.Store(l.lastSeq)
+	return nil
+}
+
+// errStop ends a Follow from inside its callback without an error.
+var errStop = errors.New("stop")
+
+// Follow delivers batches in order starting at sequence from (1 = genesis), until ctx ends or
+// fn returns an error. With sealOnly it delivers only batches holding seal-state events, which
+// a sealed node can use without keys. A batch that does not decode is an error naming its
+// sequence. Follow returns nil when ctx is cancelled.
+func (l *Log) Follow(ctx context.Context, from uint64, sealOnly bool, fn func(Batch) error) error {
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	if from > 1 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = from
+	}
+	if sealOnly {
+		cfg.FilterSubjects = []string{SubjectSeal}
+	}
+	cons, err := l.js.OrderedConsumer(ctx, StreamName, cfg)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("follow from %d: %w", from, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(512))
+	if err != nil {
+		return fmt.Errorf("follow from %d: %w", from, err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	defer it.Stop()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			return fmt.Errorf("follow: %w", err)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("follow: metadata: %w", err)
+		}
+		b, err := DecodeBatch(md.Sequence.Stream, m.Data())
+		if err != nil {
+			return err
+		}
+		if err := fn(b); err != nil {
+			if errors.Is(err, errStop) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// ReadRange delivers the batches with sequences in [from, to] and returns. With to == 0 it reads
+// up to the last sequence at the time of the call.
+func (l *Log) ReadRange(ctx context.Context, from, to uint64, sealOnly bool, fn func(Batch) error) error {
+	if to == 0 {
+		var err error
+		if to, err = l.LastSeq(ctx); err != nil {
+			return err
+		}
+	}
+	if to == 0 || from > to {
+		return nil
+	}
+	// A filtered read may have no message at `to`; find the last matching one.
+	if sealOnly {
+		m, err := l.stream.GetLastMsgForSubject(ctx, SubjectSeal)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("last seal batch: %w", err)
+		}
+		if m.Sequence < from {
+			return nil
+		}
+		to = min(to, m.Sequence)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := false
+	err := l.Follow(ctx, from, sealOnly, func(b Batch) error {
+		if b.Seq > to {
+			done = true
+			return errStop
+		}
+		if err := fn(b); err != nil {
+			return err
+		}
+		if b.Seq >= to {
+			done = true
+			return errStop
+		}
+		return nil
+	})
+	if err == nil && !done && ctx.Err() == nil {
+		return errors.New("read range: stream ended early")
+	}
+	return err
+}
