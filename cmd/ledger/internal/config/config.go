@@ -1,0 +1,108 @@
+// Package config owns the server's configuration file: parsing Vault-shaped
+// HCL (or its JSON form) into a validated Config with defaults applied.
+//
+// Keys Ledger does not know are warnings, not errors, so that an operator can
+// point the server at an existing Vault config and be told what is ignored
+// instead of having to strip it first.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2/hclparse"
+)
+
+// Defaults applied when the file leaves a setting out.
+const (
+	DefaultAddress        = "127.0.0.1:8200"
+	DefaultMaxRequestSize = 32 << 20 // bytes, as in Vault
+	DefaultClusterName    = "ledger-cluster"
+	DefaultLogLevel       = "info"
+	DefaultStreamReplicas = 1
+)
+
+// MaxStreamReplicas is the largest replica count JetStream accepts for a
+// stream.
+const MaxStreamReplicas = 5
+
+// ErrInvalid is wrapped by every error Parse and Load return for a file
+// that was read but whose content is wrong, as opposed to one that could not
+// be read at all.
+var ErrInvalid = errors.New("invalid config")
+
+// Config is a parsed and validated server configuration.
+type Config struct {
+	Storage     Storage
+	Listeners   []Listener
+	APIAddr     string // externally reachable URL; empty when not set
+	ClusterName string
+	LogLevel    string // one of trace, debug, info, warn, error
+
+	// Warnings describe parts of the file that were ignored, each prefixed
+	// with "file:line:", in file order.
+	Warnings []string
+}
+
+// Storage is the storage "jetstream" block. Exactly one of Path (embedded
+// JetStream) and URL (external NATS) is set; CredsFile and TLSCAFile are only
+// set alongside URL.
+type Storage struct {
+	Type      string // always "jetstream"
+	Path      string
+	URL       string
+	CredsFile string
+	TLSCAFile string
+	Replicas  int // 1 to MaxStreamReplicas
+}
+
+// Listener is one listener "tcp" block. When TLSDisable is false both
+// TLSCertFile and TLSKeyFile are set.
+type Listener struct {
+	Type           string // always "tcp"
+	Address        string // host:port
+	TLSDisable     bool
+	TLSCertFile    string
+	TLSKeyFile     string
+	MaxRequestSize int64 // bytes, always positive
+}
+
+// Load reads and parses the config file at path. Errors name the file and,
+// for problems in its content, the line, and wrap ErrInvalid.
+func Load(path string) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w (pass the config file's path with -config)", err)
+	}
+	return Parse(src, path)
+}
+
+// Parse parses src as a config file named filename, which is used in error
+// and warning positions. A filename ending in ".json" selects the JSON
+// syntax, as in Vault. Every problem found is reported, joined into one
+// error that wraps ErrInvalid.
+func Parse(src []byte, filename string) (*Config, error) {
+	// A Parser caches every file it has parsed, so it lives for one call.
+	parser := hclparse.NewParser()
+	parse := parser.ParseHCL
+	if strings.HasSuffix(strings.ToLower(filename), ".json") {
+		parse = parser.ParseJSON
+	}
+	file, diags := parse(src, filename)
+
+	d := &decoder{file: filename}
+	d.addDiags(diags)
+	if diags.HasErrors() {
+		// Decoding a body that failed to parse only piles on confusing
+		// follow-on errors.
+		return nil, d.err()
+	}
+	cfg := d.decodeRoot(file.Body)
+	if err := d.err(); err != nil {
+		return nil, err
+	}
+	cfg.Warnings = d.warningStrings()
+	return cfg, nil
+}
