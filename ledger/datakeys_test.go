@@ -322,3 +322,33 @@ func TestDataKeysConcurrent(t *testing.T) {
 		t.Fatalf("reload: %d keys, %v", d.Len(), err)
 	}
 }
+
+// More keys than one fetch carries: Load and List page through the stream.
+func TestDataKeysLoadMany(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	k := testKeyring(t)
+	d := openDataKeys(t, l, k)
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 160 {
+				if _, err := d.New(ctx, k, fmt.Sprintf("kv.m.g%d-%d", g, i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	d2 := openDataKeys(t, l, k)
+	if d2.Len() != 2560 {
+		t.Fatalf("loaded %d", d2.Len())
+	}
+	list, err := d2.List(ctx, "kv.m")
+	if err != nil || len(list) != 2560 {
+		t.Fatalf("list %d %v", len(list), err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ledger-secrets/ledger/ledger"
 )
@@ -37,7 +38,7 @@ var ErrStopped = errors.New("projections: runner stopped")
 // Runner follows the log from a position and applies every event to its views.
 type Runner struct {
 	log      *ledger.Log
-	keyring  *ledger.Keyring // nil for a seal-only runner
+	keyring  atomic.Pointer[ledger.Keyring] // nil for a seal-only runner
 	sealOnly bool
 	views    []View
 
@@ -53,8 +54,14 @@ type Runner struct {
 // NewRunner builds a runner over views. With a nil keyring it is seal-only: it reads only
 // seal batches and applies only raw (seal-state) events, which needs no keys.
 func NewRunner(log *ledger.Log, keyring *ledger.Keyring, views ...View) *Runner {
-	return &Runner{log: log, keyring: keyring, sealOnly: keyring == nil, views: views, changed: make(chan struct{})}
+	r := &Runner{log: log, sealOnly: keyring == nil, views: views, changed: make(chan struct{})}
+	r.keyring.Store(keyring)
+	return r
 }
+
+// SetKeyring installs a rotated keyring. Install it here before the log seals anything under
+// its new term, so the runner never meets a term it cannot open.
+func (r *Runner) SetKeyring(k *ledger.Keyring) { r.keyring.Store(k) }
 
 // StartAt positions a runner whose views were restored from a snapshot taken at seq, whose
 // batch hashed to hash. Call before Run.
@@ -121,11 +128,12 @@ func (r *Runner) applyBatch(b ledger.Batch) error {
 			return fmt.Errorf("batch at seq %d does not chain to seq %d (missing or altered message): %w", b.Seq, applied, ledger.ErrCorrupt)
 		}
 	}
+	kr := r.keyring.Load()
 	for i, se := range b.Events {
 		if r.sealOnly && se.Term() != 0 {
 			continue
 		}
-		rec, err := se.Open(r.keyring, ledger.Position{Seq: b.Seq, Index: uint32(i)})
+		rec, err := se.Open(kr, ledger.Position{Seq: b.Seq, Index: uint32(i)})
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,129 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/ledger-secrets/ledger/commands/acl"
+	"github.com/ledger-secrets/ledger/engines"
+	enginekv "github.com/ledger-secrets/ledger/engines/kv"
+	enginetoken "github.com/ledger-secrets/ledger/engines/token"
+	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections/mount"
+	tokenview "github.com/ledger-secrets/ledger/projections/token"
+)
+
+// buildBackend makes the backend for a mount from its type. New engine types are added here.
+func (c *Core) buildBackend(st *unsealed, m mount.Entry) (engines.Backend, error) {
+	em := c.engineMount(m)
+	switch m.Type {
+	case "kv":
+		return enginekv.New(st.kv, st.datakeys, st.keyring.Load(), em), nil
+	case "token":
+		return enginetoken.New(st.tokens, st.keyring.Load(), em, func(name string) bool {
+			_, ok := st.policies.Get(name)
+			return ok
+		}, enginetoken.WithSudo(func(caller *engines.Caller, path string) bool {
+			a := c.aclFor(st, caller.Policies)
+			return a.IsRoot() || a.Allowed(acl.Update, m.Path+path, nil).Sudo
+		})), nil
+	}
+	return nil, fmt.Errorf("mount %s has type %q, which this build cannot serve", m.Path, m.Type)
+}
+
+// initialEvents issues the root token and mounts the token auth method, in the init batch.
+func initialEvents(kr *ledger.Keyring, rootToken string, now time.Time) (string, []ledger.Event, error) {
+	accessor := ""
+	if rootToken == "" {
+		rootToken, accessor = enginetoken.NewToken()
+	} else {
+		_, accessor = enginetoken.NewToken()
+	}
+	created := enginetoken.CreatedEvent(tokenview.CreatedPayload{
+		MAC: kr.MAC("token", rootToken), Accessor: accessor, Policies: []string{"root"}, Orphan: true,
+		DisplayName: "root", Path: "auth/token/root", CreationTime: now, Type: "service",
+	}, "")
+	tm := mount.Entry{Path: "auth/token/", Type: "token", Description: "token based credentials",
+		UUID: newUUID(), Accessor: "auth_token_" + newUUID()[:8], CreatedAt: now}
+	b, err := json.Marshal(tm)
+	if err != nil {
+		return "", nil, err
+	}
+	return rootToken, []ledger.Event{created, {Type: mount.Enabled, Subject: ledger.SubjectFor("mount", tm.Path), Payload: b}}, nil
+}
+
+// expireTokens revokes tokens when their TTL runs out. Requests already refuse an expired token
+// at the exact instant; this removes it (and its children) from the view and the log's present.
+func (c *Core) expireTokens(ctx context.Context, st *unsealed) {
+	timer := time.NewTimer(time.Second)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		now := time.Now()
+		var events []ledger.Event
+		unlock := func() {}
+		if tm, ok := st.mounts.Get("auth/token/"); ok {
+			// The same lock token creation takes, so a child cannot be born to a parent being
+			// expired and survive it.
+			unlock = st.locks.lock(tm.UUID + "\x00" + enginetoken.TreeLock)
+		}
+		seen := map[string]bool{}
+		for _, e := range st.tokens.Expiring(now, 1000) {
+			if seen[e.MAC] {
+				continue
+			}
+			b := enginetoken.New(st.tokens, st.keyring.Load(), engines.Mount{Path: "auth/token/"}, nil)
+			for _, ev := range b.RevokeTree(e.MAC, "expired") {
+				var p tokenview.RevokedPayload
+				if json.Unmarshal(ev.Payload, &p) == nil && !seen[p.MAC] {
+					seen[p.MAC] = true
+					events = append(events, ev)
+				}
+			}
+		}
+		if len(events) > 0 {
+			pos, err := c.log.Append(ctx, events)
+			if err == nil {
+				err = st.runner.WaitFor(ctx, pos[len(pos)-1].Seq)
+			}
+			if err != nil && ctx.Err() == nil {
+				c.logger.Error("expire tokens", "err", err)
+			}
+		}
+		unlock()
+		next := time.Second
+		if t, ok := st.tokens.NextExpiry(); ok {
+			next = min(max(time.Until(t), 10*time.Millisecond), time.Second)
+		}
+		timer.Reset(next)
+	}
+}
+
+// reconcileDataKeys shreds data keys that no view references any more (a crash between an
+// append and its shred, a mount disabled mid-way). It runs only while the views are caught up
+// with the log, and spares keys younger than a margin, which may belong to a write in flight.
+func (c *Core) reconcileDataKeys(ctx context.Context, st *unsealed) {
+	const every, margin = 10 * time.Minute, 10 * time.Minute
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		head, err := c.log.LastSeq(ctx)
+		if err != nil || st.runner.Applied() < head {
+			continue
+		}
+		if _, err := enginekv.Reconcile(ctx, st.kv, st.datakeys, time.Now().Add(-margin)); err != nil && ctx.Err() == nil {
+			c.logger.Error("reconcile data keys", "err", err)
+		}
+	}
+}

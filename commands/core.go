@@ -1,0 +1,400 @@
+// Package commands is the request pipeline: authenticate → authorize on the internal path →
+// route by the mount table → let the backend decide events → append → wait until the views
+// have applied them → answer. It also owns the seal lifecycle (init, unseal, seal, rotate),
+// because what a sealed server can do is decided here. The HTTP adapter is commands/httpapi.
+package commands
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/ledger/shamir"
+	"github.com/ledger-secrets/ledger/projections"
+	"github.com/ledger-secrets/ledger/projections/seal"
+)
+
+// Version is what sys/seal-status and sys/health report. Vault clients read it as semver; the
+// build metadata says which server they talk to.
+const Version = "1.17.0+ledger.0.1.0"
+
+// Errors of the seal lifecycle, mapped to HTTP by httpapi.
+var (
+	ErrSealed             = errors.New("Vault is sealed") // clients match on this text
+	ErrNotInitialized     = errors.New("Vault is not initialized")
+	ErrAlreadyInitialized = errors.New("Vault is already initialized")
+	ErrBadShare           = errors.New("invalid key")
+)
+
+// Options configure a Core.
+type Options struct {
+	ClusterName string
+	Logger      *slog.Logger
+	// Replicas for auxiliary streams (data keys) on an external cluster.
+	Replicas int
+}
+
+// Core ties the log, the seal state and, while unsealed, the views and backends together.
+type Core struct {
+	log        *ledger.Log
+	logger     *slog.Logger
+	opts       Options
+	sealView   *seal.View
+	sealRunner *projections.Runner
+	stopSeal   context.CancelFunc
+	sealDone   chan struct{}
+
+	// lifecycle guards init/unseal/seal/rotate against each other.
+	lifecycle sync.Mutex
+	progress  unsealProgress
+
+	// mu guards st; requests hold it for reading for their whole length, so sealing waits for
+	// in-flight requests and no request sees half-dropped state.
+	mu sync.RWMutex
+	st *unsealed
+}
+
+type unsealProgress struct {
+	shares [][]byte
+	nonce  string
+}
+
+// New builds a Core over an open log and starts following the seal state. The Core starts
+// sealed, always: nothing that opens the keyring survives a restart.
+func New(ctx context.Context, log *ledger.Log, opts Options) (*Core, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ClusterName == "" {
+		opts.ClusterName = "ledger-cluster"
+	}
+	c := &Core{log: log, logger: opts.Logger, opts: opts, sealView: seal.New(), sealDone: make(chan struct{})}
+	c.sealRunner = projections.NewRunner(log, nil, c.sealView)
+	if err := c.sealRunner.CatchUp(ctx); err != nil {
+		return nil, fmt.Errorf("read seal state: %w", err)
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	c.stopSeal = cancel
+	go func() {
+		defer close(c.sealDone)
+		if err := c.sealRunner.Run(rctx); err != nil {
+			c.logger.Error("seal state follower stopped", "err", err)
+		}
+	}()
+	return c, nil
+}
+
+// Close seals and stops following the log. The log itself is closed by its owner.
+func (c *Core) Close() {
+	c.Seal()
+	c.stopSeal()
+	<-c.sealDone
+}
+
+// SealStatus is the body of sys/seal-status.
+type SealStatus struct {
+	Type         string `json:"type"`
+	Initialized  bool   `json:"initialized"`
+	Sealed       bool   `json:"sealed"`
+	T            int    `json:"t"`
+	N            int    `json:"n"`
+	Progress     int    `json:"progress"`
+	Nonce        string `json:"nonce"`
+	Version      string `json:"version"`
+	BuildDate    string `json:"build_date"`
+	Migration    bool   `json:"migration"`
+	ClusterName  string `json:"cluster_name,omitempty"`
+	ClusterID    string `json:"cluster_id,omitempty"`
+	RecoverySeal bool   `json:"recovery_seal"`
+	StorageType  string `json:"storage_type"`
+}
+
+// BuildDate is stamped at link time when known.
+var BuildDate = "2026-11-28T00:00:00Z"
+
+// SealStatus reports the seal state.
+func (c *Core) SealStatus() SealStatus {
+	s := c.sealView.State()
+	c.lifecycle.Lock()
+	progress, nonce := len(c.progress.shares), c.progress.nonce
+	c.lifecycle.Unlock()
+	st := SealStatus{Type: "shamir", Initialized: s.Initialized, Sealed: !c.Unsealed(), T: s.Threshold, N: s.Shares,
+		Progress: progress, Nonce: nonce, Version: Version, BuildDate: BuildDate, StorageType: "jetstream"}
+	if s.Initialized && !st.Sealed {
+		st.ClusterName, st.ClusterID = c.opts.ClusterName, s.ClusterID
+	}
+	return st
+}
+
+// Initialized reports whether the log holds an init.
+func (c *Core) Initialized() bool { return c.sealView.State().Initialized }
+
+// Unsealed reports whether the keyring is loaded.
+func (c *Core) Unsealed() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.st != nil
+}
+
+// ClusterInfo returns the cluster name and id (id empty before init).
+func (c *Core) ClusterInfo() (string, string) { return c.opts.ClusterName, c.sealView.State().ClusterID }
+
+// InitRequest is the body of PUT sys/init.
+type InitRequest struct {
+	SecretShares    int
+	SecretThreshold int
+	// RootToken, when set, is used as the root token instead of a random one (dev mode only).
+	RootToken string
+}
+
+// InitResult is shown once and never stored: the shares and the root token.
+type InitResult struct {
+	Keys       [][]byte
+	RootToken  string
+	ClusterID  string
+	Shares     int
+	Threshold  int
+	RootPolicy []string
+}
+
+// Init creates the root key, splits it into shares, creates the keyring and the root token, and
+// appends the seal state and the first events in one batch. The server stays sealed.
+func (c *Core) Init(ctx context.Context, req InitRequest) (*InitResult, error) {
+	n, t := req.SecretShares, req.SecretThreshold
+	switch {
+	case n < 1 || n > 255:
+		return nil, fmt.Errorf("secret_shares must be between 1 and 255, got %d: %w", n, ErrInvalidInit)
+	case t < 1 || t > n:
+		return nil, fmt.Errorf("secret_threshold must be between 1 and secret_shares (%d), got %d: %w", n, t, ErrInvalidInit)
+	case t == 1 && n > 1:
+		return nil, fmt.Errorf("secret_threshold of 1 with %d shares would let any one holder unseal alone; use a threshold of at least 2, or 1 share: %w", n, ErrInvalidInit)
+	}
+	c.lifecycle.Lock()
+	defer c.lifecycle.Unlock()
+	if c.Initialized() {
+		return nil, ErrAlreadyInitialized
+	}
+	now := time.Now().UTC()
+	rootKey := make([]byte, ledger.RootKeySize)
+	if _, err := rand.Read(rootKey); err != nil {
+		return nil, fmt.Errorf("root key: %w", err)
+	}
+	defer clear(rootKey)
+	kr, err := ledger.NewKeyring(now)
+	if err != nil {
+		return nil, err
+	}
+	wrapped, err := kr.Wrap(rootKey)
+	if err != nil {
+		return nil, err
+	}
+	shares, err := shamir.Split(rootKey, n, t)
+	if err != nil {
+		return nil, fmt.Errorf("split root key: %w", err)
+	}
+	clusterID := newUUID()
+	initPayload, _ := json.Marshal(seal.InitializedPayload{Shares: n, Threshold: t, Keyring: wrapped, ClusterID: clusterID, Time: now})
+	events := []ledger.Event{{Type: seal.Initialized, Subject: ledger.SubjectFor("seal", "config"), Raw: true, Payload: initPayload}}
+	rootToken, tokenEvents, err := initialEvents(kr, req.RootToken, now)
+	if err != nil {
+		return nil, err
+	}
+	events = append(events, tokenEvents...)
+	pos, err := c.log.Append(ctx, events, ledger.WithKeyring(kr))
+	if err != nil {
+		return nil, fmt.Errorf("append init: %w", err)
+	}
+	if err := c.sealRunner.WaitFor(ctx, pos[0].Seq); err != nil {
+		return nil, fmt.Errorf("apply init: %w", err)
+	}
+	if st := c.sealView.State(); st.ClusterID != clusterID {
+		// Another node initialised first; our batch is ignored by every view.
+		return nil, ErrAlreadyInitialized
+	}
+	c.logger.Info("initialized", "shares", n, "threshold", t)
+	return &InitResult{Keys: shares, RootToken: rootToken, ClusterID: clusterID, Shares: n, Threshold: t}, nil
+}
+
+// ErrInvalidInit: init parameters out of range.
+var ErrInvalidInit = errors.New("invalid init parameters")
+
+// DecodeShare accepts a share in hex or base64, as Vault does.
+func DecodeShare(key string) ([]byte, error) {
+	key = strings.TrimSpace(key)
+	if key == "" {
+		return nil, fmt.Errorf("missing key: %w", ErrBadShare)
+	}
+	if b, err := hex.DecodeString(key); err == nil {
+		return b, nil
+	}
+	if b, err := base64.StdEncoding.DecodeString(key); err == nil {
+		return b, nil
+	}
+	return nil, fmt.Errorf("'key' must be a valid hex or base64 string: %w", ErrBadShare)
+}
+
+// Unseal adds one share. When the threshold is reached it reconstructs the root key and opens
+// the keyring; wrong shares reset the progress and leave the server sealed.
+func (c *Core) Unseal(ctx context.Context, share []byte) (SealStatus, error) {
+	s := c.sealView.State()
+	if !s.Initialized {
+		return SealStatus{}, ErrNotInitialized
+	}
+	if c.Unsealed() {
+		return c.SealStatus(), nil
+	}
+	c.lifecycle.Lock()
+	if len(share) != ledger.RootKeySize+1 {
+		c.lifecycle.Unlock()
+		return SealStatus{}, fmt.Errorf("key is %d bytes, want %d: %w", len(share), ledger.RootKeySize+1, ErrBadShare)
+	}
+	for _, have := range c.progress.shares {
+		if string(have) == string(share) {
+			c.lifecycle.Unlock()
+			return c.SealStatus(), nil // the same holder twice does not count twice
+		}
+	}
+	if c.progress.nonce == "" {
+		c.progress.nonce = newUUID()
+	}
+	c.progress.shares = append(c.progress.shares, append([]byte(nil), share...))
+	if len(c.progress.shares) < s.Threshold {
+		c.lifecycle.Unlock()
+		return c.SealStatus(), nil
+	}
+	shares := c.progress.shares
+	c.progress = unsealProgress{} // the shares are ours now; zeroed below
+	rootKey, err := shamir.Combine(shares)
+	for _, sh := range shares {
+		clear(sh)
+	}
+	wrongKeys := fmt.Errorf("the keys given do not reconstruct the root key; unseal progress was reset, start again with correct keys: %w", ErrBadShare)
+	if err != nil {
+		c.lifecycle.Unlock()
+		return SealStatus{}, wrongKeys
+	}
+	kr, err := ledger.UnwrapKeyring(rootKey, s.Keyring)
+	if err != nil {
+		clear(rootKey)
+		c.lifecycle.Unlock()
+		if errors.Is(err, ledger.ErrWrongRootKey) {
+			return SealStatus{}, wrongKeys
+		}
+		return SealStatus{}, err
+	}
+	err = c.open(ctx, rootKey, kr)
+	c.lifecycle.Unlock()
+	if err != nil {
+		return SealStatus{}, err
+	}
+	return c.SealStatus(), nil
+}
+
+// ResetUnseal discards the shares given so far.
+func (c *Core) ResetUnseal() SealStatus {
+	c.lifecycle.Lock()
+	c.resetProgressLocked()
+	c.lifecycle.Unlock()
+	return c.SealStatus()
+}
+
+func (c *Core) resetProgressLocked() {
+	for _, sh := range c.progress.shares {
+		clear(sh)
+	}
+	c.progress = unsealProgress{}
+}
+
+// Seal drops the views and zeroes the keys; every non-sys request answers 503 afterwards.
+// In-flight requests finish first.
+func (c *Core) Seal() {
+	c.lifecycle.Lock()
+	defer c.lifecycle.Unlock()
+	c.mu.Lock()
+	st := c.st
+	c.st = nil
+	c.mu.Unlock()
+	if st == nil {
+		return
+	}
+	c.log.SetKeyring(nil)
+	st.close()
+	c.logger.Info("sealed")
+}
+
+// KeyStatus is the body of sys/key-status.
+type KeyStatus struct {
+	Term        uint32    `json:"term"`
+	InstallTime time.Time `json:"install_time"`
+	Encryptions uint64    `json:"encryptions"`
+}
+
+// KeyStatus reports the current keyring term.
+func (c *Core) KeyStatus() (KeyStatus, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.st == nil {
+		return KeyStatus{}, ErrSealed
+	}
+	kr := c.st.keyring.Load()
+	terms := kr.Terms()
+	last := terms[len(terms)-1]
+	return KeyStatus{Term: last.Term, InstallTime: last.Installed, Encryptions: kr.Encryptions()}, nil
+}
+
+// Rotate adds a new keyring term: new events are sealed under it, older ones still open.
+func (c *Core) Rotate(ctx context.Context) (KeyStatus, error) {
+	c.lifecycle.Lock()
+	defer c.lifecycle.Unlock()
+	c.mu.RLock()
+	st := c.st
+	c.mu.RUnlock()
+	if st == nil {
+		return KeyStatus{}, ErrSealed
+	}
+	next, err := st.keyring.Load().Rotate(time.Now())
+	if err != nil {
+		return KeyStatus{}, err
+	}
+	wrapped, err := next.Wrap(st.rootKey)
+	if err != nil {
+		return KeyStatus{}, err
+	}
+	payload, _ := json.Marshal(seal.RotatedPayload{Term: next.Term(), Keyring: wrapped})
+	pos, err := c.log.Append(ctx, []ledger.Event{{Type: seal.KeyringRotated, Subject: ledger.SubjectFor("seal", "keyring"), Raw: true, Payload: payload}})
+	if err != nil {
+		return KeyStatus{}, fmt.Errorf("append rotation: %w", err)
+	}
+	if err := c.sealRunner.WaitFor(ctx, pos[0].Seq); err != nil {
+		return KeyStatus{}, err
+	}
+	st.keyring.Store(next)
+	st.runner.SetKeyring(next)
+	c.log.SetKeyring(next)
+	// Backends built with the old keyring would keep sealing their own data under it.
+	st.backendsMu.Lock()
+	clear(st.backends)
+	st.backendsMu.Unlock()
+	c.logger.Info("keyring rotated", "term", next.Term())
+	return c.KeyStatus()
+}
+
+func newUUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand unavailable")
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}

@@ -1,0 +1,292 @@
+// Package httpapi is the HTTP edge of Ledger: it speaks Vault's API conventions (envelope,
+// {"errors":[…]}, LIST, 204, X-Vault-Token) on echo and turns each call into a
+// commands.Request. It holds no domain logic; errors are mapped to status codes here, once.
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/ledger-secrets/ledger/commands"
+	"github.com/ledger-secrets/ledger/engines"
+	"github.com/ledger-secrets/ledger/ledger"
+)
+
+// DefaultMaxRequestBytes is Vault's default request size limit.
+const DefaultMaxRequestBytes = 32 << 20
+
+// Options configure the HTTP API.
+type Options struct {
+	MaxRequestBytes int64
+	APIAddr         string
+	Logger          *slog.Logger
+}
+
+type api struct {
+	core *commands.Core
+	opts Options
+	log  *slog.Logger
+}
+
+// New returns the HTTP handler for core.
+func New(core *commands.Core, opts Options) *echo.Echo {
+	if opts.MaxRequestBytes <= 0 {
+		opts.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &api{core: core, opts: opts, log: opts.Logger}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = a.echoError
+	e.GET("/v1/sys/init", a.initStatus)
+	e.PUT("/v1/sys/init", a.init)
+	e.POST("/v1/sys/init", a.init)
+	e.PUT("/v1/sys/unseal", a.unseal)
+	e.POST("/v1/sys/unseal", a.unseal)
+	e.GET("/v1/sys/seal-status", a.sealStatus)
+	e.GET("/v1/sys/health", a.health)
+	e.HEAD("/v1/sys/health", a.health)
+	e.GET("/v1/sys/leader", a.leader)
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, "LIST"} {
+		e.Add(m, "/v1/*", a.logical)
+	}
+	return e
+}
+
+// echoError answers echo's own errors (404 for unknown routes, 405) in Vault's shape.
+func (a *api) echoError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		msg := fmt.Sprint(he.Message)
+		if he.Code == http.StatusNotFound {
+			msg = "no handler for route " + c.Request().URL.Path
+		}
+		writeErrors(c, he.Code, msg)
+		return
+	}
+	a.fail(c, "", err)
+}
+
+func writeErrors(c echo.Context, code int, msgs ...string) {
+	if msgs == nil {
+		msgs = []string{}
+	}
+	if c.Request().Method == http.MethodHead {
+		c.NoContent(code)
+		return
+	}
+	c.JSON(code, map[string]any{"errors": msgs})
+}
+
+// fail maps an error to its status, once. Messages of user errors are shown as written (they
+// never hold secrets); anything else is logged with the request id and shown generically.
+func (a *api) fail(c echo.Context, reqID string, err error) error {
+	status, msg := http.StatusInternalServerError, ""
+	switch {
+	case errors.Is(err, commands.ErrSealed):
+		status, msg = http.StatusServiceUnavailable, "Vault is sealed"
+	case errors.Is(err, engines.ErrBadRequest), errors.Is(err, commands.ErrBadShare),
+		errors.Is(err, commands.ErrInvalidInit), errors.Is(err, commands.ErrAlreadyInitialized),
+		errors.Is(err, commands.ErrNotInitialized), errors.Is(err, commands.ErrInvalidPath):
+		status, msg = http.StatusBadRequest, err.Error()
+	case errors.Is(err, engines.ErrPermissionDenied):
+		status, msg = http.StatusForbidden, "permission denied"
+	case errors.Is(err, engines.ErrNotFound):
+		status = http.StatusNotFound
+		if err != engines.ErrNotFound {
+			msg = err.Error()
+		}
+	case errors.Is(err, engines.ErrUnsupported):
+		status, msg = http.StatusMethodNotAllowed, "unsupported operation"
+	case errors.Is(err, engines.ErrRateLimited):
+		status, msg = http.StatusTooManyRequests, err.Error()
+	case errors.Is(err, ledger.ErrConflict):
+		status, msg = http.StatusServiceUnavailable, "another node wrote concurrently; retry the request"
+	case errors.Is(err, ledger.ErrTooLarge):
+		status, msg = http.StatusRequestEntityTooLarge, "request too large for one log entry"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		status, msg = http.StatusServiceUnavailable, "request cancelled or timed out before it was committed"
+	default:
+		a.log.Error("request failed", "request_id", reqID, "path", c.Request().URL.Path, "err", err)
+		msg = "internal error; the server log has details under request id " + reqID
+	}
+	if msg == "" {
+		writeErrors(c, status)
+		return nil
+	}
+	writeErrors(c, status, msg)
+	return nil
+}
+
+func newRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// token reads X-Vault-Token, or Authorization: Bearer.
+func token(r *http.Request) string {
+	if t := r.Header.Get("X-Vault-Token"); t != "" {
+		return t
+	}
+	if t, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return strings.TrimSpace(t)
+	}
+	return ""
+}
+
+// errBodyTooLarge and errBadJSON are the request decoding failures.
+var errBodyTooLarge = errors.New("request body too large")
+
+// decodeBody reads a JSON object body. An empty body is an empty object.
+func (a *api) decodeBody(c echo.Context) (map[string]any, error) {
+	r := c.Request()
+	body := http.MaxBytesReader(c.Response(), r.Body, a.opts.MaxRequestBytes)
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, fmt.Errorf("%w: the limit is %d bytes (listener max_request_size)", errBodyTooLarge, a.opts.MaxRequestBytes)
+		}
+		return nil, engines.BadRequest("reading request body: %s", err.Error())
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return map[string]any{}, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var data map[string]any
+	if err := dec.Decode(&data); err != nil {
+		return nil, engines.BadRequest("error parsing JSON: %s", jsonProblem(err))
+	}
+	if dec.More() {
+		return nil, engines.BadRequest("error parsing JSON: trailing data after the object")
+	}
+	if data == nil {
+		return nil, engines.BadRequest("error parsing JSON: expected an object")
+	}
+	return data, nil
+}
+
+// jsonProblem describes a JSON error without quoting the input (it may hold a secret).
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("invalid JSON syntax at byte %d", se.Offset)
+	case errors.As(err, &te):
+		return "expected a JSON object"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "unexpected end of input"
+	}
+	return "invalid JSON"
+}
+
+// logical serves every authenticated path through the pipeline.
+func (a *api) logical(c echo.Context) error {
+	r := c.Request()
+	reqID := newRequestID()
+	path := strings.TrimPrefix(c.Param("*"), "/")
+	req := &commands.Request{ID: reqID, Path: path, Token: token(r), RemoteAddr: r.RemoteAddr}
+	var err error
+	switch r.Method {
+	case http.MethodGet:
+		req.Op = engines.OpRead
+		if v := r.URL.Query().Get("list"); v == "true" || v == "1" {
+			req.Op = engines.OpList
+		}
+	case "LIST":
+		req.Op = engines.OpList
+	case http.MethodPost, http.MethodPut:
+		req.Op = engines.OpUpdate
+	case http.MethodPatch:
+		req.Op = engines.OpPatch
+	case http.MethodDelete:
+		req.Op = engines.OpDelete
+	}
+	switch req.Op {
+	case engines.OpRead, engines.OpList, engines.OpDelete:
+		req.Data = map[string]any{}
+		for k, v := range r.URL.Query() {
+			if k != "list" && len(v) > 0 {
+				req.Data[k] = v[0]
+			}
+		}
+		if req.Op == engines.OpList && !strings.HasSuffix(req.Path, "/") {
+			req.Path += "/"
+		}
+	default:
+		if req.Data, err = a.decodeBody(c); err != nil {
+			if errors.Is(err, errBodyTooLarge) {
+				writeErrors(c, http.StatusRequestEntityTooLarge, err.Error())
+				return nil
+			}
+			return a.fail(c, reqID, err)
+		}
+	}
+	resp, err := a.core.Handle(r.Context(), req)
+	if err != nil {
+		return a.fail(c, reqID, err)
+	}
+	return respond(c, reqID, req.Op, resp)
+}
+
+// respond writes Vault's envelope, or 204 when there is nothing to say.
+func respond(c echo.Context, reqID string, op engines.Operation, resp *engines.Response) error {
+	if op == engines.OpList {
+		if keys, _ := resp.Data["keys"].([]string); resp.Status == 0 && len(keys) == 0 && resp.Data != nil {
+			writeErrors(c, http.StatusNotFound)
+			return nil
+		}
+	}
+	if resp.Status == 0 && resp.Data == nil && resp.Auth == nil && resp.Secret == nil && len(resp.Warnings) == 0 {
+		return c.NoContent(http.StatusNoContent)
+	}
+	env := map[string]any{
+		"request_id": reqID, "lease_id": "", "renewable": false, "lease_duration": 0,
+		"data": resp.Data, "wrap_info": nil, "warnings": nil, "auth": nil, "mount_type": "",
+	}
+	if len(resp.Warnings) > 0 {
+		env["warnings"] = resp.Warnings
+	}
+	if s := resp.Secret; s != nil {
+		env["lease_id"], env["renewable"], env["lease_duration"] = s.LeaseID, s.Renewable, int64(s.LeaseDuration/time.Second)
+	}
+	if au := resp.Auth; au != nil {
+		meta := any(nil)
+		if len(au.Metadata) > 0 {
+			meta = au.Metadata
+		}
+		env["auth"] = map[string]any{
+			"client_token": au.ClientToken, "accessor": au.Accessor, "policies": au.Policies,
+			"token_policies": au.TokenPolicies, "identity_policies": nil, "metadata": meta,
+			"lease_duration": int64(au.LeaseDuration / time.Second), "renewable": au.Renewable,
+			"entity_id": au.EntityID, "token_type": au.TokenType, "orphan": au.Orphan,
+			"mfa_requirement": nil, "num_uses": au.NumUses,
+		}
+	}
+	status := resp.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	return c.JSON(status, env)
+}

@@ -1,0 +1,153 @@
+package httpapi
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/ledger-secrets/ledger/commands"
+	"github.com/ledger-secrets/ledger/engines"
+)
+
+// The sys endpoints that work sealed and without a token.
+
+func (a *api) initStatus(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"initialized": a.core.Initialized()})
+}
+
+func (a *api) init(c echo.Context) error {
+	reqID := newRequestID()
+	data, err := a.decodeBody(c)
+	if err != nil {
+		return a.fail(c, reqID, err)
+	}
+	if unknown := engines.Unknown(data, "secret_shares", "secret_threshold", "pgp_keys", "root_token_pgp_key",
+		"stored_shares", "recovery_shares", "recovery_threshold", "recovery_pgp_keys"); len(unknown) > 0 {
+		return a.fail(c, reqID, engines.BadRequest("unknown field(s) in init request: %v", unknown))
+	}
+	if keys, _ := data["pgp_keys"].([]any); len(keys) > 0 {
+		return a.fail(c, reqID, engines.BadRequest("pgp_keys is not supported: hand each share to its holder directly"))
+	}
+	n, err := engines.Int(data, "secret_shares", 5)
+	if err != nil {
+		return a.fail(c, reqID, err)
+	}
+	t, err := engines.Int(data, "secret_threshold", 3)
+	if err != nil {
+		return a.fail(c, reqID, err)
+	}
+	res, err := a.core.Init(c.Request().Context(), commands.InitRequest{SecretShares: n, SecretThreshold: t})
+	if err != nil {
+		return a.fail(c, reqID, err)
+	}
+	keysHex, keysB64 := make([]string, len(res.Keys)), make([]string, len(res.Keys))
+	for i, k := range res.Keys {
+		keysHex[i], keysB64[i] = hex.EncodeToString(k), base64.StdEncoding.EncodeToString(k)
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, map[string]any{"keys": keysHex, "keys_base64": keysB64, "root_token": res.RootToken})
+}
+
+func (a *api) unseal(c echo.Context) error {
+	reqID := newRequestID()
+	data, err := a.decodeBody(c)
+	if err != nil {
+		return a.fail(c, reqID, err)
+	}
+	reset, err := engines.Bool(data, "reset", false)
+	if err != nil {
+		return a.fail(c, reqID, err)
+	}
+	if !a.core.Initialized() {
+		return a.fail(c, reqID, commands.ErrNotInitialized)
+	}
+	if reset {
+		return c.JSON(http.StatusOK, a.core.ResetUnseal())
+	}
+	key, err := engines.String(data, "key", "")
+	if err != nil {
+		return a.fail(c, reqID, err)
+	}
+	if key == "" {
+		return a.fail(c, reqID, engines.BadRequest("'key' must be specified in request body as JSON, or 'reset' set to true"))
+	}
+	share, err := commands.DecodeShare(key)
+	if err != nil {
+		return a.fail(c, reqID, err)
+	}
+	st, err := a.core.Unseal(c.Request().Context(), share)
+	if err != nil {
+		return a.fail(c, reqID, err)
+	}
+	return c.JSON(http.StatusOK, st)
+}
+
+func (a *api) sealStatus(c echo.Context) error {
+	return c.JSON(http.StatusOK, a.core.SealStatus())
+}
+
+// health answers with Vault's status codes, each overridable by a query parameter.
+func (a *api) health(c echo.Context) error {
+	q := c.QueryParams()
+	code := func(name string, def int) (int, error) {
+		v := q.Get(name)
+		if v == "" {
+			return def, nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 100 || n > 599 {
+			return 0, engines.BadRequest("%s: expected an HTTP status code, got %q", name, v)
+		}
+		return n, nil
+	}
+	var status int
+	var err error
+	initialized, unsealed := a.core.Initialized(), a.core.Unsealed()
+	standbyOK := q.Get("standbyok") == "true" || q.Get("perfstandbyok") == "true"
+	_ = standbyOK // one node is always active until HA arrives; the parameter is accepted
+	switch {
+	case !initialized:
+		status, err = code("uninitcode", http.StatusNotImplemented)
+	case !unsealed:
+		status, err = code("sealedcode", http.StatusServiceUnavailable)
+	default:
+		status, err = code("activecode", http.StatusOK)
+	}
+	if err == nil {
+		for _, name := range []string{"standbycode", "drsecondarycode", "performancestandbycode", "haunhealthycode"} {
+			if _, err = code(name, 0); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return a.fail(c, newRequestID(), err)
+	}
+	name, id := a.core.ClusterInfo()
+	body := map[string]any{
+		"initialized": initialized, "sealed": !unsealed, "standby": false, "performance_standby": false,
+		"replication_performance_mode": "disabled", "replication_dr_mode": "disabled",
+		"server_time_utc": time.Now().Unix(), "version": commands.Version,
+		"cluster_name": name, "cluster_id": id, "enterprise": false, "echo_duration_ms": 0,
+		"clock_skew_ms": 0, "replication_primary_canary_age_ms": 0, "removed_from_cluster": false,
+	}
+	if c.Request().Method == http.MethodHead {
+		return c.NoContent(status)
+	}
+	return c.JSON(status, body)
+}
+
+func (a *api) leader(c echo.Context) error {
+	if !a.core.Unsealed() {
+		return a.fail(c, newRequestID(), commands.ErrSealed)
+	}
+	return c.JSON(http.StatusOK, map[string]any{
+		"ha_enabled": false, "is_self": true, "active_time": time.Time{}, "leader_address": a.opts.APIAddr,
+		"leader_cluster_address": "", "performance_standby": false, "performance_standby_last_remote_wal": 0,
+		"raft_committed_index": 0, "raft_applied_index": 0,
+	})
+}

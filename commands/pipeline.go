@@ -1,0 +1,342 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ledger-secrets/ledger/commands/acl"
+	"github.com/ledger-secrets/ledger/engines"
+	enginetoken "github.com/ledger-secrets/ledger/engines/token"
+	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections/mount"
+	tokenview "github.com/ledger-secrets/ledger/projections/token"
+)
+
+// Request is one API call, decoded from HTTP by httpapi. Op is OpUpdate for every write; the
+// pipeline tells create from update with the backend's existence check.
+type Request struct {
+	ID         string
+	Op         engines.Operation
+	Path       string // without the /v1/ prefix or a leading slash
+	Data       map[string]any
+	Token      string
+	RemoteAddr string
+}
+
+// ErrInvalidPath: the path holds "..", NUL, control characters or surrounding spaces.
+var ErrInvalidPath = errors.New("invalid request path")
+
+// ValidatePath refuses paths that could be read two ways.
+func ValidatePath(p string) error {
+	if p == "" {
+		return fmt.Errorf("empty path: %w", ErrInvalidPath)
+	}
+	if strings.TrimSpace(p) != p {
+		return fmt.Errorf("path %q has leading or trailing spaces: %w", p, ErrInvalidPath)
+	}
+	for _, r := range p {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("path contains a control character: %w", ErrInvalidPath)
+		}
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == ".." || seg == "." {
+			return fmt.Errorf("path %q contains a %q segment: %w", p, seg, ErrInvalidPath)
+		}
+	}
+	return nil
+}
+
+// Handle runs one request through the pipeline.
+func (c *Core) Handle(ctx context.Context, r *Request) (*engines.Response, error) {
+	if err := ValidatePath(r.Path); err != nil {
+		return nil, engines.BadRequest("%s", err.Error())
+	}
+	c.mu.RLock()
+	st := c.st
+	if st == nil {
+		c.mu.RUnlock()
+		return nil, ErrSealed
+	}
+	resp, after, err := c.handle(ctx, st, r)
+	c.mu.RUnlock()
+	if after != nil {
+		after()
+	}
+	return resp, err
+}
+
+// route is where a request goes.
+type route struct {
+	mount   mount.Entry
+	backend engines.Backend
+	rel     string // path relative to the mount
+}
+
+func (c *Core) route(st *unsealed, path string) (route, error) {
+	if path == "sys" || strings.HasPrefix(path, "sys/") {
+		return route{mount: mount.Entry{Path: "sys/", Type: "system"}, backend: &sysBackend{c: c, st: st}, rel: strings.TrimPrefix(strings.TrimPrefix(path, "sys"), "/")}, nil
+	}
+	m, ok := st.mounts.Match(path)
+	if !ok {
+		return route{}, engines.Errorf(engines.ErrNotFound, "no handler for route %q: route entry not found", path)
+	}
+	b, err := c.backend(st, m)
+	if err != nil {
+		return route{}, err
+	}
+	return route{mount: m, backend: b, rel: strings.TrimPrefix(strings.TrimPrefix(path, strings.TrimSuffix(m.Path, "/")), "/")}, nil
+}
+
+func (c *Core) handle(ctx context.Context, st *unsealed, r *Request) (*engines.Response, func(), error) {
+	now := time.Now().UTC()
+	rt, err := c.route(st, r.Path)
+	if err != nil {
+		return nil, nil, err
+	}
+	req := &engines.Request{ID: r.ID, Op: r.Op, Path: rt.rel, Mount: c.engineMount(rt.mount), Data: r.Data, RemoteAddr: r.RemoteAddr, Now: now}
+	if req.Data == nil {
+		req.Data = map[string]any{}
+	}
+	special, _ := rt.backend.(engines.PathsSpecial)
+	var entry tokenview.Entry
+	if special == nil || !matchAny(special.Unauthenticated(), rt.rel) {
+		entry, err = st.authenticate(r.Token, r.RemoteAddr, now)
+		if err != nil {
+			return nil, nil, err
+		}
+		req.Caller = callerOf(entry, now)
+		if req.Op == engines.OpUpdate {
+			if ec, ok := rt.backend.(engines.ExistenceChecker); ok {
+				exists, err := ec.Exists(ctx, req)
+				if err != nil {
+					return nil, nil, err
+				}
+				if !exists {
+					req.Op = engines.OpCreate
+				}
+			}
+		}
+		a := c.aclFor(st, entry.Policies)
+		d := a.Allowed(aclOp(req.Op), r.Path, req.Data)
+		if !d.Allowed {
+			return nil, nil, engines.Errorf(engines.ErrPermissionDenied, "permission denied")
+		}
+		if special != nil && matchAny(special.Sudo(), rt.rel) && !d.Sudo && !a.IsRoot() {
+			return nil, nil, engines.Errorf(engines.ErrPermissionDenied, "permission denied")
+		}
+	}
+
+	if entry.NumUses > 0 {
+		// A limited-use token serves one request at a time, so two concurrent requests cannot
+		// both spend its last use: the second sees the view after the first's use event.
+		defer st.locks.lock("token-use\x00" + entry.MAC)()
+		if entry, err = st.authenticate(r.Token, r.RemoteAddr, now); err != nil {
+			return nil, nil, err
+		}
+		ctx = enginetoken.WithClientToken(ctx, r.Token)
+	} else if req.Caller != nil {
+		ctx = enginetoken.WithClientToken(ctx, r.Token)
+	}
+	write := req.Op != engines.OpRead && req.Op != engines.OpList
+	if lk, ok := rt.backend.(engines.Locker); ok && write {
+		if key := lk.LockKey(req); key != "" {
+			defer st.locks.lock(rt.mount.UUID + "\x00" + key)()
+		}
+	}
+	resp, err := rt.backend.HandleRequest(ctx, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	if resp == nil {
+		resp = &engines.Response{}
+	}
+	events := resp.Events
+	if entry.NumUses > 0 {
+		// The use is recorded with the request's own events, so a limited-use token cannot be
+		// used more often than allowed even under concurrency: each use is one event in order.
+		events = append([]ledger.Event{enginetoken.UsedEvent(entry.MAC)}, events...)
+	}
+	if len(events) > 0 {
+		for i := range events {
+			if events[i].Actor == "" && req.Caller != nil {
+				events[i].Actor = req.Caller.Accessor
+			}
+			events[i].Request = r.ID
+		}
+		pos, err := c.log.Append(ctx, events)
+		if err != nil {
+			return nil, nil, fmt.Errorf("append: %w", err)
+		}
+		if err := st.runner.WaitFor(ctx, pos[len(pos)-1].Seq); err != nil {
+			return nil, nil, fmt.Errorf("apply: %w", err)
+		}
+		if sh, ok := rt.backend.(shredder); ok {
+			if err := sh.Shred(ctx, resp.Events); err != nil {
+				c.logger.Error("shred data keys", "path", r.Path, "err", err)
+			}
+		}
+	}
+	resp.Events = nil
+	sb, _ := rt.backend.(*sysBackend)
+	if sb != nil {
+		return resp, sb.after, nil
+	}
+	return resp, nil, nil
+}
+
+// shredder is implemented by backends that destroy data keys after their events are applied.
+type shredder interface {
+	Shred(ctx context.Context, events []ledger.Event) error
+}
+
+func (c *Core) engineMount(m mount.Entry) engines.Mount {
+	em := engines.Mount{Path: m.Path, Type: m.Type, UUID: m.UUID, Accessor: m.Accessor, Options: m.Options,
+		DefaultLeaseTTL: m.DefaultLeaseTTL, MaxLeaseTTL: m.MaxLeaseTTL}
+	if em.DefaultLeaseTTL == 0 {
+		em.DefaultLeaseTTL = DefaultLeaseTTL
+	}
+	if em.MaxLeaseTTL == 0 {
+		em.MaxLeaseTTL = MaxLeaseTTL
+	}
+	return em
+}
+
+// System-wide lease TTLs, as Vault's defaults.
+const (
+	DefaultLeaseTTL = 768 * time.Hour
+	MaxLeaseTTL     = 768 * time.Hour
+)
+
+// authenticate resolves a token to its entry. Every failure is the same 403, so a probe learns
+// nothing about which tokens exist.
+func (st *unsealed) authenticate(token, remote string, now time.Time) (tokenview.Entry, error) {
+	denied := engines.Errorf(engines.ErrPermissionDenied, "permission denied")
+	if token == "" || len(token) > 512 {
+		return tokenview.Entry{}, denied
+	}
+	e, ok := st.tokens.ByMAC(st.keyring.Load().MAC("token", token))
+	if !ok {
+		return tokenview.Entry{}, denied
+	}
+	if !e.ExpireTime.IsZero() && !now.Before(e.ExpireTime) {
+		return tokenview.Entry{}, denied
+	}
+	if len(e.BoundCIDRs) > 0 && !inCIDRs(remote, e.BoundCIDRs) {
+		return tokenview.Entry{}, denied
+	}
+	return e, nil
+}
+
+func inCIDRs(remote string, cidrs []string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return false
+	}
+	for _, c := range cidrs {
+		if _, n, err := net.ParseCIDR(c); err == nil && n.Contains(ip) {
+			return true
+		}
+		if c == host {
+			return true
+		}
+	}
+	return false
+}
+
+func callerOf(e tokenview.Entry, now time.Time) *engines.Caller {
+	c := &engines.Caller{TokenMAC: e.MAC, Accessor: e.Accessor, Policies: e.Policies, DisplayName: e.DisplayName,
+		EntityID: e.EntityID, Meta: e.Meta, Root: slices.Contains(e.Policies, "root"), Orphan: e.Orphan, Period: e.Period}
+	if !e.ExpireTime.IsZero() {
+		c.TTL = e.ExpireTime.Sub(now)
+	}
+	return c
+}
+
+// aclFor returns the merged ACL of the named policies, parsing each set once per version.
+func (c *Core) aclFor(st *unsealed, names []string) *acl.ACL {
+	var key strings.Builder
+	sorted := append([]string(nil), names...)
+	sort.Strings(sorted)
+	for _, n := range sorted {
+		key.WriteString(n)
+		if e, ok := st.policies.Get(n); ok {
+			fmt.Fprintf(&key, "@%s", e.Version)
+		}
+		key.WriteByte(0)
+	}
+	k := key.String()
+	st.acls.mu.RLock()
+	a, ok := st.acls.m[k]
+	st.acls.mu.RUnlock()
+	if ok {
+		return a
+	}
+	var pols []*acl.Policy
+	for _, n := range sorted {
+		if n == "root" {
+			p, _ := acl.Parse("root", `path "*" { capabilities = ["sudo"] }`)
+			p.Name = "root"
+			pols = append(pols, p)
+			continue
+		}
+		e, ok := st.policies.Get(n)
+		if !ok {
+			continue
+		}
+		p, err := acl.Parse(n, e.Text)
+		if err != nil {
+			c.logger.Error("stored policy does not parse; ignoring it", "policy", n, "err", err)
+			continue
+		}
+		pols = append(pols, p)
+	}
+	a = acl.New(pols...)
+	st.acls.mu.Lock()
+	if len(st.acls.m) > 10000 {
+		st.acls.m = map[string]*acl.ACL{}
+	}
+	st.acls.m[k] = a
+	st.acls.mu.Unlock()
+	return a
+}
+
+func aclOp(op engines.Operation) acl.Operation {
+	switch op {
+	case engines.OpCreate:
+		return acl.Create
+	case engines.OpRead:
+		return acl.Read
+	case engines.OpPatch:
+		return acl.Patch
+	case engines.OpDelete:
+		return acl.Delete
+	case engines.OpList:
+		return acl.List
+	}
+	return acl.Update
+}
+
+// matchAny reports whether path matches one of the patterns (exact, or prefix with a trailing *).
+func matchAny(patterns []string, path string) bool {
+	for _, p := range patterns {
+		if pre, ok := strings.CutSuffix(p, "*"); ok {
+			if strings.HasPrefix(path, pre) {
+				return true
+			}
+		} else if p == path {
+			return true
+		}
+	}
+	return false
+}

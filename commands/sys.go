@@ -1,0 +1,468 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ledger-secrets/ledger/commands/acl"
+	"github.com/ledger-secrets/ledger/engines"
+	enginekv "github.com/ledger-secrets/ledger/engines/kv"
+	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections/mount"
+	"github.com/ledger-secrets/ledger/projections/policy"
+)
+
+// sysBackend serves the authenticated sys/ paths. The unauthenticated ones (init, unseal,
+// seal-status, health) are served by httpapi straight from Core, since they work sealed.
+type sysBackend struct {
+	c     *Core
+	st    *unsealed
+	after func() // lifecycle action to run once the request released the state (seal)
+}
+
+var _ engines.PathsSpecial = (*sysBackend)(nil)
+
+// Unauthenticated implements engines.PathsSpecial.
+func (s *sysBackend) Unauthenticated() []string { return nil }
+
+// Sudo implements engines.PathsSpecial: Vault's root-protected sys paths.
+func (s *sysBackend) Sudo() []string {
+	return []string{"rotate", "seal", "step-down", "audit", "audit/*", "raw/*", "leases/revoke-force/*",
+		"leases/revoke-prefix/*", "leases/lookup/*", "storage/raft/snapshot", "storage/raft/snapshot-force",
+		"mounts/auth/*", "config/auditing/*"}
+}
+
+// HandleRequest implements engines.Backend.
+func (s *sysBackend) HandleRequest(ctx context.Context, req *engines.Request) (*engines.Response, error) {
+	p := strings.TrimSuffix(req.Path, "/")
+	switch {
+	case p == "mounts" && req.Op == engines.OpRead:
+		return s.listMounts(false), nil
+	case p == "auth" && req.Op == engines.OpRead:
+		return s.listMounts(true), nil
+	case strings.HasPrefix(p, "mounts/"):
+		return s.mountPath(req, strings.TrimPrefix(p, "mounts/"), false)
+	case strings.HasPrefix(p, "auth/"):
+		return s.mountPath(req, strings.TrimPrefix(p, "auth/"), true)
+	case p == "policies/acl" || p == "policy":
+		if req.Op != engines.OpList && req.Op != engines.OpRead {
+			return nil, engines.ErrUnsupported
+		}
+		names := s.st.policies.Names()
+		if p == "policy" {
+			return &engines.Response{Data: map[string]any{"policies": names, "keys": names}}, nil
+		}
+		return &engines.Response{Data: map[string]any{"keys": names}}, nil
+	case strings.HasPrefix(p, "policies/acl/"):
+		return s.policyPath(req, strings.TrimPrefix(p, "policies/acl/"), false)
+	case strings.HasPrefix(p, "policy/"):
+		return s.policyPath(req, strings.TrimPrefix(p, "policy/"), true)
+	case p == "capabilities" || p == "capabilities-self" || p == "capabilities-accessor":
+		return s.capabilities(req, p)
+	case p == "internal/ui/mounts":
+		return s.uiMounts(req)
+	case strings.HasPrefix(p, "internal/ui/mounts/"):
+		return s.uiMount(strings.TrimPrefix(p, "internal/ui/mounts/"))
+	case p == "key-status" && req.Op == engines.OpRead:
+		ks, err := s.c.KeyStatus()
+		if err != nil {
+			return nil, err
+		}
+		return &engines.Response{Data: map[string]any{"term": ks.Term, "install_time": ks.InstallTime.Format(time.RFC3339Nano), "encryptions": ks.Encryptions}}, nil
+	case p == "rotate" && isWrite(req.Op):
+		// Rotation appends a seal event and swaps the keyring: it runs after this request let go
+		// of the unsealed state.
+		s.after = func() {
+			if _, err := s.c.Rotate(context.Background()); err != nil {
+				s.c.logger.Error("rotate", "err", err)
+			}
+		}
+		return nil, nil
+	case p == "seal" && isWrite(req.Op):
+		s.after = s.c.Seal
+		return nil, nil
+	}
+	return nil, engines.Errorf(engines.ErrNotFound, "no handler for route %q: route entry not found", "sys/"+p)
+}
+
+func isWrite(op engines.Operation) bool { return op == engines.OpCreate || op == engines.OpUpdate }
+
+func mountJSON(e mount.Entry) map[string]any {
+	opts := map[string]any{}
+	for k, v := range e.Options {
+		opts[k] = v
+	}
+	var options any = opts
+	if len(opts) == 0 {
+		options = nil
+	}
+	return map[string]any{
+		"type": e.Type, "description": e.Description, "uuid": e.UUID, "accessor": e.Accessor,
+		"config": map[string]any{
+			"default_lease_ttl": int64(e.DefaultLeaseTTL / time.Second),
+			"max_lease_ttl":     int64(e.MaxLeaseTTL / time.Second),
+			"force_no_cache":    false,
+		},
+		"options": options, "local": e.Local, "seal_wrap": e.SealWrap, "external_entropy_access": false,
+		"plugin_version": "", "running_plugin_version": "", "running_sha256": "",
+		"deprecation_status": "supported",
+	}
+}
+
+func (s *sysBackend) listMounts(auth bool) *engines.Response {
+	data := map[string]any{}
+	for _, e := range s.st.mounts.List() {
+		if e.IsAuth() != auth {
+			continue
+		}
+		data[strings.TrimPrefix(e.Path, "auth/")] = mountJSON(e)
+	}
+	if !auth {
+		data["sys/"] = mountJSON(mount.Entry{Path: "sys/", Type: "system", Description: "system endpoints used for control, policy and debugging", UUID: "system", Accessor: "system"})
+	}
+	return &engines.Response{Data: data}
+}
+
+var mountPathRE = regexp.MustCompile(`^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*/?$`)
+
+// Secret engine and auth method types this build can mount.
+var (
+	secretTypes = map[string]bool{"kv": true}
+	authTypes   = map[string]bool{"token": true}
+)
+
+func (s *sysBackend) mountPath(req *engines.Request, rest string, auth bool) (*engines.Response, error) {
+	tune := false
+	if r, ok := strings.CutSuffix(rest, "/tune"); ok {
+		rest, tune = r, true
+	}
+	if rest == "" || !mountPathRE.MatchString(rest) {
+		return nil, engines.BadRequest("invalid mount path %q: use letters, digits, '-', '_', '.' and '/' between segments", rest)
+	}
+	path := strings.TrimSuffix(rest, "/") + "/"
+	if auth {
+		path = "auth/" + path
+	}
+	existing, exists := s.st.mounts.Get(path)
+	if tune {
+		if !exists {
+			return nil, engines.BadRequest("cannot tune %q: no mount at this path", path)
+		}
+		switch req.Op {
+		case engines.OpRead:
+			return &engines.Response{Data: map[string]any{
+				"default_lease_ttl": int64(s.c.engineMount(existing).DefaultLeaseTTL / time.Second),
+				"max_lease_ttl":     int64(s.c.engineMount(existing).MaxLeaseTTL / time.Second),
+				"force_no_cache":    false, "description": existing.Description, "options": existing.Options,
+			}}, nil
+		case engines.OpCreate, engines.OpUpdate:
+			return s.tune(req, existing)
+		}
+		return nil, engines.ErrUnsupported
+	}
+	switch req.Op {
+	case engines.OpRead:
+		if !exists {
+			return nil, engines.Errorf(engines.ErrNotFound, "no mount at %q", path)
+		}
+		return &engines.Response{Data: mountJSON(existing)}, nil
+	case engines.OpCreate, engines.OpUpdate:
+		return s.enable(req, path, auth, exists)
+	case engines.OpDelete:
+		if !exists {
+			return nil, nil // Vault: disabling an absent mount succeeds
+		}
+		if path == "auth/token/" {
+			return nil, engines.BadRequest("the token auth method cannot be disabled")
+		}
+		b, _ := json.Marshal(mount.DisabledPayload{Path: path, UUID: existing.UUID})
+		s.st.dropBackend(existing.UUID)
+		if existing.Type == "kv" {
+			// The views drop the mount's data when the event applies; its data keys go next, so
+			// the ciphertext left in the log opens for no one. Reconcile catches a crash here.
+			st, uuid := s.st, existing.UUID
+			s.after = func() {
+				if _, err := enginekv.ShredMount(context.Background(), st.datakeys, uuid); err != nil {
+					s.c.logger.Error("shred data keys of disabled mount", "mount", path, "err", err)
+				}
+			}
+		}
+		return &engines.Response{Events: []ledger.Event{{Type: mount.Disabled, Subject: ledger.SubjectFor("mount", path), Payload: b}}}, nil
+	}
+	return nil, engines.ErrUnsupported
+}
+
+func (s *sysBackend) enable(req *engines.Request, path string, auth, exists bool) (*engines.Response, error) {
+	if unknown := engines.Unknown(req.Data, "type", "description", "config", "options", "local", "seal_wrap", "plugin_name", "plugin_version", "external_entropy_access"); len(unknown) > 0 {
+		return nil, engines.BadRequest("unknown field(s): %s", strings.Join(unknown, ", "))
+	}
+	typ, err := engines.String(req.Data, "type", "")
+	if err != nil {
+		return nil, err
+	}
+	if typ == "" {
+		return nil, engines.BadRequest("field \"type\" is required")
+	}
+	options, err := engines.StringMap(req.Data, "options")
+	if err != nil {
+		return nil, err
+	}
+	if options == nil {
+		options = map[string]string{}
+	}
+	if typ == "kv-v2" || typ == "kv-v1" {
+		options["version"] = strings.TrimPrefix(typ, "kv-v")
+		typ = "kv"
+	}
+	if typ == "kv" && options["version"] == "" {
+		options["version"] = "1"
+	}
+	if typ == "kv" && options["version"] != "1" && options["version"] != "2" {
+		return nil, engines.BadRequest("options.version for kv must be \"1\" or \"2\"")
+	}
+	if auth && !authTypes[typ] || !auth && !secretTypes[typ] {
+		return nil, engines.BadRequest("plugin not found in the catalog: %s", typ)
+	}
+	if path == "sys/" || strings.HasPrefix(path, "sys/") || (!auth && strings.HasPrefix(path, "auth/")) {
+		return nil, engines.BadRequest("cannot mount at %q: reserved path", path)
+	}
+	if exists {
+		return nil, engines.BadRequest("path is already in use at %s", path)
+	}
+	for _, m := range s.st.mounts.List() {
+		if strings.HasPrefix(m.Path, path) || strings.HasPrefix(path, m.Path) {
+			return nil, engines.BadRequest("path is already in use at %s", m.Path)
+		}
+	}
+	desc, err := engines.String(req.Data, "description", "")
+	if err != nil {
+		return nil, err
+	}
+	e := mount.Entry{Path: path, Type: typ, Description: desc, UUID: newUUID(), Options: options, CreatedAt: req.Now}
+	prefix := typ
+	if auth {
+		prefix = "auth_" + typ
+	}
+	e.Accessor = prefix + "_" + newUUID()[:8]
+	if cfg, ok := req.Data["config"].(map[string]any); ok {
+		if e.DefaultLeaseTTL, err = engines.Duration(cfg, "default_lease_ttl", 0); err != nil {
+			return nil, err
+		}
+		if e.MaxLeaseTTL, err = engines.Duration(cfg, "max_lease_ttl", 0); err != nil {
+			return nil, err
+		}
+	} else if req.Data["config"] != nil {
+		return nil, engines.BadRequest("field \"config\": expected an object")
+	}
+	if e.MaxLeaseTTL > 0 && e.DefaultLeaseTTL > e.MaxLeaseTTL {
+		return nil, engines.BadRequest("default_lease_ttl (%s) cannot exceed max_lease_ttl (%s)", e.DefaultLeaseTTL, e.MaxLeaseTTL)
+	}
+	b, _ := json.Marshal(e)
+	return &engines.Response{Events: []ledger.Event{{Type: mount.Enabled, Subject: ledger.SubjectFor("mount", path), Payload: b}}}, nil
+}
+
+func (s *sysBackend) tune(req *engines.Request, e mount.Entry) (*engines.Response, error) {
+	p := mount.TunedPayload{Path: e.Path}
+	if engines.Has(req.Data, "default_lease_ttl") {
+		d, err := engines.Duration(req.Data, "default_lease_ttl", 0)
+		if err != nil {
+			return nil, err
+		}
+		p.DefaultLeaseTTL = &d
+	}
+	if engines.Has(req.Data, "max_lease_ttl") {
+		d, err := engines.Duration(req.Data, "max_lease_ttl", 0)
+		if err != nil {
+			return nil, err
+		}
+		p.MaxLeaseTTL = &d
+	}
+	if engines.Has(req.Data, "description") {
+		d, err := engines.String(req.Data, "description", "")
+		if err != nil {
+			return nil, err
+		}
+		p.Description = &d
+	}
+	opts, err := engines.StringMap(req.Data, "options")
+	if err != nil {
+		return nil, err
+	}
+	if v, ok := opts["version"]; ok && e.Type == "kv" && v != e.Options["version"] {
+		if v != "2" || e.Options["version"] != "1" {
+			return nil, engines.BadRequest("options.version can only be upgraded from 1 to 2")
+		}
+		return nil, engines.BadRequest("upgrading a kv mount from version 1 to 2 is not supported yet; mount a new kv-v2 engine and copy the secrets")
+	}
+	p.Options = opts
+	def, mx := e.DefaultLeaseTTL, e.MaxLeaseTTL
+	if p.DefaultLeaseTTL != nil {
+		def = *p.DefaultLeaseTTL
+	}
+	if p.MaxLeaseTTL != nil {
+		mx = *p.MaxLeaseTTL
+	}
+	if mx > 0 && def > mx {
+		return nil, engines.BadRequest("default_lease_ttl (%s) cannot exceed max_lease_ttl (%s)", def, mx)
+	}
+	b, _ := json.Marshal(p)
+	return &engines.Response{Events: []ledger.Event{{Type: mount.Tuned, Subject: ledger.SubjectFor("mount", e.Path), Payload: b}}}, nil
+}
+
+var policyNameRE = regexp.MustCompile(`^[A-Za-z0-9_.\-@]+$`)
+
+func (s *sysBackend) policyPath(req *engines.Request, name string, legacy bool) (*engines.Response, error) {
+	name = strings.ToLower(name)
+	if !policyNameRE.MatchString(name) || len(name) > 128 {
+		return nil, engines.BadRequest("invalid policy name %q: use letters, digits, '-', '_', '.' and '@'", name)
+	}
+	switch req.Op {
+	case engines.OpRead:
+		if name == "root" {
+			return nil, engines.Errorf(engines.ErrNotFound, "policy %q is built in and has no text", name)
+		}
+		e, ok := s.st.policies.Get(name)
+		if !ok {
+			return nil, engines.Errorf(engines.ErrNotFound, "policy %q not found", name)
+		}
+		if legacy {
+			return &engines.Response{Data: map[string]any{"name": name, "rules": e.Text}}, nil
+		}
+		return &engines.Response{Data: map[string]any{"name": name, "policy": e.Text}}, nil
+	case engines.OpCreate, engines.OpUpdate:
+		if name == "root" {
+			return nil, engines.BadRequest("cannot update the root policy")
+		}
+		text, err := engines.String(req.Data, "policy", "")
+		if err != nil {
+			return nil, err
+		}
+		if text == "" {
+			if text, err = engines.String(req.Data, "rules", ""); err != nil {
+				return nil, err
+			}
+		}
+		if strings.TrimSpace(text) == "" {
+			return nil, engines.BadRequest("field \"policy\" is required: the policy document in HCL or JSON")
+		}
+		if _, err := acl.Parse(name, text); err != nil {
+			return nil, engines.BadRequest("failed to parse policy: %s", err.Error())
+		}
+		b, _ := json.Marshal(policy.WrittenPayload{Name: name, Text: text})
+		return &engines.Response{Events: []ledger.Event{{Type: policy.Written, Subject: ledger.SubjectFor("policy", name), Payload: b}}}, nil
+	case engines.OpDelete:
+		if name == "root" || name == "default" {
+			return nil, engines.BadRequest("cannot delete the %s policy", name)
+		}
+		if _, ok := s.st.policies.Get(name); !ok {
+			return nil, nil
+		}
+		b, _ := json.Marshal(policy.DeletedPayload{Name: name})
+		return &engines.Response{Events: []ledger.Event{{Type: policy.Deleted, Subject: ledger.SubjectFor("policy", name), Payload: b}}}, nil
+	}
+	return nil, engines.ErrUnsupported
+}
+
+func (s *sysBackend) capabilities(req *engines.Request, which string) (*engines.Response, error) {
+	if !isWrite(req.Op) {
+		return nil, engines.ErrUnsupported
+	}
+	paths, err := engines.Strings(req.Data, "paths")
+	if err != nil {
+		return nil, err
+	}
+	if p, err := engines.String(req.Data, "path", ""); err != nil {
+		return nil, err
+	} else if p != "" {
+		paths = append(paths, p)
+	}
+	if len(paths) == 0 {
+		return nil, engines.BadRequest("field \"paths\" is required")
+	}
+	var policies []string
+	switch which {
+	case "capabilities-self":
+		policies = req.Caller.Policies
+	case "capabilities":
+		tok, err := engines.String(req.Data, "token", "")
+		if err != nil {
+			return nil, err
+		}
+		e, err := s.st.authenticate(tok, "", req.Now)
+		if err != nil {
+			return nil, engines.BadRequest("invalid token")
+		}
+		policies = e.Policies
+	case "capabilities-accessor":
+		acc, err := engines.String(req.Data, "accessor", "")
+		if err != nil {
+			return nil, err
+		}
+		e, ok := s.st.tokens.ByAccessor(acc)
+		if !ok || (!e.ExpireTime.IsZero() && !req.Now.Before(e.ExpireTime)) {
+			return nil, engines.BadRequest("invalid accessor")
+		}
+		policies = e.Policies
+	}
+	a := s.c.aclFor(s.st, policies)
+	data := map[string]any{}
+	var all []string
+	for _, p := range paths {
+		caps := a.Capabilities(strings.TrimPrefix(p, "/"))
+		data[p] = caps
+		all = append(all, caps...)
+	}
+	if len(paths) == 1 {
+		data["capabilities"] = data[paths[0]]
+	} else {
+		sort.Strings(all)
+		data["capabilities"] = compactStrings(all)
+	}
+	return &engines.Response{Data: data}, nil
+}
+
+func compactStrings(s []string) []string {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// uiMounts lists the mounts the caller can see, as the UI and CLIs ask.
+func (s *sysBackend) uiMounts(req *engines.Request) (*engines.Response, error) {
+	secret, auth := map[string]any{}, map[string]any{}
+	for _, e := range s.st.mounts.List() {
+		if e.IsAuth() {
+			auth[strings.TrimPrefix(e.Path, "auth/")] = mountJSON(e)
+		} else {
+			secret[e.Path] = mountJSON(e)
+		}
+	}
+	return &engines.Response{Data: map[string]any{"secret": secret, "auth": auth}}, nil
+}
+
+// uiMount answers which mount holds path; the vault and ledger CLIs use it to find KV mounts
+// and their version, and read a 404 as "KV v1 or nothing".
+func (s *sysBackend) uiMount(path string) (*engines.Response, error) {
+	m, ok := s.st.mounts.Match(path)
+	if !ok {
+		return nil, engines.Errorf(engines.ErrNotFound, "no mount holds %q", path)
+	}
+	d := mountJSON(m)
+	d["path"] = m.Path
+	opts := map[string]any{}
+	for k, v := range m.Options {
+		opts[k] = v
+	}
+	d["options"] = opts
+	return &engines.Response{Data: d}, nil
+}
+

@@ -1,0 +1,137 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ledger-secrets/ledger/commands/acl"
+	"github.com/ledger-secrets/ledger/engines"
+	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections"
+	kvview "github.com/ledger-secrets/ledger/projections/kv"
+	"github.com/ledger-secrets/ledger/projections/mount"
+	"github.com/ledger-secrets/ledger/projections/policy"
+	tokenview "github.com/ledger-secrets/ledger/projections/token"
+)
+
+// unsealed is everything that exists only while the keyring is open. Sealing drops it whole.
+type unsealed struct {
+	rootKey  []byte
+	keyring  atomic.Pointer[ledger.Keyring]
+	runner   *projections.Runner
+	cancel   context.CancelFunc
+	done     chan struct{}
+	mounts   *mount.View
+	policies *policy.View
+	tokens   *tokenview.View
+	kv       *kvview.View
+	datakeys *ledger.DataKeys
+
+	backendsMu sync.Mutex
+	backends   map[string]engines.Backend // by mount UUID
+
+	acls  aclCache
+	locks keyLocks
+}
+
+// open builds the views from the log with the keyring and starts following it. Called with
+// c.lifecycle held.
+func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) error {
+	st := &unsealed{
+		rootKey:  rootKey,
+		mounts:   mount.New(),
+		policies: policy.New(),
+		tokens:   tokenview.New(),
+		kv:       kvview.New(),
+		backends: map[string]engines.Backend{},
+		done:     make(chan struct{}),
+	}
+	st.keyring.Store(kr)
+	st.acls.m = map[string]*acl.ACL{}
+	st.runner = projections.NewRunner(c.log, kr, st.mounts, st.policies, st.tokens, st.kv)
+	started := time.Now()
+	if err := st.runner.CatchUp(ctx); err != nil {
+		clear(rootKey)
+		return fmt.Errorf("rebuild views: %w", err)
+	}
+	dk, err := ledger.OpenDataKeys(ctx, c.log.JetStream(), max(c.opts.Replicas, 1))
+	if err != nil {
+		clear(rootKey)
+		return fmt.Errorf("data keys: %w", err)
+	}
+	if err := dk.Load(ctx, kr); err != nil {
+		clear(rootKey)
+		return fmt.Errorf("data keys: %w", err)
+	}
+	st.datakeys = dk
+	c.log.SetKeyring(kr)
+	rctx, cancel := context.WithCancel(context.Background())
+	st.cancel = cancel
+	go func() {
+		defer close(st.done)
+		if err := st.runner.Run(rctx); err != nil {
+			c.logger.Error("log follower stopped; sealing", "err", err)
+			go c.Seal()
+		}
+	}()
+	c.mu.Lock()
+	c.st = st
+	c.mu.Unlock()
+	go c.expireTokens(rctx, st)
+	go c.reconcileDataKeys(rctx, st)
+	c.logger.Info("unsealed", "applied_seq", st.runner.Applied(), "rebuild", time.Since(started).Round(time.Millisecond))
+	return nil
+}
+
+func (st *unsealed) close() {
+	st.cancel()
+	<-st.done
+	st.datakeys.Close()
+	clear(st.rootKey)
+}
+
+// backend returns the backend of a mount, building it on first use.
+func (c *Core) backend(st *unsealed, m mount.Entry) (engines.Backend, error) {
+	st.backendsMu.Lock()
+	defer st.backendsMu.Unlock()
+	if b, ok := st.backends[m.UUID]; ok {
+		return b, nil
+	}
+	b, err := c.buildBackend(st, m)
+	if err != nil {
+		return nil, err
+	}
+	st.backends[m.UUID] = b
+	return b, nil
+}
+
+func (st *unsealed) dropBackend(uuid string) {
+	st.backendsMu.Lock()
+	delete(st.backends, uuid)
+	st.backendsMu.Unlock()
+}
+
+// aclCache keeps parsed ACLs keyed by the policies' names and versions, so a policy write takes
+// effect on the next request of every token carrying it, without re-parsing on every request.
+type aclCache struct {
+	mu sync.RWMutex
+	m  map[string]*acl.ACL
+}
+
+// keyLocks serialises writes to one aggregate (striped, so memory stays bounded).
+type keyLocks struct {
+	seed    maphash.Seed
+	once    sync.Once
+	stripes [256]sync.Mutex
+}
+
+func (k *keyLocks) lock(key string) func() {
+	k.once.Do(func() { k.seed = maphash.MakeSeed() })
+	m := &k.stripes[maphash.String(k.seed, key)%uint64(len(k.stripes))]
+	m.Lock()
+	return m.Unlock
+}

@@ -1,0 +1,156 @@
+// Package engines is the contract between the request pipeline (package commands) and the
+// secret engines and auth methods, one sub-package each. A Backend *decides*: it validates a
+// request against its views and answers with a response and the events that should happen. It
+// never appends to the log; the pipeline appends the events, waits until the views have applied
+// them, and only then answers the client.
+package engines
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ledger-secrets/ledger/ledger"
+)
+
+// Operation is what a request does, in Vault's vocabulary.
+type Operation string
+
+// Operations.
+const (
+	OpCreate Operation = "create"
+	OpRead   Operation = "read"
+	OpUpdate Operation = "update"
+	OpPatch  Operation = "patch"
+	OpDelete Operation = "delete"
+	OpList   Operation = "list"
+)
+
+// Mount describes where a backend is mounted.
+type Mount struct {
+	Path     string // with trailing slash: "secret/", "auth/token/"
+	Type     string // "kv", "token", …
+	UUID     string
+	Accessor string
+	Options  map[string]string
+	// Effective lease TTLs: the mount's tuning, else the system's defaults.
+	DefaultLeaseTTL time.Duration
+	MaxLeaseTTL     time.Duration
+}
+
+// Caller is the authenticated identity behind a request.
+type Caller struct {
+	TokenMAC    string // key of the token in the token view; never the token itself
+	Accessor    string
+	Policies    []string
+	DisplayName string
+	EntityID    string
+	Meta        map[string]string
+	Root        bool // carries the root policy
+	Orphan      bool
+	TTL         time.Duration // remaining
+	Period      time.Duration
+}
+
+// Request is one API call routed to a backend.
+type Request struct {
+	ID         string
+	Op         Operation
+	Path       string // relative to the mount, no leading slash
+	Mount      Mount
+	Data       map[string]any // body for writes; query parameters for reads and lists
+	Caller     *Caller        // nil on unauthenticated paths (logins)
+	RemoteAddr string
+	Now        time.Time
+}
+
+// Auth is what a login or token creation hands out, shaped like Vault's "auth" block.
+type Auth struct {
+	ClientToken   string
+	Accessor      string
+	Policies      []string
+	TokenPolicies []string
+	Metadata      map[string]string
+	LeaseDuration time.Duration
+	Renewable     bool
+	EntityID      string
+	TokenType     string
+	Orphan        bool
+	NumUses       int
+}
+
+// Secret is lease information for dynamic secrets.
+type Secret struct {
+	LeaseID       string
+	LeaseDuration time.Duration
+	Renewable     bool
+}
+
+// Response is a backend's answer plus the events to append before it is sent.
+type Response struct {
+	Data     map[string]any
+	Warnings []string
+	Auth     *Auth
+	Secret   *Secret
+	// Status overrides the status the pipeline would choose (200 with data, 204 without). KV
+	// uses it for a soft-deleted latest version: 404 with the metadata in data, as Vault does.
+	Status int
+	// Events are appended, in order and atomically, before the response is sent.
+	Events []ledger.Event
+}
+
+// Backend is a secret engine or auth method instance at one mount.
+type Backend interface {
+	HandleRequest(ctx context.Context, req *Request) (*Response, error)
+}
+
+// ExistenceChecker lets the pipeline tell create from update for a write, as Vault does, so
+// policies granting only "create" or only "update" mean what they say. Backends without it
+// treat every write as an update.
+type ExistenceChecker interface {
+	Exists(ctx context.Context, req *Request) (bool, error)
+}
+
+// Locker names the aggregate a write touches. The pipeline serialises writes with the same key
+// from decision to applied event, so a backend's check-and-set reads a view that cannot change
+// under it. Writes with different keys proceed in parallel (and share a group commit).
+type Locker interface {
+	LockKey(req *Request) string
+}
+
+// PathsSpecial lists paths that need no token (logins) and paths that need sudo, relative to
+// the mount, with a trailing "*" as a prefix glob.
+type PathsSpecial interface {
+	Unauthenticated() []string
+	Sudo() []string
+}
+
+// Factory builds the backend for a mount. Backends are rebuilt at every unseal.
+type Factory func(m Mount) (Backend, error)
+
+// Errors a backend returns. The HTTP edge maps them to status codes; the message of an error
+// made by Errorf is shown to the client as is, so it must never contain a secret.
+var (
+	ErrBadRequest       = errors.New("bad request")           // 400
+	ErrPermissionDenied = errors.New("permission denied")     // 403
+	ErrNotFound         = errors.New("not found")             // 404
+	ErrUnsupported      = errors.New("unsupported operation") // 405
+	ErrRateLimited      = errors.New("rate limited")          // 429
+)
+
+type userError struct {
+	kind error
+	msg  string
+}
+
+func (e *userError) Error() string { return e.msg }
+func (e *userError) Unwrap() error { return e.kind }
+
+// Errorf returns an error of the given kind whose message is shown to the client verbatim.
+func Errorf(kind error, format string, args ...any) error {
+	return &userError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+// BadRequest is Errorf(ErrBadRequest, …).
+func BadRequest(format string, args ...any) error { return Errorf(ErrBadRequest, format, args...) }

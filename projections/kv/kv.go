@@ -1,0 +1,598 @@
+// Package kv is the view of the KV secrets engine (v1 and v2): per mount, the configuration,
+// and per secret path its metadata and versions, each version's value sealed under its own data
+// key (see ledger.DataKeys). The view never holds plaintext and never a data key: it stores what
+// the events carry — ciphertext and key id — and the engine opens a value for the length of a
+// request. Destroyed, trimmed and deleted versions lose their ciphertext here, so neither the
+// view nor any later snapshot of it holds them; their keys are shredded by the engine.
+//
+// The view is keyed by mount UUID, then path. It also keeps a per-directory index of the paths
+// for LIST, and forgets a mount entirely when it is disabled.
+package kv
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections/mount"
+)
+
+// Event types. Payloads are the *Payload types below; subjects are
+// ledger.SubjectFor("kv", mountUUID, path), or ledger.SubjectFor("kv", mountUUID) for config.
+const (
+	VersionWritten    = "kv.version.written.v1"    // KV v2 data write or patch
+	VersionsDeleted   = "kv.versions.deleted.v1"   // soft delete
+	VersionsUndeleted = "kv.versions.undeleted.v1" // undo a soft delete
+	VersionsDestroyed = "kv.versions.destroyed.v1" // values gone for good
+	MetadataWritten   = "kv.metadata.written.v1"
+	MetadataDeleted   = "kv.metadata.deleted.v1" // the path, every version and its metadata
+	ConfigWritten     = "kv.config.written.v1"
+	V1Written         = "kv.v1.written.v1" // KV v1: the value at a path replaced
+	V1Deleted         = "kv.v1.deleted.v1"
+)
+
+// Payloads. Every payload names its mount by UUID and its path. Shred lists the data keys the
+// event makes unreachable; the view ignores it (it drops the ciphertext by itself), the engine's
+// shred hook destroys those keys once the event is committed.
+
+// VersionWrittenPayload adds version Version. Trim lists the versions that max_versions pushes
+// out, decided by the engine so that what the view drops and what the engine shreds cannot
+// differ; Oldest is oldest_version afterwards.
+type VersionWrittenPayload struct {
+	Mount    string    `json:"mount"`
+	Path     string    `json:"path"`
+	Version  uint64    `json:"version"`
+	Created  time.Time `json:"created"`
+	Deletion time.Time `json:"deletion,omitzero"` // from delete_version_after
+	KeyID    string    `json:"key_id"`
+	Sealed   []byte    `json:"sealed"`
+	Trim     []uint64  `json:"trim,omitempty"`
+	Oldest   uint64    `json:"oldest"`
+	Shred    []string  `json:"shred,omitempty"`
+}
+
+// VersionsPayload names versions of a path: deleted at Time, undeleted (Time is then the new
+// deletion time from delete_version_after, or zero), or destroyed.
+type VersionsPayload struct {
+	Mount    string    `json:"mount"`
+	Path     string    `json:"path"`
+	Versions []uint64  `json:"versions"`
+	Time     time.Time `json:"time,omitzero"`
+	Shred    []string  `json:"shred,omitempty"`
+}
+
+// MetadataWrittenPayload sets a path's metadata (absolute values, not a delta). Created is the
+// created/updated time used when the path has no metadata yet.
+type MetadataWrittenPayload struct {
+	Mount              string            `json:"mount"`
+	Path               string            `json:"path"`
+	MaxVersions        int               `json:"max_versions"`
+	CASRequired        bool              `json:"cas_required"`
+	DeleteVersionAfter time.Duration     `json:"delete_version_after"`
+	CustomMetadata     map[string]string `json:"custom_metadata,omitempty"`
+	Created            time.Time         `json:"created"`
+}
+
+// PathPayload removes a path (metadata delete, KV v1 delete).
+type PathPayload struct {
+	Mount string   `json:"mount"`
+	Path  string   `json:"path"`
+	Shred []string `json:"shred,omitempty"`
+}
+
+// ConfigWrittenPayload sets a mount's configuration.
+type ConfigWrittenPayload struct {
+	Mount  string `json:"mount"`
+	Config Config `json:"config"`
+}
+
+// V1WrittenPayload replaces the value at a KV v1 path. Shred holds the replaced value's key.
+type V1WrittenPayload struct {
+	Mount  string    `json:"mount"`
+	Path   string    `json:"path"`
+	Time   time.Time `json:"time"`
+	KeyID  string    `json:"key_id"`
+	Sealed []byte    `json:"sealed"`
+	Shred  []string  `json:"shred,omitempty"`
+}
+
+// Config is a KV v2 mount's configuration. Zero values mean Vault's defaults.
+type Config struct {
+	MaxVersions        int           `json:"max_versions"`
+	CASRequired        bool          `json:"cas_required"`
+	DeleteVersionAfter time.Duration `json:"delete_version_after"` // < 0: disabled for every key
+}
+
+// Version is one version of a secret (or a KV v1 value). Sealed is the value sealed under the
+// data key KeyID; both are empty once destroyed.
+type Version struct {
+	Created   time.Time `json:"created"`
+	Deletion  time.Time `json:"deletion,omitzero"` // zero: neither deleted nor scheduled
+	Destroyed bool      `json:"destroyed,omitempty"`
+	KeyID     string    `json:"key_id,omitempty"`
+	Sealed    []byte    `json:"sealed,omitempty"`
+}
+
+// Deleted reports whether the version counts as deleted at now: a deletion time that has
+// passed, whether set by a delete or scheduled by delete_version_after (as Vault decides).
+func (v Version) Deleted(now time.Time) bool { return !v.Deletion.IsZero() && v.Deletion.Before(now) }
+
+// Secret is a KV v2 path: its metadata and the versions kept.
+type Secret struct {
+	CurrentVersion     uint64             `json:"current_version"`
+	OldestVersion      uint64             `json:"oldest_version"`
+	MaxVersions        int                `json:"max_versions"`
+	CASRequired        bool               `json:"cas_required"`
+	DeleteVersionAfter time.Duration      `json:"delete_version_after"`
+	CustomMetadata     map[string]string  `json:"custom_metadata,omitempty"`
+	Created            time.Time          `json:"created"`
+	Updated            time.Time          `json:"updated"`
+	Versions           map[uint64]Version `json:"versions,omitempty"`
+}
+
+func (s *Secret) clone() Secret {
+	c := *s
+	c.Versions = make(map[uint64]Version, len(s.Versions))
+	for n, v := range s.Versions {
+		c.Versions[n] = v // Sealed is never written in place, so sharing it is safe
+	}
+	if s.CustomMetadata != nil {
+		c.CustomMetadata = make(map[string]string, len(s.CustomMetadata))
+		for k, val := range s.CustomMetadata {
+			c.CustomMetadata[k] = val
+		}
+	}
+	return c
+}
+
+// dir is one directory of the LIST index: its children, folders with a trailing "/".
+type dir struct {
+	children map[string]struct{}
+	sorted   atomic.Pointer[[]string] // cache; nil after a change
+}
+
+type mountState struct {
+	config  *Config
+	secrets map[string]*Secret  // KV v2
+	values  map[string]*Version // KV v1
+	dirs    map[string]*dir     // "" (root), "a/", "a/b/"
+}
+
+func newMountState() *mountState {
+	return &mountState{secrets: map[string]*Secret{}, values: map[string]*Version{}, dirs: map[string]*dir{}}
+}
+
+// View is the KV view.
+type View struct {
+	mu       sync.RWMutex
+	mounts   map[string]*mountState // by mount UUID
+	disabled map[string]bool        // UUIDs of disabled mounts: late events for them are ignored
+}
+
+// New returns an empty view.
+func New() *View { return &View{mounts: map[string]*mountState{}, disabled: map[string]bool{}} }
+
+// Name implements projections.View.
+func (v *View) Name() string { return "kv" }
+
+func decode(rec ledger.Record, p any) error {
+	if err := json.Unmarshal(rec.Payload, p); err != nil {
+		return fmt.Errorf("decode %s: %w", rec.Type, err)
+	}
+	return nil
+}
+
+// Apply implements projections.View.
+func (v *View) Apply(rec ledger.Record) error {
+	switch rec.Type {
+	case VersionWritten:
+		var p VersionWrittenPayload
+		if err := decode(rec, &p); err != nil {
+			return err
+		}
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		ms := v.mount(p.Mount)
+		if ms == nil {
+			return nil
+		}
+		s := ms.secrets[p.Path]
+		if s == nil {
+			s = &Secret{Created: p.Created.UTC(), Versions: map[uint64]Version{}}
+			ms.secrets[p.Path] = s
+			ms.index(p.Path)
+		}
+		if _, exists := s.Versions[p.Version]; exists || p.Version <= s.CurrentVersion {
+			// Two writers decided the same version (they cannot on one node: the pipeline
+			// serialises a path's writes). The first one in the log wins, deterministically.
+			return nil
+		}
+		if s.Versions == nil {
+			s.Versions = map[uint64]Version{}
+		}
+		s.Versions[p.Version] = Version{Created: p.Created.UTC(), Deletion: utc(p.Deletion), KeyID: p.KeyID, Sealed: p.Sealed}
+		s.CurrentVersion = p.Version
+		s.Updated = p.Created.UTC()
+		for _, n := range p.Trim {
+			delete(s.Versions, n)
+		}
+		s.OldestVersion = max(s.OldestVersion, p.Oldest)
+	case VersionsDeleted, VersionsUndeleted, VersionsDestroyed:
+		var p VersionsPayload
+		if err := decode(rec, &p); err != nil {
+			return err
+		}
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		ms := v.mount(p.Mount)
+		if ms == nil {
+			return nil
+		}
+		s := ms.secrets[p.Path]
+		if s == nil {
+			return nil
+		}
+		for _, n := range p.Versions {
+			ver, ok := s.Versions[n]
+			if !ok || ver.Destroyed {
+				continue
+			}
+			switch rec.Type {
+			case VersionsDeleted, VersionsUndeleted:
+				ver.Deletion = utc(p.Time)
+			case VersionsDestroyed:
+				ver.Destroyed, ver.KeyID, ver.Sealed = true, "", nil
+			}
+			s.Versions[n] = ver
+		}
+	case MetadataWritten:
+		var p MetadataWrittenPayload
+		if err := decode(rec, &p); err != nil {
+			return err
+		}
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		ms := v.mount(p.Mount)
+		if ms == nil {
+			return nil
+		}
+		s := ms.secrets[p.Path]
+		if s == nil {
+			s = &Secret{Created: p.Created.UTC(), Updated: p.Created.UTC(), Versions: map[uint64]Version{}}
+			ms.secrets[p.Path] = s
+			ms.index(p.Path)
+		}
+		s.MaxVersions, s.CASRequired, s.DeleteVersionAfter = p.MaxVersions, p.CASRequired, p.DeleteVersionAfter
+		s.CustomMetadata = nil
+		if len(p.CustomMetadata) > 0 {
+			s.CustomMetadata = p.CustomMetadata
+		}
+	case MetadataDeleted, V1Deleted:
+		var p PathPayload
+		if err := decode(rec, &p); err != nil {
+			return err
+		}
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		ms := v.mount(p.Mount)
+		if ms == nil {
+			return nil
+		}
+		if rec.Type == MetadataDeleted {
+			delete(ms.secrets, p.Path)
+		} else {
+			delete(ms.values, p.Path)
+		}
+		ms.unindex(p.Path)
+	case ConfigWritten:
+		var p ConfigWrittenPayload
+		if err := decode(rec, &p); err != nil {
+			return err
+		}
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if ms := v.mount(p.Mount); ms != nil {
+			c := p.Config
+			ms.config = &c
+		}
+	case V1Written:
+		var p V1WrittenPayload
+		if err := decode(rec, &p); err != nil {
+			return err
+		}
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		ms := v.mount(p.Mount)
+		if ms == nil {
+			return nil
+		}
+		ms.values[p.Path] = &Version{Created: p.Time.UTC(), KeyID: p.KeyID, Sealed: p.Sealed}
+		ms.index(p.Path) // idempotent
+	case mount.Disabled:
+		var p mount.DisabledPayload
+		if err := decode(rec, &p); err != nil {
+			return err
+		}
+		if p.UUID == "" {
+			return nil
+		}
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		delete(v.mounts, p.UUID)
+		v.disabled[p.UUID] = true
+	}
+	return nil
+}
+
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+// mount returns the state of a mount, creating it, or nil for a disabled mount. Lock held.
+func (v *View) mount(uuid string) *mountState {
+	if v.disabled[uuid] {
+		return nil
+	}
+	ms := v.mounts[uuid]
+	if ms == nil {
+		ms = newMountState()
+		v.mounts[uuid] = ms
+	}
+	return ms
+}
+
+// split cuts a path into its directory ("" or ending in "/") and its last element.
+func split(p string) (string, string) {
+	i := strings.LastIndexByte(p, '/')
+	return p[:i+1], p[i+1:]
+}
+
+// index adds p to the LIST index, creating its folders up the tree as needed.
+func (ms *mountState) index(p string) {
+	d, name := split(p)
+	if name == "" {
+		return // a path ending in "/" has no name to list
+	}
+	for {
+		dd := ms.dirs[d]
+		fresh := dd == nil
+		if fresh {
+			dd = &dir{children: map[string]struct{}{}}
+			ms.dirs[d] = dd
+		}
+		if _, ok := dd.children[name]; ok {
+			return
+		}
+		dd.children[name] = struct{}{}
+		dd.sorted.Store(nil)
+		if !fresh || d == "" {
+			return
+		}
+		// A new directory "a/b/" is the new entry "b/" of "a/".
+		parent, n := split(d[:len(d)-1])
+		d, name = parent, n+"/"
+	}
+}
+
+// unindex removes p from the LIST index unless the mount still holds a v1 or v2 entry there,
+// and removes the folders it leaves empty.
+func (ms *mountState) unindex(p string) {
+	if _, ok := ms.secrets[p]; ok {
+		return
+	}
+	if _, ok := ms.values[p]; ok {
+		return
+	}
+	d, name := split(p)
+	if name == "" {
+		return
+	}
+	for {
+		dd := ms.dirs[d]
+		if dd == nil {
+			return
+		}
+		if _, ok := dd.children[name]; !ok {
+			return
+		}
+		delete(dd.children, name)
+		dd.sorted.Store(nil)
+		if len(dd.children) > 0 || d == "" {
+			return
+		}
+		delete(ms.dirs, d)
+		parent, n := split(d[:len(d)-1])
+		d, name = parent, n+"/"
+	}
+}
+
+// Secret returns a copy of the KV v2 secret at path.
+func (v *View) Secret(mountUUID, path string) (Secret, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	ms := v.mounts[mountUUID]
+	if ms == nil {
+		return Secret{}, false
+	}
+	s := ms.secrets[path]
+	if s == nil {
+		return Secret{}, false
+	}
+	return s.clone(), true
+}
+
+// Value returns the KV v1 value at path.
+func (v *View) Value(mountUUID, path string) (Version, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	ms := v.mounts[mountUUID]
+	if ms == nil {
+		return Version{}, false
+	}
+	val := ms.values[path]
+	if val == nil {
+		return Version{}, false
+	}
+	return *val, true
+}
+
+// Config returns a mount's configuration (zero values when never written).
+func (v *View) Config(mountUUID string) Config {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if ms := v.mounts[mountUUID]; ms != nil && ms.config != nil {
+		return *ms.config
+	}
+	return Config{}
+}
+
+// List returns the immediate children of prefix in a mount, as Vault lists them: sorted, with
+// folders carrying a trailing "/". A prefix without a trailing slash is taken as a folder
+// ("a" lists "a/"). Nil when there is nothing under prefix.
+func (v *View) List(mountUUID, prefix string) []string {
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	ms := v.mounts[mountUUID]
+	if ms == nil {
+		return nil
+	}
+	d := ms.dirs[prefix]
+	if d == nil || len(d.children) == 0 {
+		return nil
+	}
+	sorted := d.sorted.Load()
+	if sorted == nil {
+		// Computed under the read lock; writers, which invalidate it, hold the write lock.
+		s := make([]string, 0, len(d.children))
+		for name := range d.children {
+			s = append(s, name)
+		}
+		sort.Strings(s)
+		d.sorted.Store(&s)
+		sorted = &s
+	}
+	return append([]string(nil), (*sorted)...)
+}
+
+// KeyIDs returns the data keys the view still references in a mount ("" for every mount),
+// sorted: every key not listed is unreachable and may be shredded (see kv.Reconcile).
+func (v *View) KeyIDs(mountUUID string) []string {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	var out []string
+	for uuid, ms := range v.mounts {
+		if mountUUID != "" && uuid != mountUUID {
+			continue
+		}
+		for _, s := range ms.secrets {
+			for _, ver := range s.Versions {
+				if ver.KeyID != "" {
+					out = append(out, ver.KeyID)
+				}
+			}
+		}
+		for _, val := range ms.values {
+			if val.KeyID != "" {
+				out = append(out, val.KeyID)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+type mountSnapshot struct {
+	Config  *Config             `json:"config,omitempty"`
+	Secrets map[string]*Secret  `json:"secrets,omitempty"`
+	Values  map[string]*Version `json:"values,omitempty"`
+}
+
+type snapshot struct {
+	Version  int                       `json:"v"`
+	Mounts   map[string]*mountSnapshot `json:"mounts"`
+	Disabled []string                  `json:"disabled,omitempty"`
+}
+
+// Snapshot implements projections.View. It holds ciphertext and key ids only, never a value of
+// a destroyed or trimmed version. Maps encode with sorted keys, so equal states encode equally.
+func (v *View) Snapshot() ([]byte, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	s := snapshot{Version: 1, Mounts: make(map[string]*mountSnapshot, len(v.mounts))}
+	for uuid, ms := range v.mounts {
+		if ms.config == nil && len(ms.secrets) == 0 && len(ms.values) == 0 {
+			continue
+		}
+		s.Mounts[uuid] = &mountSnapshot{Config: ms.config, Secrets: ms.secrets, Values: ms.values}
+	}
+	for uuid := range v.disabled {
+		s.Disabled = append(s.Disabled, uuid)
+	}
+	sort.Strings(s.Disabled)
+	return json.Marshal(s)
+}
+
+// Restore implements projections.View.
+func (v *View) Restore(data []byte) error {
+	var s snapshot
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("restore kv view: %w", err)
+	}
+	if s.Version != 1 || s.Mounts == nil {
+		return fmt.Errorf("restore kv view: unknown snapshot version %d", s.Version)
+	}
+	mounts := make(map[string]*mountState, len(s.Mounts))
+	for uuid, m := range s.Mounts {
+		if m == nil {
+			continue
+		}
+		ms := newMountState()
+		ms.config = m.Config
+		for p, sec := range m.Secrets {
+			if sec == nil {
+				continue
+			}
+			if sec.Versions == nil {
+				sec.Versions = map[uint64]Version{}
+			}
+			ms.secrets[p] = sec
+			ms.index(p)
+		}
+		for p, val := range m.Values {
+			if val == nil {
+				continue
+			}
+			if _, ok := ms.secrets[p]; !ok {
+				ms.index(p)
+			}
+			ms.values[p] = val
+		}
+		mounts[uuid] = ms
+	}
+	disabled := make(map[string]bool, len(s.Disabled))
+	for _, uuid := range s.Disabled {
+		disabled[uuid] = true
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.mounts, v.disabled = mounts, disabled
+	return nil
+}
+
+// Digest implements projections.View.
+func (v *View) Digest() [32]byte {
+	b, _ := v.Snapshot()
+	return sha256.Sum256(b)
+}
