@@ -41,3 +41,6 @@ func startUninitializedTestServer(t *testing.T) string {
 	t.Cleanup(func() { s.close(context.Background()) })
 	return "http://" + ln.Addr().String()
 }
+
+func ledgerOptions(dir string) ledger.Options { return ledger.Options{Dir: dir} }
+func coreOptions() commands.Options           { return commands.Options{} }

@@ -1,0 +1,155 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/ledger-secrets/ledger/ledger"
+)
+
+const httpBenchWindow = 2 * time.Second
+
+type benchResult struct {
+	rate     float64
+	p50, p99 time.Duration
+}
+
+// hammer runs op from conc workers for the window; op gets the worker number and its count.
+func hammer(b *testing.B, conc int, op func(w, i int) error) benchResult {
+	b.Helper()
+	var wg sync.WaitGroup
+	var total atomic.Int64
+	lat := make([][]time.Duration, conc)
+	var failed atomic.Value
+	deadline := time.Now().Add(httpBenchWindow)
+	start := time.Now()
+	for w := range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(deadline); i++ {
+				t0 := time.Now()
+				if err := op(w, i); err != nil {
+					failed.Store(err)
+					return
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+				total.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	return benchResult{rate: float64(total.Load()) / time.Since(start).Seconds(), p50: all[len(all)/2], p99: all[len(all)*99/100]}
+}
+
+func report(b *testing.B, r benchResult, unit string) {
+	b.ReportMetric(r.rate, unit)
+	b.ReportMetric(float64(r.p50.Microseconds()), "p50-µs")
+	b.ReportMetric(float64(r.p99.Microseconds()), "p99-µs")
+}
+
+func do(c *http.Client, method, url, token string, body []byte) error {
+	req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+	if token != "" {
+		req.Header.Set("X-Vault-Token", token)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: %d", method, url, resp.StatusCode)
+	}
+	return nil
+}
+
+// durableCeiling is the log's own group-commit rate at conc appenders of 512-byte events,
+// measured beside the HTTP figures so the ratio compares like with like.
+func durableCeiling(b *testing.B, conc int) float64 {
+	l, err := ledger.Open(context.Background(), ledger.Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	kr, _ := ledger.NewKeyring(time.Now())
+	l.SetKeyring(kr)
+	payload := make([]byte, 512)
+	return hammer(b, conc, func(int, int) error {
+		_, err := l.Append(context.Background(), []ledger.Event{{Type: "bench.v1", Payload: payload}})
+		return err
+	}).rate
+}
+
+// BenchmarkHTTP measures the API over real loopback HTTP at 1, 16 and 64 concurrent clients:
+// a bare echo handler returning 200 bytes of JSON (the HTTP ceiling), sys/health, KV read of
+// existing keys (as a fraction of the bare handler), KV write (as a fraction of the log's
+// durable ceiling) and token create. Run with -benchtime 1x.
+func BenchmarkHTTP(b *testing.B) {
+	bare := echo.New()
+	body := map[string]string{"data": strings.Repeat("x", 180)}
+	bare.GET("/v1/bare", func(c echo.Context) error { return c.JSON(http.StatusOK, body) })
+	bareSrv := httptest.NewServer(bare)
+	defer bareSrv.Close()
+
+	s := startServer(b)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128, MaxConnsPerHost: 128}}
+	root := s.RootToken
+	value := []byte(`{"data":{"username":"app","password":"` + strings.Repeat("p", 32) + `"}}`)
+	for i := range 256 {
+		if err := do(client, "POST", fmt.Sprintf("%s/v1/secret/data/read/%d", s.URL, i), root, value); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, conc := range []int{1, 16, 64} {
+		var bareRate, ceiling float64
+		b.Run(fmt.Sprintf("bare-echo/c=%d", conc), func(b *testing.B) {
+			r := hammer(b, conc, func(int, int) error { return do(client, "GET", bareSrv.URL+"/v1/bare", "", nil) })
+			bareRate = r.rate
+			report(b, r, "ops/s")
+		})
+		b.Run(fmt.Sprintf("health/c=%d", conc), func(b *testing.B) {
+			report(b, hammer(b, conc, func(int, int) error { return do(client, "GET", s.URL+"/v1/sys/health", "", nil) }), "ops/s")
+		})
+		b.Run(fmt.Sprintf("kv-read/c=%d", conc), func(b *testing.B) {
+			r := hammer(b, conc, func(w, i int) error {
+				return do(client, "GET", fmt.Sprintf("%s/v1/secret/data/read/%d", s.URL, (w*31+i)%256), root, nil)
+			})
+			report(b, r, "ops/s")
+			b.ReportMetric(r.rate/bareRate, "x-bare-echo")
+		})
+		b.Run(fmt.Sprintf("log-ceiling/c=%d", conc), func(b *testing.B) {
+			ceiling = durableCeiling(b, conc)
+			b.ReportMetric(ceiling, "appends/s")
+		})
+		b.Run(fmt.Sprintf("kv-write/c=%d", conc), func(b *testing.B) {
+			r := hammer(b, conc, func(w, i int) error {
+				return do(client, "POST", fmt.Sprintf("%s/v1/secret/data/write/c%d/w%d/%d", s.URL, conc, w, i), root, value)
+			})
+			report(b, r, "ops/s")
+			b.ReportMetric(r.rate/ceiling, "x-log-ceiling")
+		})
+		b.Run(fmt.Sprintf("token-create/c=%d", conc), func(b *testing.B) {
+			req := []byte(`{"policies":["default"],"ttl":"1h"}`)
+			report(b, hammer(b, conc, func(int, int) error { return do(client, "POST", s.URL+"/v1/auth/token/create", root, req) }), "ops/s")
+		})
+	}
+}
