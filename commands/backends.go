@@ -97,6 +97,7 @@ func (c *Core) expireTokens(ctx context.Context, st *unsealed) {
 			}
 		}
 		unlock()
+		c.afterEvents(ctx, st, events)
 		next := time.Second
 		if t, ok := st.tokens.NextExpiry(); ok {
 			next = min(max(time.Until(t), 10*time.Millisecond), time.Second)

@@ -146,7 +146,9 @@ func (c *Core) Unsealed() bool {
 }
 
 // ClusterInfo returns the cluster name and id (id empty before init).
-func (c *Core) ClusterInfo() (string, string) { return c.opts.ClusterName, c.sealView.State().ClusterID }
+func (c *Core) ClusterInfo() (string, string) {
+	return c.opts.ClusterName, c.sealView.State().ClusterID
+}
 
 // InitRequest is the body of PUT sys/init.
 type InitRequest struct {

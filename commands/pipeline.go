@@ -14,6 +14,7 @@ import (
 	"github.com/ledger-secrets/ledger/engines"
 	enginetoken "github.com/ledger-secrets/ledger/engines/token"
 	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections/lease"
 	"github.com/ledger-secrets/ledger/projections/mount"
 	tokenview "github.com/ledger-secrets/ledger/projections/token"
 )
@@ -158,6 +159,13 @@ func (c *Core) handle(ctx context.Context, st *unsealed, r *Request) (*engines.R
 		resp = &engines.Response{}
 	}
 	events := resp.Events
+	var issued *engines.Lease
+	if resp.Secret != nil && resp.Secret.InternalData != nil {
+		ev, p := registerLease(req, rt.mount, req.Mount, resp.Secret)
+		events = append(events, ev)
+		l := engineLease(lease.Entry{IssuedPayload: p})
+		issued = &l
+	}
 	if entry.NumUses > 0 {
 		// The use is recorded with the request's own events, so a limited-use token cannot be
 		// used more often than allowed even under concurrency: each use is one event in order.
@@ -172,11 +180,20 @@ func (c *Core) handle(ctx context.Context, st *unsealed, r *Request) (*engines.R
 		}
 		pos, err := c.log.Append(ctx, events)
 		if err != nil {
+			if issued != nil {
+				// The side effect happened but its lease was not recorded: undo it now.
+				if lb, ok := rt.backend.(engines.LeaseBackend); ok {
+					if rerr := lb.RevokeLease(context.WithoutCancel(ctx), *issued); rerr != nil {
+						c.logger.Error("roll back unrecorded lease; the engine's reconciliation will find it", "path", r.Path, "err", rerr)
+					}
+				}
+			}
 			return nil, nil, fmt.Errorf("append: %w", err)
 		}
 		if err := st.runner.WaitFor(ctx, pos[len(pos)-1].Seq); err != nil {
 			return nil, nil, fmt.Errorf("apply: %w", err)
 		}
+		c.afterEvents(ctx, st, events)
 		if sh, ok := rt.backend.(shredder); ok {
 			if err := sh.Shred(ctx, resp.Events); err != nil {
 				c.logger.Error("shred data keys", "path", r.Path, "err", err)

@@ -33,7 +33,7 @@ func (s *sysBackend) Unauthenticated() []string { return nil }
 // Sudo implements engines.PathsSpecial: Vault's root-protected sys paths.
 func (s *sysBackend) Sudo() []string {
 	return []string{"rotate", "seal", "step-down", "audit", "audit/*", "raw/*", "leases/revoke-force/*",
-		"leases/revoke-prefix/*", "leases/lookup/*", "storage/raft/snapshot", "storage/raft/snapshot-force",
+		"leases/revoke-prefix/*", "leases/lookup/*", "revoke-force/*", "revoke-prefix/*", "storage/raft/snapshot", "storage/raft/snapshot-force",
 		"mounts/auth/*", "config/auditing/*"}
 }
 
@@ -74,6 +74,9 @@ func (s *sysBackend) HandleRequest(ctx context.Context, req *engines.Request) (*
 			return nil, err
 		}
 		return &engines.Response{Data: map[string]any{"term": ks.Term, "install_time": ks.InstallTime.Format(time.RFC3339Nano), "encryptions": ks.Encryptions}}, nil
+	case strings.HasPrefix(p, "leases/") || p == "renew" || p == "revoke" || strings.HasPrefix(p, "renew/") ||
+		strings.HasPrefix(p, "revoke/") || strings.HasPrefix(p, "revoke-prefix/") || strings.HasPrefix(p, "revoke-force/"):
+		return s.leasePaths(ctx, req, p)
 	case p == "rotate" && isWrite(req.Op):
 		// Rotation appends a seal event and swaps the keyring: it runs after this request let go
 		// of the unsealed state.
@@ -179,6 +182,10 @@ func (s *sysBackend) mountPath(req *engines.Request, rest string, auth bool) (*e
 		}
 		if path == "auth/token/" {
 			return nil, engines.BadRequest("the token auth method cannot be disabled")
+		}
+		// Vault revokes a mount's leases before it goes; a credential never outlives its engine.
+		if err := s.revokePrefix(context.Background(), path, "mount disabled"); err != nil {
+			return nil, err
 		}
 		b, _ := json.Marshal(mount.DisabledPayload{Path: path, UUID: existing.UUID})
 		s.st.dropBackend(existing.UUID)
@@ -465,4 +472,3 @@ func (s *sysBackend) uiMount(path string) (*engines.Response, error) {
 	d["options"] = opts
 	return &engines.Response{Data: d}, nil
 }
-

@@ -13,6 +13,7 @@ import (
 	"github.com/ledger-secrets/ledger/ledger"
 	"github.com/ledger-secrets/ledger/projections"
 	kvview "github.com/ledger-secrets/ledger/projections/kv"
+	"github.com/ledger-secrets/ledger/projections/lease"
 	"github.com/ledger-secrets/ledger/projections/mount"
 	"github.com/ledger-secrets/ledger/projections/policy"
 	tokenview "github.com/ledger-secrets/ledger/projections/token"
@@ -29,7 +30,9 @@ type unsealed struct {
 	policies *policy.View
 	tokens   *tokenview.View
 	kv       *kvview.View
+	leases   *lease.View
 	datakeys *ledger.DataKeys
+	expire   *expiration
 
 	backendsMu sync.Mutex
 	backends   map[string]engines.Backend // by mount UUID
@@ -47,12 +50,14 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 		policies: policy.New(),
 		tokens:   tokenview.New(),
 		kv:       kvview.New(),
+		leases:   lease.New(),
 		backends: map[string]engines.Backend{},
 		done:     make(chan struct{}),
 	}
 	st.keyring.Store(kr)
 	st.acls.m = map[string]*acl.ACL{}
-	st.runner = projections.NewRunner(c.log, kr, st.mounts, st.policies, st.tokens, st.kv)
+	st.runner = projections.NewRunner(c.log, kr, st.mounts, st.policies, st.tokens, st.kv, st.leases)
+	st.expire = newExpiration(c, st)
 	started := time.Now()
 	if err := st.runner.CatchUp(ctx); err != nil {
 		clear(rootKey)
@@ -82,6 +87,7 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 	c.st = st
 	c.mu.Unlock()
 	go c.expireTokens(rctx, st)
+	go st.expire.run(rctx)
 	go c.reconcileDataKeys(rctx, st)
 	c.logger.Info("unsealed", "applied_seq", st.runner.Applied(), "rebuild", time.Since(started).Round(time.Millisecond))
 	return nil

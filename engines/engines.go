@@ -80,11 +80,44 @@ type Auth struct {
 	NumUses       int
 }
 
-// Secret is lease information for dynamic secrets.
+// Secret is lease information for dynamic secrets. A backend that performed a side effect
+// (created a database user) answers with a Secret carrying InternalData; the pipeline then
+// registers a lease — ID, issue and expiry times, the sealed InternalData — in the same append
+// as the backend's events, and if that append fails asks the backend to undo the side effect.
+// A Secret without InternalData (KV v1's passthrough TTL) only shapes the response.
 type Secret struct {
-	LeaseID       string
-	LeaseDuration time.Duration
-	Renewable     bool
+	LeaseID       string        // set by the pipeline
+	LeaseDuration time.Duration // the TTL the backend decided (capped by the mount's max)
+	// MaxTTL bounds renewals: the lease never outlives issue time + MaxTTL (0: the mount's max).
+	MaxTTL    time.Duration
+	Renewable bool
+	// InternalData is what RevokeLease and RenewLease need (the username, the database). It is
+	// stored only inside sealed events and never returned to a client.
+	InternalData []byte
+}
+
+// Lease is a registered lease as a LeaseBackend sees it.
+type Lease struct {
+	ID           string
+	Path         string // request path relative to the mount, e.g. "creds/readonly"
+	MountPath    string
+	MountUUID    string
+	IssueTime    time.Time
+	ExpireTime   time.Time
+	MaxExpire    time.Time
+	Renewable    bool
+	InternalData []byte
+}
+
+// LeaseBackend is implemented by backends whose secrets have side effects to undo.
+type LeaseBackend interface {
+	// RevokeLease undoes the lease's side effect. It must be idempotent (revoking what is
+	// already gone succeeds) and, when the full cleanup fails, first make the credential
+	// unusable and then return the error: the expiration manager retries with backoff and the
+	// credential never keeps working meanwhile.
+	RevokeLease(ctx context.Context, l Lease) error
+	// RenewLease extends the side effect to newExpire (e.g. VALID UNTIL).
+	RenewLease(ctx context.Context, l Lease, newExpire time.Time) error
 }
 
 // Response is a backend's answer plus the events to append before it is sent.
