@@ -67,7 +67,7 @@ func (s *sysBackend) HandleRequest(ctx context.Context, req *engines.Request) (*
 	case p == "internal/ui/mounts":
 		return s.uiMounts(req)
 	case strings.HasPrefix(p, "internal/ui/mounts/"):
-		return s.uiMount(strings.TrimPrefix(p, "internal/ui/mounts/"))
+		return s.uiMount(req, strings.TrimPrefix(p, "internal/ui/mounts/"))
 	case p == "key-status" && req.Op == engines.OpRead:
 		ks, err := s.c.KeyStatus()
 		if err != nil {
@@ -232,6 +232,9 @@ func (s *sysBackend) enable(req *engines.Request, path string, auth, exists bool
 	if typ == "kv" && options["version"] != "1" && options["version"] != "2" {
 		return nil, engines.BadRequest("options.version for kv must be \"1\" or \"2\"")
 	}
+	if auth && typ == "token" {
+		return nil, engines.BadRequest("token credential backend cannot be instantiated")
+	}
 	if auth && !authTypes[typ] || !auth && !secretTypes[typ] {
 		return nil, engines.BadRequest("plugin not found in the catalog: %s", typ)
 	}
@@ -275,6 +278,12 @@ func (s *sysBackend) enable(req *engines.Request, path string, auth, exists bool
 
 func (s *sysBackend) tune(req *engines.Request, e mount.Entry) (*engines.Response, error) {
 	p := mount.TunedPayload{Path: e.Path}
+	// The official client sends "" for every TTL it does not set; "" means "keep", as in Vault.
+	for _, k := range []string{"default_lease_ttl", "max_lease_ttl"} {
+		if v, ok := req.Data[k].(string); ok && v == "" {
+			delete(req.Data, k)
+		}
+	}
 	if engines.Has(req.Data, "default_lease_ttl") {
 		d, err := engines.Duration(req.Data, "default_lease_ttl", 0)
 		if err != nil {
@@ -458,10 +467,13 @@ func (s *sysBackend) uiMounts(req *engines.Request) (*engines.Response, error) {
 
 // uiMount answers which mount holds path; the vault and ledger CLIs use it to find KV mounts
 // and their version, and read a 404 as "KV v1 or nothing".
-func (s *sysBackend) uiMount(path string) (*engines.Response, error) {
+func (s *sysBackend) uiMount(req *engines.Request, path string) (*engines.Response, error) {
 	m, ok := s.st.mounts.Match(path)
-	if !ok {
-		return nil, engines.Errorf(engines.ErrNotFound, "no mount holds %q", path)
+	// As Vault: a token that can touch nothing under the mount (or there is no mount) learns
+	// nothing, not even whether the mount exists.
+	if !ok || !s.c.aclFor(s.st, req.Caller.Policies).HasAccessUnder(m.Path) {
+		return nil, engines.Errorf(engines.ErrPermissionDenied,
+			"preflight capability check returned 403, please ensure client's policies grant access to path %q", strings.TrimSuffix(path, "/")+"/")
 	}
 	d := mountJSON(m)
 	d["path"] = m.Path

@@ -460,3 +460,33 @@ func (b *builder) compile() *rule {
 	}
 	return r
 }
+
+// HasAccessUnder reports whether any rule grants a capability other than deny on some path
+// under prefix (a mount path such as "secret/"). Vault's sys/internal/ui/mounts answers 403
+// unless this holds, so the endpoint cannot be used to map mounts a token cannot touch.
+func (a *ACL) HasAccessUnder(prefix string) bool {
+	if a == nil {
+		return false
+	}
+	if a.root {
+		return true
+	}
+	grants := func(r *rule) bool { return r.caps&^CapDeny != 0 && r.caps&CapDeny == 0 }
+	for p, r := range a.exact {
+		if strings.HasPrefix(p, prefix) && grants(r) {
+			return true
+		}
+	}
+	for _, r := range a.wild {
+		if !grants(r) {
+			continue
+		}
+		// The rule can match under prefix if its literal start and the prefix agree as far as
+		// the shorter of the two goes ("sec*" covers "secret/", "secret/data/*" is under it).
+		n := min(len(r.literal), len(prefix))
+		if r.literal[:n] == prefix[:n] {
+			return true
+		}
+	}
+	return false
+}

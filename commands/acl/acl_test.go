@@ -839,3 +839,27 @@ func BenchmarkAllowed(b *testing.B) {
 		})
 	}
 }
+
+func TestHasAccessUnder(t *testing.T) {
+	p, err := Parse("p", `
+path "secret/data/frontend/*" { capabilities = ["read"] }
+path "kv/exact" { capabilities = ["list"] }
+path "deny/*" { capabilities = ["deny"] }
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := New(p)
+	for prefix, want := range map[string]bool{"secret/": true, "kv/": true, "deny/": false, "other/": false} {
+		if got := a.HasAccessUnder(prefix); got != want {
+			t.Errorf("HasAccessUnder(%q) = %v, want %v", prefix, got, want)
+		}
+	}
+	plus, _ := Parse("plus", `path "+/x" { capabilities = ["read"] }`)
+	if !New(plus).HasAccessUnder("anything/") {
+		t.Error("a rule with + in the first segment reaches under every mount")
+	}
+	if New().HasAccessUnder("secret/") {
+		t.Error("an empty ACL has access")
+	}
+}

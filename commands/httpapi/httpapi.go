@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -108,6 +109,9 @@ func (a *api) fail(c echo.Context, reqID string, err error) error {
 		status, msg = http.StatusBadRequest, err.Error()
 	case errors.Is(err, engines.ErrPermissionDenied):
 		status, msg = http.StatusForbidden, "permission denied"
+		if err != engines.ErrPermissionDenied {
+			msg = err.Error() // e.g. the token engine's "bad token"
+		}
 	case errors.Is(err, engines.ErrNotFound):
 		status = http.StatusNotFound
 		if err != engines.ErrNotFound {
@@ -205,14 +209,22 @@ func jsonProblem(err error) string {
 func (a *api) logical(c echo.Context) error {
 	r := c.Request()
 	reqID := newRequestID()
-	path := strings.TrimPrefix(c.Param("*"), "/")
+	// Route on the decoded path, as Vault does: "enc%2Fkey" is "enc/key", and an encoded ".."
+	// is a ".." that ValidatePath refuses.
+	path := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/v1"), "/")
 	req := &commands.Request{ID: reqID, Path: path, Token: token(r), RemoteAddr: r.RemoteAddr}
 	var err error
 	switch r.Method {
 	case http.MethodGet:
 		req.Op = engines.OpRead
-		if v := r.URL.Query().Get("list"); v == "true" || v == "1" {
-			req.Op = engines.OpList
+		if v := r.URL.Query().Get("list"); v != "" {
+			list, perr := strconv.ParseBool(v)
+			if perr != nil {
+				return a.fail(c, reqID, engines.BadRequest("query parameter list=%q: expected a boolean", v))
+			}
+			if list {
+				req.Op = engines.OpList
+			}
 		}
 	case "LIST":
 		req.Op = engines.OpList
