@@ -65,12 +65,28 @@ func (c *Core) Handle(ctx context.Context, r *Request) (*engines.Response, error
 		c.mu.RUnlock()
 		return nil, ErrSealed
 	}
-	resp, after, err := c.handle(ctx, st, r)
+	var trail auditTrail
+	resp, after, err := c.handle(ctx, st, r, &trail)
+	if !trail.committed {
+		// Reads, denials and failures: their audit record must be durable before the answer
+		// leaves (fail-closed). Writes carried theirs inside their own batch.
+		if aerr := c.auditRecord(ctx, st, r, &trail, resp, err); aerr != nil {
+			c.logger.Error("audit record not stored; refusing to answer", "request_id", r.ID, "err", aerr)
+			resp, after, err = nil, nil, fmt.Errorf("audit: %w", aerr)
+		}
+	}
 	c.mu.RUnlock()
 	if after != nil {
 		after()
 	}
 	return resp, err
+}
+
+// auditTrail is what the pipeline learned about a request, for its audit record.
+type auditTrail struct {
+	req       *engines.Request // nil when the request failed before routing
+	mountType string
+	committed bool // the audit record went out inside the request's own batch
 }
 
 // route is where a request goes.
@@ -95,7 +111,7 @@ func (c *Core) route(st *unsealed, path string) (route, error) {
 	return route{mount: m, backend: b, rel: strings.TrimPrefix(strings.TrimPrefix(path, strings.TrimSuffix(m.Path, "/")), "/")}, nil
 }
 
-func (c *Core) handle(ctx context.Context, st *unsealed, r *Request) (*engines.Response, func(), error) {
+func (c *Core) handle(ctx context.Context, st *unsealed, r *Request, trail *auditTrail) (*engines.Response, func(), error) {
 	now := time.Now().UTC()
 	rt, err := c.route(st, r.Path)
 	if err != nil {
@@ -105,6 +121,7 @@ func (c *Core) handle(ctx context.Context, st *unsealed, r *Request) (*engines.R
 	if req.Data == nil {
 		req.Data = map[string]any{}
 	}
+	trail.req, trail.mountType = req, rt.mount.Type
 	special, _ := rt.backend.(engines.PathsSpecial)
 	var entry tokenview.Entry
 	if special == nil || !matchAny(special.Unauthenticated(), rt.rel) {
@@ -172,6 +189,7 @@ func (c *Core) handle(ctx context.Context, st *unsealed, r *Request) (*engines.R
 		events = append([]ledger.Event{enginetoken.UsedEvent(entry.MAC)}, events...)
 	}
 	if len(events) > 0 {
+		events = append(events, c.auditEvents(st, r, trail, resp)...)
 		for i := range events {
 			if events[i].Actor == "" && req.Caller != nil {
 				events[i].Actor = req.Caller.Accessor
@@ -190,6 +208,7 @@ func (c *Core) handle(ctx context.Context, st *unsealed, r *Request) (*engines.R
 			}
 			return nil, nil, fmt.Errorf("append: %w", err)
 		}
+		trail.committed = true
 		if err := st.runner.WaitFor(ctx, pos[len(pos)-1].Seq); err != nil {
 			return nil, nil, fmt.Errorf("apply: %w", err)
 		}

@@ -77,6 +77,12 @@ func (s *sysBackend) HandleRequest(ctx context.Context, req *engines.Request) (*
 	case strings.HasPrefix(p, "leases/") || p == "renew" || p == "revoke" || strings.HasPrefix(p, "renew/") ||
 		strings.HasPrefix(p, "revoke/") || strings.HasPrefix(p, "revoke-prefix/") || strings.HasPrefix(p, "revoke-force/"):
 		return s.leasePaths(ctx, req, p)
+	case p == "audit" || strings.HasPrefix(p, "audit/") || strings.HasPrefix(p, "audit-hash/"):
+		return s.auditPaths(ctx, req, p)
+	case strings.HasPrefix(p, "storage/raft/snapshot"):
+		return s.snapshotPaths(ctx, req, p)
+	case strings.HasPrefix(p, "ledger/"):
+		return s.ledgerPaths(ctx, req, strings.TrimPrefix(p, "ledger/"))
 	case p == "rotate" && isWrite(req.Op):
 		// Rotation appends a seal event and swaps the keyring: it runs after this request let go
 		// of the unsealed state.
