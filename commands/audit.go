@@ -11,3 +11,9 @@ import (
 func (s *sysBackend) auditPaths(ctx context.Context, req *engines.Request, p string) (*engines.Response, error) {
 	return nil, engines.Errorf(engines.ErrNotFound, "no handler for route %q: audit devices are not built yet", "sys/"+p)
 }
+
+// auditLedgerPaths serves Ledger's own audit endpoints under sys/ledger/audit/ (verify, tail,
+// query over the log).
+func (s *sysBackend) auditLedgerPaths(ctx context.Context, req *engines.Request, p string) (*engines.Response, error) {
+	return nil, engines.Errorf(engines.ErrNotFound, "no handler for route %q: audit queries are not built yet", "sys/ledger/audit/"+p)
+}

@@ -81,6 +81,10 @@ func (s *sysBackend) HandleRequest(ctx context.Context, req *engines.Request) (*
 		return s.auditPaths(ctx, req, p)
 	case strings.HasPrefix(p, "storage/raft/snapshot"):
 		return s.snapshotPaths(ctx, req, p)
+	case strings.HasPrefix(p, "ledger/audit/") || p == "ledger/audit":
+		return s.auditLedgerPaths(ctx, req, strings.TrimPrefix(strings.TrimPrefix(p, "ledger/audit"), "/"))
+	case strings.HasPrefix(p, "ledger/replay/") || p == "ledger/replay":
+		return s.replayPaths(ctx, req, strings.TrimPrefix(strings.TrimPrefix(p, "ledger/replay"), "/"))
 	case strings.HasPrefix(p, "ledger/"):
 		return s.ledgerPaths(ctx, req, strings.TrimPrefix(p, "ledger/"))
 	case p == "rotate" && isWrite(req.Op):
