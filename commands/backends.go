@@ -8,8 +8,10 @@ import (
 
 	"github.com/ledger-secrets/ledger/commands/acl"
 	"github.com/ledger-secrets/ledger/engines"
+	engineapprole "github.com/ledger-secrets/ledger/engines/approle"
 	enginekv "github.com/ledger-secrets/ledger/engines/kv"
 	enginetoken "github.com/ledger-secrets/ledger/engines/token"
+	engineuserpass "github.com/ledger-secrets/ledger/engines/userpass"
 	"github.com/ledger-secrets/ledger/ledger"
 	"github.com/ledger-secrets/ledger/projections/mount"
 	tokenview "github.com/ledger-secrets/ledger/projections/token"
@@ -21,6 +23,10 @@ func (c *Core) buildBackend(st *unsealed, m mount.Entry) (engines.Backend, error
 	switch m.Type {
 	case "kv":
 		return enginekv.New(st.kv, st.datakeys, st.keyring.Load(), em), nil
+	case "approle":
+		return engineapprole.New(st.approle, st.tokens, st.keyring.Load(), em), nil
+	case "userpass":
+		return engineuserpass.New(st.userpass, st.keyring.Load(), em), nil
 	case "token":
 		return enginetoken.New(st.tokens, st.keyring.Load(), em, func(name string) bool {
 			_, ok := st.policies.Get(name)
@@ -125,6 +131,49 @@ func (c *Core) reconcileDataKeys(ctx context.Context, st *unsealed) {
 		}
 		if _, err := enginekv.Reconcile(ctx, st.kv, st.datakeys, time.Now().Add(-margin)); err != nil && ctx.Err() == nil {
 			c.logger.Error("reconcile data keys", "err", err)
+		}
+	}
+}
+
+// tidyAppRoles removes expired AppRole secret IDs from the views (they are refused at login the
+// instant they expire; this keeps the views from growing).
+func (c *Core) tidyAppRoles(ctx context.Context, st *unsealed) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, m := range st.mounts.List() {
+			if m.Type != "approle" {
+				continue
+			}
+			b, err := c.backend(st, m)
+			if err != nil {
+				continue
+			}
+			ar, ok := b.(*engineapprole.Backend)
+			if !ok {
+				continue
+			}
+			for {
+				evs := ar.TidyEvents(time.Now())
+				if len(evs) == 0 {
+					break
+				}
+				pos, err := c.log.Append(ctx, evs)
+				if err == nil {
+					err = st.runner.WaitFor(ctx, pos[len(pos)-1].Seq)
+				}
+				if err != nil {
+					if ctx.Err() == nil {
+						c.logger.Error("tidy approle secret ids", "mount", m.Path, "err", err)
+					}
+					break
+				}
+			}
 		}
 	}
 }

@@ -12,11 +12,13 @@ import (
 	"github.com/ledger-secrets/ledger/engines"
 	"github.com/ledger-secrets/ledger/ledger"
 	"github.com/ledger-secrets/ledger/projections"
+	approleview "github.com/ledger-secrets/ledger/projections/approle"
 	kvview "github.com/ledger-secrets/ledger/projections/kv"
 	"github.com/ledger-secrets/ledger/projections/lease"
 	"github.com/ledger-secrets/ledger/projections/mount"
 	"github.com/ledger-secrets/ledger/projections/policy"
 	tokenview "github.com/ledger-secrets/ledger/projections/token"
+	userpassview "github.com/ledger-secrets/ledger/projections/userpass"
 )
 
 // unsealed is everything that exists only while the keyring is open. Sealing drops it whole.
@@ -31,6 +33,8 @@ type unsealed struct {
 	tokens   *tokenview.View
 	kv       *kvview.View
 	leases   *lease.View
+	approle  *approleview.View
+	userpass *userpassview.View
 	datakeys *ledger.DataKeys
 	expire   *expiration
 
@@ -51,12 +55,14 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 		tokens:   tokenview.New(),
 		kv:       kvview.New(),
 		leases:   lease.New(),
+		approle:  approleview.New(),
+		userpass: userpassview.New(),
 		backends: map[string]engines.Backend{},
 		done:     make(chan struct{}),
 	}
 	st.keyring.Store(kr)
 	st.acls.m = map[string]*acl.ACL{}
-	st.runner = projections.NewRunner(c.log, kr, st.mounts, st.policies, st.tokens, st.kv, st.leases)
+	st.runner = projections.NewRunner(c.log, kr, st.mounts, st.policies, st.tokens, st.kv, st.leases, st.approle, st.userpass)
 	st.expire = newExpiration(c, st)
 	started := time.Now()
 	if err := st.runner.CatchUp(ctx); err != nil {
@@ -88,6 +94,7 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 	c.mu.Unlock()
 	go c.expireTokens(rctx, st)
 	go st.expire.run(rctx)
+	go c.tidyAppRoles(rctx, st)
 	go c.reconcileDataKeys(rctx, st)
 	c.logger.Info("unsealed", "applied_seq", st.runner.Applied(), "rebuild", time.Since(started).Round(time.Millisecond))
 	return nil

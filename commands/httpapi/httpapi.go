@@ -172,8 +172,8 @@ func (a *api) decodeBody(c echo.Context) (map[string]any, error) {
 		}
 		return nil, engines.BadRequest("reading request body: %s", err.Error())
 	}
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return map[string]any{}, nil
+	if t := bytes.TrimSpace(raw); len(t) == 0 || string(t) == "null" {
+		return map[string]any{}, nil // the official client sends null for Write(path, nil)
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
