@@ -9,8 +9,10 @@ import (
 	"github.com/ledger-secrets/ledger/commands/acl"
 	"github.com/ledger-secrets/ledger/engines"
 	engineapprole "github.com/ledger-secrets/ledger/engines/approle"
+	enginedb "github.com/ledger-secrets/ledger/engines/database"
 	enginekv "github.com/ledger-secrets/ledger/engines/kv"
 	enginetoken "github.com/ledger-secrets/ledger/engines/token"
+	enginetransit "github.com/ledger-secrets/ledger/engines/transit"
 	engineuserpass "github.com/ledger-secrets/ledger/engines/userpass"
 	"github.com/ledger-secrets/ledger/ledger"
 	"github.com/ledger-secrets/ledger/projections/mount"
@@ -23,6 +25,10 @@ func (c *Core) buildBackend(st *unsealed, m mount.Entry) (engines.Backend, error
 	switch m.Type {
 	case "kv":
 		return enginekv.New(st.kv, st.datakeys, st.keyring.Load(), em), nil
+	case "transit":
+		return enginetransit.New(st.transit, em), nil
+	case "database":
+		return enginedb.New(st.database, em, c.logger), nil
 	case "approle":
 		return engineapprole.New(st.approle, st.tokens, st.keyring.Load(), em), nil
 	case "userpass":
@@ -172,6 +178,130 @@ func (c *Core) tidyAppRoles(ctx context.Context, st *unsealed) {
 						c.logger.Error("tidy approle secret ids", "mount", m.Path, "err", err)
 					}
 					break
+				}
+			}
+		}
+	}
+}
+
+// rotateStaticRoles rotates database static-role passwords whose rotation_period elapsed. The
+// side effect (the new password in the database) happens inside RotateDue; the events that
+// record it are appended here.
+func (c *Core) rotateStaticRoles(ctx context.Context, st *unsealed) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, m := range st.mounts.List() {
+			if m.Type != "database" {
+				continue
+			}
+			b, err := c.backend(st, m)
+			if err != nil {
+				continue
+			}
+			db, ok := b.(*enginedb.Backend)
+			if !ok {
+				continue
+			}
+			evs, err := db.RotateDue(ctx, time.Now())
+			if err != nil && ctx.Err() == nil {
+				c.logger.Error("rotate static roles", "mount", m.Path, "err", err)
+			}
+			if len(evs) == 0 {
+				continue
+			}
+			pos, err := c.log.Append(ctx, evs)
+			if err == nil {
+				err = st.runner.WaitFor(ctx, pos[len(pos)-1].Seq)
+			}
+			if err != nil && ctx.Err() == nil {
+				c.logger.Error("record static role rotation", "mount", m.Path, "err", err)
+			}
+		}
+	}
+}
+
+// reportOrphans looks, once after unseal, for database users with Ledger's prefix that no lease
+// owns (a crash between creating a user and recording its lease) and reports them. Dropping
+// them is an operator's decision.
+func (c *Core) reportOrphans(ctx context.Context, st *unsealed) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(10 * time.Second):
+	}
+	for _, m := range st.mounts.List() {
+		if m.Type != "database" {
+			continue
+		}
+		b, err := c.backend(st, m)
+		if err != nil {
+			continue
+		}
+		db, ok := b.(*enginedb.Backend)
+		if !ok {
+			continue
+		}
+		owned := map[string]bool{}
+		for _, id := range st.leases.WithPrefix(m.Path) {
+			if e, ok := st.leases.Get(id); ok {
+				if ld, err := enginedb.ParseLeaseData(e.InternalData); err == nil {
+					owned[ld.DBName+"\x00"+ld.Username] = true
+				}
+			}
+		}
+		orphans, err := db.Orphans(ctx, func(dbName, user string) bool { return owned[dbName+"\x00"+user] })
+		if err != nil {
+			c.logger.Warn("look for orphaned database users", "mount", m.Path, "err", err)
+			continue
+		}
+		for _, o := range orphans {
+			c.logger.Warn("database user with Ledger's prefix owned by no lease", "mount", m.Path, "db", o.DBName, "user", o.Username)
+		}
+	}
+}
+
+// rotateTransitKeys honours transit keys' auto_rotate_period on the active node. Each rotation
+// takes the same per-key lock as a request on that key.
+func (c *Core) rotateTransitKeys(ctx context.Context, st *unsealed) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, m := range st.mounts.List() {
+			if m.Type != "transit" {
+				continue
+			}
+			b, err := c.backend(st, m)
+			if err != nil {
+				continue
+			}
+			tb, ok := b.(*enginetransit.Backend)
+			if !ok {
+				continue
+			}
+			for _, ev := range tb.RotateDue(time.Now()) {
+				var p struct {
+					Name string `json:"name"`
+				}
+				json.Unmarshal(ev.Payload, &p)
+				unlock := st.locks.lock(m.UUID + "\x00" + p.Name)
+				pos, err := c.log.Append(ctx, []ledger.Event{ev})
+				if err == nil {
+					err = st.runner.WaitFor(ctx, pos[0].Seq)
+				}
+				unlock()
+				if err != nil && ctx.Err() == nil {
+					c.logger.Error("auto-rotate transit key", "mount", m.Path, "err", err)
 				}
 			}
 		}

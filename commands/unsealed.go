@@ -13,11 +13,13 @@ import (
 	"github.com/ledger-secrets/ledger/ledger"
 	"github.com/ledger-secrets/ledger/projections"
 	approleview "github.com/ledger-secrets/ledger/projections/approle"
+	dbview "github.com/ledger-secrets/ledger/projections/database"
 	kvview "github.com/ledger-secrets/ledger/projections/kv"
 	"github.com/ledger-secrets/ledger/projections/lease"
 	"github.com/ledger-secrets/ledger/projections/mount"
 	"github.com/ledger-secrets/ledger/projections/policy"
 	tokenview "github.com/ledger-secrets/ledger/projections/token"
+	transitview "github.com/ledger-secrets/ledger/projections/transit"
 	userpassview "github.com/ledger-secrets/ledger/projections/userpass"
 )
 
@@ -35,6 +37,8 @@ type unsealed struct {
 	leases   *lease.View
 	approle  *approleview.View
 	userpass *userpassview.View
+	database *dbview.View
+	transit  *transitview.View
 	datakeys *ledger.DataKeys
 	expire   *expiration
 
@@ -57,12 +61,14 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 		leases:   lease.New(),
 		approle:  approleview.New(),
 		userpass: userpassview.New(),
+		database: dbview.New(),
+		transit:  transitview.New(),
 		backends: map[string]engines.Backend{},
 		done:     make(chan struct{}),
 	}
 	st.keyring.Store(kr)
 	st.acls.m = map[string]*acl.ACL{}
-	st.runner = projections.NewRunner(c.log, kr, st.mounts, st.policies, st.tokens, st.kv, st.leases, st.approle, st.userpass)
+	st.runner = projections.NewRunner(c.log, kr, st.mounts, st.policies, st.tokens, st.kv, st.leases, st.approle, st.userpass, st.database, st.transit)
 	st.expire = newExpiration(c, st)
 	started := time.Now()
 	if err := st.runner.CatchUp(ctx); err != nil {
@@ -95,6 +101,9 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 	go c.expireTokens(rctx, st)
 	go st.expire.run(rctx)
 	go c.tidyAppRoles(rctx, st)
+	go c.rotateStaticRoles(rctx, st)
+	go c.rotateTransitKeys(rctx, st)
+	go c.reportOrphans(rctx, st)
 	go c.reconcileDataKeys(rctx, st)
 	c.logger.Info("unsealed", "applied_seq", st.runner.Applied(), "rebuild", time.Since(started).Round(time.Millisecond))
 	return nil
@@ -103,6 +112,13 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 func (st *unsealed) close() {
 	st.cancel()
 	<-st.done
+	st.backendsMu.Lock()
+	for _, b := range st.backends {
+		if cl, ok := b.(interface{ Close() }); ok {
+			cl.Close() // connection pools to databases
+		}
+	}
+	st.backendsMu.Unlock()
 	st.datakeys.Close()
 	clear(st.rootKey)
 }
