@@ -3,6 +3,8 @@ package engines
 import (
 	"encoding/json"
 	"math"
+	"net"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -126,6 +128,33 @@ func Duration(data map[string]any, key string, def time.Duration) (time.Duration
 	return 0, bad
 }
 
+// NonNegativeDuration is Duration (0 when absent) refusing a negative value with Vault's
+// tokenutil message, "'<key>' cannot be negative", before the generic parser's.
+func NonNegativeDuration(data map[string]any, key string) (time.Duration, error) {
+	if Negative(data[key]) {
+		return 0, BadRequest("'%s' cannot be negative", key)
+	}
+	return Duration(data, key, 0)
+}
+
+// Negative reports whether a request value is a negative number or a string starting with "-",
+// so that a backend can refuse it with Vault's own message rather than the generic parser's.
+func Negative(v any) bool {
+	switch t := v.(type) {
+	case json.Number:
+		return strings.HasPrefix(strings.TrimSpace(t.String()), "-")
+	case string:
+		return strings.HasPrefix(strings.TrimSpace(t), "-")
+	case float64:
+		return t < 0
+	case int:
+		return t < 0
+	case int64:
+		return t < 0
+	}
+	return false
+}
+
 // ParseDuration parses "", seconds ("30"), Go durations ("1h30m") and days ("7d").
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
@@ -236,4 +265,82 @@ func Unknown(data map[string]any, allowed ...string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// CIDR lists (token_bound_cidrs, secret_id_bound_cidrs, …) hold blocks or bare addresses, as
+// Vault's sockaddr parsing accepts them; a bare address is the block of that one address.
+
+// CheckCIDRs returns a 400 with msg unless every entry is an address or a CIDR block.
+func CheckCIDRs(msg string, cidrs []string) error {
+	for _, c := range cidrs {
+		if _, ok := prefixOf(c); !ok {
+			return BadRequest("%s", msg)
+		}
+	}
+	return nil
+}
+
+// HostOf is the address part of a "host:port" remote address.
+func HostOf(remote string) string {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return strings.TrimSpace(remote)
+	}
+	return host
+}
+
+// InCIDRs reports whether host lies in one of the blocks.
+func InCIDRs(host string, cidrs []string) bool {
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, c := range cidrs {
+		if p, ok := prefixOf(c); ok && p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// SubsetCIDRs reports whether every block of sub lies inside a block of super; an empty super
+// allows anything, as Vault's verifyCIDRRoleSecretIDSubset.
+func SubsetCIDRs(super, sub []string) bool {
+	if len(super) == 0 {
+		return true
+	}
+	for _, s := range sub {
+		sp, ok := prefixOf(s)
+		if !ok {
+			return false
+		}
+		inside := false
+		for _, c := range super {
+			if cp, ok := prefixOf(c); ok && cp.Bits() <= sp.Bits() && cp.Contains(sp.Addr()) {
+				inside = true
+				break
+			}
+		}
+		if !inside {
+			return false
+		}
+	}
+	return true
+}
+
+// prefixOf reads a CIDR block, or a bare address as the block of that one address. IPv4-mapped
+// IPv6 blocks are read as the IPv4 blocks they map, so they match IPv4 peers.
+func prefixOf(s string) (netip.Prefix, bool) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		return p.Masked(), true
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), true
+	}
+	return netip.Prefix{}, false
 }

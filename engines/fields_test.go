@@ -60,3 +60,65 @@ func TestIntBoolStrings(t *testing.T) {
 		t.Fatalf("Unknown: %v", got)
 	}
 }
+
+func TestNonNegativeDuration(t *testing.T) {
+	for _, in := range []any{"-1", "-5s", json.Number("-3"), float64(-1), -1} {
+		_, err := NonNegativeDuration(map[string]any{"ttl": in}, "ttl")
+		if err == nil || err.Error() != "'ttl' cannot be negative" || !errors.Is(err, ErrBadRequest) {
+			t.Fatalf("%#v: got %v, want tokenutil's message", in, err)
+		}
+	}
+	if d, err := NonNegativeDuration(map[string]any{"ttl": "1h"}, "ttl"); err != nil || d != time.Hour {
+		t.Fatalf("got %v, %v", d, err)
+	}
+	if d, err := NonNegativeDuration(map[string]any{}, "ttl"); err != nil || d != 0 {
+		t.Fatalf("absent: got %v, %v", d, err)
+	}
+}
+
+func TestCIDRs(t *testing.T) {
+	tests := []struct {
+		name  string
+		host  string
+		cidrs []string
+		in    bool
+	}{
+		{"inside a block", "10.1.2.3", []string{"192.0.2.0/24", "10.0.0.0/8"}, true},
+		{"outside every block", "172.16.0.1", []string{"10.0.0.0/8"}, false},
+		{"bare address", "192.0.2.5", []string{"192.0.2.5"}, true},
+		{"mapped peer, IPv4 block", "::ffff:10.0.0.1", []string{"10.0.0.0/8"}, true},
+		{"IPv4 peer, mapped block", "10.0.0.1", []string{"::ffff:10.0.0.0/104"}, true},
+		{"not an address", "example.com", []string{"0.0.0.0/0"}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := InCIDRs(tc.host, tc.cidrs); got != tc.in {
+				t.Fatalf("InCIDRs(%q, %q) = %v", tc.host, tc.cidrs, got)
+			}
+		})
+	}
+	if err := CheckCIDRs("invalid", []string{"10.0.0.0/8", "192.0.2.5", "nope"}); err == nil || err.Error() != "invalid" {
+		t.Fatalf("CheckCIDRs: got %v", err)
+	}
+	if err := CheckCIDRs("invalid", []string{"10.0.0.0/8", "2001:db8::1"}); err != nil {
+		t.Fatalf("CheckCIDRs: got %v", err)
+	}
+	for _, tc := range []struct {
+		super, sub []string
+		want       bool
+	}{
+		{nil, []string{"10.0.0.0/8"}, true},
+		{[]string{"10.0.0.0/8"}, []string{"10.1.0.0/16", "10.2.3.4"}, true},
+		{[]string{"10.1.0.0/16"}, []string{"10.0.0.0/8"}, false},
+		{[]string{"10.0.0.0/8"}, []string{"nope"}, false},
+	} {
+		if got := SubsetCIDRs(tc.super, tc.sub); got != tc.want {
+			t.Fatalf("SubsetCIDRs(%q, %q) = %v", tc.super, tc.sub, got)
+		}
+	}
+	for remote, want := range map[string]string{"192.0.2.1:5000": "192.0.2.1", "[2001:db8::1]:443": "2001:db8::1", " 192.0.2.1 ": "192.0.2.1"} {
+		if got := HostOf(remote); got != want {
+			t.Fatalf("HostOf(%q) = %q", remote, got)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/ledger-secrets/ledger/engines"
+	enginetoken "github.com/ledger-secrets/ledger/engines/token"
 	"github.com/ledger-secrets/ledger/ledger"
 	approleview "github.com/ledger-secrets/ledger/projections/approle"
 )
@@ -32,7 +33,7 @@ func (b *Backend) login(r *request) (*engines.Response, error) {
 	// One attempt is reserved from the source's and the role_id's budgets before anything is
 	// checked, and given back on success: only failures stay spent, and concurrent guesses
 	// cannot overrun the budget while the first is being verified.
-	host := hostOf(r.RemoteAddr)
+	host := engines.HostOf(r.RemoteAddr)
 	keys := []string{"addr\x00" + host, "role_id\x00" + roleID}
 	if ok, wait := b.limiter.Take(r.now, keys...); !ok {
 		return nil, engines.Errorf(engines.ErrRateLimited, "too many failed login attempts for this user or source; retry after %ds", int64(math.Ceil(wait.Seconds())))
@@ -70,14 +71,14 @@ func (b *Backend) verifyLogin(r *request, roleID, secretID, host string) (*engin
 		}
 		if len(s.CIDRList) > 0 {
 			// The role's blocks may have narrowed since the secret ID was issued.
-			if !subsetCIDRs(role.SecretIDBoundCIDRs, s.CIDRList) {
+			if !engines.SubsetCIDRs(role.SecretIDBoundCIDRs, s.CIDRList) {
 				return nil, engines.BadRequest("failed to verify subset relationship between CIDR blocks on the role %q and CIDR blocks on the secret ID %q", role.SecretIDBoundCIDRs, s.CIDRList)
 			}
-			if !inCIDRs(host, s.CIDRList) {
+			if !engines.InCIDRs(host, s.CIDRList) {
 				return nil, engines.BadRequest("source address %q unauthorized through CIDR restrictions on the secret ID", host)
 			}
 		}
-		if len(role.SecretIDBoundCIDRs) > 0 && !inCIDRs(host, role.SecretIDBoundCIDRs) {
+		if len(role.SecretIDBoundCIDRs) > 0 && !engines.InCIDRs(host, role.SecretIDBoundCIDRs) {
 			return nil, engines.BadRequest("source address %q unauthorized by CIDR restrictions on the role", host)
 		}
 		if s.NumUses > 0 {
@@ -91,18 +92,23 @@ func (b *Backend) verifyLogin(r *request, roleID, secretID, host string) (*engin
 		if len(s.TokenBoundCIDRs) > 0 {
 			tokenCIDRs = s.TokenBoundCIDRs
 		}
-	} else if len(role.SecretIDBoundCIDRs) > 0 && !inCIDRs(host, role.SecretIDBoundCIDRs) {
+	} else if len(role.SecretIDBoundCIDRs) > 0 && !engines.InCIDRs(host, role.SecretIDBoundCIDRs) {
 		return nil, engines.BadRequest("source address %q unauthorized by CIDR restrictions on the role", host)
 	}
 	meta["role_name"] = role.Name
 
 	mountPath := b.mountPath(r.Request)
-	auth, created, warnings, err := b.issue(r, login{
-		params:      role.Token,
-		boundCIDRs:  tokenCIDRs,
-		meta:        meta,
-		displayName: displayName(mountPath, ""),
-		path:        mountPath + "login",
+	auth, created, warnings, err := enginetoken.Issue(enginetoken.IssueInput{
+		Keyring:      b.keyring,
+		Tokens:       b.tokens,
+		Mount:        r.Mount,
+		BackendMount: b.mount,
+		Params:       role.Token,
+		BoundCIDRs:   tokenCIDRs,
+		Metadata:     meta,
+		DisplayName:  displayName(mountPath, ""),
+		Path:         mountPath + "login",
+		Now:          r.now,
 	})
 	if err != nil {
 		return nil, err

@@ -4,8 +4,10 @@ import (
 	"fmt"
 
 	"github.com/ledger-secrets/ledger/engines"
+	enginetoken "github.com/ledger-secrets/ledger/engines/token"
 	"github.com/ledger-secrets/ledger/ledger"
 	approleview "github.com/ledger-secrets/ledger/projections/approle"
+	tokenview "github.com/ledger-secrets/ledger/projections/token"
 )
 
 // roleFields are the parameters of role/<name>, for the "ignored these unrecognized
@@ -13,7 +15,7 @@ import (
 var roleFields = append([]string{
 	"role_name", "bind_secret_id", "secret_id_bound_cidrs", "bound_cidr_list", "secret_id_num_uses",
 	"secret_id_ttl", "local_secret_ids", "role_id", "policies", "period",
-}, tokenFields...)
+}, enginetoken.ParamFields()...)
 
 // listRoles is LIST role.
 func (b *Backend) listRoles() (*engines.Response, error) {
@@ -33,7 +35,7 @@ func roleData(r approleview.Role) map[string]any {
 		"secret_id_ttl":         seconds(r.SecretIDTTL),
 		"local_secret_ids":      r.LocalSecretIDs,
 	}
-	populateTokenData(d, r.Token)
+	enginetoken.PopulateParams(d, r.Token)
 	// Backwards compatible data, shown only when the deprecated fields were used.
 	if r.LegacyPeriod != 0 {
 		d["period"] = seconds(r.LegacyPeriod)
@@ -62,11 +64,11 @@ func (b *Backend) writeRole(r *request, name string, data map[string]any) (*engi
 	if create {
 		// An update of a role that is not there (it went between the existence check and now)
 		// creates it, as the create it would have been a moment earlier.
-		role = approleview.Role{Name: name, Key: newUUID(), BindSecretID: true, Token: approleview.TokenParams{Type: "default"}, Created: r.now}
+		role = approleview.Role{Name: name, Key: newUUID(), BindSecretID: true, Token: tokenview.Params{Type: "default"}, Created: r.now}
 	}
 	role.Updated = r.now
 
-	warnings, err := parseTokenFields(data, &role.Token)
+	warnings, err := enginetoken.ParseParams(data, &role.Token)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +106,7 @@ func (b *Backend) writeRole(r *request, name string, data map[string]any) (*engi
 		if err != nil {
 			return nil, err
 		}
-		if err := checkCIDRs("invalid CIDR blocks", cidrs); err != nil {
+		if err := engines.CheckCIDRs("invalid CIDR blocks", cidrs); err != nil {
 			return nil, err
 		}
 		role.SecretIDBoundCIDRs = cidrs
@@ -119,7 +121,7 @@ func (b *Backend) writeRole(r *request, name string, data map[string]any) (*engi
 		}
 	}
 	if engines.Has(data, "secret_id_ttl") {
-		if role.SecretIDTTL, err = nonNegativeDuration(data, "secret_id_ttl"); err != nil {
+		if role.SecretIDTTL, err = engines.NonNegativeDuration(data, "secret_id_ttl"); err != nil {
 			return nil, err
 		}
 	}
@@ -129,9 +131,9 @@ func (b *Backend) writeRole(r *request, name string, data map[string]any) (*engi
 	if role.Token.TTL > 0 && role.Token.MaxTTL > 0 && role.Token.TTL > role.Token.MaxTTL {
 		return nil, engines.BadRequest("'token_ttl' cannot be greater than 'token_max_ttl'")
 	}
-	_, mountMax := b.leaseTTLs(r.Request)
+	_, mountMax := enginetoken.LeaseTTLs(r.Mount, b.mount)
 	if role.Token.Period > mountMax {
-		return nil, engines.BadRequest("period of %q is greater than the backend's maximum lease TTL of %q", humanDuration(role.Token.Period), humanDuration(mountMax))
+		return nil, engines.BadRequest("period of %q is greater than the backend's maximum lease TTL of %q", enginetoken.HumanDuration(role.Token.Period), enginetoken.HumanDuration(mountMax))
 	}
 	if role.Token.MaxTTL > mountMax {
 		warnings = append(warnings, "token_max_ttl is greater than the backend mount's maximum TTL value; issued tokens' max TTL value will be truncated")
@@ -153,33 +155,10 @@ func (b *Backend) writeRole(r *request, name string, data map[string]any) (*engi
 // tokenutil.UpgradeValue: alone they set their token_* twin; beside it they mirror it; when only
 // the new field is given the old one is cleared.
 func upgradeLegacy(data map[string]any, role *approleview.Role) error {
-	switch {
-	case engines.Has(data, "token_policies") && engines.Has(data, "policies"):
-		role.LegacyPolicies = sanitizePolicies(role.Token.Policies, false)
-		role.Token.Policies = role.LegacyPolicies
-	case engines.Has(data, "token_policies"):
-		role.LegacyPolicies = nil
-	case engines.Has(data, "policies"):
-		pols, err := engines.Strings(data, "policies")
-		if err != nil {
-			return err
-		}
-		role.LegacyPolicies = sanitizePolicies(pols, false)
-		role.Token.Policies = role.LegacyPolicies
+	if err := enginetoken.UpgradePolicies(data, &role.Token, &role.LegacyPolicies); err != nil {
+		return err
 	}
-	switch {
-	case engines.Has(data, "token_period") && engines.Has(data, "period"):
-		role.LegacyPeriod = role.Token.Period
-	case engines.Has(data, "token_period"):
-		role.LegacyPeriod = 0
-	case engines.Has(data, "period"):
-		d, err := nonNegativeDuration(data, "period")
-		if err != nil {
-			return err
-		}
-		role.LegacyPeriod, role.Token.Period = d, d
-	}
-	return nil
+	return enginetoken.UpgradeDuration(data, "period", "token_period", &role.LegacyPeriod, &role.Token.Period)
 }
 
 // deleteRole is DELETE role/<name>: the role and every secret ID of it.

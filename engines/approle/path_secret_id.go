@@ -2,10 +2,12 @@ package approle
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
 	"github.com/ledger-secrets/ledger/engines"
+	enginetoken "github.com/ledger-secrets/ledger/engines/token"
 	"github.com/ledger-secrets/ledger/ledger"
 	approleview "github.com/ledger-secrets/ledger/projections/approle"
 )
@@ -48,20 +50,20 @@ func (b *Backend) createSecretID(r *request, name string, custom bool) (*engines
 	if err != nil {
 		return nil, err
 	}
-	if err := checkCIDRs("failed to validate CIDR blocks", cidrs); err != nil {
+	if err := engines.CheckCIDRs("failed to validate CIDR blocks", cidrs); err != nil {
 		return nil, err
 	}
-	if !subsetCIDRs(role.SecretIDBoundCIDRs, cidrs) {
+	if !engines.SubsetCIDRs(role.SecretIDBoundCIDRs, cidrs) {
 		return nil, engines.BadRequest("failed to verify subset relationship between CIDR blocks on the role %q and CIDR blocks on the secret ID %q", role.SecretIDBoundCIDRs, cidrs)
 	}
 	tokenCIDRs, err := engines.Strings(r.data, "token_bound_cidrs")
 	if err != nil {
 		return nil, err
 	}
-	if err := checkCIDRs("failed to validate token CIDR blocks", tokenCIDRs); err != nil {
+	if err := engines.CheckCIDRs("failed to validate token CIDR blocks", tokenCIDRs); err != nil {
 		return nil, err
 	}
-	if !subsetCIDRs(role.Token.BoundCIDRs, tokenCIDRs) {
+	if !engines.SubsetCIDRs(role.Token.BoundCIDRs, tokenCIDRs) {
 		return nil, engines.BadRequest("failed to verify subset relationship between CIDR blocks on the role %q and CIDR blocks on the secret ID %q", role.Token.BoundCIDRs, tokenCIDRs)
 	}
 
@@ -79,7 +81,7 @@ func (b *Backend) createSecretID(r *request, name string, custom bool) (*engines
 	}
 	ttl := role.SecretIDTTL
 	if engines.Has(r.data, "ttl") {
-		if ttl, err = nonNegativeDuration(r.data, "ttl"); err != nil {
+		if ttl, err = engines.NonNegativeDuration(r.data, "ttl"); err != nil {
 			return nil, err
 		}
 		if role.SecretIDTTL > 0 && (ttl == 0 || ttl > role.SecretIDTTL) {
@@ -87,7 +89,7 @@ func (b *Backend) createSecretID(r *request, name string, custom bool) (*engines
 		}
 	}
 	// Vault's deriveSecretIDTTL: a TTL past the mount's max is cut to it; zero never expires.
-	if _, mountMax := b.leaseTTLs(r.Request); ttl > mountMax {
+	if _, mountMax := enginetoken.LeaseTTLs(r.Mount, b.mount); ttl > mountMax {
 		ttl = mountMax
 	}
 	meta, err := parseMetadata(r.data)
@@ -143,7 +145,7 @@ func (b *Backend) listSecretIDs(name string) (*engines.Response, error) {
 
 // secretData is Vault's answer to a secret-ID lookup.
 func secretData(s approleview.SecretID) map[string]any {
-	meta := copyMap(s.Metadata)
+	meta := maps.Clone(s.Metadata)
 	if meta == nil {
 		meta = map[string]string{}
 	}

@@ -1,6 +1,8 @@
 // Package token is Vault's token auth method, mounted at auth/token/: it creates, looks up,
 // renews and revokes tokens, with Vault's paths, parameters, rules and messages. It decides the
-// token events (projections/token folds them) and never appends them itself.
+// token events (projections/token folds them) and never appends them itself. Auth methods
+// (approle, userpass) issue their login tokens through it too: ParseParams and PopulateParams
+// handle their token_* fields, Issue decides the token.
 //
 // A token string exists only in the response that hands it out: the engine stores and finds
 // tokens by keyring.MAC("token", token), and no error, event or log line carries one.
@@ -203,14 +205,16 @@ func (b *Backend) mountPath(req *engines.Request) string {
 	return "auth/token/"
 }
 
-// leaseTTLs are the mount's effective default and max TTL, per request (tuning may change).
-func (b *Backend) leaseTTLs(req *engines.Request) (def, max time.Duration) {
-	def, max = req.Mount.DefaultLeaseTTL, req.Mount.MaxLeaseTTL
+// LeaseTTLs are the effective default and max TTL of tokens issued at a mount: the request's
+// mount (tuning may have changed since the backend was built), else the backend's, else
+// Vault's 32 days.
+func LeaseTTLs(req, backend engines.Mount) (def, max time.Duration) {
+	def, max = req.DefaultLeaseTTL, req.MaxLeaseTTL
 	if def <= 0 {
-		def = b.mount.DefaultLeaseTTL
+		def = backend.DefaultLeaseTTL
 	}
 	if max <= 0 {
-		max = b.mount.MaxLeaseTTL
+		max = backend.MaxLeaseTTL
 	}
 	if def <= 0 {
 		def = defaultTTL

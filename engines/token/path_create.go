@@ -127,16 +127,16 @@ func (b *Backend) create(r *request, orphanPath bool) (*engines.Response, error)
 	var addDefault bool
 	switch {
 	case len(p.policies) == 0:
-		p.policies = sanitizePolicies(parent.Policies, false)
+		p.policies = SanitizePolicies(parent.Policies, false)
 	case !isSudo:
-		if !subset(sanitizePolicies(parent.Policies, false), sanitizePolicies(p.policies, false)) {
+		if !subset(SanitizePolicies(parent.Policies, false), SanitizePolicies(p.policies, false)) {
 			return nil, engines.BadRequest("child policies must be subset of parent")
 		}
 		addDefault = !p.noDefaultPolicy && contains(parent.Policies, "default")
 	default:
 		addDefault = !p.noDefaultPolicy
 	}
-	policies := sanitizePolicies(p.policies, addDefault)
+	policies := SanitizePolicies(p.policies, addDefault)
 	if p.noDefaultPolicy {
 		policies = without(policies, "default")
 	}
@@ -165,7 +165,7 @@ func (b *Backend) create(r *request, orphanPath bool) (*engines.Response, error)
 	var warnings []string
 	ttl := p.ttl
 	if p.period > 0 || ttl > 0 || !isRoot {
-		def, max := b.leaseTTLs(r.Request)
+		def, max := LeaseTTLs(r.Mount, b.mount)
 		var w []string
 		if ttl, w, err = calculateTTL(def, max, 0, ttl, p.period, p.explicitMaxTTL, r.now, r.now); err != nil {
 			return nil, err

@@ -49,7 +49,7 @@ func (b *Backend) renew(r *request, e tokenview.Entry, tok string) (*engines.Res
 	if !e.Expires() || !e.Renewable {
 		return nil, engines.BadRequest("lease is not renewable")
 	}
-	def, max := b.leaseTTLs(r.Request)
+	def, max := LeaseTTLs(r.Mount, b.mount)
 	ttl, warnings, err := calculateTTL(def, max, increment, e.TTL, e.Period, e.ExplicitMaxTTL, e.CreationTime, r.now)
 	if err != nil {
 		return nil, err

@@ -1,7 +1,6 @@
 package token
 
 import (
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"sort"
@@ -30,7 +29,7 @@ func calculateTTL(defTTL, maxTTL, increment, currentTTL, period, explicitMax tim
 	switch {
 	case period > 0:
 		if period > maxTTL {
-			warnings = append(warnings, fmt.Sprintf("period of %q exceeded the effective max_ttl of %q; period value is capped accordingly", humanDuration(period), humanDuration(maxTTL)))
+			warnings = append(warnings, fmt.Sprintf("period of %q exceeded the effective max_ttl of %q; period value is capped accordingly", HumanDuration(period), HumanDuration(maxTTL)))
 			period = maxTTL
 		}
 		ttl = period
@@ -54,7 +53,7 @@ func calculateTTL(defTTL, maxTTL, increment, currentTTL, period, explicitMax tim
 			return 0, nil, engines.BadRequest("past the max TTL, cannot renew")
 		}
 		if ttl > left {
-			warnings = append(warnings, fmt.Sprintf("TTL of %q exceeded the effective max_ttl of %q; TTL value is capped accordingly", humanDuration(ttl), humanDuration(left)))
+			warnings = append(warnings, fmt.Sprintf("TTL of %q exceeded the effective max_ttl of %q; TTL value is capped accordingly", HumanDuration(ttl), HumanDuration(left)))
 			ttl = left
 		}
 	}
@@ -71,11 +70,12 @@ func capByParent(ttl time.Duration, parentExpires, now time.Time) (time.Duration
 	if ttl <= left {
 		return ttl, ""
 	}
-	return left, fmt.Sprintf("TTL of %q exceeded the parent token's remaining TTL of %q; TTL value is capped accordingly", humanDuration(ttl), humanDuration(left))
+	return left, fmt.Sprintf("TTL of %q exceeded the parent token's remaining TTL of %q; TTL value is capped accordingly", HumanDuration(ttl), HumanDuration(left))
 }
 
-// humanDuration prints a duration as Vault's warnings do: "768h", "1h30m", "45s".
-func humanDuration(d time.Duration) string {
+// HumanDuration prints a duration as Vault's TTL warnings and messages do: "768h", "1h30m",
+// "45s".
+func HumanDuration(d time.Duration) string {
 	if d == 0 {
 		return "0s"
 	}
@@ -92,9 +92,9 @@ func humanDuration(d time.Duration) string {
 // seconds is a duration as Vault's JSON shows it: whole seconds.
 func seconds(d time.Duration) int64 { return int64(d / time.Second) }
 
-// sanitizePolicies is Vault's policyutil.SanitizePolicies: trimmed, lower-cased, deduplicated
+// SanitizePolicies is Vault's policyutil.SanitizePolicies: trimmed, lower-cased, deduplicated
 // and sorted; "root" swallows every other policy; "default" added when asked.
-func sanitizePolicies(in []string, addDefault bool) []string {
+func SanitizePolicies(in []string, addDefault bool) []string {
 	out := make([]string, 0, len(in)+1)
 	seen := make(map[string]bool, len(in))
 	for _, p := range in {
@@ -149,24 +149,8 @@ var displayNameSanitize = regexp.MustCompile("[^a-zA-Z0-9-]")
 // positiveDuration reads a duration field, refusing negative values with Vault's
 // "<name> must be positive" before the generic parser sees them.
 func positiveDuration(data map[string]any, key string) (time.Duration, error) {
-	if negative(data[key]) {
+	if engines.Negative(data[key]) {
 		return 0, engines.BadRequest("%s must be positive", key)
 	}
 	return engines.Duration(data, key, 0)
-}
-
-func negative(v any) bool {
-	switch t := v.(type) {
-	case json.Number:
-		return strings.HasPrefix(strings.TrimSpace(t.String()), "-")
-	case string:
-		return strings.HasPrefix(strings.TrimSpace(t), "-")
-	case float64:
-		return t < 0
-	case int:
-		return t < 0
-	case int64:
-		return t < 0
-	}
-	return false
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/ledger-secrets/ledger/engines"
+	enginetoken "github.com/ledger-secrets/ledger/engines/token"
 	"github.com/ledger-secrets/ledger/ledger"
 )
 
@@ -26,7 +27,7 @@ func (b *Backend) login(r *request, name string) (*engines.Response, error) {
 	// checked, and given back on success: only failures stay spent, and concurrent guesses
 	// cannot overrun the budget while the first is being verified. Unknown users have budgets
 	// too, so the limiter does not tell which users exist.
-	host := hostOf(r.RemoteAddr)
+	host := engines.HostOf(r.RemoteAddr)
 	keys := []string{"addr\x00" + host, "user\x00" + name}
 	if ok, wait := b.limiter.Take(r.now, keys...); !ok {
 		return nil, engines.Errorf(engines.ErrRateLimited, "too many failed login attempts for this user or source; retry after %ds", int64(math.Ceil(wait.Seconds())))
@@ -57,16 +58,20 @@ func (b *Backend) verifyLogin(r *request, name, pw, host, dummy string) (*engine
 	if !found || !match {
 		return nil, errInvalid
 	}
-	if len(u.Token.BoundCIDRs) > 0 && !inCIDRs(host, u.Token.BoundCIDRs) {
+	if len(u.Token.BoundCIDRs) > 0 && !engines.InCIDRs(host, u.Token.BoundCIDRs) {
 		return nil, engines.Errorf(engines.ErrPermissionDenied, "permission denied")
 	}
 	mountPath := b.mountPath(r.Request)
-	auth, created, warnings, err := b.issue(r, login{
-		params:      u.Token,
-		boundCIDRs:  u.Token.BoundCIDRs,
-		meta:        map[string]string{"username": name},
-		displayName: displayName(mountPath, name),
-		path:        mountPath + "login/" + name,
+	auth, created, warnings, err := enginetoken.Issue(enginetoken.IssueInput{
+		Keyring:      b.keyring,
+		Mount:        r.Mount,
+		BackendMount: b.mount,
+		Params:       u.Token,
+		BoundCIDRs:   u.Token.BoundCIDRs,
+		Metadata:     map[string]string{"username": name},
+		DisplayName:  displayName(mountPath, name),
+		Path:         mountPath + "login/" + name,
+		Now:          r.now,
 	})
 	if err != nil {
 		return nil, err

@@ -5,13 +5,15 @@ import (
 	"time"
 
 	"github.com/ledger-secrets/ledger/engines"
+	enginetoken "github.com/ledger-secrets/ledger/engines/token"
 	"github.com/ledger-secrets/ledger/ledger"
+	tokenview "github.com/ledger-secrets/ledger/projections/token"
 	userpassview "github.com/ledger-secrets/ledger/projections/userpass"
 )
 
 // userFields are the parameters of users/<name>, for the "ignored these unrecognized
 // parameters" warning.
-var userFields = append([]string{"username", "password", "policies", "ttl", "max_ttl", "bound_cidrs"}, tokenFields...)
+var userFields = append([]string{"username", "password", "policies", "ttl", "max_ttl", "bound_cidrs"}, enginetoken.ParamFields()...)
 
 // listUsers is LIST users.
 func (b *Backend) listUsers() (*engines.Response, error) {
@@ -29,7 +31,7 @@ func (b *Backend) readUser(name string) (*engines.Response, error) {
 		return nil, engines.ErrNotFound
 	}
 	d := map[string]any{}
-	populateTokenData(d, u.Token)
+	enginetoken.PopulateParams(d, u.Token)
 	// Backwards compatible data, shown only when the deprecated fields were used.
 	if u.LegacyTTL > 0 {
 		d["ttl"] = seconds(u.LegacyTTL)
@@ -52,7 +54,7 @@ func (b *Backend) writeUser(r *request, name string, createOp bool) (*engines.Re
 	old, exists := b.view.User(b.mount.UUID, name)
 	u := old
 	if !exists {
-		u = userpassview.User{Name: name, Token: userpassview.TokenParams{Type: "default"}, Created: r.now}
+		u = userpassview.User{Name: name, Token: tokenview.Params{Type: "default"}, Created: r.now}
 	}
 	pw, err := engines.String(r.data, "password", "")
 	if err != nil {
@@ -61,7 +63,7 @@ func (b *Backend) writeUser(r *request, name string, createOp bool) (*engines.Re
 	if (createOp || !exists) && pw == "" {
 		return nil, engines.BadRequest("missing password")
 	}
-	warnings, err := parseTokenFields(r.data, &u.Token)
+	warnings, err := enginetoken.ParseParams(r.data, &u.Token)
 	if err != nil {
 		return nil, err
 	}
@@ -108,39 +110,14 @@ func (b *Backend) written(r *request, u userpassview.User, warnings []string) *e
 // tokenutil.UpgradeValue: alone they set their token_* twin; beside it they mirror it; when only
 // the new field is given the old one is cleared.
 func upgradeLegacy(data map[string]any, u *userpassview.User) error {
-	switch {
-	case engines.Has(data, "token_policies") && engines.Has(data, "policies"):
-		u.LegacyPolicies = sanitizePolicies(u.Token.Policies, false)
-		u.Token.Policies = u.LegacyPolicies
-	case engines.Has(data, "token_policies"):
-		u.LegacyPolicies = nil
-	case engines.Has(data, "policies"):
-		pols, err := engines.Strings(data, "policies")
-		if err != nil {
-			return err
-		}
-		u.LegacyPolicies = sanitizePolicies(pols, false)
-		u.Token.Policies = u.LegacyPolicies
+	if err := enginetoken.UpgradePolicies(data, &u.Token, &u.LegacyPolicies); err != nil {
+		return err
 	}
-	for _, f := range []struct {
-		old, new      string
-		legacy, token *time.Duration
-	}{
-		{"ttl", "token_ttl", &u.LegacyTTL, &u.Token.TTL},
-		{"max_ttl", "token_max_ttl", &u.LegacyMaxTTL, &u.Token.MaxTTL},
-	} {
-		switch {
-		case engines.Has(data, f.new) && engines.Has(data, f.old):
-			*f.legacy = *f.token
-		case engines.Has(data, f.new):
-			*f.legacy = 0
-		case engines.Has(data, f.old):
-			d, err := nonNegativeDuration(data, f.old)
-			if err != nil {
-				return err
-			}
-			*f.legacy, *f.token = d, d
-		}
+	if err := enginetoken.UpgradeDuration(data, "ttl", "token_ttl", &u.LegacyTTL, &u.Token.TTL); err != nil {
+		return err
+	}
+	if err := enginetoken.UpgradeDuration(data, "max_ttl", "token_max_ttl", &u.LegacyMaxTTL, &u.Token.MaxTTL); err != nil {
+		return err
 	}
 	switch {
 	case engines.Has(data, "token_bound_cidrs") && engines.Has(data, "bound_cidrs"):
@@ -152,7 +129,7 @@ func upgradeLegacy(data map[string]any, u *userpassview.User) error {
 		if err != nil {
 			return err
 		}
-		if err := checkCIDRs("invalid bound_cidrs", cidrs); err != nil {
+		if err := engines.CheckCIDRs("invalid bound_cidrs", cidrs); err != nil {
 			return err
 		}
 		u.LegacyBoundCIDRs, u.Token.BoundCIDRs = cidrs, cidrs
@@ -200,14 +177,20 @@ func (b *Backend) writePolicies(r *request, name string) (*engines.Response, err
 			in[k] = v
 		}
 	}
-	if _, err := parseTokenFields(in, &u.Token); err != nil {
+	if _, err := enginetoken.ParseParams(in, &u.Token); err != nil {
 		return nil, err
 	}
 	if engines.Has(in, "token_policies") {
-		u.Token.Policies = sanitizePolicies(u.Token.Policies, false)
+		u.Token.Policies = enginetoken.SanitizePolicies(u.Token.Policies, false)
 	}
 	if err := upgradeLegacy(in, &u); err != nil {
 		return nil, err
 	}
 	return b.written(r, u, nil), nil
 }
+
+// seconds is a duration as Vault's JSON shows it: whole seconds.
+func seconds(d time.Duration) int64 { return int64(d / time.Second) }
+
+// list copies a list for a response: [] rather than null when empty, as Vault shows lists.
+func list(in []string) []string { return append([]string{}, in...) }

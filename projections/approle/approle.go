@@ -21,6 +21,7 @@ import (
 
 	"github.com/ledger-secrets/ledger/ledger"
 	"github.com/ledger-secrets/ledger/projections/mount"
+	tokenview "github.com/ledger-secrets/ledger/projections/token"
 )
 
 // Event types. Every event of a role and of its secret IDs has the role's subject,
@@ -39,32 +40,19 @@ const (
 	ReasonExpired   = "expired"
 )
 
-// TokenParams are Vault's token_* fields of a role: how the tokens its logins issue look.
-type TokenParams struct {
-	Policies        []string      `json:"policies,omitempty"`
-	TTL             time.Duration `json:"ttl,omitempty"`
-	MaxTTL          time.Duration `json:"max_ttl,omitempty"`
-	ExplicitMaxTTL  time.Duration `json:"explicit_max_ttl,omitempty"`
-	Period          time.Duration `json:"period,omitempty"`
-	NumUses         int           `json:"num_uses,omitempty"`
-	NoDefaultPolicy bool          `json:"no_default_policy,omitempty"`
-	BoundCIDRs      []string      `json:"bound_cidrs,omitempty"`
-	Type            string        `json:"type,omitempty"` // "default" or "service"; "" reads as "default"
-}
-
 // Role is one AppRole.
 type Role struct {
 	Name string `json:"name"` // lower-cased
 	// Key is random per role incarnation (Vault's per-role HMAC key): secret-ID MACs include it,
 	// so a secret ID works for no other role, and none survives its role's deletion.
-	Key                string        `json:"key"`
-	RoleID             string        `json:"role_id"`
-	BindSecretID       bool          `json:"bind_secret_id"`
-	SecretIDBoundCIDRs []string      `json:"secret_id_bound_cidrs,omitempty"`
-	SecretIDNumUses    int           `json:"secret_id_num_uses,omitempty"`
-	SecretIDTTL        time.Duration `json:"secret_id_ttl,omitempty"`
-	LocalSecretIDs     bool          `json:"local_secret_ids,omitempty"`
-	Token              TokenParams   `json:"token"`
+	Key                string           `json:"key"`
+	RoleID             string           `json:"role_id"`
+	BindSecretID       bool             `json:"bind_secret_id"`
+	SecretIDBoundCIDRs []string         `json:"secret_id_bound_cidrs,omitempty"`
+	SecretIDNumUses    int              `json:"secret_id_num_uses,omitempty"`
+	SecretIDTTL        time.Duration    `json:"secret_id_ttl,omitempty"`
+	LocalSecretIDs     bool             `json:"local_secret_ids,omitempty"`
+	Token              tokenview.Params `json:"token"`
 	// The deprecated "policies" and "period" as last written, which Vault still shows on read.
 	LegacyPolicies []string      `json:"legacy_policies,omitempty"`
 	LegacyPeriod   time.Duration `json:"legacy_period,omitempty"`

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ledger-secrets/ledger/ledger"
 	"github.com/ledger-secrets/ledger/projections/mount"
+	tokenview "github.com/ledger-secrets/ledger/projections/token"
 )
 
 // Event types. Subjects are ledger.SubjectFor("userpass", mountUUID, username).
@@ -26,26 +27,13 @@ const (
 	UserDeleted = "userpass.user.deleted.v1"
 )
 
-// TokenParams are Vault's token_* fields of a user: how the tokens its logins issue look.
-type TokenParams struct {
-	Policies        []string      `json:"policies,omitempty"`
-	TTL             time.Duration `json:"ttl,omitempty"`
-	MaxTTL          time.Duration `json:"max_ttl,omitempty"`
-	ExplicitMaxTTL  time.Duration `json:"explicit_max_ttl,omitempty"`
-	Period          time.Duration `json:"period,omitempty"`
-	NumUses         int           `json:"num_uses,omitempty"`
-	NoDefaultPolicy bool          `json:"no_default_policy,omitempty"`
-	BoundCIDRs      []string      `json:"bound_cidrs,omitempty"`
-	Type            string        `json:"type,omitempty"` // "default" or "service"; "" reads as "default"
-}
-
 // User is one userpass user.
 type User struct {
 	Name string `json:"name"` // lower-cased
 	// PasswordHash is a PHC string, "$argon2id$v=19$m=…,t=…,p=…$salt$hash": the parameters
 	// travel with the hash, so they can change without breaking older users.
-	PasswordHash string      `json:"password_hash"`
-	Token        TokenParams `json:"token"`
+	PasswordHash string           `json:"password_hash"`
+	Token        tokenview.Params `json:"token"`
 	// The deprecated fields as last written, which Vault still shows on read.
 	LegacyPolicies   []string      `json:"legacy_policies,omitempty"`
 	LegacyTTL        time.Duration `json:"legacy_ttl,omitempty"`

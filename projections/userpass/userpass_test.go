@@ -9,6 +9,7 @@ import (
 	"github.com/ledger-secrets/ledger/ledger"
 	"github.com/ledger-secrets/ledger/projections"
 	"github.com/ledger-secrets/ledger/projections/mount"
+	tokenview "github.com/ledger-secrets/ledger/projections/token"
 	"github.com/ledger-secrets/ledger/projections/viewtest"
 )
 
@@ -24,7 +25,7 @@ func rec(t *testing.T, seq uint64, typ string, payload any) ledger.Record {
 }
 
 func user(name, hash string, pols ...string) User {
-	return User{Name: name, PasswordHash: hash, Token: TokenParams{Policies: pols}, Created: t0, Updated: t0}
+	return User{Name: name, PasswordHash: hash, Token: tokenview.Params{Policies: pols}, Created: t0, Updated: t0}
 }
 
 func TestFold(t *testing.T) {
