@@ -2,22 +2,158 @@ package commands
 
 import (
 	"context"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"time"
 
+	"github.com/ledger-secrets/ledger/audit"
 	"github.com/ledger-secrets/ledger/engines"
 	"github.com/ledger-secrets/ledger/ledger"
 )
 
-// auditEvents returns the audit record of a write as events to append in the write's own batch,
-// so the record and the change it describes are durable together.
-//
-// Until the audit package lands (issue 5) writes are traced only by their own events, which
-// carry the actor's accessor and the request id.
+// auditEvents returns the audit record of a write as an event to append in the write's own
+// batch, so the record and the change it describes are durable together — or neither is.
 func (c *Core) auditEvents(st *unsealed, r *Request, trail *auditTrail, resp *engines.Response) []ledger.Event {
-	return nil
+	ev, err := c.buildRecord(st, r, trail, resp, nil).Event()
+	if err != nil {
+		// A record always encodes (its data was normalised through JSON); if one did not, an
+		// event saying so still goes with the write.
+		ev, _ = audit.Record{Time: time.Now().UTC(), Request: &audit.Request{ID: r.ID, Operation: string(r.Op), Path: r.Path},
+			Error: "audit record could not be encoded"}.Event()
+	}
+	return []ledger.Event{ev}
 }
 
+// auditTimeout bounds how long a request waits for its record to be stored (through a
+// JetStream leader election, say) before it fails.
+const auditTimeout = 15 * time.Second
+
 // auditRecord stores the audit record of a request that appended nothing (a read, a denial, a
-// failure) before the answer leaves. An error fails the request.
+// failure) in LEDGER_AUDIT before the answer leaves. An error fails the request. The record is
+// stored even when the client has gone: what happened, happened.
 func (c *Core) auditRecord(ctx context.Context, st *unsealed, r *Request, trail *auditTrail, resp *engines.Response, err error) error {
-	return nil
+	ev, eerr := c.buildRecord(st, r, trail, resp, err).Event()
+	if eerr != nil {
+		return eerr
+	}
+	ev.Request = r.ID
+	if trail.req != nil && trail.req.Caller != nil {
+		ev.Actor = trail.req.Caller.Accessor
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
+	defer cancel()
+	_, aerr := st.audit.stream.Append(actx, []ledger.Event{ev})
+	return aerr
+}
+
+// buildRecord describes a request in Vault's audit shape, with every sensitive string HMACed.
+// Data keys that some enabled device lists as non-HMAC stay in the clear and are named in the
+// record, so the devices that do not list them HMAC them when they emit it.
+func (c *Core) buildRecord(st *unsealed, r *Request, trail *auditTrail, resp *engines.Response, err error) audit.Record {
+	kr := st.keyring.Load()
+	keepReq, keepResp := st.audit.view.NonHMACKeys()
+	now := time.Now().UTC()
+	op := r.Op
+	rq := &audit.Request{ID: r.ID, Path: r.Path, Namespace: &audit.Namespace{ID: "root"}}
+	if trail.req != nil {
+		op, now = trail.req.Op, trail.req.Now
+		m := trail.req.Mount
+		rq.MountPoint, rq.MountType, rq.MountAccessor = m.Path, trail.mountType, m.Accessor
+		rq.MountClass = mountClass(m.Path, trail.mountType)
+	}
+	rq.Operation = string(op)
+	if r.Token != "" {
+		rq.ClientToken = audit.HMAC(kr, r.Token)
+	}
+	rq.RemoteAddress, rq.RemotePort = splitRemote(r.RemoteAddr)
+	rec := audit.Record{Time: now, Request: rq}
+	rq.Data, rec.RawRequestKeys = hashData(kr, r.Data, keepReq)
+
+	var caller *engines.Caller
+	if trail.req != nil {
+		caller = trail.req.Caller
+	}
+	if caller != nil {
+		rq.ClientTokenAccessor = caller.Accessor
+		rec.Auth = &audit.Auth{
+			ClientToken: rq.ClientToken, Accessor: caller.Accessor, DisplayName: caller.DisplayName,
+			Policies: caller.Policies, TokenPolicies: caller.Policies, Metadata: caller.Meta, EntityID: caller.EntityID,
+			TokenType: "service", TokenTTL: int64(caller.TTL / time.Second),
+			PolicyResults: &audit.PolicyResults{Allowed: !errors.Is(err, engines.ErrPermissionDenied)},
+		}
+		if e, ok := st.tokens.ByMAC(caller.TokenMAC); ok {
+			if e.Type != "" {
+				rec.Auth.TokenType = e.Type
+			}
+			rec.Auth.RemainingUses = e.UsesLeft
+			if !e.CreationTime.IsZero() {
+				rec.Auth.TokenIssueTime = e.CreationTime.UTC().Format(time.RFC3339)
+			}
+		}
+	}
+	if err != nil {
+		rec.Error = auditError(err)
+		return rec
+	}
+	if resp == nil {
+		return rec
+	}
+	rs := &audit.Response{MountPoint: rq.MountPoint, MountType: rq.MountType, MountAccessor: rq.MountAccessor,
+		MountClass: rq.MountClass, Warnings: resp.Warnings}
+	rs.Data, rec.RawResponseKeys = hashData(kr, resp.Data, keepResp)
+	if resp.Secret != nil && resp.Secret.LeaseID != "" {
+		rs.Secret = &audit.Secret{LeaseID: resp.Secret.LeaseID}
+	}
+	if a := resp.Auth; a != nil {
+		rs.Auth = &audit.Auth{
+			Accessor: a.Accessor, Policies: a.Policies, TokenPolicies: a.TokenPolicies, Metadata: a.Metadata,
+			EntityID: a.EntityID, TokenType: a.TokenType, TokenTTL: int64(a.LeaseDuration / time.Second), RemainingUses: a.NumUses,
+		}
+		if a.ClientToken != "" {
+			rs.Auth.ClientToken = audit.HMAC(kr, a.ClientToken)
+		}
+	}
+	rec.Response = rs
+	return rec
+}
+
+func hashData(kr *ledger.Keyring, data map[string]any, keep map[string]bool) (map[string]any, []string) {
+	h, kept, err := audit.HashData(kr, data, keep)
+	if err != nil {
+		// Nothing unhashed may go out: describe the data instead of logging it.
+		return map[string]any{"ledger_audit_error": "data could not be encoded for the audit record"}, nil
+	}
+	return h, kept
+}
+
+// auditError is the error text a record carries: the message the client saw.
+func auditError(err error) string {
+	switch {
+	case errors.Is(err, engines.ErrPermissionDenied):
+		return "permission denied"
+	case errors.Is(err, ErrSealed):
+		return ErrSealed.Error()
+	}
+	return err.Error()
+}
+
+func mountClass(path, typ string) string {
+	switch {
+	case typ == "system":
+		return ""
+	case strings.HasPrefix(path, "auth/"):
+		return "auth"
+	}
+	return "secret"
+}
+
+func splitRemote(addr string) (string, int) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, 0
+	}
+	p, _ := strconv.Atoi(port)
+	return host, p
 }

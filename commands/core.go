@@ -41,6 +41,10 @@ type Options struct {
 	Logger      *slog.Logger
 	// Replicas for auxiliary streams (data keys) on an external cluster.
 	Replicas int
+	// Snapshots configure automatic snapshots (see snapshot.go).
+	Snapshots SnapshotOptions
+	// Audit configures the audit trail (see audit.go).
+	Audit AuditOptions
 }
 
 // Core ties the log, the seal state and, while unsealed, the views and backends together.

@@ -346,21 +346,23 @@ func (s *sysBackend) leasePaths(ctx context.Context, req *engines.Request, p str
 			return nil, engines.BadRequest("failed to revoke lease %s: %s (the credential was made unusable where the backend allows; Ledger keeps retrying)", id, err.Error())
 		}
 		return nil, nil
-	case strings.HasPrefix(p, "leases/revoke-prefix/") || strings.HasPrefix(p, "revoke-prefix/"):
+	case p == "leases/revoke-prefix" || p == "revoke-prefix" ||
+		strings.HasPrefix(p, "leases/revoke-prefix/") || strings.HasPrefix(p, "revoke-prefix/"):
 		if !isWrite(req.Op) {
 			return nil, engines.ErrUnsupported
 		}
-		prefix := strings.TrimPrefix(strings.TrimPrefix(p, "leases/"), "revoke-prefix/")
-		if strings.Trim(prefix, "/") == "" {
+		prefix := leasePrefix(st.leases, p, "revoke-prefix")
+		if prefix == "" {
 			return nil, engines.BadRequest("an empty prefix would revoke every lease; name a prefix such as database/creds/readonly/")
 		}
 		return nil, s.revokePrefix(ctx, prefix, "prefix")
-	case strings.HasPrefix(p, "leases/revoke-force/") || strings.HasPrefix(p, "revoke-force/"):
+	case p == "leases/revoke-force" || p == "revoke-force" ||
+		strings.HasPrefix(p, "leases/revoke-force/") || strings.HasPrefix(p, "revoke-force/"):
 		if !isWrite(req.Op) {
 			return nil, engines.ErrUnsupported
 		}
-		prefix := strings.TrimPrefix(strings.TrimPrefix(p, "leases/"), "revoke-force/")
-		if strings.Trim(prefix, "/") == "" {
+		prefix := leasePrefix(st.leases, p, "revoke-force")
+		if prefix == "" {
 			return nil, engines.BadRequest("an empty prefix would forget every lease; name a prefix")
 		}
 		var evs []ledger.Event
@@ -372,6 +374,21 @@ func (s *sysBackend) leasePaths(ctx context.Context, req *engines.Request, p str
 		return &engines.Response{Events: evs}, nil
 	}
 	return nil, engines.Errorf(engines.ErrNotFound, "no handler for route %q", "sys/"+p)
+}
+
+// leasePrefix reads the prefix of a revoke-prefix or revoke-force path (p without its trailing
+// slash) as Vault does: a whole lease ID names that lease; anything else is whole path segments,
+// so "database/creds/app/" and "database/creds/app" both mean role app's leases and never those
+// of app-admin. "" is the empty prefix.
+func leasePrefix(leases *lease.View, p, op string) string {
+	prefix := strings.Trim(strings.TrimPrefix(strings.TrimPrefix(p, "leases/"), op), "/")
+	if prefix == "" {
+		return ""
+	}
+	if _, ok := leases.Get(prefix); ok {
+		return prefix
+	}
+	return prefix + "/"
 }
 
 // revokePrefix revokes every lease under prefix synchronously, in parallel up to the manager's

@@ -75,7 +75,8 @@ func (s *sysBackend) HandleRequest(ctx context.Context, req *engines.Request) (*
 		}
 		return &engines.Response{Data: map[string]any{"term": ks.Term, "install_time": ks.InstallTime.Format(time.RFC3339Nano), "encryptions": ks.Encryptions}}, nil
 	case strings.HasPrefix(p, "leases/") || p == "renew" || p == "revoke" || strings.HasPrefix(p, "renew/") ||
-		strings.HasPrefix(p, "revoke/") || strings.HasPrefix(p, "revoke-prefix/") || strings.HasPrefix(p, "revoke-force/"):
+		strings.HasPrefix(p, "revoke/") || strings.HasPrefix(p, "revoke-prefix/") || strings.HasPrefix(p, "revoke-force/") ||
+		p == "revoke-prefix" || p == "revoke-force": // empty prefixes: refused there
 		return s.leasePaths(ctx, req, p)
 	case p == "audit" || strings.HasPrefix(p, "audit/") || strings.HasPrefix(p, "audit-hash/"):
 		return s.auditPaths(ctx, req, p)

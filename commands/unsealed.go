@@ -14,6 +14,7 @@ import (
 	"github.com/ledger-secrets/ledger/projections"
 	approleview "github.com/ledger-secrets/ledger/projections/approle"
 	dbview "github.com/ledger-secrets/ledger/projections/database"
+	historyview "github.com/ledger-secrets/ledger/projections/history"
 	kvview "github.com/ledger-secrets/ledger/projections/kv"
 	"github.com/ledger-secrets/ledger/projections/lease"
 	"github.com/ledger-secrets/ledger/projections/mount"
@@ -41,6 +42,8 @@ type unsealed struct {
 	transit  *transitview.View
 	datakeys *ledger.DataKeys
 	expire   *expiration
+	snaps    *snapshots
+	audit    *auditState
 
 	backendsMu sync.Mutex
 	backends   map[string]engines.Backend // by mount UUID
@@ -49,9 +52,9 @@ type unsealed struct {
 	locks keyLocks
 }
 
-// open builds the views from the log with the keyring and starts following it. Called with
-// c.lifecycle held.
-func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) error {
+// newUnsealed builds the (empty) views and their runner. Every view is made here, so a replay
+// beside the live views (replay verify) builds the very same set.
+func (c *Core) newUnsealed(rootKey []byte, kr *ledger.Keyring) *unsealed {
 	st := &unsealed{
 		rootKey:  rootKey,
 		mounts:   mount.New(),
@@ -68,9 +71,22 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 	}
 	st.keyring.Store(kr)
 	st.acls.m = map[string]*acl.ACL{}
-	st.runner = projections.NewRunner(c.log, kr, st.mounts, st.policies, st.tokens, st.kv, st.leases, st.approle, st.userpass, st.database, st.transit)
+	st.audit = newAuditState()
+	st.runner = projections.NewRunner(c.log, kr, st.mounts, st.policies, st.tokens, st.kv, st.leases, st.approle, st.userpass, st.database, st.transit, historyview.New("kv", "policy"), st.audit.view)
 	st.expire = newExpiration(c, st)
+	return st
+}
+
+// open builds the views — from the newest snapshot and the log after it — with the keyring and
+// starts following the log. Called with c.lifecycle held.
+func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) error {
+	st := c.newUnsealed(rootKey, kr)
 	started := time.Now()
+	base, err := c.loadBase(ctx, st)
+	if err != nil {
+		clear(rootKey)
+		return fmt.Errorf("load snapshot: %w", err)
+	}
 	if err := st.runner.CatchUp(ctx); err != nil {
 		clear(rootKey)
 		return fmt.Errorf("rebuild views: %w", err)
@@ -80,12 +96,17 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 		clear(rootKey)
 		return fmt.Errorf("data keys: %w", err)
 	}
-	if err := dk.Load(ctx, kr); err != nil {
+	if err := c.loadDataKeys(ctx, st, dk, base); err != nil {
 		clear(rootKey)
 		return fmt.Errorf("data keys: %w", err)
 	}
 	st.datakeys = dk
 	c.log.SetKeyring(kr)
+	if err := c.startAudit(ctx, st); err != nil {
+		c.log.SetKeyring(nil)
+		clear(rootKey)
+		return err
+	}
 	rctx, cancel := context.WithCancel(context.Background())
 	st.cancel = cancel
 	go func() {
@@ -105,6 +126,7 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 	go c.rotateTransitKeys(rctx, st)
 	go c.reportOrphans(rctx, st)
 	go c.reconcileDataKeys(rctx, st)
+	go c.snapshotLoop(rctx, st, base)
 	c.logger.Info("unsealed", "applied_seq", st.runner.Applied(), "rebuild", time.Since(started).Round(time.Millisecond))
 	return nil
 }
@@ -119,6 +141,7 @@ func (st *unsealed) close() {
 		}
 	}
 	st.backendsMu.Unlock()
+	st.audit.stop()
 	st.datakeys.Close()
 	clear(st.rootKey)
 }

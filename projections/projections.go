@@ -31,6 +31,16 @@ type View interface {
 	Restore(data []byte) error
 }
 
+// Preparer is an optional View extension that lets replay use a second core. Prepare does
+// the part of applying a record that depends on the record alone — decoding its payload — and
+// may run concurrently with Apply of earlier records; ApplyPrepared then folds the record in,
+// in log order, given what Prepare returned (nil for records Prepare leaves to Apply). Both
+// together must do exactly what Apply does.
+type Preparer interface {
+	Prepare(rec ledger.Record) (any, error)
+	ApplyPrepared(rec ledger.Record, prepared any) error
+}
+
 // ErrStopped: the runner stopped (sealed, closed, or after an error) before reaching the
 // awaited sequence.
 var ErrStopped = errors.New("projections: runner stopped")
@@ -42,6 +52,9 @@ type Runner struct {
 	sealOnly bool
 	views    []View
 
+	// applyMu is held for the whole of one batch's application, so Hold sees every view at
+	// the same position. Lock order: applyMu, then mu.
+	applyMu  sync.Mutex
 	mu       sync.Mutex
 	applied  uint64 // last batch sequence applied to every view
 	prevHash [32]byte
@@ -97,7 +110,185 @@ func (r *Runner) Err() error {
 
 // CatchUp applies everything in the log up to its current end, then returns.
 func (r *Runner) CatchUp(ctx context.Context) error {
-	return r.log.ReadRange(ctx, r.Applied()+1, 0, r.sealOnly, r.applyBatch)
+	return r.pipelined(ctx, 0)
+}
+
+// CatchUpTo applies the batches up to sequence to (not beyond), then returns. Replay tools use
+// it to rebuild views at exactly the position of other views they compare with.
+func (r *Runner) CatchUpTo(ctx context.Context, to uint64) error {
+	if to <= r.Applied() {
+		return nil
+	}
+	return r.pipelined(ctx, to)
+}
+
+// prepared is a batch whose events were opened (and prepared, for Preparer views) ahead of
+// being applied. Slices are indexed like the batch's events.
+type prepared struct {
+	b    ledger.Batch
+	recs []ledger.Record
+	use  []bool  // false: skipped (a seal-only runner skips sealed events)
+	prep [][]any // [event][view], nil unless a view is a Preparer that returned something
+	err  error   // opening or preparing event `at` failed
+	at   int
+}
+
+// pipelined reads batches up to `to` (0: the current end) and applies them in two stages: the
+// reading goroutine opens each event (decrypts) and runs Prepare, while another applies the
+// batches before it, in order. Replay is bound by one core otherwise. Live following (Run)
+// applies batch by batch, for latency.
+func (r *Runner) pipelined(ctx context.Context, to uint64) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := make(chan *prepared, 8)
+	var applyErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for p := range ch {
+			if applyErr != nil {
+				continue
+			}
+			if applyErr = r.applyPrepared(p); applyErr != nil {
+				cancel()
+			}
+		}
+	}()
+	readErr := r.log.ReadRange(ctx, r.Applied()+1, to, r.sealOnly, func(b ledger.Batch) error {
+		p := r.prepare(b)
+		select {
+		case ch <- p:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	close(ch)
+	<-done
+	if applyErr != nil {
+		return applyErr
+	}
+	if readErr != nil && !errors.Is(readErr, context.Canceled) {
+		return readErr
+	}
+	return ctx.Err()
+}
+
+// prepareParallel is the batch size from which prepare splits a batch over two goroutines:
+// decoding payloads costs more than applying them, so on two cores one preparing goroutine
+// would hold the applying one back.
+const prepareParallel = 64
+
+func (r *Runner) prepare(b ledger.Batch) *prepared {
+	n := len(b.Events)
+	p := &prepared{b: b, recs: make([]ledger.Record, n), use: make([]bool, n), prep: make([][]any, n), at: -1}
+	kr := r.keyring.Load()
+	work := func(lo, hi int) (int, error) {
+		for i := lo; i < hi; i++ {
+			se := b.Events[i]
+			if r.sealOnly && se.Term() != 0 {
+				continue
+			}
+			rec, err := se.Open(kr, ledger.Position{Seq: b.Seq, Index: uint32(i)})
+			if err != nil {
+				return i, err
+			}
+			for vi, v := range r.views {
+				pv, ok := v.(Preparer)
+				if !ok {
+					continue
+				}
+				x, err := pv.Prepare(rec)
+				if err != nil {
+					return i, fmt.Errorf("view %s at %s (%s): %w", v.Name(), rec.Pos, rec.Type, err)
+				}
+				if x != nil {
+					if p.prep[i] == nil {
+						p.prep[i] = make([]any, len(r.views))
+					}
+					p.prep[i][vi] = x
+				}
+			}
+			p.recs[i], p.use[i] = rec, true
+		}
+		return -1, nil
+	}
+	if n < prepareParallel {
+		p.at, p.err = work(0, n)
+		return p
+	}
+	mid := n / 2
+	var at2 int
+	var err2 error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		at2, err2 = work(mid, n)
+	}()
+	p.at, p.err = work(0, mid)
+	<-done
+	if p.err == nil && err2 != nil {
+		p.at, p.err = at2, err2
+	}
+	return p
+}
+
+// applyPrepared is applyBatch for a batch the reading stage opened and prepared.
+func (r *Runner) applyPrepared(p *prepared) error {
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
+	b := p.b
+	r.mu.Lock()
+	applied, prev, chained := r.applied, r.prevHash, r.chained
+	r.mu.Unlock()
+	if b.Seq <= applied {
+		return nil
+	}
+	if !r.sealOnly && (chained || applied == 0) && b.Prev != prev {
+		return fmt.Errorf("batch at seq %d does not chain to seq %d (missing or altered message): %w", b.Seq, applied, ledger.ErrCorrupt)
+	}
+	for i, rec := range p.recs {
+		if p.err != nil && i == p.at {
+			return p.err
+		}
+		if !p.use[i] {
+			continue
+		}
+		for vi, v := range r.views {
+			var err error
+			if pv, ok := v.(Preparer); ok {
+				var x any
+				if p.prep[i] != nil {
+					x = p.prep[i][vi]
+				}
+				err = pv.ApplyPrepared(rec, x)
+			} else {
+				err = v.Apply(rec)
+			}
+			if err != nil {
+				return fmt.Errorf("view %s at %s (%s): %w", v.Name(), rec.Pos, rec.Type, err)
+			}
+		}
+	}
+	if p.err != nil {
+		return p.err
+	}
+	r.mu.Lock()
+	r.applied, r.prevHash, r.chained = b.Seq, b.Hash, true
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+	return nil
+}
+
+// Hold runs fn between two batches: while it runs no view changes, and seq and hash are the
+// position every view has applied. Snapshots use it to cut all views at one sequence. fn
+// should be quick (serialise, don't do I/O): batches wait for it.
+func (r *Runner) Hold(fn func(seq uint64, hash [32]byte) error) error {
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
+	seq, hash := r.Head()
+	return fn(seq, hash)
 }
 
 // Run follows the log until ctx ends (nil) or a batch cannot be applied (the error, which also
@@ -116,6 +307,8 @@ func (r *Runner) Run(ctx context.Context) error {
 }
 
 func (r *Runner) applyBatch(b ledger.Batch) error {
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
 	r.mu.Lock()
 	applied, prev, chained := r.applied, r.prevHash, r.chained
 	r.mu.Unlock()

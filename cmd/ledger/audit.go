@@ -9,10 +9,13 @@ import (
 )
 
 func (a *app) auditCmd() *cobra.Command {
-	return group("audit", "Enable, list and disable audit devices",
+	return group("audit", "Enable, list and disable audit devices; verify, tail and query the audit trail",
 		a.auditEnableCmd(),
 		a.auditDisableCmd(),
 		a.auditListCmd(),
+		a.auditVerifyCmd(),
+		a.auditTailCmd(),
+		a.auditQueryCmd(),
 	)
 }
 

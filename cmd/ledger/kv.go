@@ -117,13 +117,14 @@ func (f *kvFlags) register(cmd *cobra.Command) {
 func (a *app) kvGetCmd() *cobra.Command {
 	var (
 		kf           kvFlags
+		pf           pointFlags
 		version      int
 		field        string
 		outputPolicy bool
 	)
 	cmd := &cobra.Command{
 		Use:   "get [flags] PATH",
-		Short: "Read a secret (the latest version, or -version=N)",
+		Short: "Read a secret (the latest version, or -version=N; as it was with -at or -at-seq)",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -137,7 +138,7 @@ func (a *app) kvGetCmd() *cobra.Command {
 			}
 			full := t.path("data")
 			if outputPolicy {
-				_, err := fmt.Fprint(a.stdout, policyFor(http.MethodGet, full))
+				_, err := fmt.Fprint(a.stdout, pf.policy(cmd, full))
 				return err
 			}
 			p, err := a.printer()
@@ -148,7 +149,11 @@ func (a *app) kvGetCmd() *cobra.Command {
 			if version > 0 {
 				query = url.Values{"version": {strconv.Itoa(version)}}
 			}
-			s, err := c.Get(ctx, full, query)
+			readPath, query, err := pf.apply(cmd, full, query)
+			if err != nil {
+				return err
+			}
+			s, err := c.Get(ctx, readPath, query)
 			if err != nil {
 				return fail("reading "+full, err)
 			}
@@ -178,6 +183,7 @@ func (a *app) kvGetCmd() *cobra.Command {
 	kf.register(cmd)
 	f := cmd.Flags()
 	f.IntVar(&version, "version", 0, "the version to read (default: the latest)")
+	pf.register(cmd)
 	f.StringVar(&field, "field", "", "print only this key of the secret, with no decoration")
 	f.BoolVar(&outputPolicy, "output-policy", false, "print the policy this request needs instead of sending it")
 	return cmd
@@ -477,8 +483,11 @@ func (a *app) kvRollbackCmd() *cobra.Command {
 		Use:   "rollback -version=N [flags] PATH",
 		Short: "Write an old version's data as the newest version (KV v2)",
 		Long: `Write the data of version N as a new version, so the secret reads as it did
-at N while its history is kept. The write is check-and-set against the
-current version, so a concurrent write makes it fail rather than be lost.`,
+at N while its history is kept. The server copies the data (POST
+<mount>/rollback/<path>): it never reaches the client, and the token needs
+only update on <mount>/rollback/<path>, not read on the data. The write is
+check-and-set against the current version, so a concurrent write makes it
+fail rather than be lost.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if version <= 0 {
@@ -500,7 +509,7 @@ current version, so a concurrent write makes it fail rather than be lost.`,
 			if t.version != 2 {
 				return &cliError{err: errors.New("K/V engine mount must be version 2 for rollback support"), code: 2}
 			}
-			s, err := rollbackClientSide(ctx, c, t, version)
+			s, err := rollbackServerSide(ctx, c, t, version)
 			if err != nil {
 				return err
 			}
@@ -513,42 +522,14 @@ current version, so a concurrent write makes it fail rather than be lost.`,
 	return cmd
 }
 
-// rollbackClientSide is Vault's CLI rollback: read version N, check it is
-// live, and write its data with cas = the current version. It is a
-// function of its own so a server-side rollback can replace it.
-func rollbackClientSide(ctx context.Context, c *Client, t kvTarget, version int) (*Secret, error) {
-	metaPath := t.path("metadata")
-	md, err := c.Get(ctx, metaPath, nil)
+// rollbackServerSide asks the server to write version N's data as a new
+// version (Ledger's <mount>/rollback/<path>), which refuses a destroyed,
+// deleted or missing version and checks-and-sets against the current one.
+func rollbackServerSide(ctx context.Context, c *Client, t kvTarget, version int) (*Secret, error) {
+	path := t.path("rollback")
+	s, err := c.Post(ctx, path, map[string]any{"version": version})
 	if err != nil {
-		return nil, fail("reading "+metaPath, err)
-	}
-	if md == nil {
-		return nil, &cliError{err: fmt.Errorf("No versions found at %s", t.path("data")), code: 2}
-	}
-	current := intOf(md.Data["current_version"])
-	v := mapOf(mapOf(md.Data["versions"])[strconv.Itoa(version)])
-	switch {
-	case v == nil:
-		return nil, &cliError{err: fmt.Errorf("Version %d does not exist at %s", version, t.path("data")), code: 2}
-	case boolOf(v["destroyed"]):
-		return nil, &cliError{err: fmt.Errorf("Cannot roll back to version %d: it has been destroyed", version), code: 2}
-	case stringOf(v["deletion_time"]) != "":
-		return nil, &cliError{err: fmt.Errorf("Cannot roll back to version %d: it has been deleted (undelete it first)", version), code: 2}
-	}
-	dataPath := t.path("data")
-	old, err := c.Get(ctx, dataPath, url.Values{"version": {strconv.Itoa(version)}})
-	if err != nil {
-		return nil, fail("reading version "+strconv.Itoa(version)+" of "+dataPath, err)
-	}
-	if old == nil || mapOf(old.Data["data"]) == nil {
-		return nil, &cliError{err: fmt.Errorf("No data found at version %d of %s", version, dataPath), code: 2}
-	}
-	s, err := c.Put(ctx, dataPath, map[string]any{
-		"data":    old.Data["data"],
-		"options": map[string]any{"cas": current},
-	})
-	if err != nil {
-		return nil, fail("writing data to "+dataPath, err)
+		return nil, fail("rolling back "+t.path("data")+" to version "+strconv.Itoa(version), err)
 	}
 	return s, nil
 }

@@ -19,10 +19,13 @@ func (a *app) kvMetadataCmd() *cobra.Command {
 }
 
 func (a *app) kvMetadataGetCmd() *cobra.Command {
-	var kf kvFlags
+	var (
+		kf kvFlags
+		pf pointFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "get [flags] PATH",
-		Short: "Print a secret's metadata and the state of each version",
+		Short: "Print a secret's metadata and the state of each version (as it was with -at or -at-seq)",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -42,7 +45,11 @@ func (a *app) kvMetadataGetCmd() *cobra.Command {
 				return &cliError{err: errors.New("K/V engine mount must be version 2 for metadata support"), code: 2}
 			}
 			path := t.path("metadata")
-			s, err := c.Get(ctx, path, nil)
+			readPath, query, err := pf.apply(cmd, path, nil)
+			if err != nil {
+				return err
+			}
+			s, err := c.Get(ctx, readPath, query)
 			if err != nil {
 				return fail("reading "+path, err)
 			}
@@ -83,6 +90,7 @@ func (a *app) kvMetadataGetCmd() *cobra.Command {
 		},
 	}
 	kf.register(cmd)
+	pf.register(cmd)
 	return cmd
 }
 

@@ -119,6 +119,8 @@ LEDGER_FORMAT or VAULT_FORMAT, LEDGER_CACERT or VAULT_CACERT, VAULT_SKIP_VERIFY.
 		a.authCmd(),
 		a.leaseCmd(),
 		a.auditCmd(),
+		a.historyCmd(),
+		a.replayCmd(),
 	)
 	return root
 }

@@ -16,6 +16,8 @@ func (a *app) operatorCmd() *cobra.Command {
 		a.operatorSealCmd(),
 		a.operatorRotateCmd(),
 		a.operatorKeyStatusCmd(),
+		a.operatorRaftCmd(),
+		a.operatorSnapshotCmd(),
 	)
 }
 

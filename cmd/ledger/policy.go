@@ -64,9 +64,10 @@ func (a *app) policyWriteCmd() *cobra.Command {
 }
 
 func (a *app) policyReadCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "read NAME",
-		Short: "Print a policy",
+	var pf pointFlags
+	cmd := &cobra.Command{
+		Use:   "read [flags] NAME",
+		Short: "Print a policy (as it was with -at or -at-seq)",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := policyName(args[0])
@@ -78,7 +79,11 @@ func (a *app) policyReadCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := c.Get(cmd.Context(), "sys/policies/acl/"+name, nil)
+			path, query, err := pf.apply(cmd, "sys/policies/acl/"+name, nil)
+			if err != nil {
+				return err
+			}
+			s, err := c.Get(cmd.Context(), path, query)
 			if err != nil {
 				return fail("reading policy "+name, err)
 			}
@@ -93,6 +98,8 @@ func (a *app) policyReadCmd() *cobra.Command {
 			return err
 		},
 	}
+	pf.register(cmd)
+	return cmd
 }
 
 func (a *app) policyListCmd() *cobra.Command {

@@ -176,10 +176,12 @@ func runConfigured(ctx context.Context, out io.Writer, cfg *config.Config) error
 		}
 		specs = append(specs, sp)
 	}
-	s, err := startServer(ctx, logger, lo, commands.Options{ClusterName: cfg.ClusterName, Replicas: cfg.Storage.Replicas}, cfg.APIAddr, specs)
+	s, err := startServer(ctx, logger, lo, commands.Options{ClusterName: cfg.ClusterName, Replicas: cfg.Storage.Replicas,
+		Audit: commands.AuditOptions{RetentionAge: cfg.AuditRetentionAge, RetentionBytes: cfg.AuditRetentionBytes}}, cfg.APIAddr, specs)
 	if err != nil {
 		return err
 	}
+	reopenAuditOnSIGHUP(ctx, s.core, logger)
 	fmt.Fprintf(out, "==> Ledger server started. Log data will stream in below.\n\n")
 	for i, ln := range s.lns {
 		scheme := "https"
@@ -256,6 +258,7 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 	if err != nil {
 		return err
 	}
+	reopenAuditOnSIGHUP(ctx, d.core, d.logger)
 	fmt.Fprintf(out, `==> Ledger server started in DEV mode. Log data will stream in below.
 
 WARNING! Dev mode is enabled. The server runs unsealed, in a temporary directory that is

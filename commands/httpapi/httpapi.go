@@ -62,6 +62,7 @@ func New(core *commands.Core, opts Options) *echo.Echo {
 	e.GET("/v1/sys/health", a.health)
 	e.HEAD("/v1/sys/health", a.health)
 	e.GET("/v1/sys/leader", a.leader)
+	registerSnapshot(e, a)
 	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, "LIST"} {
 		e.Add(m, "/v1/*", a.logical)
 	}

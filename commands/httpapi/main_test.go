@@ -19,6 +19,7 @@ import (
 
 	"github.com/ledger-secrets/ledger/commands"
 	"github.com/ledger-secrets/ledger/commands/httpapi"
+	"github.com/ledger-secrets/ledger/engines/database/dbtest"
 	"github.com/ledger-secrets/ledger/ledger"
 )
 
@@ -35,7 +36,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	dbtest.Main(m) // runs the tests, then stops the private PostgreSQL if one was started
 }
 
 func serveChild(dir, addr string) error {

@@ -43,14 +43,17 @@ func ParseLeaseData(b []byte) (LeaseData, error) {
 const fallbackTTL = 768 * time.Hour
 
 // ttls decides a lease's TTL and max TTL as Vault's CalculateTTL does: the role's values, else
-// the mount's; the max never above the mount's; the TTL never above the max.
-func (b *Backend) ttls(r dbview.Role) (ttl, maxTTL time.Duration) {
+// the mount's; the max never above the mount's; the TTL never above the max. The mount's TTLs
+// are the request's (m), not those the backend was built with: a tune changes them without
+// rebuilding the backend, and the user's expiry in the database must not outlive the lease the
+// pipeline caps with the tuned values.
+func ttls(r dbview.Role, m engines.Mount) (ttl, maxTTL time.Duration) {
 	ttl, maxTTL = r.DefaultTTL, r.MaxTTL
 	if ttl == 0 {
-		ttl = b.mount.DefaultLeaseTTL
+		ttl = m.DefaultLeaseTTL
 	}
-	if maxTTL == 0 || (b.mount.MaxLeaseTTL > 0 && maxTTL > b.mount.MaxLeaseTTL) {
-		maxTTL = b.mount.MaxLeaseTTL
+	if maxTTL == 0 || (m.MaxLeaseTTL > 0 && maxTTL > m.MaxLeaseTTL) {
+		maxTTL = m.MaxLeaseTTL
 	}
 	if maxTTL > 0 && ttl > maxTTL {
 		ttl = maxTTL
@@ -81,7 +84,11 @@ func (b *Backend) creds(ctx context.Context, req *engines.Request, name string) 
 	if !ok {
 		return nil, engines.BadRequest("unsupported plugin_name %q", c.PluginName)
 	}
-	ttl, maxTTL := b.ttls(r)
+	m := req.Mount
+	if m.UUID == "" {
+		m = b.mount // a request built without its mount (never through the pipeline)
+	}
+	ttl, maxTTL := ttls(r, m)
 	tmpl := c.UsernameTemplate
 	if tmpl == "" {
 		tmpl = drv.DefaultUsernameTemplate

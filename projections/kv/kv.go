@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections"
 	"github.com/ledger-secrets/ledger/projections/mount"
 )
 
@@ -196,33 +197,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		if err := decode(rec, &p); err != nil {
 			return err
 		}
-		v.mu.Lock()
-		defer v.mu.Unlock()
-		ms := v.mount(p.Mount)
-		if ms == nil {
-			return nil
-		}
-		s := ms.secrets[p.Path]
-		if s == nil {
-			s = &Secret{Created: p.Created.UTC(), Versions: map[uint64]Version{}}
-			ms.secrets[p.Path] = s
-			ms.index(p.Path)
-		}
-		if _, exists := s.Versions[p.Version]; exists || p.Version <= s.CurrentVersion {
-			// Two writers decided the same version (they cannot on one node: the pipeline
-			// serialises a path's writes). The first one in the log wins, deterministically.
-			return nil
-		}
-		if s.Versions == nil {
-			s.Versions = map[uint64]Version{}
-		}
-		s.Versions[p.Version] = Version{Created: p.Created.UTC(), Deletion: utc(p.Deletion), KeyID: p.KeyID, Sealed: p.Sealed}
-		s.CurrentVersion = p.Version
-		s.Updated = p.Created.UTC()
-		for _, n := range p.Trim {
-			delete(s.Versions, n)
-		}
-		s.OldestVersion = max(s.OldestVersion, p.Oldest)
+		v.versionWritten(&p)
 	case VersionsDeleted, VersionsUndeleted, VersionsDestroyed:
 		var p VersionsPayload
 		if err := decode(rec, &p); err != nil {
@@ -349,6 +324,60 @@ func (v *View) mount(uuid string) *mountState {
 	}
 	return ms
 }
+
+// Prepare implements projections.Preparer: it decodes a version write — the bulk of any KV
+// log — so replay can decode on one core while it applies on another.
+func (v *View) Prepare(rec ledger.Record) (any, error) {
+	if rec.Type != VersionWritten {
+		return nil, nil
+	}
+	var p VersionWrittenPayload
+	if err := decode(rec, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// ApplyPrepared implements projections.Preparer.
+func (v *View) ApplyPrepared(rec ledger.Record, prepared any) error {
+	if p, ok := prepared.(*VersionWrittenPayload); ok && rec.Type == VersionWritten {
+		v.versionWritten(p)
+		return nil
+	}
+	return v.Apply(rec)
+}
+
+func (v *View) versionWritten(p *VersionWrittenPayload) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	ms := v.mount(p.Mount)
+	if ms == nil {
+		return
+	}
+	s := ms.secrets[p.Path]
+	if s == nil {
+		s = &Secret{Created: p.Created.UTC(), Versions: map[uint64]Version{}}
+		ms.secrets[p.Path] = s
+		ms.index(p.Path)
+	}
+	if _, exists := s.Versions[p.Version]; exists || p.Version <= s.CurrentVersion {
+		// Two writers decided the same version (they cannot on one node: the pipeline
+		// serialises a path's writes). The first one in the log wins, deterministically.
+		return
+	}
+	if s.Versions == nil {
+		s.Versions = map[uint64]Version{}
+	}
+	s.Versions[p.Version] = Version{Created: p.Created.UTC(), Deletion: utc(p.Deletion), KeyID: p.KeyID, Sealed: p.Sealed}
+	s.CurrentVersion = p.Version
+	s.Updated = p.Created.UTC()
+	for _, n := range p.Trim {
+		delete(s.Versions, n)
+	}
+	s.OldestVersion = max(s.OldestVersion, p.Oldest)
+}
+
+var _ projections.Preparer = (*View)(nil)
 
 // split cuts a path into its directory ("" or ending in "/") and its last element.
 func split(p string) (string, string) {

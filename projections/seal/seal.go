@@ -17,6 +17,10 @@ import (
 const (
 	Initialized    = "seal.initialized.v1"
 	KeyringRotated = "keyring.rotated.v1"
+	// SnapshotRestored replaces the whole seal state with a snapshot's: from its batch on, the
+	// node's state is the snapshot (stored in the LEDGER_SNAPSHOTS object store) plus the events
+	// after that batch. Everything before the batch no longer counts.
+	SnapshotRestored = "snapshot.restored.v1"
 )
 
 // InitializedPayload is the payload of Initialized. Nothing in it is secret: the keyring is
@@ -35,6 +39,40 @@ type RotatedPayload struct {
 	Keyring []byte `json:"keyring"`
 }
 
+// RestoredPayload is the payload of SnapshotRestored: the snapshot's seal configuration (its
+// keyring wrapped under its own root key, so the snapshot's unseal keys open the node) and
+// where the snapshot is stored. Nothing in it is secret.
+type RestoredPayload struct {
+	Shares    int       `json:"shares"`
+	Threshold int       `json:"threshold"`
+	Keyring   []byte    `json:"keyring"`
+	Term      uint32    `json:"term"`
+	ClusterID string    `json:"cluster_id"`
+	InitTime  time.Time `json:"init_time"`
+	// Object names the snapshot in the LEDGER_SNAPSHOTS object store; SHA256 is the hex digest
+	// of the file as uploaded.
+	Object string `json:"object"`
+	SHA256 string `json:"sha256"`
+	// SnapshotSeq and SnapshotHash are the position the snapshot was taken at, in the log of
+	// the cluster that took it (informative: this log continues from the restore's batch).
+	SnapshotSeq  uint64    `json:"snapshot_seq"`
+	SnapshotHash string    `json:"snapshot_hash"`
+	SnapshotTime time.Time `json:"snapshot_time"`
+	// PreviousClusterID is the cluster this log belonged to before ("" when uninitialised).
+	PreviousClusterID string `json:"previous_cluster_id,omitempty"`
+	Forced            bool   `json:"forced,omitempty"`
+}
+
+// Restore is where the node's state starts when a snapshot was restored into its log.
+type Restore struct {
+	Seq          uint64    `json:"seq"` // the batch holding the SnapshotRestored event
+	Object       string    `json:"object"`
+	SHA256       string    `json:"sha256"`
+	SnapshotSeq  uint64    `json:"snapshot_seq"`
+	SnapshotHash string    `json:"snapshot_hash"`
+	SnapshotTime time.Time `json:"snapshot_time"`
+}
+
 // State is the seal configuration.
 type State struct {
 	Initialized bool      `json:"initialized"`
@@ -44,6 +82,8 @@ type State struct {
 	Term        uint32    `json:"term"`
 	ClusterID   string    `json:"cluster_id"`
 	InitTime    time.Time `json:"init_time"`
+	// Restore is set once a snapshot was restored into the log: the latest restore.
+	Restore *Restore `json:"restore,omitempty"`
 }
 
 // View holds the seal State.
@@ -64,6 +104,10 @@ func (v *View) State() State {
 	defer v.mu.RUnlock()
 	s := v.s
 	s.Keyring = append([]byte(nil), v.s.Keyring...)
+	if v.s.Restore != nil {
+		r := *v.s.Restore
+		s.Restore = &r
+	}
 	return s
 }
 
@@ -92,6 +136,20 @@ func (v *View) Apply(rec ledger.Record) error {
 		if p.Term > v.s.Term {
 			v.s.Keyring, v.s.Term = p.Keyring, p.Term
 		}
+	case SnapshotRestored:
+		var p RestoredPayload
+		if err := json.Unmarshal(rec.Payload, &p); err != nil {
+			return fmt.Errorf("decode: %w", err)
+		}
+		if p.Object == "" || len(p.Keyring) == 0 || p.Threshold < 1 || p.Term < 1 {
+			return fmt.Errorf("decode %s: incomplete payload", rec.Type)
+		}
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		v.s = State{Initialized: true, Shares: p.Shares, Threshold: p.Threshold, Keyring: p.Keyring,
+			Term: p.Term, ClusterID: p.ClusterID, InitTime: p.InitTime, Restore: &Restore{
+				Seq: rec.Pos.Seq, Object: p.Object, SHA256: p.SHA256, SnapshotSeq: p.SnapshotSeq,
+				SnapshotHash: p.SnapshotHash, SnapshotTime: p.SnapshotTime}}
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2/hclparse"
 )
@@ -40,6 +41,10 @@ type Config struct {
 	APIAddr     string // externally reachable URL; empty when not set
 	ClusterName string
 	LogLevel    string // one of trace, debug, info, warn, error
+	// AuditRetentionAge and AuditRetentionBytes bound the LEDGER_AUDIT stream of read and
+	// denial records (0: no limit). Write records live in the log, kept with it.
+	AuditRetentionAge   time.Duration
+	AuditRetentionBytes int64
 
 	// Warnings describe parts of the file that were ignored, each prefixed
 	// with "file:line:", in file order.

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -163,7 +164,7 @@ func keys(body hcl.Body) []key {
 
 func (d *decoder) decodeRoot(body hcl.Body) *Config {
 	c := d.content(body, "",
-		[]string{"api_addr", "cluster_name", "log_level"},
+		[]string{"api_addr", "cluster_name", "log_level", "audit_retention_age", "audit_retention_bytes"},
 		[]hcl.BlockHeaderSchema{
 			{Type: "storage", LabelNames: []string{"type"}},
 			{Type: "listener", LabelNames: []string{"type"}},
@@ -224,6 +225,18 @@ func (d *decoder) decodeRoot(body hcl.Body) *Config {
 	if a, ok := c.Attributes["cluster_name"]; ok {
 		if s, ok := d.str(a); ok && s != "" {
 			cfg.ClusterName = s
+		}
+	}
+	if a, ok := c.Attributes["audit_retention_age"]; ok {
+		cfg.AuditRetentionAge, _ = d.duration(a)
+	}
+	if a, ok := c.Attributes["audit_retention_bytes"]; ok {
+		if n, ok := d.integer(a); ok {
+			if n < 0 {
+				d.errorf(a.Range, "audit_retention_bytes must be 0 (no limit) or a positive number of bytes, got %d", n)
+			} else {
+				cfg.AuditRetentionBytes = n
+			}
 		}
 	}
 	if a, ok := c.Attributes["log_level"]; ok {
@@ -423,6 +436,35 @@ func (d *decoder) boolean(a *hcl.Attribute) (bool, bool) {
 	}
 	d.errorf(a.Range, "%s must be true or false", a.Name)
 	return false, false
+}
+
+// duration accepts a number of seconds or a duration string ("720h", "30d"), as Vault does.
+func (d *decoder) duration(a *hcl.Attribute) (time.Duration, bool) {
+	v, ok := d.value(a)
+	if !ok {
+		return 0, false
+	}
+	switch v.Type() {
+	case cty.Number:
+		if n, acc := v.AsBigFloat().Int64(); acc == big.Exact && n >= 0 {
+			return time.Duration(n) * time.Second, true
+		}
+	case cty.String:
+		s := strings.TrimSpace(v.AsString())
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= 0 {
+			return time.Duration(n) * time.Second, true
+		}
+		if days, ok := strings.CutSuffix(s, "d"); ok {
+			if n, err := strconv.ParseInt(days, 10, 64); err == nil && n >= 0 {
+				return time.Duration(n) * 24 * time.Hour, true
+			}
+		}
+		if dur, err := time.ParseDuration(s); err == nil && dur >= 0 {
+			return dur, true
+		}
+	}
+	d.errorf(a.Range, "%s must be a duration such as \"720h\" or \"30d\", or a number of seconds", a.Name)
+	return 0, false
 }
 
 // integer accepts a whole number or a string holding one, as Vault does.

@@ -1,0 +1,42 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseAuditRetention(t *testing.T) {
+	base := "storage \"jetstream\" { path = \"/data\" }\nlistener \"tcp\" { tls_disable = true }\n"
+	for _, tc := range []struct {
+		src   string
+		age   time.Duration
+		bytes int64
+		err   string
+	}{
+		{src: ``},
+		{src: `audit_retention_age = "720h"`, age: 720 * time.Hour},
+		{src: `audit_retention_age = "30d"`, age: 30 * 24 * time.Hour},
+		{src: `audit_retention_age = 3600`, age: time.Hour},
+		{src: `audit_retention_bytes = 10737418240`, bytes: 10 << 30},
+		{src: `audit_retention_bytes = "1048576"`, bytes: 1 << 20},
+		{src: `audit_retention_age = "a month"`, err: "audit_retention_age must be a duration"},
+		{src: `audit_retention_bytes = -1`, err: "audit_retention_bytes must be 0"},
+	} {
+		cfg, err := Parse([]byte(base+tc.src+"\n"), "ledger.hcl")
+		if tc.err != "" {
+			if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "ledger.hcl:3:") {
+				t.Errorf("%s: err = %v, want %q at line 3", tc.src, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.src, err)
+			continue
+		}
+		if cfg.AuditRetentionAge != tc.age || cfg.AuditRetentionBytes != tc.bytes || len(cfg.Warnings) != 0 {
+			t.Errorf("%s: age %v bytes %d warnings %v", tc.src, cfg.AuditRetentionAge, cfg.AuditRetentionBytes, cfg.Warnings)
+		}
+	}
+}

@@ -1,0 +1,373 @@
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamConfig configures a Stream.
+type StreamConfig struct {
+	// Name of the JetStream stream, e.g. "LEDGER_AUDIT".
+	Name        string
+	Description string
+	// Subject is the stream's only subject; it must not overlap the log's.
+	Subject string
+	// MaxAge and MaxBytes bound retention (0: unbounded). Old batches go first.
+	MaxAge   time.Duration
+	MaxBytes int64
+	Replicas int
+	Logger   *slog.Logger
+	// AsyncPersist lets JetStream acknowledge a batch once the server holds it and write it to
+	// disk right after, instead of after its fsync. A hard crash can then lose the last few
+	// milliseconds of records that were already acknowledged. For the audit records of reads
+	// this is the durability Vault's own file device gives (a write without fsync), and it keeps
+	// a read from costing an fsync; records of writes travel in the log's own fsync'd batches.
+	AsyncPersist bool
+}
+
+// Stream is a second append-only stream beside the log, for records that change no state (the
+// audit records of reads and denials). It keeps the log's guarantees — one group-commit writer
+// per node, nothing acknowledged before it is durable, payloads sealed under the keyring,
+// batches chained by the hash of their predecessor — but not its fencing contract: nothing is
+// decided from a stream's contents, so when another writer interleaves, the writer takes up the
+// chain after it and stores the batch again instead of returning ErrConflict.
+type Stream struct {
+	js      jetstream.JetStream
+	stream  jetstream.Stream
+	cfg     StreamConfig
+	log     *slog.Logger
+	keyring func() *Keyring
+	maxMsg  int
+
+	reqs     chan *appendReq
+	quit     chan struct{}
+	done     chan struct{}
+	closeMu  sync.Mutex
+	closed   bool
+	inflight sync.WaitGroup
+
+	// writer state, owned by the writer goroutine
+	lastSeq  uint64
+	prevHash [32]byte
+}
+
+// OpenStream creates (or updates the limits of) the stream and starts its writer. keyring
+// returns the keyring that seals payloads at the time of each append (nil: ErrSealed).
+func OpenStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, keyring func() *Keyring) (*Stream, error) {
+	if cfg.Name == "" || cfg.Subject == "" {
+		return nil, errors.New("ledger: a stream needs a name and a subject")
+	}
+	s := &Stream{js: js, cfg: cfg, log: cfg.Logger, keyring: keyring,
+		reqs: make(chan *appendReq, 1024), quit: make(chan struct{}), done: make(chan struct{})}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.maxMsg = maxMessageBytes - 4096
+	if nc := js.Conn(); nc != nil && nc.MaxPayload() > 0 {
+		s.maxMsg = int(nc.MaxPayload()) - 4096
+	}
+	var err error
+	s.stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        cfg.Name,
+		Description: cfg.Description,
+		Subjects:    []string{cfg.Subject},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      cfg.MaxAge,
+		MaxBytes:    max(cfg.MaxBytes, 0),
+		Replicas:    max(cfg.Replicas, 1),
+		Duplicates:  2 * time.Minute,
+		DenyDelete:  true,
+		DenyPurge:   true,
+		PersistMode: persistMode(cfg.AsyncPersist),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
+	}
+	if err := s.resync(ctx); err != nil {
+		return nil, err
+	}
+	go s.writer()
+	return s, nil
+}
+
+// Name is the JetStream stream's name.
+func (s *Stream) Name() string { return s.cfg.Name }
+
+// Close stops admitting appends, lets the writer commit what it holds, and returns. The
+// JetStream connection belongs to the caller.
+func (s *Stream) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.closeMu.Unlock()
+	s.inflight.Wait()
+	close(s.quit)
+	<-s.done
+	return nil
+}
+
+// LastSeq asks the stream for its last sequence.
+func (s *Stream) LastSeq(ctx context.Context) (uint64, error) {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s info: %w", s.cfg.Name, err)
+	}
+	return info.State.LastSeq, nil
+}
+
+// Append seals the events and stores them durably, in order, in one batch, and returns their
+// positions. Errors: ErrSealed without a keyring, ErrTooLarge, ErrClosed, or ctx's error (the
+// outcome is then unknown). Raw events are refused: a stream holds nothing a sealed node reads.
+func (s *Stream) Append(ctx context.Context, evs []Event) ([]Position, error) {
+	if len(evs) == 0 {
+		return nil, nil
+	}
+	kr := s.keyring()
+	if kr == nil {
+		return nil, ErrSealed
+	}
+	r := &appendReq{keyring: kr, done: make(chan appendResult, 1), events: make([]StoredEvent, len(evs))}
+	now := time.Now()
+	for i := range evs {
+		e := evs[i]
+		if e.Raw {
+			return nil, fmt.Errorf("append %s to %s: raw events belong in the log", e.Type, s.cfg.Name)
+		}
+		if e.ID == "" {
+			e.ID = newID()
+		}
+		if e.Time.IsZero() {
+			e.Time = now
+		}
+		se, err := sealEvent(&e, kr)
+		if err != nil {
+			return nil, err
+		}
+		r.events[i] = se
+		r.size += len(se.rawHdr) + len(se.payload) + 20
+	}
+	if r.size > s.maxMsg {
+		return nil, fmt.Errorf("append %d bytes to %s (limit %d): %w", r.size, s.cfg.Name, s.maxMsg, ErrTooLarge)
+	}
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil, ErrClosed
+	}
+	s.inflight.Add(1)
+	s.closeMu.Unlock()
+	defer s.inflight.Done()
+	select {
+	case s.reqs <- r:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case res := <-r.done:
+		return res.positions, res.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("append to %s: outcome unknown: %w", s.cfg.Name, ctx.Err())
+	}
+}
+
+// writer takes whatever appends queued up while the previous batch was being stored, so the
+// batch grows with load and appenders share one fsync. Like the log's writer it lingers a
+// moment for about as many appends as the last batch held — never longer than a quarter of the
+// last store, capped at 500µs, so at low load it never waits.
+func (s *Stream) writer() {
+	defer close(s.done)
+	var carry *appendReq
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	lastReqs, lastStore := 0, time.Duration(0)
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case first = <-s.reqs:
+			case <-s.quit:
+				return
+			}
+		}
+		batch := []*appendReq{first}
+		size, count := first.size, len(first.events)
+		wait := min(lastStore/4, 500*time.Microsecond)
+		lingering := false
+	collect:
+		for size < targetBatch && count < maxBatchEvents {
+			var r *appendReq
+			select {
+			case r = <-s.reqs:
+			default:
+				if len(batch) >= lastReqs || wait <= 0 {
+					break collect
+				}
+				if !lingering {
+					linger.Reset(wait)
+					lingering = true
+				}
+				select {
+				case r = <-s.reqs:
+				case <-linger.C:
+					lingering = false
+					break collect
+				}
+			}
+			if size+r.size > s.maxMsg {
+				carry = r
+				break collect
+			}
+			batch = append(batch, r)
+			size += r.size
+			count += len(r.events)
+		}
+		if lingering && !linger.Stop() {
+			<-linger.C
+		}
+		t0 := time.Now()
+		s.commit(batch, count)
+		lastReqs, lastStore = len(batch), time.Since(t0)
+	}
+}
+
+func (s *Stream) commit(batch []*appendReq, count int) {
+	evs := make([]StoredEvent, 0, count)
+	for _, r := range batch {
+		evs = append(evs, r.events...)
+	}
+	seq, err := s.publish(evs)
+	if err != nil {
+		for _, r := range batch {
+			r.done <- appendResult{err: err}
+		}
+		return
+	}
+	idx := uint32(0)
+	for _, r := range batch {
+		pos := make([]Position, len(r.events))
+		for i := range pos {
+			pos[i] = Position{Seq: seq, Index: idx}
+			idx++
+		}
+		r.done <- appendResult{positions: pos}
+	}
+}
+
+// publish stores one batch exactly once, chained to the stream's last message. A lost ack is
+// retried with the same Nats-Msg-Id; a fence failure either finds the batch already stored or
+// re-chains it after the other writer's message and tries again.
+func (s *Stream) publish(evs []StoredEvent) (uint64, error) {
+	deadline := time.Now().Add(commitDeadline)
+	backoff := 20 * time.Millisecond
+	msgID := newID()
+	data := encodeBatch(s.prevHash, evs)
+	for {
+		msg := &nats.Msg{Subject: s.cfg.Subject, Data: data, Header: nats.Header{}}
+		msg.Header.Set(jetstream.MsgIDHeader, msgID)
+		msg.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(s.lastSeq, 10))
+		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+		ack, err := s.js.PublishMsg(ctx, msg)
+		cancel()
+		if err == nil {
+			s.lastSeq, s.prevHash = ack.Sequence, sha256.Sum256(data)
+			return ack.Sequence, nil
+		}
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) {
+			apiErr = nil
+		}
+		fence := apiErr != nil && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+		if fence {
+			ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+			stored, rerr := s.storedAsLast(ctx, msgID)
+			cancel()
+			switch {
+			case rerr == nil && stored:
+				return s.lastSeq, nil // an earlier attempt was stored; its ack was lost
+			case rerr == nil:
+				// Another writer appended: chain after it, under a new message id.
+				msgID, data = newID(), encodeBatch(s.prevHash, evs)
+			default:
+				err, fence, apiErr = rerr, false, nil // retry: the stream did not refuse the batch
+			}
+		}
+		if apiErr != nil && !fence {
+			// JetStream answered, and said no (the stream is sealed, gone, over a limit):
+			// waiting will not change its mind, and the appenders are requests.
+			return 0, fmt.Errorf("append to %s: %w", s.cfg.Name, err)
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("append to %s: no acknowledgement from JetStream within %s: %w", s.cfg.Name, commitDeadline, err)
+		}
+		if !fence {
+			s.log.Warn("stream append retry", "stream", s.cfg.Name, "err", err)
+			select {
+			case <-time.After(backoff):
+			case <-s.quit:
+			}
+			backoff = min(backoff*2, time.Second)
+		}
+	}
+}
+
+// storedAsLast re-reads the stream's last message into the writer's chain position and reports
+// whether it is the message with id msgID.
+func (s *Stream) storedAsLast(ctx context.Context, msgID string) (bool, error) {
+	if err := s.resync(ctx); err != nil {
+		return false, err
+	}
+	if s.lastSeq == 0 {
+		return false, nil
+	}
+	m, err := s.stream.GetMsg(ctx, s.lastSeq)
+	if err != nil {
+		return false, fmt.Errorf("read %s seq %d: %w", s.cfg.Name, s.lastSeq, err)
+	}
+	return m.Header.Get(jetstream.MsgIDHeader) == msgID, nil
+}
+
+// resync takes the chain position from the stream's last message. On error the position is
+// left as it was, so a stale batch can only fail its fence, never break the chain.
+func (s *Stream) resync(ctx context.Context) error {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("stream %s info: %w", s.cfg.Name, err)
+	}
+	last, prev := info.State.LastSeq, [32]byte{}
+	if last > 0 && info.State.Msgs > 0 {
+		m, err := s.stream.GetMsg(ctx, last)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			// The last message aged out: the chain restarts from zero.
+		case err != nil:
+			return fmt.Errorf("read %s seq %d: %w", s.cfg.Name, last, err)
+		default:
+			prev = sha256.Sum256(m.Data)
+		}
+	}
+	s.lastSeq, s.prevHash = last, prev
+	return nil
+}
+
+func persistMode(async bool) jetstream.PersistModeType {
+	if async {
+		return jetstream.AsyncPersistMode
+	}
+	return jetstream.DefaultPersistMode
+}

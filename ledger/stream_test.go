@@ -1,0 +1,152 @@
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+func openTestStream(t *testing.T, l *Log, k *Keyring) *Stream {
+	t.Helper()
+	s, err := OpenStream(context.Background(), l.JetStream(), StreamConfig{Name: "TEST_AUDIT", Subject: "test_audit.batch", MaxAge: time.Hour},
+		func() *Keyring { return k })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// chainOf reads every batch of the stream and checks each links to the one before.
+func chainOf(t *testing.T, l *Log, name string) []Batch {
+	t.Helper()
+	ctx := context.Background()
+	st, err := l.JetStream().Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []Batch
+	var prev [32]byte
+	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("seq %d: %v", seq, err)
+		}
+		b, err := DecodeBatch(seq, m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Prev != prev {
+			t.Fatalf("seq %d does not chain to %d", seq, seq-1)
+		}
+		prev = sha256.Sum256(m.Data)
+		out = append(out, b)
+	}
+	return out
+}
+
+func TestStreamGroupCommitsAndChains(t *testing.T) {
+	l := openTest(t, t.TempDir())
+	k := testKeyring(t)
+	s := openTestStream(t, l, k)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	seen := map[Position]bool{}
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pos, err := s.Append(context.Background(), []Event{{Type: "test.read.v1", Subject: "t.x", Payload: []byte(fmt.Sprint(i))}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			if seen[pos[0]] {
+				t.Errorf("position %v given twice", pos[0])
+			}
+			seen[pos[0]] = true
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	batches := chainOf(t, l, "TEST_AUDIT")
+	events := 0
+	for _, b := range batches {
+		for i, se := range b.Events {
+			if _, err := se.Open(k, Position{Seq: b.Seq, Index: uint32(i)}); err != nil {
+				t.Fatal(err)
+			}
+			events++
+		}
+	}
+	if events != 200 || len(batches) >= 200 {
+		t.Fatalf("%d events in %d batches: want 200 events, group-committed", events, len(batches))
+	}
+	// The log's stream is untouched.
+	if seq, _ := l.LastSeq(context.Background()); seq != 0 {
+		t.Fatalf("the log has %d batches", seq)
+	}
+}
+
+// Two writers on one stream (two nodes): neither fails, and the chain stays whole.
+func TestStreamTwoWritersKeepTheChain(t *testing.T) {
+	l := openTest(t, t.TempDir())
+	k := testKeyring(t)
+	a, b := openTestStream(t, l, k), openTestStream(t, l, k)
+	var wg sync.WaitGroup
+	for i := range 100 {
+		w := a
+		if i%2 == 1 {
+			w = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := w.Append(context.Background(), []Event{{Type: "test.read.v1", Subject: "t.x", Payload: []byte("x")}}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	n := 0
+	for _, bt := range chainOf(t, l, "TEST_AUDIT") {
+		n += len(bt.Events)
+	}
+	if n != 100 {
+		t.Fatalf("%d events stored, want 100", n)
+	}
+}
+
+func TestStreamRefusals(t *testing.T) {
+	l := openTest(t, t.TempDir())
+	s := openTestStream(t, l, nil)
+	if _, err := s.Append(context.Background(), []Event{{Type: "t", Payload: []byte("x")}}); !errors.Is(err, ErrSealed) {
+		t.Fatalf("append without keyring: %v", err)
+	}
+	s2 := openTestStream(t, l, testKeyring(t))
+	if _, err := s2.Append(context.Background(), []Event{{Type: "t", Raw: true}}); err == nil {
+		t.Fatal("a raw event was accepted")
+	}
+	if _, err := s2.Append(context.Background(), []Event{{Type: "t", Payload: make([]byte, maxMessageBytes)}}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversized append: %v", err)
+	}
+	s2.Close()
+	if _, err := s2.Append(context.Background(), []Event{{Type: "t", Payload: []byte("x")}}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("append after close: %v", err)
+	}
+	// Deletes are denied, as on the log.
+	st, _ := l.JetStream().Stream(context.Background(), "TEST_AUDIT")
+	info, _ := st.Info(context.Background())
+	if !info.Config.DenyDelete || !info.Config.DenyPurge || info.Config.MaxAge != time.Hour {
+		t.Fatalf("stream config: %+v", info.Config)
+	}
+}

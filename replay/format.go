@@ -1,0 +1,540 @@
+// Package replay owns what rebuilds state from the log: snapshots (their file format, the
+// LEDGER_SNAPSHOTS object store, the cut of live views at one sequence, loading a snapshot back
+// into views) and replay (rebuilding views from genesis or from a snapshot, verifying them
+// against the live ones, at a measured rate).
+//
+// Replay never has side effects. This package holds views, the log and the keyring and nothing
+// else: it cannot revoke a lease, rotate a key or call a database, because it is never handed
+// anything that could. That is how restore avoids vault#22275 (leases revoked because a
+// restored snapshot carried stale expiry times): restoring only replaces view state; the live
+// expiration manager, which starts after the restore like after any unseal, revokes a lease
+// only when the restored lease view says it has expired — by the TTL the snapshot recorded,
+// including every renewal the snapshot saw, plus the renewals appended after it.
+package replay
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ledger-secrets/ledger/ledger"
+)
+
+// A snapshot file is a gzip-compressed tar archive, the envelope Vault's raft snapshots use, so
+// `client.Sys().RaftSnapshot` accepts it (it checks for a non-empty SHA256SUMS.sealed entry):
+//
+//	meta.json            Header, in clear: position, cluster, seal configuration (the keyring
+//	                     wrapped under the root key), sections with sizes and view digests
+//	views/<name>.sealed  one per view: its Snapshot() bytes in 1 MiB chunks, each sealed under
+//	                     the keyring, framed as uvarint(len) ‖ sealed chunk
+//	datakeys.sealed      the live data keys (DataKeys.Snapshot, keys already sealed), chunked
+//	                     and sealed again like a view; absent from automatic snapshots
+//	SHA256SUMS           sha256 of every file above, as sha256sum prints them
+//	SHA256SUMS.sealed    SHA256SUMS sealed under the keyring: last, never empty
+//
+// Every sealed piece is bound by its associated data to sha256(meta.json), its file name, its
+// chunk index and whether it is the last chunk, so chunks cannot be moved, dropped, reordered
+// or paired with another header. No value, token or key is in clear anywhere in the file.
+//
+// Without keys (a fresh server receiving a restore) the gzip CRC, the tar framing, the chunk
+// framing and SHA256SUMS catch truncation and corruption. With the keyring (at unseal, or on an
+// unsealed server of the same cluster) every chunk and SHA256SUMS.sealed authenticate too.
+const (
+	// FormatVersion is the snapshot format this build writes and reads.
+	FormatVersion = 1
+
+	metaFile       = "meta.json"
+	sumsFile       = "SHA256SUMS"
+	sealedSumsFile = "SHA256SUMS.sealed"
+	dataKeysFile   = "datakeys.sealed"
+	viewDir        = "views/"
+	product        = "ledger"
+
+	// KindView and KindDataKeys are the section kinds.
+	KindView     = "view"
+	KindDataKeys = "datakeys"
+
+	chunkSize = 1 << 20
+)
+
+// Errors. Every refusal of a file wraps ErrInvalid, with a message that says what is wrong and
+// what to do; a file that is well formed but does not open under the keyring wraps
+// ErrNotAuthentic.
+var (
+	ErrInvalid      = errors.New("invalid snapshot")
+	ErrNotAuthentic = errors.New("snapshot does not authenticate")
+)
+
+// SealConfig is the seal state a snapshot carries, so that a server restored from it is opened
+// by the snapshot's own unseal keys.
+type SealConfig struct {
+	Shares    int       `json:"shares"`
+	Threshold int       `json:"threshold"`
+	Term      uint32    `json:"term"`
+	InitTime  time.Time `json:"init_time"`
+	// Keyring is the keyring wrapped under the root key, as the seal view stores it.
+	Keyring []byte `json:"keyring"`
+}
+
+// Section describes one sealed file of the archive.
+type Section struct {
+	Name   string `json:"name"` // view name, or "datakeys"
+	Kind   string `json:"kind"`
+	File   string `json:"file"`
+	Size   int64  `json:"size"` // plaintext bytes
+	Chunks int    `json:"chunks"`
+	Digest string `json:"digest,omitempty"` // hex of the view's Digest at Seq
+}
+
+// Header is meta.json: everything about a snapshot that can be read without keys.
+type Header struct {
+	Format      int        `json:"format"`
+	Product     string     `json:"product"`
+	ClusterID   string     `json:"cluster_id"`
+	ClusterName string     `json:"cluster_name,omitempty"`
+	Seq         uint64     `json:"seq"`
+	Hash        string     `json:"hash"` // hex sha256 of the batch at Seq
+	Created     time.Time  `json:"created"`
+	Seal        SealConfig `json:"seal"`
+	Sections    []Section  `json:"sections"`
+}
+
+// Views returns the view sections.
+func (h Header) Views() []Section {
+	var out []Section
+	for _, s := range h.Sections {
+		if s.Kind == KindView {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// HasDataKeys reports whether the snapshot carries data keys.
+func (h Header) HasDataKeys() bool {
+	for _, s := range h.Sections {
+		if s.Kind == KindDataKeys {
+			return true
+		}
+	}
+	return false
+}
+
+// BatchHash decodes Hash.
+func (h Header) BatchHash() ([32]byte, error) {
+	var out [32]byte
+	b, err := hex.DecodeString(h.Hash)
+	if err != nil || len(b) != len(out) {
+		return out, fmt.Errorf("batch hash %q: %w", h.Hash, ErrInvalid)
+	}
+	copy(out[:], b)
+	return out, nil
+}
+
+// Part is one view's state in a snapshot.
+type Part struct {
+	Name   string
+	Data   []byte
+	Digest [32]byte
+}
+
+// Snapshot is a snapshot in memory, in clear. Encode seals it; File.Open opens it.
+type Snapshot struct {
+	ClusterID   string
+	ClusterName string
+	Seq         uint64
+	Hash        [32]byte
+	Created     time.Time
+	Seal        SealConfig
+	Views       []Part
+	// DataKeys is DataKeys.Snapshot's output, nil when the snapshot carries none.
+	DataKeys []byte
+}
+
+// View returns the part named name.
+func (s *Snapshot) View(name string) (Part, bool) {
+	for _, p := range s.Views {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Part{}, false
+}
+
+var viewNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
+
+func chunks(n int) int { return max(1, (n+chunkSize-1)/chunkSize) }
+
+// chunkAD binds a sealed chunk to its header, file, place and finality.
+func chunkAD(metaSum [32]byte, file string, idx int, last bool) []byte {
+	ad := make([]byte, 0, 64+len(file))
+	ad = append(ad, "ledger snapshot v1\x00"...)
+	ad = append(ad, metaSum[:]...)
+	ad = binary.AppendUvarint(ad, uint64(len(file)))
+	ad = append(ad, file...)
+	ad = binary.AppendUvarint(ad, uint64(idx))
+	if last {
+		return append(ad, 1)
+	}
+	return append(ad, 0)
+}
+
+func sumsAD(metaSum [32]byte) []byte {
+	return append([]byte("ledger snapshot sums v1\x00"), metaSum[:]...)
+}
+
+// Encode writes s as a snapshot file, sealing every section under kr. It returns the number of
+// bytes written.
+func (s *Snapshot) Encode(w io.Writer, kr *ledger.Keyring) (int64, error) {
+	if kr == nil {
+		return 0, ledger.ErrSealed
+	}
+	h := Header{Format: FormatVersion, Product: product, ClusterID: s.ClusterID, ClusterName: s.ClusterName,
+		Seq: s.Seq, Hash: hex.EncodeToString(s.Hash[:]), Created: s.Created.UTC(), Seal: s.Seal}
+	type body struct {
+		file string
+		data []byte
+	}
+	var bodies []body
+	seen := map[string]bool{}
+	for _, p := range s.Views {
+		if !viewNameRE.MatchString(p.Name) || seen[p.Name] {
+			return 0, fmt.Errorf("encode snapshot: view name %q is not usable (empty, odd characters or twice)", p.Name)
+		}
+		seen[p.Name] = true
+		f := viewDir + p.Name + ".sealed"
+		h.Sections = append(h.Sections, Section{Name: p.Name, Kind: KindView, File: f, Size: int64(len(p.Data)),
+			Chunks: chunks(len(p.Data)), Digest: hex.EncodeToString(p.Digest[:])})
+		bodies = append(bodies, body{f, p.Data})
+	}
+	if s.DataKeys != nil {
+		h.Sections = append(h.Sections, Section{Name: KindDataKeys, Kind: KindDataKeys, File: dataKeysFile,
+			Size: int64(len(s.DataKeys)), Chunks: chunks(len(s.DataKeys))})
+		bodies = append(bodies, body{dataKeysFile, s.DataKeys})
+	}
+	meta, err := json.MarshalIndent(h, "", "  ")
+	if err != nil {
+		return 0, fmt.Errorf("encode snapshot header: %w", err)
+	}
+	metaSum := sha256.Sum256(meta)
+
+	cw := &countingWriter{w: w}
+	gz, _ := gzip.NewWriterLevel(cw, gzip.NoCompression) // sealed bytes do not compress
+	tw := tar.NewWriter(gz)
+	var sums strings.Builder
+	put := func(name string, data []byte) error {
+		hdr := &tar.Header{Name: name, Mode: 0o600, Size: int64(len(data)), ModTime: h.Created, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("write snapshot %s: %w", name, err)
+		}
+		if _, err := tw.Write(data); err != nil {
+			return fmt.Errorf("write snapshot %s: %w", name, err)
+		}
+		if name != sumsFile && name != sealedSumsFile {
+			fmt.Fprintf(&sums, "%x  %s\n", sha256.Sum256(data), name)
+		}
+		return nil
+	}
+	if err := put(metaFile, meta); err != nil {
+		return cw.n, err
+	}
+	var buf bytes.Buffer
+	for _, b := range bodies {
+		buf.Reset()
+		n := chunks(len(b.data))
+		for i := range n {
+			lo, hi := i*chunkSize, min((i+1)*chunkSize, len(b.data))
+			ct, err := kr.Seal(b.data[lo:hi], chunkAD(metaSum, b.file, i, i == n-1))
+			if err != nil {
+				return cw.n, fmt.Errorf("seal %s: %w", b.file, err)
+			}
+			buf.Write(binary.AppendUvarint(nil, uint64(len(ct))))
+			buf.Write(ct)
+		}
+		if err := put(b.file, buf.Bytes()); err != nil {
+			return cw.n, err
+		}
+	}
+	if err := put(sumsFile, []byte(sums.String())); err != nil {
+		return cw.n, err
+	}
+	sealedSums, err := kr.Seal([]byte(sums.String()), sumsAD(metaSum))
+	if err != nil {
+		return cw.n, fmt.Errorf("seal %s: %w", sealedSumsFile, err)
+	}
+	if err := put(sealedSumsFile, sealedSums); err != nil {
+		return cw.n, err
+	}
+	if err := tw.Close(); err != nil {
+		return cw.n, fmt.Errorf("write snapshot: %w", err)
+	}
+	if err := gz.Close(); err != nil {
+		return cw.n, fmt.Errorf("write snapshot: %w", err)
+	}
+	return cw.n, nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// File is a snapshot file whose structure and checksums were verified, not yet opened.
+type File struct {
+	Header Header
+	// SHA256 is the digest of the file as given; Size its length.
+	SHA256 [32]byte
+	Size   int64
+
+	meta       []byte
+	files      map[string][]byte
+	sums       []byte
+	sealedSums []byte
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// Decode checks a snapshot file without keys: gzip and tar framing, every file's checksum, the
+// header and the chunk framing. A truncated, corrupted or foreign file is an ErrInvalid whose
+// message says which.
+func Decode(data []byte) (*File, error) {
+	f := &File{SHA256: sha256.Sum256(data), Size: int64(len(data)), files: map[string][]byte{}}
+	truncated := invalid("snapshot is truncated (%d bytes): it ends before its last entry %s; the download or copy was cut short, take or copy it again", len(data), sealedSumsFile)
+	if len(data) < 2 || data[0] != 0x1f || data[1] != 0x8b {
+		return nil, invalid("not a Ledger snapshot: the file is not gzip-compressed (a snapshot starts with a gzip header)")
+	}
+	gz, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, truncated
+		}
+		return nil, invalid("not a Ledger snapshot: %v", err)
+	}
+	gz.Multistream(false)
+	tr := tar.NewReader(gz)
+	var order []string
+	readErr := func(err error) error {
+		switch {
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return truncated
+		case errors.Is(err, gzip.ErrChecksum), errors.Is(err, gzip.ErrHeader):
+			return invalid("snapshot is corrupted: its gzip checksum does not match; the file was altered or damaged, use another copy")
+		}
+		return invalid("snapshot is corrupted: %v; use another copy", err)
+	}
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, readErr(err)
+		}
+		if hdr.Typeflag != tar.TypeReg || hdr.Size < 0 || !knownFile(hdr.Name) {
+			return nil, invalid("not a Ledger snapshot: unexpected entry %q (a Vault raft snapshot cannot be restored into Ledger)", hdr.Name)
+		}
+		if _, dup := f.files[hdr.Name]; dup {
+			return nil, invalid("snapshot is corrupted: entry %q appears twice", hdr.Name)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			return nil, readErr(err)
+		}
+		f.files[hdr.Name] = b
+		order = append(order, hdr.Name)
+	}
+	// The tar end marker was read; the gzip trailer (CRC and size) must follow and match.
+	if _, err := io.Copy(io.Discard, gz); err != nil {
+		return nil, readErr(err)
+	}
+	if len(order) == 0 || order[0] != metaFile {
+		if len(order) == 0 {
+			return nil, truncated
+		}
+		return nil, invalid("not a Ledger snapshot: it does not start with %s", metaFile)
+	}
+	if order[len(order)-1] != sealedSumsFile || len(f.files[sealedSumsFile]) == 0 {
+		return nil, truncated
+	}
+	f.meta, f.sums, f.sealedSums = f.files[metaFile], f.files[sumsFile], f.files[sealedSumsFile]
+	if f.sums == nil {
+		return nil, invalid("snapshot is corrupted: %s is missing", sumsFile)
+	}
+	if err := f.checkSums(); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(f.meta, &f.Header); err != nil {
+		return nil, invalid("snapshot is corrupted: %s does not decode", metaFile)
+	}
+	if err := f.checkHeader(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func knownFile(name string) bool {
+	switch name {
+	case metaFile, sumsFile, sealedSumsFile, dataKeysFile:
+		return true
+	}
+	v, ok := strings.CutPrefix(name, viewDir)
+	if !ok {
+		return false
+	}
+	v, ok = strings.CutSuffix(v, ".sealed")
+	return ok && viewNameRE.MatchString(v)
+}
+
+// checkSums compares every file with SHA256SUMS, both ways.
+func (f *File) checkSums() error {
+	listed := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSuffix(string(f.sums), "\n"), "\n") {
+		sum, name, ok := strings.Cut(line, "  ")
+		if !ok || len(sum) != 64 {
+			return invalid("snapshot is corrupted: %s has a malformed line", sumsFile)
+		}
+		listed[name] = sum
+	}
+	for name, b := range f.files {
+		if name == sumsFile || name == sealedSumsFile {
+			continue
+		}
+		want, ok := listed[name]
+		if !ok {
+			return invalid("snapshot is corrupted: %s is not listed in %s", name, sumsFile)
+		}
+		if got := sha256.Sum256(b); hex.EncodeToString(got[:]) != want {
+			return invalid("snapshot is corrupted: %s does not match its checksum; the file was altered or damaged, use another copy", name)
+		}
+		delete(listed, name)
+	}
+	for name := range listed {
+		return invalid("snapshot is truncated or corrupted: %s lists %s, which the archive lacks", sumsFile, name)
+	}
+	return nil
+}
+
+func (f *File) checkHeader() error {
+	h := f.Header
+	switch {
+	case h.Product != product:
+		return invalid("not a Ledger snapshot: %s names product %q", metaFile, h.Product)
+	case h.Format != FormatVersion:
+		return invalid("snapshot format %d is not readable by this build (it reads format %d); restore it with the Ledger version that wrote it", h.Format, FormatVersion)
+	case h.ClusterID == "" || h.Seq == 0:
+		return invalid("snapshot is corrupted: %s lacks the cluster id or position", metaFile)
+	case h.Seal.Threshold < 1 || h.Seal.Shares < h.Seal.Threshold || h.Seal.Term < 1 || len(h.Seal.Keyring) == 0:
+		return invalid("snapshot is corrupted: %s has no usable seal configuration", metaFile)
+	}
+	if _, err := h.BatchHash(); err != nil {
+		return invalid("snapshot is corrupted: %s has a malformed batch hash", metaFile)
+	}
+	names := map[string]bool{}
+	for _, s := range h.Sections {
+		want := viewDir + s.Name + ".sealed"
+		if s.Kind == KindDataKeys {
+			want = dataKeysFile
+		}
+		if (s.Kind != KindView && s.Kind != KindDataKeys) || s.File != want || names[s.File] || s.Size < 0 || s.Chunks != chunks(int(s.Size)) {
+			return invalid("snapshot is corrupted: section %q is malformed", s.Name)
+		}
+		names[s.File] = true
+		body, ok := f.files[s.File]
+		if !ok {
+			return invalid("snapshot is truncated or corrupted: section %s is missing", s.File)
+		}
+		n, err := countChunks(body)
+		if err != nil || n != s.Chunks {
+			return invalid("snapshot is corrupted: %s does not hold %d whole chunks", s.File, s.Chunks)
+		}
+	}
+	for name := range f.files {
+		if name != metaFile && name != sumsFile && name != sealedSumsFile && !names[name] {
+			return invalid("snapshot is corrupted: entry %s is not described by %s", name, metaFile)
+		}
+	}
+	return nil
+}
+
+func countChunks(b []byte) (int, error) {
+	n := 0
+	for len(b) > 0 {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l > uint64(len(b)-k) {
+			return n, errors.New("bad framing")
+		}
+		b = b[k+int(l):]
+		n++
+	}
+	return n, nil
+}
+
+// Keyring unwraps the snapshot's keyring with the root key (ledger.ErrWrongRootKey if the key
+// belongs to another cluster).
+func (f *File) Keyring(rootKey []byte) (*ledger.Keyring, error) {
+	return ledger.UnwrapKeyring(rootKey, f.Header.Seal.Keyring)
+}
+
+// Open authenticates and decrypts every section with kr. A file that does not open — sealed by
+// another keyring, or altered with its checksums recomputed — is an ErrNotAuthentic.
+func (f *File) Open(kr *ledger.Keyring) (*Snapshot, error) {
+	if kr == nil {
+		return nil, ledger.ErrSealed
+	}
+	metaSum := sha256.Sum256(f.meta)
+	sums, err := kr.Open(f.sealedSums, sumsAD(metaSum))
+	if err != nil || !bytes.Equal(sums, f.sums) {
+		return nil, fmt.Errorf("%s does not open under this keyring: the snapshot was taken by another cluster, or altered: %w", sealedSumsFile, ErrNotAuthentic)
+	}
+	hash, _ := f.Header.BatchHash()
+	s := &Snapshot{ClusterID: f.Header.ClusterID, ClusterName: f.Header.ClusterName, Seq: f.Header.Seq, Hash: hash,
+		Created: f.Header.Created, Seal: f.Header.Seal}
+	for _, sec := range f.Header.Sections {
+		data := make([]byte, 0, sec.Size)
+		b := f.files[sec.File]
+		for i := 0; len(b) > 0; i++ {
+			l, k := binary.Uvarint(b)
+			ct := b[k : k+int(l)]
+			b = b[k+int(l):]
+			pt, err := kr.Open(ct, chunkAD(metaSum, sec.File, i, len(b) == 0))
+			if err != nil {
+				return nil, fmt.Errorf("%s chunk %d does not open under this keyring: %w", sec.File, i, ErrNotAuthentic)
+			}
+			data = append(data, pt...)
+		}
+		if int64(len(data)) != sec.Size {
+			return nil, fmt.Errorf("%s holds %d bytes, its header says %d: %w", sec.File, len(data), sec.Size, ErrNotAuthentic)
+		}
+		switch sec.Kind {
+		case KindDataKeys:
+			s.DataKeys = data
+		default:
+			var d [32]byte
+			if b, err := hex.DecodeString(sec.Digest); err == nil && len(b) == 32 {
+				copy(d[:], b)
+			}
+			s.Views = append(s.Views, Part{Name: sec.Name, Data: data, Digest: d})
+		}
+	}
+	sort.SliceStable(s.Views, func(i, j int) bool { return s.Views[i].Name < s.Views[j].Name })
+	return s, nil
+}

@@ -1,0 +1,220 @@
+package replay
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Bucket is the JetStream object store that holds the node's snapshots: automatic ones
+// ("auto/<seq>", views only, for fast startup) and restored ones ("restore/<id>", the file an
+// operator uploaded, which a snapshot.restored.v1 event in the log points to).
+const Bucket = "LEDGER_SNAPSHOTS"
+
+const (
+	autoPrefix    = "auto/"
+	restorePrefix = "restore/"
+	seqHeader     = "Ledger-Seq"
+)
+
+// AutoName is the object name of an automatic snapshot at seq; names sort by sequence.
+func AutoName(seq uint64) string { return fmt.Sprintf("%s%020d", autoPrefix, seq) }
+
+// RestoreName is the object name of an uploaded snapshot.
+func RestoreName(id string) string { return restorePrefix + id }
+
+// Store is the snapshot object store.
+type Store struct {
+	obs      jetstream.ObjectStore
+	partSize int
+}
+
+// OpenStore creates (or binds to) the LEDGER_SNAPSHOTS bucket.
+func OpenStore(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
+	obs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      Bucket,
+		Description: "Ledger snapshots (sealed under the keyring)",
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("object store %s: %w", Bucket, err)
+	}
+	return &Store{obs: obs, partSize: partSize}, nil
+}
+
+// Info describes one stored snapshot.
+type Info struct {
+	Name     string
+	Seq      uint64 // the position the snapshot was taken at
+	Size     uint64
+	Modified time.Time
+}
+
+// Large snapshots are stored as several objects: JetStream refuses an object store upload
+// that puts hundreds of megabytes in flight at once ("too many requests"). The named object
+// holds the first part and says how many there are and under which part-set id the others
+// are ("<name>.<set>.p1", …). Parts are written first and under a fresh set id, so replacing a
+// snapshot switches from the old parts to the new ones in one metadata update.
+const (
+	partSize      = 64 << 20
+	chunkBytes    = 512 << 10 // below the 1 MiB max_payload of a default NATS server
+	partsHeader   = "Ledger-Parts"
+	partSetHeader = "Ledger-Part-Set"
+	partOfHeader  = "Ledger-Part-Of"
+)
+
+func partName(name, set string, i int) string { return fmt.Sprintf("%s.%s.p%d", name, set, i) }
+
+// Put stores data under name, replacing any object of that name.
+func (s *Store) Put(ctx context.Context, name string, data []byte, seq uint64) error {
+	ps := s.partSize
+	n := max(1, (len(data)+ps-1)/ps)
+	set := fmt.Sprintf("%x", time.Now().UnixNano())
+	part := func(i int) []byte { return data[i*ps : min((i+1)*ps, len(data))] }
+	opts := &jetstream.ObjectMetaOptions{ChunkSize: chunkBytes}
+	for i := 1; i < n; i++ {
+		meta := jetstream.ObjectMeta{Name: partName(name, set, i), Opts: opts, Headers: map[string][]string{partOfHeader: {name}}}
+		if _, err := s.obs.Put(ctx, meta, bytes.NewReader(part(i))); err != nil {
+			return fmt.Errorf("store snapshot %s part %d: %w", name, i, err)
+		}
+	}
+	old, _ := s.obs.GetInfo(ctx, name)
+	meta := jetstream.ObjectMeta{Name: name, Opts: opts, Headers: map[string][]string{
+		seqHeader: {strconv.FormatUint(seq, 10)}, partsHeader: {strconv.Itoa(n)}, partSetHeader: {set}}}
+	if _, err := s.obs.Put(ctx, meta, bytes.NewReader(part(0))); err != nil {
+		return fmt.Errorf("store snapshot %s: %w", name, err)
+	}
+	if old != nil {
+		s.deleteParts(ctx, name, old)
+	}
+	return nil
+}
+
+func parts(info *jetstream.ObjectInfo) (int, string) {
+	n, err := strconv.Atoi(info.Headers.Get(partsHeader))
+	if err != nil || n < 1 {
+		n = 1
+	}
+	return n, info.Headers.Get(partSetHeader)
+}
+
+// deleteParts removes the extra parts of an object version (best effort: a leftover part is
+// only wasted space, skipped by listings).
+func (s *Store) deleteParts(ctx context.Context, name string, info *jetstream.ObjectInfo) {
+	n, set := parts(info)
+	for i := 1; i < n; i++ {
+		_ = s.obs.Delete(ctx, partName(name, set, i))
+	}
+}
+
+// Get reads a whole snapshot. A missing object is an error wrapping jetstream.ErrObjectNotFound.
+func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
+	info, err := s.obs.GetInfo(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("read snapshot %s: %w", name, err)
+	}
+	n, set := parts(info)
+	var buf bytes.Buffer
+	for i := range n {
+		obj := name
+		if i > 0 {
+			obj = partName(name, set, i)
+		}
+		b, err := s.obs.GetBytes(ctx, obj)
+		if err != nil {
+			return nil, fmt.Errorf("read snapshot %s: %w", obj, err)
+		}
+		buf.Write(b)
+	}
+	return buf.Bytes(), nil
+}
+
+// Delete removes a snapshot and its parts; a missing one is not an error.
+func (s *Store) Delete(ctx context.Context, name string) error {
+	info, err := s.obs.GetInfo(ctx, name)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delete snapshot %s: %w", name, err)
+	}
+	if err := s.obs.Delete(ctx, name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return fmt.Errorf("delete snapshot %s: %w", name, err)
+	}
+	s.deleteParts(ctx, name, info)
+	return nil
+}
+
+// list returns the stored snapshots whose names start with prefix, newest position first.
+func (s *Store) list(ctx context.Context, prefix string) ([]Info, error) {
+	objs, err := s.obs.List(ctx)
+	if errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", Bucket, err)
+	}
+	var out []Info
+	for _, o := range objs {
+		if o.Deleted || !strings.HasPrefix(o.Name, prefix) || o.Headers.Get(partOfHeader) != "" {
+			continue
+		}
+		seq, _ := strconv.ParseUint(o.Headers.Get(seqHeader), 10, 64)
+		out = append(out, Info{Name: o.Name, Seq: seq, Size: o.Size, Modified: o.ModTime})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Seq != out[j].Seq {
+			return out[i].Seq > out[j].Seq
+		}
+		return out[i].Name > out[j].Name
+	})
+	return out, nil
+}
+
+// Auto lists the automatic snapshots, newest first.
+func (s *Store) Auto(ctx context.Context) ([]Info, error) { return s.list(ctx, autoPrefix) }
+
+// Restored lists the uploaded snapshots, newest first.
+func (s *Store) Restored(ctx context.Context) ([]Info, error) { return s.list(ctx, restorePrefix) }
+
+// Prune deletes automatic snapshots beyond the newest keep, and uploaded snapshots other than
+// keepRestore (the one the log's latest restore points to, which replay verify starts from)
+// that are older than an hour — younger ones may be a restore whose event is being appended.
+// It returns the names deleted.
+func (s *Store) Prune(ctx context.Context, keep int, keepRestore string) ([]string, error) {
+	auto, err := s.Auto(ctx)
+	if err != nil {
+		return nil, err
+	}
+	restored, err := s.Restored(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var drop []string
+	if keep >= 0 && len(auto) > keep {
+		for _, in := range auto[keep:] {
+			drop = append(drop, in.Name)
+		}
+	}
+	for _, in := range restored {
+		if in.Name != keepRestore && time.Since(in.Modified) > time.Hour {
+			drop = append(drop, in.Name)
+		}
+	}
+	var deleted []string
+	for _, name := range drop {
+		if err := s.Delete(ctx, name); err != nil {
+			return deleted, err
+		}
+		deleted = append(deleted, name)
+	}
+	return deleted, nil
+}
