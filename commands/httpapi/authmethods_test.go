@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	vault "github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/api/auth/approle"
@@ -112,5 +113,38 @@ func TestUserpassLoginAndRateLimit(t *testing.T) {
 	}
 	if codes[0] != http.StatusBadRequest || codes[len(codes)-1] != http.StatusTooManyRequests {
 		t.Fatalf("status codes of repeated failures: %v (want 400 first, 429 once rate-limited)", codes)
+	}
+}
+
+// A secret_id past its secret_id_ttl no longer logs in, without anything having tidied it.
+func TestAppRoleSecretIDExpires(t *testing.T) {
+	s := startServer(t)
+	root := s.Client(t, s.RootToken)
+	if err := root.Sys().EnableAuthWithOptions("approle", &vault.EnableAuthOptions{Type: "approle"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Logical().Write("auth/approle/role/short", map[string]any{"token_policies": "default", "secret_id_ttl": "2s"}); err != nil {
+		t.Fatal(err)
+	}
+	rid, _ := root.Logical().Read("auth/approle/role/short/role-id")
+	sid, err := root.Logical().Write("auth/approle/role/short/secret-id", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := map[string]any{"role_id": rid.Data["role_id"], "secret_id": sid.Data["secret_id"]}
+	if _, err := s.Client(t, "").Logical().Write("auth/approle/login", body); err != nil {
+		t.Fatalf("login within the TTL: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := s.Client(t, "").Logical().Write("auth/approle/login", body)
+		var re *vault.ResponseError
+		if errors.As(err, &re) && re.StatusCode == http.StatusBadRequest {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a secret_id 10s past its 2s TTL still logs in (last: %v)", err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -50,7 +50,9 @@ func BenchmarkTransitHTTP(b *testing.B) {
 	dec, _ := json.Marshal(map[string]any{"ciphertext": ct.Data["ciphertext"]})
 	for _, conc := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("encrypt/c=%d", conc), func(b *testing.B) {
-			r := hammer(b, conc, func(int, int) error { return do(client, "POST", s.URL+"/v1/transit/encrypt/bench", s.RootToken, single) })
+			r := hammer(b, conc, func(int, int) error {
+				return do(client, "POST", s.URL+"/v1/transit/encrypt/bench", s.RootToken, single)
+			})
 			report(b, r, "ops/s")
 			b.ReportMetric(r.rate/rawRate, "x-raw-tink")
 		})
