@@ -100,11 +100,7 @@ func (c *Core) expireTokens(ctx context.Context, st *unsealed) {
 			}
 		}
 		if len(events) > 0 {
-			pos, err := c.log.Append(ctx, events)
-			if err == nil {
-				err = st.runner.WaitFor(ctx, pos[len(pos)-1].Seq)
-			}
-			if err != nil && ctx.Err() == nil {
+			if err := c.commit(ctx, st, events); err != nil && ctx.Err() == nil {
 				c.logger.Error("expire tokens", "err", err)
 			}
 		}
@@ -122,108 +118,112 @@ func (c *Core) expireTokens(ctx context.Context, st *unsealed) {
 // append and its shred, a mount disabled mid-way). It runs only while the views are caught up
 // with the log, and spares keys younger than a margin, which may belong to a write in flight.
 func (c *Core) reconcileDataKeys(ctx context.Context, st *unsealed) {
-	const every, margin = 10 * time.Minute, 10 * time.Minute
-	t := time.NewTicker(every)
+	const margin = 10 * time.Minute
+	every(ctx, 10*time.Minute, func() {
+		head, err := c.log.LastSeq(ctx)
+		if err != nil || st.runner.Applied() < head {
+			return
+		}
+		if _, err := enginekv.Reconcile(ctx, st.kv, st.datakeys, time.Now().Add(-margin)); err != nil && ctx.Err() == nil {
+			c.logger.Error("reconcile data keys", "err", err)
+		}
+	})
+}
+
+// Maintenance that runs on the active node: small periodic loops over the mounts of one type.
+
+// every runs fn every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, fn func()) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		head, err := c.log.LastSeq(ctx)
-		if err != nil || st.runner.Applied() < head {
-			continue
-		}
-		if _, err := enginekv.Reconcile(ctx, st.kv, st.datakeys, time.Now().Add(-margin)); err != nil && ctx.Err() == nil {
-			c.logger.Error("reconcile data keys", "err", err)
+			fn()
 		}
 	}
+}
+
+// eachBackend calls fn with the backend of every mount of type typ.
+func eachBackend[B engines.Backend](c *Core, st *unsealed, typ string, fn func(m mount.Entry, b B)) {
+	for _, m := range st.mounts.List() {
+		if m.Type != typ {
+			continue
+		}
+		if b, err := c.backend(st, m); err == nil {
+			if tb, ok := b.(B); ok {
+				fn(m, tb)
+			}
+		}
+	}
+}
+
+// commit appends events and waits until the views applied them.
+func (c *Core) commit(ctx context.Context, st *unsealed, evs []ledger.Event) error {
+	pos, err := c.log.Append(ctx, evs)
+	if err != nil {
+		return err
+	}
+	return st.runner.WaitFor(ctx, pos[len(pos)-1].Seq)
 }
 
 // tidyAppRoles removes expired AppRole secret IDs from the views (they are refused at login the
 // instant they expire; this keeps the views from growing).
 func (c *Core) tidyAppRoles(ctx context.Context, st *unsealed) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		for _, m := range st.mounts.List() {
-			if m.Type != "approle" {
-				continue
-			}
-			b, err := c.backend(st, m)
-			if err != nil {
-				continue
-			}
-			ar, ok := b.(*engineapprole.Backend)
-			if !ok {
-				continue
-			}
-			for {
-				evs := ar.TidyEvents(time.Now())
-				if len(evs) == 0 {
-					break
-				}
-				pos, err := c.log.Append(ctx, evs)
-				if err == nil {
-					err = st.runner.WaitFor(ctx, pos[len(pos)-1].Seq)
-				}
-				if err != nil {
+	every(ctx, time.Minute, func() {
+		eachBackend(c, st, "approle", func(m mount.Entry, ar *engineapprole.Backend) {
+			for evs := ar.TidyEvents(time.Now()); len(evs) > 0; evs = ar.TidyEvents(time.Now()) {
+				if err := c.commit(ctx, st, evs); err != nil {
 					if ctx.Err() == nil {
 						c.logger.Error("tidy approle secret ids", "mount", m.Path, "err", err)
 					}
-					break
+					return
 				}
 			}
-		}
-	}
+		})
+	})
 }
 
 // rotateStaticRoles rotates database static-role passwords whose rotation_period elapsed. The
 // side effect (the new password in the database) happens inside RotateDue; the events that
 // record it are appended here.
 func (c *Core) rotateStaticRoles(ctx context.Context, st *unsealed) {
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		for _, m := range st.mounts.List() {
-			if m.Type != "database" {
-				continue
-			}
-			b, err := c.backend(st, m)
-			if err != nil {
-				continue
-			}
-			db, ok := b.(*enginedb.Backend)
-			if !ok {
-				continue
-			}
+	every(ctx, 5*time.Second, func() {
+		eachBackend(c, st, "database", func(m mount.Entry, db *enginedb.Backend) {
 			evs, err := db.RotateDue(ctx, time.Now())
 			if err != nil && ctx.Err() == nil {
 				c.logger.Error("rotate static roles", "mount", m.Path, "err", err)
 			}
-			if len(evs) == 0 {
-				continue
+			if len(evs) > 0 {
+				if err := c.commit(ctx, st, evs); err != nil && ctx.Err() == nil {
+					c.logger.Error("record static role rotation", "mount", m.Path, "err", err)
+				}
 			}
-			pos, err := c.log.Append(ctx, evs)
-			if err == nil {
-				err = st.runner.WaitFor(ctx, pos[len(pos)-1].Seq)
+		})
+	})
+}
+
+// rotateTransitKeys honours transit keys' auto_rotate_period on the active node. Each rotation
+// takes the same per-key lock as a request on that key.
+func (c *Core) rotateTransitKeys(ctx context.Context, st *unsealed) {
+	every(ctx, 10*time.Second, func() {
+		eachBackend(c, st, "transit", func(m mount.Entry, tb *enginetransit.Backend) {
+			for _, ev := range tb.RotateDue(time.Now()) {
+				var p struct {
+					Name string `json:"name"`
+				}
+				json.Unmarshal(ev.Payload, &p)
+				unlock := st.locks.lock(m.UUID + "\x00" + p.Name)
+				err := c.commit(ctx, st, []ledger.Event{ev})
+				unlock()
+				if err != nil && ctx.Err() == nil {
+					c.logger.Error("auto-rotate transit key", "mount", m.Path, "err", err)
+				}
 			}
-			if err != nil && ctx.Err() == nil {
-				c.logger.Error("record static role rotation", "mount", m.Path, "err", err)
-			}
-		}
-	}
+		})
+	})
 }
 
 // reportOrphans looks, once after unseal, for database users with Ledger's prefix that no lease
@@ -235,18 +235,7 @@ func (c *Core) reportOrphans(ctx context.Context, st *unsealed) {
 		return
 	case <-time.After(10 * time.Second):
 	}
-	for _, m := range st.mounts.List() {
-		if m.Type != "database" {
-			continue
-		}
-		b, err := c.backend(st, m)
-		if err != nil {
-			continue
-		}
-		db, ok := b.(*enginedb.Backend)
-		if !ok {
-			continue
-		}
+	eachBackend(c, st, "database", func(m mount.Entry, db *enginedb.Backend) {
 		owned := map[string]bool{}
 		for _, id := range st.leases.WithPrefix(m.Path) {
 			if e, ok := st.leases.Get(id); ok {
@@ -258,52 +247,10 @@ func (c *Core) reportOrphans(ctx context.Context, st *unsealed) {
 		orphans, err := db.Orphans(ctx, func(dbName, user string) bool { return owned[dbName+"\x00"+user] })
 		if err != nil {
 			c.logger.Warn("look for orphaned database users", "mount", m.Path, "err", err)
-			continue
+			return
 		}
 		for _, o := range orphans {
 			c.logger.Warn("database user with Ledger's prefix owned by no lease", "mount", m.Path, "db", o.DBName, "user", o.Username)
 		}
-	}
-}
-
-// rotateTransitKeys honours transit keys' auto_rotate_period on the active node. Each rotation
-// takes the same per-key lock as a request on that key.
-func (c *Core) rotateTransitKeys(ctx context.Context, st *unsealed) {
-	t := time.NewTicker(10 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		for _, m := range st.mounts.List() {
-			if m.Type != "transit" {
-				continue
-			}
-			b, err := c.backend(st, m)
-			if err != nil {
-				continue
-			}
-			tb, ok := b.(*enginetransit.Backend)
-			if !ok {
-				continue
-			}
-			for _, ev := range tb.RotateDue(time.Now()) {
-				var p struct {
-					Name string `json:"name"`
-				}
-				json.Unmarshal(ev.Payload, &p)
-				unlock := st.locks.lock(m.UUID + "\x00" + p.Name)
-				pos, err := c.log.Append(ctx, []ledger.Event{ev})
-				if err == nil {
-					err = st.runner.WaitFor(ctx, pos[0].Seq)
-				}
-				unlock()
-				if err != nil && ctx.Err() == nil {
-					c.logger.Error("auto-rotate transit key", "mount", m.Path, "err", err)
-				}
-			}
-		}
-	}
+	})
 }
