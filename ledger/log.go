@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -61,12 +60,7 @@ type Log struct {
 	keyring atomic.Pointer[Keyring]
 	maxMsg  int
 
-	reqs     chan *appendReq
-	quit     chan struct{}
-	done     chan struct{}
-	closeMu  sync.Mutex
-	closed   bool
-	inflight sync.WaitGroup // Append calls between admission and reply
+	w *batcher // the group-commit writer; store runs on it
 
 	// writer state, owned by the writer goroutine
 	lastSeq  uint64
@@ -76,7 +70,7 @@ type Log struct {
 
 // Open starts (or connects to) JetStream, ensures the stream exists and starts the writer.
 func Open(ctx context.Context, o Options) (*Log, error) {
-	l := &Log{log: o.Logger, reqs: make(chan *appendReq, 1024), quit: make(chan struct{}), done: make(chan struct{})}
+	l := &Log{log: o.Logger}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
 	}
@@ -127,7 +121,8 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 		l.shutdownConn()
 		return nil, err
 	}
-	go l.writer()
+	l.w = newBatcher(l.maxMsg, "append outcome unknown", l.store)
+	go l.w.run()
 	return l, nil
 }
 
@@ -143,17 +138,9 @@ func (l *Log) shutdownConn() {
 
 // Close stops admitting appends, lets the writer commit what it already holds, and shuts down.
 func (l *Log) Close() error {
-	l.closeMu.Lock()
-	if l.closed {
-		l.closeMu.Unlock()
-		return nil
+	if l.w.close() {
+		l.shutdownConn()
 	}
-	l.closed = true
-	l.closeMu.Unlock()
-	l.inflight.Wait()
-	close(l.quit)
-	<-l.done
-	l.shutdownConn()
 	return nil
 }
 
@@ -185,19 +172,6 @@ type AppendOption func(*appendReq)
 // WithKeyring seals this append's payloads with k instead of the installed keyring; init uses
 // it to write the first events under a keyring the node does not yet hold.
 func WithKeyring(k *Keyring) AppendOption { return func(r *appendReq) { r.keyring = k } }
-
-type appendResult struct {
-	positions []Position
-	err       error
-}
-
-type appendReq struct {
-	keyring *Keyring
-	events  []StoredEvent
-	seal    bool
-	size    int
-	done    chan appendResult
-}
 
 // Append seals the events and appends them durably, in order, in one batch. It returns each
 // event's position once the batch is on disk (or replicated). Errors: ErrSealed without a
@@ -235,122 +209,27 @@ func (l *Log) Append(ctx context.Context, evs []Event, opts ...AppendOption) ([]
 	if r.size > l.maxMsg {
 		return nil, fmt.Errorf("append %d bytes (limit %d): %w", r.size, l.maxMsg, ErrTooLarge)
 	}
-	l.closeMu.Lock()
-	if l.closed {
-		l.closeMu.Unlock()
-		return nil, ErrClosed
-	}
-	l.inflight.Add(1)
-	l.closeMu.Unlock()
-	defer l.inflight.Done()
-	select {
-	case l.reqs <- r:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	select {
-	case res := <-r.done:
-		return res.positions, res.err
-	case <-ctx.Done():
-		return nil, fmt.Errorf("append outcome unknown: %w", ctx.Err())
-	}
+	return l.w.submit(ctx, r)
 }
 
-// writer is the one goroutine that publishes. It takes whatever appends queued up while the
-// previous batch was being stored, so batch size grows with load and fsyncs are shared.
-//
-// Appenders whose batch was just acknowledged need a moment to submit their next append; if
-// the writer flushed at once it would catch only the few that were already queued, and batch
-// sizes would alternate between large and tiny. So it lingers — like PostgreSQL's
-// commit_delay — until about as many appends as last time have arrived, but never longer than
-// a quarter of the last store's duration (capped at 500µs): at low load it never waits.
-func (l *Log) writer() {
-	defer close(l.done)
-	var carry *appendReq
-	linger := time.NewTimer(time.Hour)
-	linger.Stop()
-	lastReqs, lastStore := 0, time.Duration(0)
-	for {
-		first := carry
-		carry = nil
-		if first == nil {
-			select {
-			case first = <-l.reqs:
-			case <-l.quit:
-				return
-			}
-		}
-		batch := []*appendReq{first}
-		size, count := first.size, len(first.events)
-		wait := min(lastStore/4, 500*time.Microsecond)
-		lingering := false
-	collect:
-		for size < targetBatch && count < maxBatchEvents {
-			var r *appendReq
-			select {
-			case r = <-l.reqs:
-			default:
-				if len(batch) >= lastReqs || wait <= 0 {
-					break collect
-				}
-				if !lingering {
-					linger.Reset(wait)
-					lingering = true
-				}
-				select {
-				case r = <-l.reqs:
-				case <-linger.C:
-					lingering = false
-					break collect
-				}
-			}
-			if size+r.size > l.maxMsg {
-				carry = r
-				break collect
-			}
-			batch = append(batch, r)
-			size += r.size
-			count += len(r.events)
-		}
-		if lingering && !linger.Stop() {
-			<-linger.C
-		}
-		t0 := time.Now()
-		l.commit(batch, count)
-		lastReqs, lastStore = len(batch), time.Since(t0)
-	}
-}
-
-func (l *Log) commit(batch []*appendReq, count int) {
-	evs := make([]StoredEvent, 0, count)
+// store publishes one batch, fenced on the writer's chain position, and advances the position.
+func (l *Log) store(batch []*appendReq, count int) (uint64, error) {
 	seal := false
 	for _, r := range batch {
-		evs = append(evs, r.events...)
 		seal = seal || r.seal
 	}
 	subject := SubjectData
 	if seal {
 		subject = SubjectSeal
 	}
-	data := encodeBatch(l.prevHash, evs)
+	data := encodeBatch(l.prevHash, batchEvents(batch, count))
 	seq, err := l.publish(subject, data)
 	if err != nil {
-		for _, r := range batch {
-			r.done <- appendResult{err: err}
-		}
-		return
+		return 0, err
 	}
 	l.lastSeq, l.prevHash = seq, sha256.Sum256(data)
 	l.acked.Store(seq)
-	idx := uint32(0)
-	for _, r := range batch {
-		pos := make([]Position, len(r.events))
-		for i := range pos {
-			pos[i] = Position{Seq: seq, Index: idx}
-			idx++
-		}
-		r.done <- appendResult{positions: pos}
-	}
+	return seq, nil
 }
 
 // publish stores one batch exactly once. A timeout does not mean the batch was lost: the
@@ -394,7 +273,7 @@ func (l *Log) publish(subject string, data []byte) (uint64, error) {
 		l.log.Warn("ledger append retry", "err", err)
 		select {
 		case <-time.After(backoff):
-		case <-l.quit:
+		case <-l.w.quit:
 			// Keep trying until the deadline even while closing: callers are waiting on this batch.
 		}
 		backoff = min(backoff*2, time.Second)

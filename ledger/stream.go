@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -48,12 +47,7 @@ type Stream struct {
 	keyring func() *Keyring
 	maxMsg  int
 
-	reqs     chan *appendReq
-	quit     chan struct{}
-	done     chan struct{}
-	closeMu  sync.Mutex
-	closed   bool
-	inflight sync.WaitGroup
+	w *batcher // the group-commit writer; store runs on it
 
 	// writer state, owned by the writer goroutine
 	lastSeq  uint64
@@ -66,8 +60,7 @@ func OpenStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, k
 	if cfg.Name == "" || cfg.Subject == "" {
 		return nil, errors.New("ledger: a stream needs a name and a subject")
 	}
-	s := &Stream{js: js, cfg: cfg, log: cfg.Logger, keyring: keyring,
-		reqs: make(chan *appendReq, 1024), quit: make(chan struct{}), done: make(chan struct{})}
+	s := &Stream{js: js, cfg: cfg, log: cfg.Logger, keyring: keyring}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -97,7 +90,8 @@ func OpenStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, k
 	if err := s.resync(ctx); err != nil {
 		return nil, err
 	}
-	go s.writer()
+	s.w = newBatcher(s.maxMsg, fmt.Sprintf("append to %s: outcome unknown", cfg.Name), s.store)
+	go s.w.run()
 	return s, nil
 }
 
@@ -107,16 +101,7 @@ func (s *Stream) Name() string { return s.cfg.Name }
 // Close stops admitting appends, lets the writer commit what it holds, and returns. The
 // JetStream connection belongs to the caller.
 func (s *Stream) Close() error {
-	s.closeMu.Lock()
-	if s.closed {
-		s.closeMu.Unlock()
-		return nil
-	}
-	s.closed = true
-	s.closeMu.Unlock()
-	s.inflight.Wait()
-	close(s.quit)
-	<-s.done
+	s.w.close()
 	return nil
 }
 
@@ -163,109 +148,12 @@ func (s *Stream) Append(ctx context.Context, evs []Event) ([]Position, error) {
 	if r.size > s.maxMsg {
 		return nil, fmt.Errorf("append %d bytes to %s (limit %d): %w", r.size, s.cfg.Name, s.maxMsg, ErrTooLarge)
 	}
-	s.closeMu.Lock()
-	if s.closed {
-		s.closeMu.Unlock()
-		return nil, ErrClosed
-	}
-	s.inflight.Add(1)
-	s.closeMu.Unlock()
-	defer s.inflight.Done()
-	select {
-	case s.reqs <- r:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	select {
-	case res := <-r.done:
-		return res.positions, res.err
-	case <-ctx.Done():
-		return nil, fmt.Errorf("append to %s: outcome unknown: %w", s.cfg.Name, ctx.Err())
-	}
+	return s.w.submit(ctx, r)
 }
 
-// writer takes whatever appends queued up while the previous batch was being stored, so the
-// batch grows with load and appenders share one fsync. Like the log's writer it lingers a
-// moment for about as many appends as the last batch held — never longer than a quarter of the
-// last store, capped at 500µs, so at low load it never waits.
-func (s *Stream) writer() {
-	defer close(s.done)
-	var carry *appendReq
-	linger := time.NewTimer(time.Hour)
-	linger.Stop()
-	lastReqs, lastStore := 0, time.Duration(0)
-	for {
-		first := carry
-		carry = nil
-		if first == nil {
-			select {
-			case first = <-s.reqs:
-			case <-s.quit:
-				return
-			}
-		}
-		batch := []*appendReq{first}
-		size, count := first.size, len(first.events)
-		wait := min(lastStore/4, 500*time.Microsecond)
-		lingering := false
-	collect:
-		for size < targetBatch && count < maxBatchEvents {
-			var r *appendReq
-			select {
-			case r = <-s.reqs:
-			default:
-				if len(batch) >= lastReqs || wait <= 0 {
-					break collect
-				}
-				if !lingering {
-					linger.Reset(wait)
-					lingering = true
-				}
-				select {
-				case r = <-s.reqs:
-				case <-linger.C:
-					lingering = false
-					break collect
-				}
-			}
-			if size+r.size > s.maxMsg {
-				carry = r
-				break collect
-			}
-			batch = append(batch, r)
-			size += r.size
-			count += len(r.events)
-		}
-		if lingering && !linger.Stop() {
-			<-linger.C
-		}
-		t0 := time.Now()
-		s.commit(batch, count)
-		lastReqs, lastStore = len(batch), time.Since(t0)
-	}
-}
-
-func (s *Stream) commit(batch []*appendReq, count int) {
-	evs := make([]StoredEvent, 0, count)
-	for _, r := range batch {
-		evs = append(evs, r.events...)
-	}
-	seq, err := s.publish(evs)
-	if err != nil {
-		for _, r := range batch {
-			r.done <- appendResult{err: err}
-		}
-		return
-	}
-	idx := uint32(0)
-	for _, r := range batch {
-		pos := make([]Position, len(r.events))
-		for i := range pos {
-			pos[i] = Position{Seq: seq, Index: idx}
-			idx++
-		}
-		r.done <- appendResult{positions: pos}
-	}
+// store publishes one batch, re-chaining it after any other writer's message.
+func (s *Stream) store(batch []*appendReq, count int) (uint64, error) {
+	return s.publish(batchEvents(batch, count))
 }
 
 // publish stores one batch exactly once, chained to the stream's last message. A lost ack is
@@ -319,7 +207,7 @@ func (s *Stream) publish(evs []StoredEvent) (uint64, error) {
 			s.log.Warn("stream append retry", "stream", s.cfg.Name, "err", err)
 			select {
 			case <-time.After(backoff):
-			case <-s.quit:
+			case <-s.w.quit:
 			}
 			backoff = min(backoff*2, time.Second)
 		}

@@ -1,0 +1,181 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+type appendResult struct {
+	positions []Position
+	err       error
+}
+
+type appendReq struct {
+	keyring *Keyring
+	events  []StoredEvent
+	seal    bool
+	size    int
+	done    chan appendResult
+}
+
+// batcher is the group-commit writer shared by Log and Stream: one goroutine that packs the
+// appends queued while the previous batch was being stored into one message, so batch size
+// grows with load and appenders share one fsync. What "store" means — fenced or re-chained —
+// belongs to its owner.
+type batcher struct {
+	maxMsg int
+	// unknown prefixes the error of an append whose ctx ended after it was queued.
+	unknown string
+	// store writes one batch of count events and returns its sequence. It runs on the writer
+	// goroutine only, so it may own the chain position without a lock.
+	store func(batch []*appendReq, count int) (uint64, error)
+
+	reqs     chan *appendReq
+	quit     chan struct{}
+	done     chan struct{}
+	closeMu  sync.Mutex
+	closed   bool
+	inflight sync.WaitGroup // appends between admission and reply
+}
+
+func newBatcher(maxMsg int, unknown string, store func([]*appendReq, int) (uint64, error)) *batcher {
+	return &batcher{maxMsg: maxMsg, unknown: unknown, store: store,
+		reqs: make(chan *appendReq, 1024), quit: make(chan struct{}), done: make(chan struct{})}
+}
+
+// submit queues r and waits for its batch. Errors: ErrClosed, the store's error, or ctx's error —
+// wrapped with b.unknown once r is queued, since the batch may still be stored.
+func (b *batcher) submit(ctx context.Context, r *appendReq) ([]Position, error) {
+	b.closeMu.Lock()
+	if b.closed {
+		b.closeMu.Unlock()
+		return nil, ErrClosed
+	}
+	b.inflight.Add(1)
+	b.closeMu.Unlock()
+	defer b.inflight.Done()
+	select {
+	case b.reqs <- r:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case res := <-r.done:
+		return res.positions, res.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%s: %w", b.unknown, ctx.Err())
+	}
+}
+
+// close stops admitting appends, lets the writer commit what it already holds, and waits for it
+// to stop. It reports false when the batcher was already closed.
+func (b *batcher) close() bool {
+	b.closeMu.Lock()
+	if b.closed {
+		b.closeMu.Unlock()
+		return false
+	}
+	b.closed = true
+	b.closeMu.Unlock()
+	b.inflight.Wait()
+	close(b.quit)
+	<-b.done
+	return true
+}
+
+// run is the one goroutine that stores. It takes whatever appends queued up while the
+// previous batch was being stored, so batch size grows with load and fsyncs are shared.
+//
+// Appenders whose batch was just acknowledged need a moment to submit their next append; if
+// the writer flushed at once it would catch only the few that were already queued, and batch
+// sizes would alternate between large and tiny. So it lingers — like PostgreSQL's
+// commit_delay — until about as many appends as last time have arrived, but never longer than
+// a quarter of the last store's duration (capped at 500µs): at low load it never waits.
+func (b *batcher) run() {
+	defer close(b.done)
+	var carry *appendReq
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	lastReqs, lastStore := 0, time.Duration(0)
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case first = <-b.reqs:
+			case <-b.quit:
+				return
+			}
+		}
+		batch := []*appendReq{first}
+		size, count := first.size, len(first.events)
+		wait := min(lastStore/4, 500*time.Microsecond)
+		lingering := false
+	collect:
+		for size < targetBatch && count < maxBatchEvents {
+			var r *appendReq
+			select {
+			case r = <-b.reqs:
+			default:
+				if len(batch) >= lastReqs || wait <= 0 {
+					break collect
+				}
+				if !lingering {
+					linger.Reset(wait)
+					lingering = true
+				}
+				select {
+				case r = <-b.reqs:
+				case <-linger.C:
+					lingering = false
+					break collect
+				}
+			}
+			if size+r.size > b.maxMsg {
+				carry = r
+				break collect
+			}
+			batch = append(batch, r)
+			size += r.size
+			count += len(r.events)
+		}
+		if lingering && !linger.Stop() {
+			<-linger.C
+		}
+		t0 := time.Now()
+		b.commit(batch, count)
+		lastReqs, lastStore = len(batch), time.Since(t0)
+	}
+}
+
+// commit stores one batch and answers each of its appends: all with the store's error, or each
+// with the positions of its own events in the stored message.
+func (b *batcher) commit(batch []*appendReq, count int) {
+	seq, err := b.store(batch, count)
+	if err != nil {
+		for _, r := range batch {
+			r.done <- appendResult{err: err}
+		}
+		return
+	}
+	idx := uint32(0)
+	for _, r := range batch {
+		pos := make([]Position, len(r.events))
+		for i := range pos {
+			pos[i] = Position{Seq: seq, Index: idx}
+			idx++
+		}
+		r.done <- appendResult{positions: pos}
+	}
+}
+
+// batchEvents concatenates the batch's events in order.
+func batchEvents(batch []*appendReq, count int) []StoredEvent {
+	evs := make([]StoredEvent, 0, count)
+	for _, r := range batch {
+		evs = append(evs, r.events...)
+	}
+	return evs
+}
