@@ -28,7 +28,17 @@ func (c *Core) buildBackend(st *unsealed, m mount.Entry) (engines.Backend, error
 	case "transit":
 		return enginetransit.New(st.transit, em), nil
 	case "database":
-		return enginedb.New(st.database, em, c.logger), nil
+		return enginedb.New(st.database, em, c.logger, enginedb.WithLeaseCount(func(dbName string) int {
+			n := 0
+			for _, id := range st.leases.WithPrefix(m.Path) {
+				if e, ok := st.leases.Get(id); ok {
+					if ld, err := enginedb.ParseLeaseData(e.InternalData); err == nil && ld.DBName == dbName {
+						n++
+					}
+				}
+			}
+			return n
+		})), nil
 	case "approle":
 		return engineapprole.New(st.approle, st.tokens, st.keyring.Load(), em), nil
 	case "userpass":

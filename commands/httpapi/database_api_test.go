@@ -206,6 +206,16 @@ func TestDatabaseAPIBadInput(t *testing.T) {
 		if keys := dbLeases(t, root, "database/creds/capped/"); len(keys) != 1 {
 			t.Errorf("leases after the refused revoke-prefix: %q, want the capped one", keys)
 		}
+
+		// A connection with open leases cannot be deleted: nothing could revoke them after.
+		_, err = root.Logical().Delete("database/config/production-db")
+		respErr(t, err, http.StatusBadRequest, "open lease")
+		if err := root.Sys().RevokePrefix("database/creds/"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := root.Logical().Delete("database/config/production-db"); err != nil {
+			t.Fatalf("delete after the leases were revoked: %v", err)
+		}
 	})
 }
 

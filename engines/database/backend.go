@@ -57,6 +57,11 @@ type Backend struct {
 	created     map[string]time.Time     // users this process created lately, by name
 	roleLocks   map[string]*sync.Mutex   // static role name → serialises its rotations
 	pendingRot  map[string]pendingStatic // static role name → last rotation decided here
+
+	// liveLeases counts the open leases issued under a connection config. A config with open
+	// leases cannot be deleted: its leases could then never be revoked, and a MySQL account has
+	// no expiry of its own, so the credential would keep working.
+	liveLeases func(dbName string) int
 }
 
 // pool is a plugin instance built from one configuration, shared by requests and closed once
@@ -88,6 +93,10 @@ var (
 
 // Option configures a Backend.
 type Option func(*Backend)
+
+// WithLeaseCount tells the engine how many open leases a connection config has (the pipeline
+// owns the lease view). Without it, deleting a config is never refused.
+func WithLeaseCount(f func(dbName string) int) Option { return func(b *Backend) { b.liveLeases = f } }
 
 // WithDriver adds (or replaces, by name) a plugin.
 func WithDriver(d Driver) Option { return func(b *Backend) { b.drivers[d.Name] = d } }

@@ -26,6 +26,11 @@ func (b *Backend) handleConfig(ctx context.Context, req *engines.Request, name s
 		if _, ok := b.view.Config(b.mount.UUID, name); !ok {
 			return respond(), nil
 		}
+		if b.liveLeases != nil {
+			if n := b.liveLeases(name); n > 0 {
+				return nil, engines.BadRequest("connection %q still has %d open lease(s); revoke them first (ledger lease revoke -prefix %screds/) so no credential outlives the connection that can revoke it", name, n, b.mount.Path)
+			}
+		}
 		b.reset(name)
 		ev, err := event(req, req.Now, dbview.ConfigDeleted, b.subject("config/"+name), dbview.DeletedPayload{Mount: b.mount.UUID, Name: name})
 		if err != nil {
