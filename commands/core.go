@@ -101,7 +101,17 @@ func New(ctx context.Context, log *ledger.Log, opts Options) (*Core, error) {
 func (c *Core) Close() {
 	c.Seal()
 	c.stopSeal()
-	<-c.sealDone
+	waitStopped(c.logger, "seal state follower", c.sealDone)
+}
+
+// waitStopped waits for a follower to finish after its context was cancelled, but not forever:
+// closing the log's connection next ends it in any case, and a shutdown must not hang on it.
+func waitStopped(logger *slog.Logger, what string, done <-chan struct{}) {
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		logger.Warn(what + " did not stop within 10s; closing the log connection will end it")
+	}
 }
 
 // SealStatus is the body of sys/seal-status.
@@ -333,7 +343,7 @@ func (c *Core) Seal() {
 		return
 	}
 	c.log.SetKeyring(nil)
-	st.close()
+	st.close(c.logger)
 	c.logger.Info("sealed")
 }
 

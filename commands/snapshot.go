@@ -307,7 +307,7 @@ func (c *Core) sealLocked() {
 		return
 	}
 	c.log.SetKeyring(nil)
-	st.close()
+	st.close(c.logger)
 	c.logger.Info("sealed")
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,9 +132,9 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 	return nil
 }
 
-func (st *unsealed) close() {
+func (st *unsealed) close(logger *slog.Logger) {
 	st.cancel()
-	<-st.done
+	waitStopped(logger, "log follower", st.done)
 	st.backendsMu.Lock()
 	for _, b := range st.backends {
 		if cl, ok := b.(interface{ Close() }); ok {

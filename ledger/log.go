@@ -346,7 +346,9 @@ func (l *Log) Follow(ctx context.Context, from uint64, sealOnly bool, fn func(Ba
 	defer stop()
 	defer it.Stop()
 	for {
-		m, err := it.Next()
+		// Next watches ctx itself: Stop alone does not wake an ordered consumer that is busy
+		// resetting (seen after the stream was rebuilt under it).
+		m, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return nil
