@@ -41,6 +41,16 @@ func joinPath(parts ...string) string {
 }
 
 // resolveKV finds the mount of arg (or of -mount, when given).
+// kvTarget builds the client and resolves PATH's KV mount: the first steps of every kv command.
+func (a *app) kvTarget(ctx context.Context, kf kvFlags, arg string, forPolicy bool) (*Client, kvTarget, error) {
+	c, err := a.client()
+	if err != nil {
+		return nil, kvTarget{}, err
+	}
+	t, err := resolveKV(ctx, c, kf.mount, arg, forPolicy)
+	return c, t, err
+}
+
 func resolveKV(ctx context.Context, c *Client, mountFlag, arg string, forPolicy bool) (kvTarget, error) {
 	arg = sanitizePath(arg)
 	probe := arg
@@ -128,11 +138,7 @@ func (a *app) kvGetCmd() *cobra.Command {
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			t, err := resolveKV(ctx, c, kf.mount, args[0], outputPolicy)
+			c, t, err := a.kvTarget(ctx, kf, args[0], outputPolicy)
 			if err != nil {
 				return err
 			}
@@ -289,11 +295,7 @@ func (a *app) kvPatchCmd() *cobra.Command {
 // kvWrite is kv put (PUT, all keys) and kv patch (merge patch, KV v2 only).
 func (a *app) kvWrite(cmd *cobra.Command, kf kvFlags, args []string, method string, cas int, remove []string, field string, outputPolicy bool) error {
 	ctx := cmd.Context()
-	c, err := a.client()
-	if err != nil {
-		return err
-	}
-	t, err := resolveKV(ctx, c, kf.mount, args[0], outputPolicy)
+	c, t, err := a.kvTarget(ctx, kf, args[0], outputPolicy)
 	if err != nil {
 		return err
 	}
@@ -370,11 +372,7 @@ func (a *app) kvDeleteCmd() *cobra.Command {
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			t, err := resolveKV(ctx, c, kf.mount, args[0], false)
+			c, t, err := a.kvTarget(ctx, kf, args[0], false)
 			if err != nil {
 				return err
 			}
@@ -417,11 +415,7 @@ func (a *app) kvVersionsCmd(verb, short, doing string) *cobra.Command {
 				return usageErr(cmd, fmt.Errorf("no versions given: use -versions=N[,N...]"))
 			}
 			ctx := cmd.Context()
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			t, err := resolveKV(ctx, c, kf.mount, args[0], false)
+			c, t, err := a.kvTarget(ctx, kf, args[0], false)
 			if err != nil {
 				return err
 			}
@@ -453,11 +447,7 @@ func (a *app) kvListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			t, err := resolveKV(ctx, c, kf.mount, args[0], false)
+			c, t, err := a.kvTarget(ctx, kf, args[0], false)
 			if err != nil {
 				return err
 			}
@@ -498,11 +488,7 @@ fail rather than be lost.`,
 			if err != nil {
 				return err
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			t, err := resolveKV(ctx, c, kf.mount, args[0], false)
+			c, t, err := a.kvTarget(ctx, kf, args[0], false)
 			if err != nil {
 				return err
 			}

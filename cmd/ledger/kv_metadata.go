@@ -33,11 +33,7 @@ func (a *app) kvMetadataGetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			t, err := resolveKV(ctx, c, kf.mount, args[0], false)
+			c, t, err := a.kvTarget(ctx, kf, args[0], false)
 			if err != nil {
 				return err
 			}
@@ -126,11 +122,7 @@ func (a *app) kvMetadataPutCmd() *cobra.Command {
 				}
 				body["custom_metadata"] = m
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			t, err := resolveKV(ctx, c, kf.mount, args[0], false)
+			c, t, err := a.kvTarget(ctx, kf, args[0], false)
 			if err != nil {
 				return err
 			}
@@ -162,11 +154,7 @@ func (a *app) kvMetadataDeleteCmd() *cobra.Command {
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			t, err := resolveKV(ctx, c, kf.mount, args[0], false)
+			c, t, err := a.kvTarget(ctx, kf, args[0], false)
 			if err != nil {
 				return err
 			}
