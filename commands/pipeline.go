@@ -220,6 +220,7 @@ func (c *Core) handle(ctx context.Context, st *unsealed, r *Request, trail *audi
 		}
 	}
 	resp.Events = nil
+	resp.MountType = rt.mount.Type
 	sb, _ := rt.backend.(*sysBackend)
 	if sb != nil {
 		return resp, sb.after, nil

@@ -131,6 +131,9 @@ type Response struct {
 	Status int
 	// Events are appended, in order and atomically, before the response is sent.
 	Events []ledger.Event
+	// MountType is the type of the mount that answered ("kv", "token", "system"); the
+	// pipeline sets it, for the envelope's mount_type.
+	MountType string
 }
 
 // Backend is a secret engine or auth method instance at one mount.

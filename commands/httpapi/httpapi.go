@@ -244,9 +244,6 @@ func (a *api) logical(c echo.Context) error {
 				req.Data[k] = v[0]
 			}
 		}
-		if req.Op == engines.OpList && !strings.HasSuffix(req.Path, "/") {
-			req.Path += "/"
-		}
 	default:
 		if req.Data, err = a.decodeBody(c); err != nil {
 			if errors.Is(err, errBodyTooLarge) {
@@ -255,6 +252,9 @@ func (a *api) logical(c echo.Context) error {
 			}
 			return a.fail(c, reqID, err)
 		}
+	}
+	if req.Path, err = commands.CanonicalPath(req.Path, req.Op == engines.OpList); err != nil {
+		return a.fail(c, reqID, err)
 	}
 	resp, err := a.core.Handle(r.Context(), req)
 	if err != nil {
@@ -276,7 +276,7 @@ func respond(c echo.Context, reqID string, op engines.Operation, resp *engines.R
 	}
 	env := map[string]any{
 		"request_id": reqID, "lease_id": "", "renewable": false, "lease_duration": 0,
-		"data": resp.Data, "wrap_info": nil, "warnings": nil, "auth": nil, "mount_type": "",
+		"data": resp.Data, "wrap_info": nil, "warnings": nil, "auth": nil, "mount_type": resp.MountType,
 	}
 	if len(resp.Warnings) > 0 {
 		env["warnings"] = resp.Warnings
