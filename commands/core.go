@@ -45,6 +45,8 @@ type Options struct {
 	Snapshots SnapshotOptions
 	// Audit configures the audit trail (see audit.go).
 	Audit AuditOptions
+	// LogLevel, when set, is the level of Logger that sys/loggers changes at run time.
+	LogLevel *slog.LevelVar
 }
 
 // Core ties the log, the seal state and, while unsealed, the views and backends together.
@@ -65,6 +67,8 @@ type Core struct {
 	// in-flight requests and no request sees half-dropped state.
 	mu sync.RWMutex
 	st *unsealed
+
+	misc miscState // per-node state of the small sys endpoints (sys_misc.go)
 }
 
 type unsealProgress struct {

@@ -34,7 +34,7 @@ func (s *sysBackend) Unauthenticated() []string { return nil }
 func (s *sysBackend) Sudo() []string {
 	return []string{"rotate", "seal", "step-down", "audit", "audit/*", "raw/*", "leases/revoke-force/*",
 		"leases/revoke-prefix/*", "leases/lookup/*", "revoke-force/*", "revoke-prefix/*", "storage/raft/snapshot", "storage/raft/snapshot-force",
-		"mounts/auth/*", "config/auditing/*"}
+		"mounts/auth/*", "config/auditing/*", "config/cors", "plugins/catalog/*"}
 }
 
 // HandleRequest implements engines.Backend.
@@ -100,6 +100,9 @@ func (s *sysBackend) HandleRequest(ctx context.Context, req *engines.Request) (*
 	case p == "seal" && isWrite(req.Op):
 		s.after = s.c.Seal
 		return nil, nil
+	}
+	if resp, ok, err := s.miscPaths(ctx, req, p); ok {
+		return resp, err
 	}
 	return nil, engines.Errorf(engines.ErrNotFound, "no handler for route %q: route entry not found", "sys/"+p)
 }

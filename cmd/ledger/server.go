@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -72,21 +71,6 @@ secrets: the data directory is deleted on exit and the root token is printed.`,
 	return cmd
 }
 
-func newLogger(w io.Writer, level string) *slog.Logger {
-	var l slog.Level
-	switch strings.ToLower(level) {
-	case "trace", "debug":
-		l = slog.LevelDebug
-	case "warn", "warning":
-		l = slog.LevelWarn
-	case "error", "err":
-		l = slog.LevelError
-	default:
-		l = slog.LevelInfo
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
-}
-
 // server is a running Ledger: log, core and HTTP listeners.
 type server struct {
 	log    *ledger.Log
@@ -106,6 +90,9 @@ type listenerSpec struct {
 
 func startServer(ctx context.Context, logger *slog.Logger, lo ledger.Options, co commands.Options, apiAddr string, specs []listenerSpec) (*server, error) {
 	lo.Logger, co.Logger = logger, logger
+	if co.LogLevel == nil {
+		co.LogLevel = levelOf(logger)
+	}
 	l, err := ledger.Open(ctx, lo)
 	if err != nil {
 		return nil, err

@@ -210,6 +210,7 @@ func jsonProblem(err error) string {
 func (a *api) logical(c echo.Context) error {
 	r := c.Request()
 	reqID := newRequestID()
+	defer a.core.TrackRequest(reqID, r.Method, r.URL.Path, r.RemoteAddr)()
 	// Route on the decoded path, as Vault does: "enc%2Fkey" is "enc/key", and an encoded ".."
 	// is a ".." that ValidatePath refuses.
 	path := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/v1"), "/")
@@ -265,6 +266,9 @@ func (a *api) logical(c echo.Context) error {
 
 // respond writes Vault's envelope, or 204 when there is nothing to say.
 func respond(c echo.Context, reqID string, op engines.Operation, resp *engines.Response) error {
+	if written, err := writeRaw(c, resp); written {
+		return err
+	}
 	if op == engines.OpList {
 		if keys, _ := resp.Data["keys"].([]string); resp.Status == 0 && len(keys) == 0 && resp.Data != nil {
 			writeErrors(c, http.StatusNotFound)
