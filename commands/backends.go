@@ -10,6 +10,7 @@ import (
 	"github.com/ledger-secrets/ledger/engines"
 	engineapprole "github.com/ledger-secrets/ledger/engines/approle"
 	enginedb "github.com/ledger-secrets/ledger/engines/database"
+	enginek8s "github.com/ledger-secrets/ledger/engines/kubernetes"
 	enginekv "github.com/ledger-secrets/ledger/engines/kv"
 	enginetoken "github.com/ledger-secrets/ledger/engines/token"
 	enginetransit "github.com/ledger-secrets/ledger/engines/transit"
@@ -43,6 +44,8 @@ func (c *Core) buildBackend(st *unsealed, m mount.Entry) (engines.Backend, error
 		return engineapprole.New(st.approle, st.tokens, st.keyring.Load(), em), nil
 	case "userpass":
 		return engineuserpass.New(st.userpass, st.keyring.Load(), em), nil
+	case "kubernetes":
+		return enginek8s.New(st.authroles, st.tokens, st.keyring.Load(), em), nil
 	case "token":
 		return enginetoken.New(st.tokens, st.keyring.Load(), em, func(name string) bool {
 			_, ok := st.policies.Get(name)

@@ -14,6 +14,7 @@ import (
 	"github.com/ledger-secrets/ledger/ledger"
 	"github.com/ledger-secrets/ledger/projections"
 	approleview "github.com/ledger-secrets/ledger/projections/approle"
+	"github.com/ledger-secrets/ledger/projections/authrole"
 	dbview "github.com/ledger-secrets/ledger/projections/database"
 	historyview "github.com/ledger-secrets/ledger/projections/history"
 	kvview "github.com/ledger-secrets/ledger/projections/kv"
@@ -27,24 +28,25 @@ import (
 
 // unsealed is everything that exists only while the keyring is open. Sealing drops it whole.
 type unsealed struct {
-	rootKey  []byte
-	keyring  atomic.Pointer[ledger.Keyring]
-	runner   *projections.Runner
-	cancel   context.CancelFunc
-	done     chan struct{}
-	mounts   *mount.View
-	policies *policy.View
-	tokens   *tokenview.View
-	kv       *kvview.View
-	leases   *lease.View
-	approle  *approleview.View
-	userpass *userpassview.View
-	database *dbview.View
-	transit  *transitview.View
-	datakeys *ledger.DataKeys
-	expire   *expiration
-	snaps    *snapshots
-	audit    *auditState
+	rootKey   []byte
+	keyring   atomic.Pointer[ledger.Keyring]
+	runner    *projections.Runner
+	cancel    context.CancelFunc
+	done      chan struct{}
+	mounts    *mount.View
+	policies  *policy.View
+	tokens    *tokenview.View
+	kv        *kvview.View
+	leases    *lease.View
+	approle   *approleview.View
+	userpass  *userpassview.View
+	authroles *authrole.View
+	database  *dbview.View
+	transit   *transitview.View
+	datakeys  *ledger.DataKeys
+	expire    *expiration
+	snaps     *snapshots
+	audit     *auditState
 
 	backendsMu sync.Mutex
 	backends   map[string]engines.Backend // by mount UUID
@@ -57,23 +59,24 @@ type unsealed struct {
 // beside the live views (replay verify) builds the very same set.
 func (c *Core) newUnsealed(rootKey []byte, kr *ledger.Keyring) *unsealed {
 	st := &unsealed{
-		rootKey:  rootKey,
-		mounts:   mount.New(),
-		policies: policy.New(),
-		tokens:   tokenview.New(),
-		kv:       kvview.New(),
-		leases:   lease.New(),
-		approle:  approleview.New(),
-		userpass: userpassview.New(),
-		database: dbview.New(),
-		transit:  transitview.New(),
-		backends: map[string]engines.Backend{},
-		done:     make(chan struct{}),
+		rootKey:   rootKey,
+		mounts:    mount.New(),
+		policies:  policy.New(),
+		tokens:    tokenview.New(),
+		kv:        kvview.New(),
+		leases:    lease.New(),
+		approle:   approleview.New(),
+		userpass:  userpassview.New(),
+		authroles: authrole.New(),
+		database:  dbview.New(),
+		transit:   transitview.New(),
+		backends:  map[string]engines.Backend{},
+		done:      make(chan struct{}),
 	}
 	st.keyring.Store(kr)
 	st.acls.m = map[string]*acl.ACL{}
 	st.audit = newAuditState()
-	st.runner = projections.NewRunner(c.log, kr, st.mounts, st.policies, st.tokens, st.kv, st.leases, st.approle, st.userpass, st.database, st.transit, historyview.New("kv", "policy"), st.audit.view)
+	st.runner = projections.NewRunner(c.log, kr, st.mounts, st.policies, st.tokens, st.kv, st.leases, st.approle, st.userpass, st.authroles, st.database, st.transit, historyview.New("kv", "policy"), st.audit.view)
 	st.expire = newExpiration(c, st)
 	return st
 }

@@ -78,6 +78,18 @@ type Auth struct {
 	TokenType     string
 	Orphan        bool
 	NumUses       int
+	// Alias names the caller to the identity store: the pipeline finds or creates the entity
+	// behind it and stamps the token with its ID. GroupAliases are the caller's groups at the
+	// identity provider, which fill external groups. IdentityPolicies is set by the pipeline.
+	Alias            *Alias
+	GroupAliases     []Alias
+	IdentityPolicies []string
+}
+
+// Alias is how an auth method names who logged in (Vault's logical.Alias).
+type Alias struct {
+	Name     string
+	Metadata map[string]string
 }
 
 // Secret is lease information for dynamic secrets. A backend that performed a side effect

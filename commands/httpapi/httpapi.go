@@ -295,7 +295,7 @@ func respond(c echo.Context, reqID string, op engines.Operation, resp *engines.R
 		}
 		env["auth"] = map[string]any{
 			"client_token": au.ClientToken, "accessor": au.Accessor, "policies": au.Policies,
-			"token_policies": au.TokenPolicies, "identity_policies": nil, "metadata": meta,
+			"token_policies": au.TokenPolicies, "identity_policies": au.IdentityPolicies, "metadata": meta,
 			"lease_duration": int64(au.LeaseDuration / time.Second), "renewable": au.Renewable,
 			"entity_id": au.EntityID, "token_type": au.TokenType, "orphan": au.Orphan,
 			"mfa_requirement": nil, "num_uses": au.NumUses,
