@@ -12,6 +12,7 @@ import (
 	enginedb "github.com/ledger-secrets/ledger/engines/database"
 	enginek8s "github.com/ledger-secrets/ledger/engines/kubernetes"
 	enginekv "github.com/ledger-secrets/ledger/engines/kv"
+	enginepki "github.com/ledger-secrets/ledger/engines/pki"
 	enginetoken "github.com/ledger-secrets/ledger/engines/token"
 	enginetransit "github.com/ledger-secrets/ledger/engines/transit"
 	engineuserpass "github.com/ledger-secrets/ledger/engines/userpass"
@@ -28,6 +29,8 @@ func (c *Core) buildBackend(st *unsealed, m mount.Entry) (engines.Backend, error
 		return enginekv.New(st.kv, st.datakeys, st.keyring.Load(), em), nil
 	case "transit":
 		return enginetransit.New(st.transit, em), nil
+	case "pki":
+		return enginepki.New(st.pki, em), nil
 	case "database":
 		return enginedb.New(st.database, em, c.logger, enginedb.WithLeaseCount(func(dbName string) int {
 			n := 0

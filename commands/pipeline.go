@@ -367,6 +367,12 @@ func aclOp(op engines.Operation) acl.Operation {
 // matchAny reports whether path matches one of the patterns (exact, or prefix with a trailing *).
 func matchAny(patterns []string, path string) bool {
 	for _, p := range patterns {
+		if strings.Contains(p, "+") {
+			if matchSegments(p, path) {
+				return true
+			}
+			continue
+		}
 		if pre, ok := strings.CutSuffix(p, "*"); ok {
 			if strings.HasPrefix(path, pre) {
 				return true

@@ -20,6 +20,7 @@ import (
 	kvview "github.com/ledger-secrets/ledger/projections/kv"
 	"github.com/ledger-secrets/ledger/projections/lease"
 	"github.com/ledger-secrets/ledger/projections/mount"
+	pkiview "github.com/ledger-secrets/ledger/projections/pki"
 	"github.com/ledger-secrets/ledger/projections/policy"
 	tokenview "github.com/ledger-secrets/ledger/projections/token"
 	transitview "github.com/ledger-secrets/ledger/projections/transit"
@@ -48,6 +49,8 @@ type unsealed struct {
 	snaps     *snapshots
 	audit     *auditState
 
+	pki *pkiview.View // separate group: other lanes add views above
+
 	backendsMu sync.Mutex
 	backends   map[string]engines.Backend // by mount UUID
 
@@ -72,11 +75,13 @@ func (c *Core) newUnsealed(rootKey []byte, kr *ledger.Keyring) *unsealed {
 		transit:   transitview.New(),
 		backends:  map[string]engines.Backend{},
 		done:      make(chan struct{}),
+
+		pki: pkiview.New(),
 	}
 	st.keyring.Store(kr)
 	st.acls.m = map[string]*acl.ACL{}
 	st.audit = newAuditState()
-	st.runner = projections.NewRunner(c.log, kr, st.mounts, st.policies, st.tokens, st.kv, st.leases, st.approle, st.userpass, st.authroles, st.database, st.transit, historyview.New("kv", "policy"), st.audit.view)
+	st.runner = projections.NewRunner(c.log, kr, st.mounts, st.policies, st.tokens, st.kv, st.leases, st.approle, st.userpass, st.authroles, st.database, st.transit, st.pki, historyview.New("kv", "policy"), st.audit.view)
 	st.expire = newExpiration(c, st)
 	return st
 }

@@ -246,7 +246,11 @@ func (a *api) logical(c echo.Context) error {
 			}
 		}
 	default:
-		if req.Data, err = a.decodeBody(c); err != nil {
+		var isRaw bool
+		if req.Data, isRaw, err = a.rawBody(c); !isRaw {
+			req.Data, err = a.decodeBody(c)
+		}
+		if err != nil {
 			if errors.Is(err, errBodyTooLarge) {
 				writeErrors(c, http.StatusRequestEntityTooLarge, err.Error())
 				return nil

@@ -21,6 +21,16 @@ func writeRaw(c echo.Context, resp *engines.Response) (written bool, err error) 
 	if s, ok := resp.Data[commands.RawStatusCode].(int); ok && s > 0 {
 		status = s
 	}
+	if hs, ok := resp.Data["http_headers"].(map[string][]string); ok {
+		for k, vs := range hs {
+			for _, v := range vs {
+				c.Response().Header().Add(k, v)
+			}
+		}
+	}
+	if status == http.StatusNoContent {
+		return true, c.NoContent(status)
+	}
 	ctype, _ := resp.Data[commands.RawContentType].(string)
 	if ctype == "" {
 		ctype = "application/json"
