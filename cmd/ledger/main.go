@@ -121,6 +121,7 @@ LEDGER_FORMAT or VAULT_FORMAT, LEDGER_CACERT or VAULT_CACERT, VAULT_SKIP_VERIFY.
 		a.auditCmd(),
 		a.historyCmd(),
 		a.replayCmd(),
+		a.agentCmd(),
 	)
 	return root
 }
