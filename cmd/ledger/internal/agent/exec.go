@@ -21,7 +21,9 @@ import (
 // ExitError carries the exit code of the exec child, which the agent exits with.
 type ExitError struct{ Code int }
 
-func (e *ExitError) Error() string { return fmt.Sprintf("the supervised process exited with code %d", e.Code) }
+func (e *ExitError) Error() string {
+	return fmt.Sprintf("the supervised process exited with code %d", e.Code)
+}
 
 // supervisor is the exec block: it starts the child once its environment
 // templates have rendered, restarts it (restart_stop_signal, then a new
