@@ -14,7 +14,10 @@ import (
 	"github.com/ledger-secrets/ledger/engines/database/dbtest"
 )
 
-func TestMain(m *testing.M) { dbtest.Main(m) }
+func TestMain(m *testing.M) {
+	runMainIfAsked()
+	dbtest.Main(m)
+}
 
 // dbLessons are the databases every lesson test runs against.
 var dbLessons = []struct {

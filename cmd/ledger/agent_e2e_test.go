@@ -1,0 +1,197 @@
+package main
+
+// The lesson's Part 8, run for real: `ledger agent` as its own process with
+// the lesson's vault-agent.hcl and db.tpl (the auth method switched to
+// AppRole, the paths moved into a temp dir), against a Ledger server and
+// the test's PostgreSQL prepared as the lesson's Part 7 leaves it.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ledger-secrets/ledger/engines/database/dbtest"
+)
+
+const lessonDir = "internal/agent/config/testdata/"
+
+// lessonAgentConfig is the lesson's file with the method switched to
+// AppRole and every path moved under dir; proc is the name of the
+// process the template's command signals.
+func lessonAgentConfig(t *testing.T, dir, roleIDFile, secretIDFile, proc string) string {
+	t.Helper()
+	src, err := os.ReadFile(lessonDir + "lesson-vault-agent.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(src)
+	for _, r := range [][2]string{
+		{"method \"kubernetes\" {\nmount_path = \"auth/kubernetes\"\nconfig = {\nrole = \"myapp\"\n}\n}",
+			"method \"approle\" {\nmount_path = \"auth/approle\"\nconfig = {\nrole_id_file_path = \"" + roleIDFile + "\"\nsecret_id_file_path = \"" + secretIDFile + "\"\n}\n}"},
+		{"/tmp/vault-token", filepath.Join(dir, "vault-token")},
+		{"/etc/vault/templates/db.tpl", filepath.Join(dir, "templates/db.tpl")},
+		{"/app/config/database.env", filepath.Join(dir, "app/config/database.env")},
+		// The one change that is not a path: a process name no other
+		// process on this machine has, so the test signals only its own.
+		{"pkill -HUP myapp", "pkill -HUP " + proc},
+	} {
+		if !strings.Contains(s, r[0]) {
+			t.Fatalf("the lesson's file no longer contains %q", r[0])
+		}
+		s = strings.Replace(s, r[0], r[1], 1)
+	}
+	tpl, err := os.ReadFile(lessonDir + "lesson-db.tpl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "templates/db.tpl", string(tpl), 0o644)
+	return writeFile(t, dir, "vault-agent.hcl", s, 0o600)
+}
+
+// lessonDatabase is the lesson's Part 7 steps 2 and 3 on srv.
+func lessonDatabase(t *testing.T, c *cli, l *dbtest.Lesson) {
+	t.Helper()
+	c.ok("secrets", "enable", "database")
+	c.ok("write", "database/config/production-db", "plugin_name="+l.Plugin, "connection_url="+l.ConnectionURL,
+		"allowed_roles=app-readonly,app-readwrite,app-short", "username="+l.AdminUser, "password="+l.AdminPassword)
+	c.ok("write", "-f", "database/rotate-root/production-db")
+	c.ok("write", "database/roles/app-readonly", "db_name=production-db", "creation_statements="+l.Readonly,
+		"revocation_statements="+l.Revocation, "default_ttl=1h", "max_ttl=24h")
+}
+
+// myapp starts a process named name that logs each SIGHUP to the returned file.
+func myapp(t *testing.T, dir, name string) string {
+	t.Helper()
+	log := filepath.Join(dir, name+".log")
+	script := writeFile(t, dir, "bin/"+name, "#!/bin/sh\ntrap 'echo reload >> "+log+"' HUP\nwhile :; do sleep 0.1; done\n", 0o755)
+	cmd := exec.Command(script)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return log
+}
+
+func randomName(prefix string) string {
+	b := make([]byte, 3)
+	rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+// onlyLease returns the one lease under prefix.
+func onlyLease(t *testing.T, c *cli, prefix string) string {
+	t.Helper()
+	var keys []string
+	for _, line := range strings.Split(c.ok("list", "-format=json", "sys/leases/lookup/"+prefix), "\n") {
+		line = strings.Trim(strings.TrimSpace(line), `",[]`)
+		if line != "" {
+			keys = append(keys, line)
+		}
+	}
+	if len(keys) != 1 {
+		t.Fatalf("leases under %s: %q, want exactly one", prefix, keys)
+	}
+	return prefix + keys[0]
+}
+
+func credFrom(env map[string]string) dbCred {
+	return dbCred{username: env["DB_USER"], password: env["DB_PASS"]}
+}
+
+func TestAgentLessonPart8(t *testing.T) {
+	needTool(t, "pkill", "procps")
+	l := dbtest.LessonPostgres(t)
+	srv := startRestartable(t)
+	c := srv.cli()
+	lessonDatabase(t, c, l)
+
+	dir := t.TempDir()
+	roleIDFile, secretIDFile := approleFor(t, c, dir, "myapp",
+		`path "database/creds/app-readonly" { capabilities = ["read"] }`, "token_ttl=1h")
+	proc := randomName("myapp-")
+	reloads := myapp(t, dir, proc)
+	cfg := lessonAgentConfig(t, dir, roleIDFile, secretIDFile, proc)
+	// The file keeps the lesson's https://vault.example.com:8200; as with
+	// Vault Agent, -address takes precedence over it.
+	startAgent(t, nil, "-config="+cfg, "-address="+srv.url(), "-lease-check-interval=300ms")
+
+	dbEnv := filepath.Join(dir, "app/config/database.env")
+	// 1. Authenticates (AppRole here): the token reaches the sink, and the
+	// secret ID file is gone (remove_secret_id_file_after_reading).
+	sink := filepath.Join(dir, "vault-token")
+	eventually(t, 20*time.Second, "token in the sink", func() bool { _, err := os.Stat(sink); return err == nil })
+	if fi, _ := os.Stat(sink); fi.Mode().Perm() != 0o640 {
+		t.Errorf("sink mode %o, want Vault's default 0640", fi.Mode().Perm())
+	}
+	tok, _ := os.ReadFile(sink)
+	self := c.runEnv(map[string]string{"VAULT_ADDR": srv.url(), "VAULT_TOKEN": string(tok)}, "", "token", "lookup", "-format=json")
+	if self.code != 0 || !strings.Contains(self.stdout, `"myapp"`) {
+		t.Fatalf("the sink's token does not carry the myapp policy: %s", self)
+	}
+	if _, err := os.Stat(secretIDFile); !os.IsNotExist(err) {
+		t.Errorf("secret ID file still there after login (err %v)", err)
+	}
+
+	// 2 and 3. Renders the template with live credentials into
+	// database.env, mode 0600.
+	eventually(t, 20*time.Second, "database.env rendered", func() bool { return envFile(dbEnv)["DB_USER"] != "" })
+	fi, err := os.Stat(dbEnv)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("database.env: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+	env := envFile(dbEnv)
+	if env["DB_HOST"] != "db.example.com" {
+		t.Errorf("DB_HOST = %q", env["DB_HOST"])
+	}
+	first := credFrom(env)
+	l.CleanupUser(t, first.username)
+	dbCountUsers(t, l, first)
+
+	// 4. Signals the app to reload.
+	eventually(t, 10*time.Second, "myapp got SIGHUP", func() bool {
+		b, _ := os.ReadFile(reloads)
+		return strings.Contains(string(b), "reload")
+	})
+
+	// A revoked credential is noticed and replaced within seconds.
+	lease := onlyLease(t, c, "database/creds/app-readonly/")
+	c.ok("lease", "revoke", lease)
+	dbDead(t, l, first, 10*time.Second)
+	eventually(t, 10*time.Second, "a new credential after revoke", func() bool {
+		u := envFile(dbEnv)["DB_USER"]
+		return u != "" && u != first.username
+	})
+	second := credFrom(envFile(dbEnv))
+	l.CleanupUser(t, second.username)
+	dbCountUsers(t, l, second)
+	eventually(t, 10*time.Second, "myapp reloaded again", func() bool {
+		b, _ := os.ReadFile(reloads)
+		return strings.Count(string(b), "reload") >= 2
+	})
+
+	// The server restarts (sealed) and is unsealed: the agent carries on by
+	// itself — the file keeps its working credential meanwhile, and a
+	// revocation after the restart is handled like before.
+	srv.restart(time.Second)
+	if got := credFrom(envFile(dbEnv)); got.username != second.username {
+		t.Fatalf("database.env changed across the restart: %q", got.username)
+	}
+	lease = onlyLease(t, c, "database/creds/app-readonly/")
+	c.ok("lease", "revoke", lease)
+	eventually(t, 20*time.Second, "a new credential after the restart", func() bool {
+		u := envFile(dbEnv)["DB_USER"]
+		return u != "" && u != second.username
+	})
+	third := credFrom(envFile(dbEnv))
+	l.CleanupUser(t, third.username)
+	dbCountUsers(t, l, third)
+	if _, err := l.Login(context.Background(), second.username, second.password, "SELECT 1"); err == nil {
+		t.Errorf("the revoked %s still logs in", second.username)
+	}
+}
