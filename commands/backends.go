@@ -42,7 +42,7 @@ func (c *Core) buildBackend(st *unsealed, m mount.Entry) (engines.Backend, error
 				}
 			}
 			return n
-		})), nil
+		}), enginedb.WithPasswordGenerator(st.generatePassword)), nil
 	case "approle":
 		return engineapprole.New(st.approle, st.tokens, st.keyring.Load(), em), nil
 	case "userpass":

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/ledger-secrets/ledger/engines"
+	"github.com/ledger-secrets/ledger/projections"
+	pwpolicyview "github.com/ledger-secrets/ledger/projections/passwordpolicy"
 )
 
 // The small sys endpoints clients read (tools, host-info, version-history, in-flight-req,
@@ -21,6 +23,20 @@ type miscState struct {
 
 	levelOnce sync.Once
 	baseLevel slog.Level // the configured level, which DELETE sys/loggers restores
+}
+
+// sysViews are the views behind those endpoints, folded by the unsealed state's runner like
+// every other view (snapshots, digests, replay).
+type sysViews struct {
+	pwpolicy *pwpolicyview.View
+}
+
+func newSysViews() sysViews {
+	return sysViews{pwpolicy: pwpolicyview.New()}
+}
+
+func (v sysViews) views() []projections.View {
+	return []projections.View{v.pwpolicy}
 }
 
 // miscPaths serves the paths above; handled is false for any other path.
@@ -42,6 +58,10 @@ func (s *sysBackend) miscPaths(ctx context.Context, req *engines.Request, p stri
 	}
 	if rest, ok := under("loggers"); ok {
 		resp, err = s.loggers(req, rest)
+		return resp, true, err
+	}
+	if rest, ok := under("policies/password"); ok {
+		resp, err = s.passwordPolicies(ctx, req, rest)
 		return resp, true, err
 	}
 	if rest, ok := under("plugins/catalog"); ok {

@@ -56,6 +56,8 @@ type unsealed struct {
 
 	acls  aclCache
 	locks keyLocks
+
+	sysv sysViews // views of the small sys endpoints (sys_misc.go)
 }
 
 // newUnsealed builds the (empty) views and their runner. Every view is made here, so a replay
@@ -82,6 +84,8 @@ func (c *Core) newUnsealed(rootKey []byte, kr *ledger.Keyring) *unsealed {
 	st.acls.m = map[string]*acl.ACL{}
 	st.audit = newAuditState()
 	st.runner = projections.NewRunner(c.log, kr, st.mounts, st.policies, st.tokens, st.kv, st.leases, st.approle, st.userpass, st.authroles, st.database, st.transit, st.pki, historyview.New("kv", "policy"), st.audit.view)
+	st.sysv = newSysViews()
+	st.runner.Add(st.sysv.views()...)
 	st.expire = newExpiration(c, st)
 	return st
 }

@@ -62,6 +62,8 @@ type Backend struct {
 	// leases cannot be deleted: its leases could then never be revoked, and a MySQL account has
 	// no expiry of its own, so the credential would keep working.
 	liveLeases func(dbName string) int
+
+	genPassword func(ctx context.Context, policy string) (string, error) // see WithPasswordGenerator
 }
 
 // pool is a plugin instance built from one configuration, shared by requests and closed once

@@ -16,8 +16,8 @@ import (
 )
 
 // Password rules, as Vault's default password policy: 20 characters of letters, digits and '-',
-// with at least one lowercase, one uppercase, one digit and one '-'. Named password policies
-// are accepted and stored, but this build has no policy store: every policy means these rules.
+// with at least one lowercase, one uppercase, one digit and one '-'. A connection that names a
+// password_policy gets its passwords from that policy instead (password_policy.go).
 const (
 	passwordLength  = 20
 	passwordCharset = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"

@@ -101,7 +101,7 @@ func (b *Backend) creds(ctx context.Context, req *engines.Request, name string) 
 	if err != nil {
 		return nil, err
 	}
-	password, err := NewPassword()
+	password, err := b.newPassword(ctx, c)
 	if err != nil {
 		return nil, err
 	}

@@ -23,7 +23,7 @@ func (b *Backend) rotateRoot(ctx context.Context, req *engines.Request, name str
 	if c.Password == "" {
 		return nil, engines.BadRequest("unable to rotate root credentials: no password in configuration")
 	}
-	pw, err := NewPassword()
+	pw, err := b.newPassword(ctx, c)
 	if err != nil {
 		return nil, err
 	}

@@ -200,7 +200,7 @@ func (b *Backend) rotateStatic(ctx context.Context, name string, r dbview.Static
 	b.mu.Lock()
 	gen = max(gen, b.pendingRot[name].generation) + 1
 	b.mu.Unlock()
-	pw, err := NewPassword()
+	pw, err := b.newPassword(ctx, c)
 	if err != nil {
 		return "", 0, err
 	}
