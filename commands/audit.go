@@ -239,9 +239,6 @@ func deviceJSON(d audit.Device) map[string]any {
 // enableAudit checks the device's options and that its sink is reachable before anything is
 // appended: a device that cannot write is refused at once, not discovered later.
 func (s *sysBackend) enableAudit(ctx context.Context, req *engines.Request, path string, exists bool) (*engines.Response, error) {
-	if unknown := engines.Unknown(req.Data, "type", "description", "options", "local"); len(unknown) > 0 {
-		return nil, engines.BadRequest("unknown field(s): %s", strings.Join(unknown, ", "))
-	}
 	typ, err := engines.String(req.Data, "type", "")
 	if err != nil {
 		return nil, err

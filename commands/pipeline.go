@@ -175,6 +175,7 @@ func (c *Core) handle(ctx context.Context, st *unsealed, r *Request, trail *audi
 	if resp == nil {
 		resp = &engines.Response{}
 	}
+	warnIgnored(rt.backend, req, resp)
 	events := resp.Events
 	var issued *engines.Lease
 	if resp.Secret != nil && resp.Secret.InternalData != nil {

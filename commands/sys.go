@@ -219,9 +219,6 @@ func (s *sysBackend) mountPath(req *engines.Request, rest string, auth bool) (*e
 }
 
 func (s *sysBackend) enable(req *engines.Request, path string, auth, exists bool) (*engines.Response, error) {
-	if unknown := engines.Unknown(req.Data, "type", "description", "config", "options", "local", "seal_wrap", "plugin_name", "plugin_version", "external_entropy_access"); len(unknown) > 0 {
-		return nil, engines.BadRequest("unknown field(s): %s", strings.Join(unknown, ", "))
-	}
 	typ, err := engines.String(req.Data, "type", "")
 	if err != nil {
 		return nil, err

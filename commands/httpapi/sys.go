@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -25,9 +26,12 @@ func (a *api) init(c echo.Context) error {
 	if err != nil {
 		return a.fail(c, reqID, err)
 	}
+	// Unknown fields are ignored, as Vault does, but named: a typo here ("secret_share")
+	// silently means the default split.
+	var warnings []string
 	if unknown := engines.Unknown(data, "secret_shares", "secret_threshold", "pgp_keys", "root_token_pgp_key",
 		"stored_shares", "recovery_shares", "recovery_threshold", "recovery_pgp_keys"); len(unknown) > 0 {
-		return a.fail(c, reqID, engines.BadRequest("unknown field(s) in init request: %v", unknown))
+		warnings = []string{fmt.Sprintf("Endpoint ignored these unrecognized parameters: %v", unknown)}
 	}
 	if keys, _ := data["pgp_keys"].([]any); len(keys) > 0 {
 		return a.fail(c, reqID, engines.BadRequest("pgp_keys is not supported: hand each share to its holder directly"))
@@ -49,7 +53,11 @@ func (a *api) init(c echo.Context) error {
 		keysHex[i], keysB64[i] = hex.EncodeToString(k), base64.StdEncoding.EncodeToString(k)
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.JSON(http.StatusOK, map[string]any{"keys": keysHex, "keys_base64": keysB64, "root_token": res.RootToken})
+	out := map[string]any{"keys": keysHex, "keys_base64": keysB64, "root_token": res.RootToken}
+	if warnings != nil {
+		out["warnings"] = warnings
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 func (a *api) unseal(c echo.Context) error {

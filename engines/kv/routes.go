@@ -1,0 +1,57 @@
+package kv
+
+import "github.com/ledger-secrets/ledger/engines"
+
+var _ engines.Describer = (*Backend)(nil)
+
+var (
+	opsR    = []engines.Operation{engines.OpRead}
+	opsU    = []engines.Operation{engines.OpUpdate}
+	opsRU   = []engines.Operation{engines.OpRead, engines.OpUpdate}
+	opsData = []engines.Operation{engines.OpRead, engines.OpUpdate, engines.OpPatch, engines.OpDelete}
+	opsMeta = []engines.Operation{engines.OpRead, engines.OpList, engines.OpUpdate, engines.OpPatch, engines.OpDelete}
+)
+
+func secretPath() engines.Field {
+	return engines.Field{Name: "path", Type: "string", In: "path", Description: "Location of the secret."}
+}
+
+// Routes implements engines.Describer: KV v2's endpoints, or KV v1's one path of any data.
+func (b *Backend) Routes() []engines.Route {
+	if !b.v2 {
+		return []engines.Route{{Pattern: "{path...}", Operations: []engines.Operation{engines.OpRead, engines.OpList, engines.OpUpdate, engines.OpDelete},
+			Summary:     "Read, write, list or delete a secret (KV version 1).",
+			Description: "Any field written is stored as the secret's data; a ttl field is returned as the lease duration.",
+			Fields:      []engines.Field{secretPath()}, ArbitraryInput: true}}
+	}
+	versions := engines.Field{Name: "versions", Type: "[]int", Description: "The versions to act on."}
+	return []engines.Route{
+		{Pattern: "config", Operations: opsRU, Summary: "Configure the backend.",
+			Fields: []engines.Field{
+				{Name: "max_versions", Type: "int", Description: "The number of versions to keep for each key (default 10)."},
+				{Name: "cas_required", Type: "bool", Description: "Require the cas parameter on every write."},
+				{Name: "delete_version_after", Type: "duration", Description: "Delete a version this long after it was written; 0 never."}}},
+		{Pattern: "data/{path...}", Operations: opsData, Summary: "Write, patch, read or delete the data of a secret.",
+			Fields: []engines.Field{secretPath(),
+				{Name: "data", Type: "object", Description: "The contents of the data map stored in the secret."},
+				{Name: "options", Type: "object", Description: "Options for writing a KV entry: cas (the version the write expects to replace, 0 for none)."},
+				{Name: "version", Type: "int", Description: "On read: the version to return; 0 or absent for the latest."}}},
+		{Pattern: "metadata/{path...}", Operations: opsMeta, Summary: "Configure, read, list or delete the metadata and every version of a secret.",
+			Fields: []engines.Field{secretPath(),
+				{Name: "max_versions", Type: "int", Description: "The number of versions to keep; 0 means the mount's setting."},
+				{Name: "cas_required", Type: "bool", Description: "Require the cas parameter on writes of this secret."},
+				{Name: "delete_version_after", Type: "duration", Description: "Delete a version this long after it was written."},
+				{Name: "custom_metadata", Type: "map", Description: "User-provided key-value pairs describing the secret."}}},
+		{Pattern: "delete/{path...}", Operations: opsU, Summary: "Mark versions as deleted (soft delete).", Fields: []engines.Field{secretPath(), versions}},
+		{Pattern: "undelete/{path...}", Operations: opsU, Summary: "Undelete soft-deleted versions.", Fields: []engines.Field{secretPath(), versions}},
+		{Pattern: "destroy/{path...}", Operations: opsU, Summary: "Permanently destroy versions: their data keys are shredded.", Fields: []engines.Field{secretPath(), versions}},
+		{Pattern: "subkeys/{path...}", Operations: opsR, Summary: "The structure of a secret's data with its values replaced by null.",
+			Fields: []engines.Field{secretPath(),
+				{Name: "version", Type: "int", Description: "The version to read; 0 for the latest."},
+				{Name: "depth", Type: "int", Description: "How deep to descend into nested maps; 0 for all the way."}}},
+		{Pattern: "rollback/{path...}", Operations: opsU, Summary: "Write an old version of a secret as its new current version (Ledger).",
+			Fields: []engines.Field{secretPath(),
+				{Name: "version", Type: "int", Description: "The version to restore."},
+				{Name: "cas", Type: "int", Description: "The current version the rollback expects."}}},
+	}
+}
