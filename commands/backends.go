@@ -135,6 +135,23 @@ func (c *Core) expireTokens(ctx context.Context, st *unsealed) {
 // with the log, and spares keys younger than a margin, which may belong to a write in flight.
 func (c *Core) reconcileDataKeys(ctx context.Context, st *unsealed) {
 	const margin = 10 * time.Minute
+	// First pass as soon as the views caught up: no key stored before this unseal can belong
+	// to a write still in flight, so every unreferenced one goes — among them trims that
+	// ShredLater had not erased yet when the node stopped (ledger.ShredDeadline).
+	start := time.Now()
+	for ctx.Err() == nil {
+		head, err := c.log.LastSeq(ctx)
+		if err == nil && st.runner.Applied() >= head {
+			if _, err := enginekv.Reconcile(ctx, st.kv, st.datakeys, start); err != nil && ctx.Err() == nil {
+				c.logger.Error("reconcile data keys", "err", err)
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 	every(ctx, 10*time.Minute, func() {
 		head, err := c.log.LastSeq(ctx)
 		if err != nil || st.runner.Applied() < head {

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ledger-secrets/ledger/engines"
 	"github.com/ledger-secrets/ledger/ledger"
@@ -360,7 +359,7 @@ func (c *Core) loadBase(ctx context.Context, st *unsealed) (*replay.Base, error)
 		// sealed under key terms the restored keyring lacks — and would not open; the values
 		// they protect are not part of the restored state. A crash before loadDataKeys finishes
 		// brings us here again, which is harmless.
-		if err := c.log.JetStream().DeleteStream(ctx, ledger.DataKeysStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		if err := ledger.DeleteDataKeyStreams(ctx, c.log.JetStream()); err != nil {
 			return nil, fmt.Errorf("replace the data keys with the restored snapshot's: %w", err)
 		}
 	}

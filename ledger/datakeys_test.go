@@ -1,21 +1,23 @@
 package ledger
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 func openDataKeys(t testing.TB, l *Log, k *Keyring) *DataKeys {
@@ -57,63 +59,6 @@ func filesContaining(t testing.TB, dir string, needle []byte) []string {
 	return hits
 }
 
-// storedBlob is the sealed key as the stream holds it, inside the message that carries it.
-func storedBlob(t testing.TB, d *DataKeys, id string) []byte {
-	t.Helper()
-	loc, ok := d.location(id)
-	if !ok {
-		t.Fatalf("stored %s: not in the index", id)
-	}
-	m, err := d.stream.GetLastMsgForSubject(context.Background(), loc.subject)
-	if err != nil {
-		t.Fatalf("stored %s: %v", id, err)
-	}
-	entries, err := decodeDataKeys(loc.subject, m.Data)
-	if err != nil {
-		t.Fatalf("stored %s: %v", id, err)
-	}
-	for _, e := range entries {
-		if e.id == id {
-			return e.sealed
-		}
-	}
-	t.Fatalf("stored %s: not in its message", id)
-	return nil
-}
-
-// newBatch creates the keys ids in ONE message: it holds the writer back until every New has
-// queued, so the writer's first flush takes them all. It returns the keys and the message's
-// sequence.
-func newBatch(t testing.TB, d *DataKeys, k *Keyring, ids ...string) (map[string][]byte, uint64) {
-	t.Helper()
-	d.stopWriter()
-	keys := make([][]byte, len(ids))
-	errs := make([]error, len(ids))
-	var wg sync.WaitGroup
-	for i, id := range ids {
-		wg.Go(func() { keys[i], errs[i] = d.New(context.Background(), k, id) })
-	}
-	for len(d.reqs) < len(ids) {
-		time.Sleep(time.Millisecond)
-	}
-	d.startWriter()
-	wg.Wait()
-	out := map[string][]byte{}
-	var seq uint64
-	for i, id := range ids {
-		if errs[i] != nil {
-			t.Fatalf("new %s: %v", id, errs[i])
-		}
-		out[id] = keys[i]
-		loc, _ := d.location(id)
-		if i > 0 && loc.seq != seq {
-			t.Fatalf("%s stored at seq %d, %s at %d: not one message", ids[0], seq, id, loc.seq)
-		}
-		seq = loc.seq
-	}
-	return out, seq
-}
-
 // streamMsgs is the number of messages the data-key stream holds.
 func streamMsgs(t testing.TB, d *DataKeys) uint64 {
 	t.Helper()
@@ -126,7 +71,8 @@ func streamMsgs(t testing.TB, d *DataKeys) uint64 {
 
 func TestDataKeysNewGetFetch(t *testing.T) {
 	ctx := context.Background()
-	l := openTest(t, t.TempDir())
+	dir := t.TempDir()
+	l := openTest(t, dir)
 	k := testKeyring(t)
 	d := openDataKeys(t, l, k)
 
@@ -145,8 +91,8 @@ func TestDataKeysNewGetFetch(t *testing.T) {
 	if again, _ := d.Get("kv.m1.a"); !bytes.Equal(again, key) {
 		t.Fatal("Get hands out the stored slice")
 	}
-	if bytes.Contains(storedBlob(t, d, "kv.m1.a"), key) {
-		t.Fatal("key stored in the clear")
+	if hits := filesContaining(t, dir, key); len(hits) != 0 {
+		t.Fatalf("key stored in the clear: %v", hits)
 	}
 	if _, err := d.New(ctx, k, "kv.m1.a"); !errors.Is(err, ErrConflict) {
 		t.Fatalf("second New with the same id: %v, want ErrConflict", err)
@@ -202,99 +148,6 @@ func TestDataKeysNewGetFetch(t *testing.T) {
 	}
 	if got, ok := d.Get("kv.m1.a"); !ok || !bytes.Equal(got, key) {
 		t.Fatal("Load did not bring the key back")
-	}
-}
-
-func TestDataKeysShredErasesFromDisk(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	l := openTest(t, dir)
-	k := testKeyring(t)
-	d := openDataKeys(t, l, k)
-
-	// Enough keys that the victim sits in the middle of a block, not at either end, and in the
-	// middle of a message it shares with four neighbours.
-	var victim, victimBlob []byte
-	keys := map[string][]byte{}
-	for b := range 4 {
-		var ids []string
-		for i := range 5 {
-			ids = append(ids, fmt.Sprintf("kv.m.k%02d", 5*b+i))
-		}
-		batch, _ := newBatch(t, d, k, ids...)
-		maps.Copy(keys, batch)
-		if b == 1 {
-			victim, victimBlob = keys["kv.m.k07"], storedBlob(t, d, "kv.m.k07")
-		}
-	}
-	var neighbourBlobs [][]byte // k08 shares the victim's message, k12 does not
-	for _, id := range []string{"kv.m.k05", "kv.m.k06", "kv.m.k08", "kv.m.k09", "kv.m.k12"} {
-		neighbourBlobs = append(neighbourBlobs, storedBlob(t, d, id))
-	}
-
-	if hits := filesContaining(t, dir, victimBlob); len(hits) == 0 {
-		t.Fatal("control: the sealed key is not on disk before Shred, so the search proves nothing")
-	}
-	if err := d.Shred(ctx, "kv.m.k07"); err != nil {
-		t.Fatal(err)
-	}
-	if hits := filesContaining(t, dir, victimBlob); len(hits) != 0 {
-		t.Fatalf("sealed key still on disk after Shred: %v", hits)
-	}
-	if hits := filesContaining(t, dir, victim); len(hits) != 0 {
-		t.Fatalf("key bytes on disk: %v", hits)
-	}
-	for i, blob := range neighbourBlobs {
-		if hits := filesContaining(t, dir, blob); len(hits) == 0 {
-			t.Fatalf("Shred erased neighbour %d", i)
-		}
-	}
-	if _, ok := d.Get("kv.m.k07"); ok {
-		t.Fatal("shredded key still in memory")
-	}
-	if _, err := d.Fetch(ctx, k, "kv.m.k07"); !errors.Is(err, ErrNoDataKey) {
-		t.Fatalf("Fetch after Shred: %v", err)
-	}
-	// Idempotent, also for a node that never had the key in memory and for unknown ids.
-	if err := d.Shred(ctx, "kv.m.k07"); err != nil {
-		t.Fatalf("second Shred: %v", err)
-	}
-	other := openDataKeys(t, l, k)
-	if err := other.Shred(ctx, "kv.m.k07"); err != nil {
-		t.Fatalf("Shred from a node without the key: %v", err)
-	}
-	if err := other.Shred(ctx, "kv.m.never"); err != nil {
-		t.Fatalf("Shred of an unknown id: %v", err)
-	}
-	// A node that did not load the key shreds it by looking it up in the stream.
-	if _, err := d.New(ctx, k, "kv.m.fresh"); err != nil {
-		t.Fatal(err)
-	}
-	freshBlob := storedBlob(t, d, "kv.m.fresh")
-	if err := other.Shred(ctx, "kv.m.fresh"); err != nil {
-		t.Fatal(err)
-	}
-	if hits := filesContaining(t, dir, freshBlob); len(hits) != 0 {
-		t.Fatalf("key shredded by another node still on disk: %v", hits)
-	}
-
-	// Restart: the shredded keys stay gone, the others come back.
-	l.Close()
-	l2 := openTest(t, dir)
-	d2 := openDataKeys(t, l2, k)
-	if _, ok := d2.Get("kv.m.k07"); ok {
-		t.Fatal("shredded key came back after restart")
-	}
-	if d2.Len() != 19 {
-		t.Fatalf("after restart %d keys, want 19", d2.Len())
-	}
-	if hits := filesContaining(t, dir, victimBlob); len(hits) != 0 {
-		t.Fatalf("sealed key on disk after restart: %v", hits)
-	}
-	for _, id := range []string{"kv.m.k05", "kv.m.k06", "kv.m.k08", "kv.m.k09"} {
-		if got, ok := d2.Get(id); !ok || !bytes.Equal(got, keys[id]) {
-			t.Fatalf("neighbour %s in the victim's message lost after restart", id)
-		}
 	}
 }
 
@@ -482,284 +335,565 @@ func TestDataKeysGroupCommit(t *testing.T) {
 	}
 }
 
-// TestDataKeysShredSharedMessage: shredding one key of a message rewrites its neighbours
-// elsewhere first; they load after a restart, the victim is nowhere on disk.
-func TestDataKeysShredSharedMessage(t *testing.T) {
+// BenchmarkDataKeysNew measures durable data-key creation (SyncAlways: every message fsync'd)
+// at 1, 16 and 64 concurrent callers, each for a fixed window; keys/msg shows the group commit.
+// Run with -benchtime 1x.
+func BenchmarkDataKeysNew(b *testing.B) {
+	const window = 2 * time.Second
+	for _, conc := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("writers=%d", conc), func(b *testing.B) {
+			ctx := context.Background()
+			l, err := Open(ctx, Options{Dir: b.TempDir()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			k := testKeyring(b)
+			d, err := OpenDataKeys(ctx, l.JetStream(), 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer d.Close()
+			if err := d.Load(ctx, k); err != nil {
+				b.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			lat := make([][]time.Duration, conc)
+			deadline := time.Now().Add(window)
+			start := time.Now()
+			for w := range conc {
+				wg.Go(func() {
+					for i := 0; time.Now().Before(deadline); i++ {
+						t0 := time.Now()
+						key, err := d.New(ctx, k, fmt.Sprintf("kv.bench.w%d-%d", w, i))
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						clear(key)
+						lat[w] = append(lat[w], time.Since(t0))
+					}
+				})
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			all := slices.Concat(lat...)
+			if len(all) == 0 {
+				b.Fatal("no keys created")
+			}
+			slices.Sort(all)
+			b.ReportMetric(float64(len(all))/elapsed.Seconds(), "keys/s")
+			b.ReportMetric(float64(len(all))/float64(streamMsgs(b, d)), "keys/msg")
+			b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
+		})
+	}
+}
+
+// rootBytes is the root message in force, as stored.
+func rootBytes(t testing.TB, d *DataKeys) []byte {
+	t.Helper()
+	m, err := d.rootStream.GetLastMsgForSubject(context.Background(), dataKeyRootSubj)
+	if err != nil {
+		t.Fatalf("root: %v", err)
+	}
+	return m.Data
+}
+
+// recoverable is Recoverable, failing the test on an error.
+func recoverable(t testing.TB, d *DataKeys, k *Keyring, id string) bool {
+	t.Helper()
+	ok, err := d.Recoverable(context.Background(), k, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+// TestDataKeysShredErasesFromDisk: after Shred the key opens through nothing stored, the root
+// that reached it is not on disk, and its neighbours survive a restart.
+func TestDataKeysShredErasesFromDisk(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	l := openTest(t, dir)
 	k := testKeyring(t)
 	d := openDataKeys(t, l, k)
-	ids := []string{"kv.s.a", "kv.s.b", "kv.s.c", "kv.s.d", "kv.s.e"}
-	keys, seq := newBatch(t, d, k, ids...)
-	blobs := map[string][]byte{}
-	for _, id := range ids {
-		blobs[id] = storedBlob(t, d, id)
+	keys := map[string][]byte{}
+	for i := range 200 { // several groups
+		id := fmt.Sprintf("kv.m.k%03d", i)
+		key, err := d.New(ctx, k, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[id] = key
 	}
-	if hits := filesContaining(t, dir, blobs["kv.s.c"]); len(hits) == 0 {
-		t.Fatal("control: the sealed key is not on disk")
+	const victim = "kv.m.k070"
+	if !recoverable(t, d, k, victim) {
+		t.Fatal("control: the victim is not recoverable before Shred, so the check proves nothing")
 	}
-	if err := d.Shred(ctx, "kv.s.c"); err != nil {
+	oldRoot := rootBytes(t, d)
+	if hits := filesContaining(t, dir, oldRoot); len(hits) == 0 {
+		t.Fatal("control: the root is not on disk before Shred")
+	}
+	if err := d.Shred(ctx, victim); err != nil {
 		t.Fatal(err)
 	}
-	var moved uint64
-	for _, id := range []string{"kv.s.a", "kv.s.b", "kv.s.d", "kv.s.e"} {
-		loc, ok := d.location(id)
-		if !ok || loc.seq <= seq || (moved != 0 && loc.seq != moved) {
-			t.Fatalf("survivor %s at %+v, want one new message after %d", id, loc, seq)
-		}
-		moved = loc.seq
+	if recoverable(t, d, k, victim) {
+		t.Fatal("victim recoverable from the streams after Shred")
 	}
-	if _, err := d.stream.GetMsg(ctx, seq); !errors.Is(err, jetstream.ErrMsgNotFound) {
-		t.Fatalf("old message still there: %v", err)
+	if hits := filesContaining(t, dir, oldRoot); len(hits) != 0 {
+		t.Fatalf("the root that reached the victim is still on disk: %v", hits)
 	}
-	for what, needle := range map[string][]byte{"sealed key": blobs["kv.s.c"], "key": keys["kv.s.c"]} {
-		if hits := filesContaining(t, dir, needle); len(hits) != 0 {
-			t.Fatalf("%s on disk after Shred: %v", what, hits)
-		}
+	if hits := filesContaining(t, dir, keys[victim]); len(hits) != 0 {
+		t.Fatalf("key bytes on disk: %v", hits)
+	}
+	if _, ok := d.Get(victim); ok {
+		t.Fatal("shredded key still in memory")
+	}
+	if _, err := d.Fetch(ctx, k, victim); !errors.Is(err, ErrNoDataKey) {
+		t.Fatalf("Fetch after Shred: %v", err)
+	}
+	// Idempotent, also for a node that never had the key in memory and for unknown ids.
+	if err := d.Shred(ctx, victim); err != nil {
+		t.Fatalf("second Shred: %v", err)
+	}
+	other := openDataKeys(t, l, k)
+	if err := other.Shred(ctx, victim); err != nil {
+		t.Fatalf("Shred from a node without the key: %v", err)
+	}
+	if err := other.Shred(ctx, "kv.m.never"); err != nil {
+		t.Fatalf("Shred of an unknown id: %v", err)
+	}
+	// A node that did not load the key shreds it after catching up; the first node's next
+	// write notices (fence) and reloads.
+	if _, err := d.New(ctx, k, "kv.m.fresh"); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Shred(ctx, "kv.m.fresh"); err != nil {
+		t.Fatal(err)
+	}
+	if recoverable(t, d, k, "kv.m.fresh") {
+		t.Fatal("key shredded by another node still recoverable")
+	}
+	if _, err := d.New(ctx, k, "kv.m.after"); err != nil {
+		t.Fatalf("New on the first node after the other wrote: %v", err)
+	}
+	if _, ok := d.Get("kv.m.fresh"); ok {
+		t.Fatal("the first node still holds a key the other shredded, after reloading")
 	}
 
-	// Restart: reopen the log on the same dir and Load.
+	// Restart: the shredded keys stay gone, the others come back.
 	l.Close()
 	l2 := openTest(t, dir)
 	d2 := openDataKeys(t, l2, k)
-	if d2.Len() != 4 {
-		t.Fatalf("after restart %d keys, want 4", d2.Len())
+	if _, ok := d2.Get(victim); ok {
+		t.Fatal("shredded key came back after restart")
 	}
-	for _, id := range []string{"kv.s.a", "kv.s.b", "kv.s.d", "kv.s.e"} {
-		if got, ok := d2.Get(id); !ok || !bytes.Equal(got, keys[id]) {
-			t.Fatalf("survivor %s lost", id)
+	if d2.Len() != 200 { // 200 - victim + after
+		t.Fatalf("after restart %d keys, want 200", d2.Len())
+	}
+	for id, key := range keys {
+		if id == victim {
+			continue
 		}
-		if hits := filesContaining(t, dir, blobs[id]); len(hits) == 0 {
-			t.Fatalf("survivor %s not on disk", id)
-		}
-	}
-	if _, err := d2.Fetch(ctx, k, "kv.s.c"); !errors.Is(err, ErrNoDataKey) {
-		t.Fatalf("Fetch of the shredded key after restart: %v", err)
-	}
-	// Shred the rest one by one: the last one leaves no message behind.
-	for _, id := range []string{"kv.s.a", "kv.s.b", "kv.s.d", "kv.s.e"} {
-		if err := d2.Shred(ctx, id); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n := streamMsgs(t, d2); n != 0 || d2.Len() != 0 {
-		t.Fatalf("after shredding all: %d messages, %d keys", n, d2.Len())
-	}
-	for id, blob := range blobs {
-		if hits := filesContaining(t, dir, blob); len(hits) != 0 {
-			t.Fatalf("%s on disk: %v", id, hits)
+		if got, ok := d2.Get(id); !ok || !bytes.Equal(got, key) {
+			t.Fatalf("neighbour %s lost after restart", id)
 		}
 	}
 }
 
-// TestDataKeysShredMany: a batch of shreds rewrites each message it touches once.
+// TestDataKeysShredCostBounded: a shred re-wraps at most a group's and a shelf's worth of keys
+// however many keys exist, and destroying a whole group or shelf leaves nothing behind.
+func TestDataKeysShredCostBounded(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	k := testKeyring(t)
+	d := openDataKeys(t, l, k)
+	const n = 3 * dkGroupSize * dkShelfSize / 2 // 1.5 shelves
+	var ids []string
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := w; i < n; i += 16 {
+				if _, err := d.New(ctx, k, fmt.Sprintf("kv.cost.k%05d", i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		ids = append(ids, fmt.Sprintf("kv.cost.k%05d", i))
+	}
+	for _, id := range []string{ids[17], ids[n/2], ids[n-1]} {
+		before, _ := d.Stats()
+		if err := d.Shred(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		after, _ := d.Stats()
+		if re := after.Rewrapped - before.Rewrapped; re > dkGroupSize+dkShelfSize {
+			t.Fatalf("shredding %s re-wrapped %d keys, bound %d", id, re, dkGroupSize+dkShelfSize)
+		}
+		if after.RootWrites-before.RootWrites != 1 {
+			t.Fatalf("shredding %s wrote %d roots", id, after.RootWrites-before.RootWrites)
+		}
+	}
+	// Everything, in one request (one flush), then a reload finds nothing and no garbage.
+	if err := d.ShredMany(ctx, ids); err != nil {
+		t.Fatal(err)
+	}
+	if d.Len() != 0 {
+		t.Fatalf("%d keys left", d.Len())
+	}
+	d2 := openDataKeys(t, l, k)
+	if d2.Len() != 0 {
+		t.Fatalf("reload: %d keys", d2.Len())
+	}
+	if n := streamMsgs(t, d2); n > 1 {
+		t.Fatalf("%d wraps messages left after everything was shredded, want at most the last", n)
+	}
+}
+
+// TestDataKeysShredMany: bad ids refuse the whole request; 10k ids in one request destroy
+// exactly those, in one flush.
 func TestDataKeysShredMany(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	l := openTest(t, dir)
 	k := testKeyring(t)
 	d := openDataKeys(t, l, k)
-	a, _ := newBatch(t, d, k, "kv.sm.a0", "kv.sm.a1", "kv.sm.a2", "kv.sm.a3", "kv.sm.a4")
-	b, _ := newBatch(t, d, k, "kv.sm.b0", "kv.sm.b1", "kv.sm.b2")
-	c, _ := newBatch(t, d, k, "kv.sm.c0", "kv.sm.c1")
-	all := map[string][]byte{}
-	for _, m := range []map[string][]byte{a, b, c} {
-		maps.Copy(all, m)
+	const n = 12_000
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := w; i < n; i += 16 {
+				ids[i] = fmt.Sprintf("kv.sm.k%05d", i)
+				if _, err := d.New(ctx, k, ids[i]); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
 	}
-	blobs := map[string][]byte{}
-	for id := range all {
-		blobs[id] = storedBlob(t, d, id)
+	wg.Wait()
+	if t.Failed() {
+		return
 	}
-	last := func() uint64 {
-		info, err := d.stream.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.State.LastSeq
+	if err := d.ShredMany(ctx, []string{ids[0], "bad..id"}); err == nil {
+		t.Fatal("bad id accepted")
 	}
-	before := last()
-	victims := []string{"kv.sm.a1", "kv.sm.a3", "kv.sm.b2", "kv.sm.c0", "kv.sm.c1", "kv.sm.never", "kv.sm.a1"}
+	if _, ok := d.Get(ids[0]); !ok {
+		t.Fatal("a refused request destroyed a key")
+	}
+	victims := append(slices.Clone(ids[:10_000]), "kv.sm.never", ids[3])
+	before, _ := d.Stats()
 	if err := d.ShredMany(ctx, victims); err != nil {
 		t.Fatal(err)
 	}
-	if got := last() - before; got != 2 { // a and b rewritten once each; c only deleted
-		t.Fatalf("ShredMany stored %d messages, want 2", got)
-	}
-	if n := streamMsgs(t, d); n != 2 {
-		t.Fatalf("stream holds %d messages, want 2", n)
+	after, _ := d.Stats()
+	if got := after.Flushes - before.Flushes; got != 1 {
+		t.Fatalf("10k shreds took %d flushes", got)
 	}
 	if err := d.ShredMany(ctx, victims); err != nil {
 		t.Fatalf("again: %v", err)
 	}
-	if err := d.ShredMany(ctx, []string{"kv.sm.ok", "bad..id"}); err == nil {
-		t.Fatal("bad id accepted")
-	}
-
 	l.Close()
 	l2 := openTest(t, dir)
 	d2 := openDataKeys(t, l2, k)
-	for id, key := range all {
-		got, ok := d2.Get(id)
-		hits := filesContaining(t, dir, blobs[id])
-		if slices.Contains(victims, id) {
-			if ok || len(hits) != 0 {
-				t.Fatalf("shredded %s: in memory %v, on disk %v", id, ok, hits)
-			}
-			continue
-		}
-		if !ok || !bytes.Equal(got, key) || len(hits) == 0 {
-			t.Fatalf("survivor %s lost (memory %v, disk %v)", id, ok, hits)
+	if d2.Len() != n-10_000 {
+		t.Fatalf("%d keys after restart, want %d", d2.Len(), n-10_000)
+	}
+	for _, id := range []string{ids[0], ids[9_999]} {
+		if _, ok := d2.Get(id); ok || recoverable(t, d2, k, id) {
+			t.Fatalf("%s survived", id)
 		}
 	}
-	if d2.Len() != 5 {
-		t.Fatalf("%d keys after restart, want 5", d2.Len())
+	if _, ok := d2.Get(ids[10_000]); !ok {
+		t.Fatal("a survivor was lost")
 	}
 }
 
-// TestDataKeysShredCrash: a crash after a shred stored the survivors but before it deleted the
-// old message leaves two copies of the survivors. Readers count each key once, the victim is not
-// loaded, and Load — or the next shred touching the message — erases the old copy.
-func TestDataKeysShredCrash(t *testing.T) {
+// halfFlush runs the first steps of a flush that shreds victim and stops, as a crash would:
+// after the wraps (rootToo=false) or after the new root but before the old one is erased.
+func halfFlush(t *testing.T, d *DataKeys, victim string, rootToo bool) {
+	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	l := openTest(t, dir)
-	k := testKeyring(t)
-	d := openDataKeys(t, l, k)
-	keys, _ := newBatch(t, d, k, "kv.cr.k1", "kv.cr.k2", "kv.cr.k3")
-	other, _ := newBatch(t, d, k, "kv.cr.k4", "kv.cr.k5")
-	maps.Copy(keys, other)
-	blobs := map[string][]byte{}
-	for id := range keys {
-		blobs[id] = storedBlob(t, d, id)
-	}
-	// The first half of Shred(victim): the survivors stored again on the message's subject.
-	halfShred := func(victim string) uint64 {
-		t.Helper()
-		loc, _ := d.location(victim)
-		m, err := d.stream.GetLastMsgForSubject(ctx, loc.subject)
-		if err != nil {
-			t.Fatal(err)
-		}
-		entries, err := decodeDataKeys(loc.subject, m.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		survivors := slices.DeleteFunc(entries, func(e dkEntry) bool { return e.id == victim })
-		fence := m.Sequence
-		if _, err := d.store(ctx, loc.subject, newID(), encodeDataKeys(survivors), &fence); err != nil {
-			t.Fatal(err)
-		}
-		return m.Sequence
-	}
-	old1 := halfShred("kv.cr.k1")
-	old4 := halfShred("kv.cr.k4")
-
-	// Readers that do not write: each key once, the victims not at all.
-	list, err := d.List(ctx, "kv.cr")
+	d.treeMu.Lock()
+	defer d.treeMu.Unlock()
+	p, err := d.t.plan(nil, []*dkLeaf{d.t.leaves[victim]})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var listed []string
-	for _, e := range list {
-		listed = append(listed, e.ID)
+	f := d.t.wrapsSeq
+	if _, err := d.store(ctx, d.stream, dataKeyWrapsSubj, encodeWraps(p.wires), &f); err != nil {
+		t.Fatal(err)
 	}
-	if want := []string{"kv.cr.k2", "kv.cr.k3", "kv.cr.k5"}; !slices.Equal(listed, want) {
-		t.Fatalf("List = %v, want %v", listed, want)
+	if !rootToo {
+		return
 	}
-	snap, err := d.Snapshot(ctx)
+	body, err := encodeRoot(d.kr, p.shelvesAfter())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bytes.Contains(snap, []byte("kv.cr.k1")) || bytes.Contains(snap, []byte("kv.cr.k4")) {
-		t.Fatal("snapshot holds a half-shredded key")
-	}
-
-	// The next shred touching the second message finishes it (lazily, without a Load).
-	if err := d.Shred(ctx, "kv.cr.k4"); err != nil {
+	rf := d.t.rootSeq
+	if _, err := d.store(ctx, d.rootStream, dataKeyRootSubj, body, &rf); err != nil {
 		t.Fatal(err)
-	}
-	if _, err := d.stream.GetMsg(ctx, old4); !errors.Is(err, jetstream.ErrMsgNotFound) {
-		t.Fatalf("old copy of the second message not erased by Shred: %v", err)
-	}
-
-	// A restart and Load finishes the first.
-	l.Close()
-	l2 := openTest(t, dir)
-	d2 := openDataKeys(t, l2, k)
-	if d2.Len() != 3 {
-		t.Fatalf("loaded %d keys, want 3", d2.Len())
-	}
-	for _, id := range []string{"kv.cr.k2", "kv.cr.k3", "kv.cr.k5"} {
-		if got, ok := d2.Get(id); !ok || !bytes.Equal(got, keys[id]) {
-			t.Fatalf("survivor %s lost", id)
-		}
-	}
-	for _, id := range []string{"kv.cr.k1", "kv.cr.k4"} {
-		if _, ok := d2.Get(id); ok {
-			t.Fatalf("half-shredded %s loaded", id)
-		}
-		if hits := filesContaining(t, dir, blobs[id]); len(hits) != 0 {
-			t.Fatalf("half-shredded %s still on disk after Load: %v", id, hits)
-		}
-	}
-	if _, err := d2.stream.GetMsg(ctx, old1); !errors.Is(err, jetstream.ErrMsgNotFound) {
-		t.Fatalf("old copy of the first message not erased by Load: %v", err)
-	}
-	if list, err := d2.List(ctx, "kv.cr"); err != nil || len(list) != 3 {
-		t.Fatalf("List after Load = %v, %v", list, err)
 	}
 }
 
-// TestDataKeysFirstLayout: keys stored one per message (subject ledger.datakey.<id>) by the
-// first layout load, fetch and shred like the others.
+// TestDataKeysShredCrashSteps: a crash after each step of a shred leaves every survivor
+// loadable; the victim is either still there (the shred was not acknowledged) or — once the
+// new root is stored — gone after Load, which erases the old root.
+func TestDataKeysShredCrashSteps(t *testing.T) {
+	ctx := context.Background()
+	for _, rootToo := range []bool{false, true} {
+		t.Run(fmt.Sprintf("root-stored=%v", rootToo), func(t *testing.T) {
+			dir := t.TempDir()
+			l := openTest(t, dir)
+			k := testKeyring(t)
+			d := openDataKeys(t, l, k)
+			keys := map[string][]byte{}
+			for i := range 150 {
+				id := fmt.Sprintf("kv.cs.k%03d", i)
+				key, err := d.New(ctx, k, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				keys[id] = key
+			}
+			const victim = "kv.cs.k010"
+			oldRoot := rootBytes(t, d)
+			halfFlush(t, d, victim, rootToo)
+			l.Close()
+			l2 := openTest(t, dir)
+			d2 := openDataKeys(t, l2, k)
+			for id, key := range keys {
+				got, ok := d2.Get(id)
+				if id == victim {
+					if ok != !rootToo {
+						t.Fatalf("victim loaded = %v", ok)
+					}
+					continue
+				}
+				if !ok || !bytes.Equal(got, key) {
+					t.Fatalf("survivor %s lost", id)
+				}
+			}
+			if rootToo {
+				if recoverable(t, d2, k, victim) {
+					t.Fatal("victim recoverable after Load finished the shred")
+				}
+				if hits := filesContaining(t, dir, oldRoot); len(hits) != 0 {
+					t.Fatalf("old root on disk after Load: %v", hits)
+				}
+			}
+			// The interrupted shred can be finished, and the tree takes new keys.
+			if err := d2.Shred(ctx, victim); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d2.New(ctx, k, "kv.cs.new"); err != nil {
+				t.Fatal(err)
+			}
+			if recoverable(t, d2, k, victim) || d2.Len() != 150 {
+				t.Fatalf("after finishing: recoverable=%v, %d keys", recoverable(t, d2, k, victim), d2.Len())
+			}
+		})
+	}
+}
+
+// TestDataKeysCrashDuringShred kills (SIGKILL) a child that rotates keys — a New and a Shred of
+// the oldest per step, 16 at once — in the middle of its work, four times, and checks after
+// each restart: every acknowledged shred is unrecoverable, every acknowledged key that was not
+// shredded loads with the same bytes.
+func TestDataKeysCrashDuringShred(t *testing.T) {
+	if os.Getenv("LEDGER_DK_CRASH_CHILD") != "" {
+		t.Skip("child")
+	}
+	dir := t.TempDir()
+	k := testKeyring(t)
+	rootKey := bytes.Repeat([]byte{42}, 32)
+	kb, err := k.Wrap(rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := map[string]string{} // id → hex key, acknowledged and not (acknowledged) shredded
+	shredded := map[string]bool{}
+	for round := range 4 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestDataKeysCrashChild$", "-test.v")
+		cmd.Env = append(os.Environ(), "LEDGER_DK_CRASH_CHILD="+dir, "LEDGER_DK_CRASH_KEYRING="+hex.EncodeToString(kb),
+			fmt.Sprintf("LEDGER_DK_CRASH_ROUND=%d", round))
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(out)
+		shreds := 0
+		handle := func(line string) {
+			f := strings.Fields(line)
+			switch {
+			case len(f) == 3 && f[0] == "KEY":
+				live[f[1]] = f[2]
+			case len(f) == 2 && f[0] == "SHREDDING": // outcome unknown until SHRED
+				delete(live, f[1])
+			case len(f) == 2 && f[0] == "SHRED":
+				shredded[f[1]] = true
+				shreds++
+			}
+		}
+		for sc.Scan() {
+			handle(sc.Text())
+			if shreds == 150+round*50 {
+				cmd.Process.Kill()
+				break
+			}
+		}
+		for sc.Scan() { // what was written before the kill landed
+			handle(sc.Text())
+		}
+		cmd.Wait()
+		if shreds < 150+round*50 {
+			t.Fatalf("round %d: the child acknowledged only %d shreds", round, shreds)
+		}
+	}
+	l := openTest(t, dir)
+	d := openDataKeys(t, l, k)
+	for id, want := range live {
+		got, ok := d.Get(id)
+		if !ok || hex.EncodeToString(got) != want {
+			t.Fatalf("acknowledged key %s lost or changed", id)
+		}
+	}
+	for id := range shredded {
+		if _, ok := d.Get(id); ok || recoverable(t, d, k, id) {
+			t.Fatalf("acknowledged shred of %s undone", id)
+		}
+	}
+	t.Logf("%d keys live, %d shredded across 4 kills", len(live), len(shredded))
+}
+
+// TestDataKeysCrashChild is the child of TestDataKeysCrashDuringShred.
+func TestDataKeysCrashChild(t *testing.T) {
+	dir := os.Getenv("LEDGER_DK_CRASH_CHILD")
+	if dir == "" {
+		t.Skip("only run as the crash test's child")
+	}
+	kb, _ := hex.DecodeString(os.Getenv("LEDGER_DK_CRASH_KEYRING"))
+	k, err := UnwrapKeyring(bytes.Repeat([]byte{42}, 32), kb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	l, err := Open(ctx, Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := OpenDataKeys(ctx, l.JetStream(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Load(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	round := os.Getenv("LEDGER_DK_CRASH_ROUND")
+	var mu sync.Mutex
+	w := bufio.NewWriter(os.Stdout)
+	say := func(format string, args ...any) {
+		mu.Lock()
+		fmt.Fprintf(w, format, args...)
+		w.Flush()
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			var hist []string
+			for i := 0; ; i++ {
+				id := fmt.Sprintf("kv.crash.r%s-g%d-%d", round, g, i)
+				key, err := d.New(ctx, k, id)
+				if err != nil {
+					return
+				}
+				say("KEY %s %x\n", id, key)
+				hist = append(hist, id)
+				if len(hist) > 3 {
+					say("SHREDDING %s\n", hist[0])
+					if err := d.Shred(ctx, hist[0]); err != nil {
+						return
+					}
+					say("SHRED %s\n", hist[0])
+					hist = hist[1:]
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestDataKeysFirstLayout: keys of the first layouts (one per message, and batches) are moved
+// into the tree by Load, and their messages — sealed under the keyring itself — erased.
 func TestDataKeysFirstLayout(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	l := openTest(t, dir)
 	k := testKeyring(t)
-	d := openDataKeys(t, l, k)
 	key := bytes.Repeat([]byte{7}, DataKeySize)
 	sealed, err := k.Seal(key, adDataKey("kv.old.a"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	d := openDataKeys(t, l, k)
 	if _, err := l.JetStream().Publish(ctx, DataKeySubjectPrefix+"kv.old.a", sealed); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.New(ctx, k, "kv.old.b"); err != nil {
+	key2 := bytes.Repeat([]byte{9}, DataKeySize)
+	sealed2, _ := k.Seal(key2, adDataKey("kv.old.b"))
+	batch := []byte{1}
+	batch = binary.AppendUvarint(batch, 1)
+	batch = binary.AppendUvarint(batch, uint64(len("kv.old.b")))
+	batch = append(batch, "kv.old.b"...)
+	batch = binary.AppendUvarint(batch, uint64(len(sealed2)))
+	batch = append(batch, sealed2...)
+	if _, err := l.JetStream().Publish(ctx, dataKeyBatchSubj+"x1", batch); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := d.Fetch(ctx, k, "kv.old.a"); err != nil || !bytes.Equal(got, key) {
-		t.Fatalf("Fetch of a first-layout key: %v", err)
+	if err := d.Load(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string][]byte{"kv.old.a": key, "kv.old.b": key2} {
+		if got, ok := d.Get(id); !ok || !bytes.Equal(got, want) {
+			t.Fatalf("first-layout key %s not loaded", id)
+		}
+	}
+	for _, s := range [][]byte{sealed, sealed2} {
+		if hits := filesContaining(t, dir, s); len(hits) != 0 {
+			t.Fatalf("first-layout message on disk after the move: %v", hits)
+		}
+	}
+	if err := d.Shred(ctx, "kv.old.a"); err != nil {
+		t.Fatal(err)
 	}
 	d2 := openDataKeys(t, l, k)
-	if got, ok := d2.Get("kv.old.a"); !ok || !bytes.Equal(got, key) || d2.Len() != 2 {
-		t.Fatalf("Load of a first-layout key: %v, %d keys", ok, d2.Len())
-	}
-	if list, err := d2.List(ctx, "kv.old"); err != nil || len(list) != 2 {
-		t.Fatalf("List = %v, %v", list, err)
-	}
-	if err := d2.Shred(ctx, "kv.old.a"); err != nil {
-		t.Fatal(err)
-	}
-	if hits := filesContaining(t, dir, sealed); len(hits) != 0 {
-		t.Fatalf("first-layout key on disk after Shred: %v", hits)
-	}
-	if _, err := d.Fetch(ctx, k, "kv.old.b"); err != nil {
-		t.Fatal(err)
+	if _, ok := d2.Get("kv.old.a"); ok || d2.Len() != 1 {
+		t.Fatalf("after shred and reload: %v, %d keys", ok, d2.Len())
 	}
 }
 
-// TestDataKeysConcurrentAll runs New, Get, Fetch, Shred, ShredMany, Load, List and Snapshot at
-// once (for -race and deadlocks), then checks what survived.
+// TestDataKeysConcurrentAll runs New, Get, Shred, ShredMany, Load, List and Snapshot at once
+// on the writing node, Fetch, List and Snapshot on a second node over the same streams (for
+// -race and deadlocks), then checks what survived.
 func TestDataKeysConcurrentAll(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	l := openTest(t, t.TempDir())
 	k := testKeyring(t)
 	d := openDataKeys(t, l, k)
-	other := openDataKeys(t, l, k) // a second node over the same stream
+	other := openDataKeys(t, l, k) // a second node over the same streams, reading
 	var (
 		wg      sync.WaitGroup
 		stop    atomic.Bool
@@ -794,7 +928,7 @@ func TestDataKeysConcurrentAll(t *testing.T) {
 				case 1:
 					batch = append(batch, id)
 					if len(batch) == 3 {
-						if err := other.ShredMany(ctx, batch); err != nil {
+						if err := d.ShredMany(ctx, batch); err != nil {
 							t.Error(err)
 							return
 						}
@@ -802,9 +936,11 @@ func TestDataKeysConcurrentAll(t *testing.T) {
 					}
 				default:
 					kept.Store(id, key)
-					if got, err := other.Fetch(ctx, k, id); err != nil || !bytes.Equal(got, key) {
-						t.Errorf("%s: Fetch from the other node: %v", id, err)
-						return
+					if i%8 == 2 {
+						if got, err := other.Fetch(ctx, k, id); err != nil || !bytes.Equal(got, key) {
+							t.Errorf("%s: Fetch from the other node: %v", id, err)
+							return
+						}
 					}
 				}
 			}
@@ -819,6 +955,7 @@ func TestDataKeysConcurrentAll(t *testing.T) {
 		func() error { return d.Load(ctx, k) },
 		func() error { _, err := d.List(ctx, "kv.all"); return err },
 		func() error { _, err := other.Snapshot(ctx); return err },
+		func() error { _, err := other.List(ctx, "kv.all"); return err },
 	}
 	for _, read := range readers {
 		wg.Go(func() {
@@ -827,7 +964,7 @@ func TestDataKeysConcurrentAll(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				time.Sleep(5 * time.Millisecond)
+				time.Sleep(20 * time.Millisecond)
 			}
 		})
 	}
@@ -861,54 +998,63 @@ func TestDataKeysConcurrentAll(t *testing.T) {
 	}
 }
 
-// BenchmarkDataKeysNew measures durable data-key creation (SyncAlways: every message fsync'd)
-// at 1, 16 and 64 concurrent callers, each for a fixed window; keys/msg shows the group commit.
-// Run with -benchtime 1x.
-func BenchmarkDataKeysNew(b *testing.B) {
-	const window = 2 * time.Second
-	for _, conc := range []int{1, 16, 64} {
-		b.Run(fmt.Sprintf("writers=%d", conc), func(b *testing.B) {
-			ctx := context.Background()
-			l, err := Open(ctx, Options{Dir: b.TempDir()})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer l.Close()
-			k := testKeyring(b)
-			d, err := OpenDataKeys(ctx, l.JetStream(), 1)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer d.Close()
-			var wg sync.WaitGroup
-			lat := make([][]time.Duration, conc)
-			deadline := time.Now().Add(window)
-			start := time.Now()
-			for w := range conc {
-				wg.Go(func() {
-					for i := 0; time.Now().Before(deadline); i++ {
-						t0 := time.Now()
-						key, err := d.New(ctx, k, fmt.Sprintf("kv.bench.w%d-%d", w, i))
-						if err != nil {
-							b.Error(err)
-							return
-						}
-						clear(key)
-						lat[w] = append(lat[w], time.Since(t0))
-					}
-				})
-			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			all := slices.Concat(lat...)
-			if len(all) == 0 {
-				b.Fatal("no keys created")
-			}
-			slices.Sort(all)
-			b.ReportMetric(float64(len(all))/elapsed.Seconds(), "keys/s")
-			b.ReportMetric(float64(len(all))/float64(streamMsgs(b, d)), "keys/msg")
-			b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
-			b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
-		})
+// TestDataKeysShredLater: keys taken out of service are gone from memory at once and
+// unrecoverable from the streams within ShredDeadline; a Shred meanwhile takes them along.
+func TestDataKeysShredLater(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	k := testKeyring(t)
+	d := openDataKeys(t, l, k)
+	for i := range 100 {
+		if _, err := d.New(ctx, k, fmt.Sprintf("kv.later.k%03d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.ShredLater([]string{"kv.later.k001", "kv.later.k050", "bad..id"}); err == nil {
+		t.Fatal("bad id accepted")
+	}
+	start := time.Now()
+	if err := d.ShredLater([]string{"kv.later.k001", "kv.later.k050", "kv.later.never"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"kv.later.k001", "kv.later.k050"} {
+		if _, ok := d.Get(id); ok {
+			t.Fatalf("%s still in memory", id)
+		}
+		if _, err := d.Fetch(ctx, k, id); !errors.Is(err, ErrNoDataKey) {
+			t.Fatalf("Fetch %s: %v", id, err)
+		}
+	}
+	if list, _ := d.List(ctx, "kv.later"); len(list) != 98 {
+		t.Fatalf("List: %d keys", len(list))
+	}
+	// The bound, with room for a loaded machine: the deadline plus the erase itself.
+	for recoverable(t, d, k, "kv.later.k050") {
+		if time.Since(start) > ShredDeadline+10*time.Second {
+			t.Fatalf("still recoverable %v after ShredLater", time.Since(start))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if recoverable(t, d, k, "kv.later.k001") {
+		t.Fatal("one of two deferred keys erased, not the other")
+	}
+	// A Shred takes pending deferred keys along, and a reload does not revive them.
+	if err := d.ShredLater([]string{"kv.later.k002"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Load(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := d.Get("kv.later.k002"); ok {
+		t.Fatal("Load revived a deferred key")
+	}
+	if err := d.Shred(ctx, "kv.later.k003"); err != nil {
+		t.Fatal(err)
+	}
+	if recoverable(t, d, k, "kv.later.k002") || recoverable(t, d, k, "kv.later.k003") {
+		t.Fatal("Shred did not take the deferred key along")
+	}
+	if st, n := d.Stats(); st.ShredBacklog != 0 || n != 96 {
+		t.Fatalf("backlog %d, %d keys", st.ShredBacklog, n)
 	}
 }

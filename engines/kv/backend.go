@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -332,13 +333,19 @@ func ShredEvents(ctx context.Context, view *kvview.View, keys *ledger.DataKeys, 
 		if v, ok := view.Value(p.Mount, p.Path); ok {
 			live[v.KeyID] = true
 		}
-		for _, id := range p.Shred {
-			if live[id] {
-				continue
-			}
-			if err := keys.Shred(ctx, id); err != nil {
-				errs = append(errs, err)
-			}
+		ids := slices.DeleteFunc(slices.Clone(p.Shred), func(id string) bool { return live[id] })
+		var err error
+		switch ev.Type {
+		case kvview.VersionWritten, kvview.V1Written:
+			// A version trimmed by max_versions, a v1 value replaced: nobody waits on their
+			// destruction, so it is batched (erased from disk within ledger.ShredDeadline).
+			err = keys.ShredLater(ids)
+		default:
+			// An explicit destroy or delete: erased before the request is answered.
+			err = keys.ShredMany(ctx, ids)
+		}
+		if err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
@@ -351,12 +358,21 @@ func ShredMount(ctx context.Context, keys *ledger.DataKeys, mountUUID string) (i
 	if err != nil {
 		return 0, err
 	}
+	return shredList(ctx, keys, list)
+}
+
+// shredList destroys the listed keys, a few thousand per flush.
+func shredList(ctx context.Context, keys *ledger.DataKeys, list []ledger.DataKeyInfo) (int, error) {
 	n := 0
-	for _, k := range list {
-		if err := keys.Shred(ctx, k.ID); err != nil {
+	for chunk := range slices.Chunk(list, 4096) {
+		ids := make([]string, len(chunk))
+		for i, k := range chunk {
+			ids[i] = k.ID
+		}
+		if err := keys.ShredMany(ctx, ids); err != nil {
 			return n, err
 		}
-		n++
+		n += len(chunk)
 	}
 	return n, nil
 }
@@ -376,17 +392,8 @@ func Reconcile(ctx context.Context, view *kvview.View, keys *ledger.DataKeys, be
 	for _, id := range view.KeyIDs("") {
 		live[id] = true
 	}
-	n := 0
-	for _, k := range list {
-		if live[k.ID] || !k.Stored.Before(before) {
-			continue
-		}
-		if err := keys.Shred(ctx, k.ID); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, nil
+	list = slices.DeleteFunc(list, func(k ledger.DataKeyInfo) bool { return live[k.ID] || !k.Stored.Before(before) })
+	return shredList(ctx, keys, list)
 }
 
 // --- formatting ---

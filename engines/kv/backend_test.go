@@ -245,14 +245,10 @@ func TestDestroyLeavesNothingOnDisk(t *testing.T) {
 	if !ok {
 		t.Fatal("control: no key for version 1")
 	}
-	sealedKey, err := h.storedKey(v1.KeyID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Controls: the sealed key and the value's ciphertext are findable before destroy, so the
-	// searches below can fail; the plaintext is never on disk (events are sealed too).
-	if len(filesContaining(t, h.dir, sealedKey)) == 0 {
-		t.Fatal("control: sealed data key not found on disk")
+	// Controls: the key is recoverable from the streams before destroy, so the check below
+	// can fail; the plaintext is never on disk (events are sealed too).
+	if ok, err := h.keys.Recoverable(ctx, h.keyring, v1.KeyID); err != nil || !ok {
+		t.Fatalf("control: data key not recoverable before destroy: %v", err)
 	}
 	if hits := filesContaining(t, h.dir, []byte(canary)); len(hits) != 0 {
 		t.Fatalf("plaintext on disk before destroy: %v", hits)
@@ -268,7 +264,10 @@ func TestDestroyLeavesNothingOnDisk(t *testing.T) {
 
 	h.ok(opUpdate, "destroy/app/db", body(`{"versions":[1]}`))
 
-	for what, needle := range map[string][]byte{"plaintext": []byte(canary), "data key": key, "sealed data key": sealedKey} {
+	if ok, err := h.keys.Recoverable(ctx, h.keyring, v1.KeyID); err != nil || ok {
+		t.Fatalf("destroyed version's data key recoverable from the streams: %v", err)
+	}
+	for what, needle := range map[string][]byte{"plaintext": []byte(canary), "data key": key} {
 		if hits := filesContaining(t, h.dir, needle); len(hits) != 0 {
 			t.Fatalf("%s still on disk after destroy: %v", what, hits)
 		}
@@ -324,7 +323,10 @@ func TestDestroyLeavesNothingOnDisk(t *testing.T) {
 	if r := h.ok(opRead, "data/app/db", nil); r.Data["data"].(map[string]any)["password"] != "still-here" {
 		t.Fatal("after restart version 2 unreadable")
 	}
-	for what, needle := range map[string][]byte{"plaintext": []byte(canary), "data key": key, "sealed data key": sealedKey} {
+	if ok, err := h.keys.Recoverable(ctx, h.keyring, v1.KeyID); err != nil || ok {
+		t.Fatalf("destroyed version's data key recoverable after restart: %v", err)
+	}
+	for what, needle := range map[string][]byte{"plaintext": []byte(canary), "data key": key} {
 		if hits := filesContaining(t, h.dir, needle); len(hits) != 0 {
 			t.Fatalf("%s on disk after restart: %v", what, hits)
 		}
@@ -337,13 +339,30 @@ func TestTrimLeavesNothingOnDisk(t *testing.T) {
 	h.ok(opUpdate, "metadata/t", body(`{"max_versions":1}`))
 	h.ok(opCreate, "data/t", body(`{"data":{"v":"first"}}`))
 	s, _ := h.view.Secret(h.mount.UUID, "t")
-	sealedKey, err := h.storedKey(s.Versions[1].KeyID)
-	if err != nil || len(filesContaining(t, h.dir, sealedKey)) == 0 {
-		t.Fatalf("control: sealed key not on disk: %v", err)
+	id := s.Versions[1].KeyID
+	ctx := context.Background()
+	if ok, err := h.keys.Recoverable(ctx, h.keyring, id); err != nil || !ok {
+		t.Fatalf("control: data key not recoverable before the trim: %v", err)
 	}
+	start := time.Now()
 	h.ok(opCreate, "data/t", body(`{"data":{"v":"second"}}`))
-	if hits := filesContaining(t, h.dir, sealedKey); len(hits) != 0 {
-		t.Fatalf("trimmed version's key still on disk: %v", hits)
+	if _, ok := h.keys.Get(id); ok {
+		t.Fatal("trimmed version's key still in memory after the write")
+	}
+	// A trim is erased from disk within ledger.ShredDeadline (plus the erase, on a loaded
+	// machine), not before the write is answered.
+	for {
+		ok, err := h.keys.Recoverable(ctx, h.keyring, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		if time.Since(start) > ledger.ShredDeadline+10*time.Second {
+			t.Fatalf("trimmed version's key recoverable %v after the write", time.Since(start))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if snap, _ := h.view.Snapshot(); bytes.Contains(snap, []byte(s.Versions[1].KeyID)) {
 		t.Fatal("trimmed version in the snapshot")

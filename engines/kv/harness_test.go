@@ -209,23 +209,3 @@ func filesContaining(t *testing.T, dir string, needle []byte) []string {
 	}
 	return hits
 }
-
-// storedKey is a data key as the LEDGER_DATAKEYS stream holds it (sealed), read through a
-// data-key snapshot: the stream packs many keys into one message.
-func (h *harness) storedKey(id string) ([]byte, error) {
-	snap, err := h.keys.Snapshot(context.Background())
-	if err != nil {
-		return nil, err
-	}
-	var s struct {
-		Keys map[string][]byte `json:"keys"`
-	}
-	if err := json.Unmarshal(snap, &s); err != nil {
-		return nil, err
-	}
-	sealed, ok := s.Keys[id]
-	if !ok {
-		return nil, fmt.Errorf("data key %s: %w", id, ledger.ErrNoDataKey)
-	}
-	return sealed, nil
-}

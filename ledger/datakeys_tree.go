@@ -1,0 +1,650 @@
+package ledger
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"slices"
+)
+
+// This file holds the key tree of DataKeys (see datakeys.go for why it exists): its in-memory
+// shape, the wire format of its two kinds of message, and the planning of one flush — the only
+// place the tree changes.
+
+// Tree parameters. A destroy re-wraps at most dkGroupSize-1 surviving data keys and
+// dkShelfSize-1 surviving group keys, so its cost does not grow with the number of keys.
+// 64×64 keeps one shelf per 4,096 keys: 1M keys need ~250 shelves, a 10 KB root table.
+const (
+	dkGroupSize = 64 // data keys (leaves) per group key
+	dkShelfSize = 64 // group keys per shelf key
+	// dkRootMaxTable bounds the root table: two of them (the new one and the one being erased)
+	// must fit the root stream's byte limit. 1,200 shelves ≈ 4.9M keys.
+	dkRootMaxTable = 48_000
+)
+
+const (
+	dkKindLeaf  = 0
+	dkKindGroup = 1
+	wrapsFormat = 2
+	rootFormat  = 1
+)
+
+// dkRef is one stored wrap of a node's key: under which parent, in which message of the wraps
+// subject. A node normally has exactly one; two only after a crash between a flush's wraps and
+// its root (both open the same key, and a destroy retires both parents).
+type dkRef struct{ parent, seq uint64 }
+
+// dkLeaf is one data key.
+type dkLeaf struct {
+	node    uint64
+	id      string
+	key     []byte // plaintext data key; zeroed when shredded or on Close
+	created int64  // unix nanoseconds of New (kept across re-wraps; Reconcile's age test)
+	refs    []dkRef
+}
+
+// dkInner is a group key (level 1, wraps leaves) or a shelf key (level 2, wraps groups; its
+// own key lives only in the root table).
+type dkInner struct {
+	node   uint64
+	level  uint8
+	key    []byte
+	aead   cipher.AEAD
+	refs   []dkRef             // groups only
+	leaves map[uint64]*dkLeaf  // groups: children
+	groups map[uint64]*dkInner // shelves: children
+}
+
+func (n *dkInner) children() int {
+	if n.level == 1 {
+		return len(n.leaves)
+	}
+	return len(n.groups)
+}
+
+// dkTree is a node's picture of the stored tree.
+type dkTree struct {
+	leaves  map[string]*dkLeaf // by data key id
+	groups  map[uint64]*dkInner
+	shelves map[uint64]*dkInner // the root table
+	// rootSeq: sequence (root stream) of the root message in force; 0 before the first.
+	rootSeq uint64
+	// wrapsSeq: sequence of the last message on the wraps subject; a flush's first publish is
+	// fenced on it, so two writers cannot both extend the tree from the same picture.
+	wrapsSeq uint64
+	// msgRefs counts, per wraps message, the refs that still point into it; a message at 0
+	// holds only wraps under retired parents (unopenable) and is deleted.
+	msgRefs         map[uint64]int
+	open, openShelf *dkInner
+}
+
+func newDKTree() *dkTree {
+	return &dkTree{leaves: map[string]*dkLeaf{}, groups: map[uint64]*dkInner{}, shelves: map[uint64]*dkInner{}, msgRefs: map[uint64]int{}}
+}
+
+// zero clears every key in memory.
+func (t *dkTree) zero() {
+	for _, l := range t.leaves {
+		clear(l.key)
+	}
+	for _, g := range t.groups {
+		clear(g.key)
+	}
+	for _, s := range t.shelves {
+		clear(s.key)
+	}
+}
+
+func newInner(level uint8, node uint64, key []byte) (*dkInner, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	n := &dkInner{node: node, level: level, key: key, aead: aead}
+	if level == 1 {
+		n.leaves = map[uint64]*dkLeaf{}
+	} else {
+		n.groups = map[uint64]*dkInner{}
+	}
+	return n, nil
+}
+
+func randomInner(level uint8) (*dkInner, error) {
+	key := make([]byte, DataKeySize)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	return newInner(level, randomNode(), key)
+}
+
+// randomNode: node ids are random, not counted, so ids a crashed flush used (and that may sit
+// in the stream, unreferenced) are never given to another key.
+func randomNode() uint64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("ledger: crypto/rand unavailable")
+	}
+	return binary.BigEndian.Uint64(b[:]) | 1
+}
+
+// --- wire format ---
+
+// dkWire is one wrap on the wraps subject: the key of node (a leaf's data key or a group key)
+// sealed under the key of parent (a group or a shelf).
+type dkWire struct {
+	kind    uint8
+	node    uint64
+	parent  uint64
+	created int64  // leaves
+	id      string // leaves
+	sealed  []byte
+}
+
+func wrapAD(kind uint8, node, parent uint64, id string) []byte {
+	b := make([]byte, 0, 40+len(id))
+	b = append(b, "ledger datakey wrap v2\x00"...)
+	b = append(b, kind)
+	b = binary.BigEndian.AppendUint64(b, node)
+	b = binary.BigEndian.AppendUint64(b, parent)
+	return append(b, id...)
+}
+
+func seal(aead cipher.AEAD, key, ad []byte) []byte {
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(key)+aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		panic("ledger: crypto/rand unavailable")
+	}
+	return aead.Seal(nonce, nonce, key, ad)
+}
+
+func unseal(aead cipher.AEAD, sealed, ad []byte) ([]byte, error) {
+	ns := aead.NonceSize()
+	if len(sealed) < ns+aead.Overhead() {
+		return nil, ErrCorrupt
+	}
+	k, err := aead.Open(nil, sealed[:ns], sealed[ns:], ad)
+	if err != nil || len(k) != DataKeySize {
+		return nil, ErrCorrupt
+	}
+	return k, nil
+}
+
+func (w *dkWire) size() int { return 1 + 16 + 2*binary.MaxVarintLen64 + len(w.id) + len(w.sealed) + 4 }
+
+// encodeWraps: format byte, uvarint count, then per wrap: kind, node (8 bytes), parent (8
+// bytes), for leaves varint created and uvarint-prefixed id, then uvarint-prefixed sealed key.
+func encodeWraps(ws []dkWire) []byte {
+	n := 1 + binary.MaxVarintLen64
+	for i := range ws {
+		n += ws[i].size()
+	}
+	b := make([]byte, 0, n)
+	b = append(b, wrapsFormat)
+	b = binary.AppendUvarint(b, uint64(len(ws)))
+	for _, w := range ws {
+		b = append(b, w.kind)
+		b = binary.BigEndian.AppendUint64(b, w.node)
+		b = binary.BigEndian.AppendUint64(b, w.parent)
+		if w.kind == dkKindLeaf {
+			b = binary.AppendVarint(b, w.created)
+			b = binary.AppendUvarint(b, uint64(len(w.id)))
+			b = append(b, w.id...)
+		}
+		b = binary.AppendUvarint(b, uint64(len(w.sealed)))
+		b = append(b, w.sealed...)
+	}
+	return b
+}
+
+func decodeWraps(data []byte) ([]dkWire, error) {
+	if len(data) == 0 || data[0] != wrapsFormat {
+		return nil, ErrCorrupt
+	}
+	data = data[1:]
+	count, n := binary.Uvarint(data)
+	if n <= 0 || count > uint64(len(data)) {
+		return nil, ErrCorrupt
+	}
+	data = data[n:]
+	bytesOf := func() ([]byte, bool) {
+		l, n := binary.Uvarint(data)
+		if n <= 0 || l > uint64(len(data)-n) {
+			return nil, false
+		}
+		b := data[n : n+int(l)]
+		data = data[n+int(l):]
+		return b, true
+	}
+	out := make([]dkWire, 0, count)
+	for range count {
+		if len(data) < 17 {
+			return nil, ErrCorrupt
+		}
+		w := dkWire{kind: data[0], node: binary.BigEndian.Uint64(data[1:]), parent: binary.BigEndian.Uint64(data[9:])}
+		data = data[17:]
+		switch w.kind {
+		case dkKindLeaf:
+			c, n := binary.Varint(data)
+			if n <= 0 {
+				return nil, ErrCorrupt
+			}
+			w.created, data = c, data[n:]
+			id, ok := bytesOf()
+			if !ok || !validDataKeyID(string(id)) {
+				return nil, ErrCorrupt
+			}
+			w.id = string(id)
+		case dkKindGroup:
+		default:
+			return nil, ErrCorrupt
+		}
+		s, ok := bytesOf()
+		if !ok {
+			return nil, ErrCorrupt
+		}
+		w.sealed = s
+		out = append(out, w)
+	}
+	if len(data) != 0 {
+		return nil, ErrCorrupt
+	}
+	return out, nil
+}
+
+func adRoot() []byte { return []byte("ledger datakey root v1") }
+
+// encodeRoot seals the root table (every shelf id and key) under the keyring as one blob.
+func encodeRoot(kr *Keyring, shelves map[uint64]*dkInner) ([]byte, error) {
+	plain := make([]byte, 0, binary.MaxVarintLen64+len(shelves)*(8+DataKeySize))
+	plain = binary.AppendUvarint(plain, uint64(len(shelves)))
+	for _, s := range shelves {
+		plain = binary.BigEndian.AppendUint64(plain, s.node)
+		plain = append(plain, s.key...)
+	}
+	defer clear(plain)
+	if len(plain) > dkRootMaxTable {
+		return nil, fmt.Errorf("data key root table of %d shelves exceeds %d bytes", len(shelves), dkRootMaxTable)
+	}
+	sealed, err := kr.Seal(plain, adRoot())
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{rootFormat}, sealed...), nil
+}
+
+func decodeRoot(kr *Keyring, data []byte) (map[uint64]*dkInner, error) {
+	if len(data) == 0 || data[0] != rootFormat {
+		return nil, ErrCorrupt
+	}
+	plain, err := kr.Open(data[1:], adRoot())
+	if err != nil {
+		return nil, ErrCorrupt
+	}
+	defer clear(plain)
+	count, n := binary.Uvarint(plain)
+	if n <= 0 || uint64(len(plain)-n) != count*(8+DataKeySize) {
+		return nil, ErrCorrupt
+	}
+	out := make(map[uint64]*dkInner, count)
+	p := plain[n:]
+	for range count {
+		s, err := newInner(2, binary.BigEndian.Uint64(p), slices.Clone(p[8:8+DataKeySize]))
+		if err != nil {
+			return nil, ErrCorrupt
+		}
+		out[s.node] = s
+		p = p[8+DataKeySize:]
+	}
+	return out, nil
+}
+
+// --- planning a flush ---
+
+// dkPlan is what one flush will store and, once stored, change in the tree.
+type dkPlan struct {
+	t *dkTree
+
+	victims        []*dkLeaf
+	retiredGroups  map[uint64]*dkInner
+	retiredShelves map[uint64]*dkInner
+	newGroups      []*dkInner
+	newShelves     []*dkInner
+	newLeaves      []*dkLeaf // from New (or an import), not yet in the tree
+	// wires to store, in order; place[i] says which leaf or group wires[i] (re)wraps.
+	wires    []dkWire
+	placeL   map[int]*dkLeaf
+	placeG   map[int]*dkInner
+	fill     map[uint64]int // children per group/shelf once the plan is applied
+	open     *dkInner
+	shelf    *dkInner
+	rootDiff bool
+}
+
+// plan decides a flush: news become leaves; each victim's groups are retired, with their
+// shelves, and what survives in them is re-wrapped under the open group or shelf. Retiring
+// rather than re-keying in place keeps the live groups full, so the tree stays as small as
+// the number of live keys allows.
+func (t *dkTree) plan(news []*dkLeaf, victims []*dkLeaf) (*dkPlan, error) {
+	p := &dkPlan{t: t, victims: victims, retiredGroups: map[uint64]*dkInner{}, retiredShelves: map[uint64]*dkInner{},
+		newLeaves: news, placeL: map[int]*dkLeaf{}, placeG: map[int]*dkInner{}, fill: map[uint64]int{},
+		open: t.open, shelf: t.openShelf}
+	isVictim := make(map[uint64]bool, len(victims))
+	for _, v := range victims {
+		isVictim[v.node] = true
+		for _, r := range v.refs {
+			if g := t.groups[r.parent]; g != nil {
+				p.retiredGroups[g.node] = g
+			}
+		}
+	}
+	for _, g := range p.retiredGroups {
+		for _, r := range g.refs {
+			if s := t.shelves[r.parent]; s != nil {
+				p.retiredShelves[s.node] = s
+			}
+		}
+	}
+	if p.open != nil && p.retiredGroups[p.open.node] != nil {
+		p.open = nil
+	}
+	if p.shelf != nil && p.retiredShelves[p.shelf.node] != nil {
+		p.shelf = nil
+	}
+	p.rootDiff = len(p.retiredShelves) > 0
+
+	// Survivors whose every wrap is under a retired parent move.
+	var moveLeaves []*dkLeaf
+	seenLeaf := map[uint64]bool{}
+	for _, g := range p.retiredGroups {
+		for _, l := range g.leaves {
+			if isVictim[l.node] || seenLeaf[l.node] {
+				continue
+			}
+			seenLeaf[l.node] = true
+			if !slices.ContainsFunc(l.refs, func(r dkRef) bool { return p.retiredGroups[r.parent] == nil && t.groups[r.parent] != nil }) {
+				moveLeaves = append(moveLeaves, l)
+			}
+		}
+	}
+	var moveGroups []*dkInner
+	seenGroup := map[uint64]bool{}
+	for _, s := range p.retiredShelves {
+		for _, g := range s.groups {
+			if p.retiredGroups[g.node] != nil || seenGroup[g.node] {
+				continue
+			}
+			seenGroup[g.node] = true
+			if !slices.ContainsFunc(g.refs, func(r dkRef) bool { return p.retiredShelves[r.parent] == nil && t.shelves[r.parent] != nil }) {
+				moveGroups = append(moveGroups, g)
+			}
+		}
+	}
+	for _, g := range moveGroups {
+		if err := p.placeGroup(g); err != nil {
+			return nil, err
+		}
+	}
+	for _, l := range slices.Concat(moveLeaves, news) {
+		if err := p.placeLeaf(l); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func (p *dkPlan) count(n *dkInner) int {
+	if c, ok := p.fill[n.node]; ok {
+		return c
+	}
+	return n.children()
+}
+
+func (p *dkPlan) placeGroup(g *dkInner) error {
+	if p.shelf == nil || p.count(p.shelf) >= dkShelfSize {
+		s, err := randomInner(2)
+		if err != nil {
+			return err
+		}
+		p.newShelves = append(p.newShelves, s)
+		p.shelf, p.rootDiff = s, true
+	}
+	p.placeG[len(p.wires)] = g
+	p.wires = append(p.wires, dkWire{kind: dkKindGroup, node: g.node, parent: p.shelf.node,
+		sealed: seal(p.shelf.aead, g.key, wrapAD(dkKindGroup, g.node, p.shelf.node, ""))})
+	p.fill[p.shelf.node] = p.count(p.shelf) + 1
+	return nil
+}
+
+func (p *dkPlan) placeLeaf(l *dkLeaf) error {
+	if p.open == nil || p.count(p.open) >= dkGroupSize {
+		g, err := randomInner(1)
+		if err != nil {
+			return err
+		}
+		p.newGroups = append(p.newGroups, g)
+		if err := p.placeGroup(g); err != nil {
+			return err
+		}
+		p.open = g
+	}
+	p.placeL[len(p.wires)] = l
+	p.wires = append(p.wires, dkWire{kind: dkKindLeaf, node: l.node, parent: p.open.node, created: l.created, id: l.id,
+		sealed: seal(p.open.aead, l.key, wrapAD(dkKindLeaf, l.node, p.open.node, l.id))})
+	p.fill[p.open.node] = p.count(p.open) + 1
+	return nil
+}
+
+// shelvesAfter is the root table once the plan is applied.
+func (p *dkPlan) shelvesAfter() map[uint64]*dkInner {
+	out := make(map[uint64]*dkInner, len(p.t.shelves)+len(p.newShelves))
+	for id, s := range p.t.shelves {
+		if p.retiredShelves[id] == nil {
+			out[id] = s
+		}
+	}
+	for _, s := range p.newShelves {
+		out[s.node] = s
+	}
+	return out
+}
+
+// apply changes the tree to what the plan stored: seqs[i] is the sequence of the message that
+// holds wires[i]. It returns the wraps messages no live ref points into any more. Callers hold
+// the lock readers of t.leaves take.
+func (p *dkPlan) apply(seqs []uint64, rootSeq uint64) (garbage []uint64) {
+	t := p.t
+	unref := func(seq uint64) {
+		if t.msgRefs[seq]--; t.msgRefs[seq] <= 0 {
+			delete(t.msgRefs, seq)
+			garbage = append(garbage, seq)
+		}
+	}
+	dropRefs := func(refs []dkRef, dead func(uint64) bool) []dkRef {
+		return slices.DeleteFunc(refs, func(r dkRef) bool {
+			if dead(r.parent) {
+				unref(r.seq)
+				return true
+			}
+			return false
+		})
+	}
+	for _, v := range p.victims {
+		for _, r := range v.refs {
+			unref(r.seq)
+			if g := t.groups[r.parent]; g != nil {
+				delete(g.leaves, v.node)
+			}
+		}
+		v.refs = nil
+		clear(v.key)
+		delete(t.leaves, v.id)
+	}
+	for _, g := range p.retiredGroups {
+		for _, l := range g.leaves {
+			l.refs = dropRefs(l.refs, func(parent uint64) bool { return parent == g.node })
+		}
+		for _, r := range g.refs {
+			unref(r.seq)
+			if s := t.shelves[r.parent]; s != nil {
+				delete(s.groups, g.node)
+			}
+		}
+		g.refs = nil
+		clear(g.key)
+		delete(t.groups, g.node)
+	}
+	for _, s := range p.retiredShelves {
+		for _, g := range s.groups {
+			g.refs = dropRefs(g.refs, func(parent uint64) bool { return parent == s.node })
+		}
+		clear(s.key)
+		delete(t.shelves, s.node)
+	}
+	for _, s := range p.newShelves {
+		t.shelves[s.node] = s
+	}
+	for _, g := range p.newGroups {
+		t.groups[g.node] = g
+	}
+	for i, w := range p.wires {
+		seq := seqs[i]
+		t.msgRefs[seq]++
+		ref := dkRef{parent: w.parent, seq: seq}
+		switch w.kind {
+		case dkKindGroup:
+			g := p.placeG[i]
+			g.refs = append([]dkRef{ref}, g.refs...)
+			t.shelves[w.parent].groups[g.node] = g
+		case dkKindLeaf:
+			l := p.placeL[i]
+			l.refs = append([]dkRef{ref}, l.refs...)
+			t.groups[w.parent].leaves[l.node] = l
+		}
+	}
+	for _, l := range p.newLeaves {
+		t.leaves[l.id] = l
+	}
+	t.open, t.openShelf = p.open, p.shelf
+	if rootSeq != 0 {
+		t.rootSeq = rootSeq
+	}
+	if len(seqs) > 0 {
+		t.wrapsSeq = max(t.wrapsSeq, seqs[len(seqs)-1])
+	}
+	// Never delete the latest wraps message: the next flush is fenced on it.
+	garbage = slices.DeleteFunc(garbage, func(seq uint64) bool { return seq == t.wrapsSeq })
+	return garbage
+}
+
+// --- rebuilding from the stream ---
+
+// dkCand is one wrap read from the stream, before it is known to be in force.
+type dkCand struct {
+	dkWire
+	seq uint64
+}
+
+// resolve builds the tree from the root table in force and every wrap in the stream: a group
+// is live if a wrap of it sits under a shelf of the root, a leaf if a wrap of it sits under a
+// live group. Wraps under anything else belong to retired parents (or to a flush that crashed
+// before its root was stored) and open for no one; they are counted as garbage.
+func resolve(shelves map[uint64]*dkInner, rootSeq, wrapsSeq uint64, cands map[uint64][]dkCand) (*dkTree, error) {
+	t := newDKTree()
+	t.shelves, t.rootSeq, t.wrapsSeq = shelves, rootSeq, wrapsSeq
+	// Groups first, then leaves: a leaf is judged by groups, which are judged by shelves.
+	for _, kind := range []uint8{dkKindGroup, dkKindLeaf} {
+		for node, cs := range cands {
+			if cs[0].kind != kind {
+				continue
+			}
+			var refs []dkRef
+			var newest *dkCand
+			for i := len(cs) - 1; i >= 0; i-- { // newest first
+				c := &cs[i]
+				if c.kind != kind {
+					return nil, fmt.Errorf("data key node %x stored as two kinds: %w", node, ErrCorrupt)
+				}
+				var ok bool
+				if kind == dkKindGroup {
+					ok = shelves[c.parent] != nil
+				} else {
+					ok = t.groups[c.parent] != nil
+				}
+				if !ok {
+					continue
+				}
+				refs = append(refs, dkRef{parent: c.parent, seq: c.seq})
+				if newest == nil {
+					newest = c
+				}
+			}
+			if newest == nil {
+				continue
+			}
+			var parent cipher.AEAD
+			if kind == dkKindGroup {
+				parent = shelves[newest.parent].aead
+			} else {
+				parent = t.groups[newest.parent].aead
+			}
+			key, err := unseal(parent, newest.sealed, wrapAD(kind, node, newest.parent, newest.id))
+			if err != nil {
+				return nil, fmt.Errorf("data key node %x at seq %d does not open: %w", node, newest.seq, ErrCorrupt)
+			}
+			for _, r := range refs {
+				t.msgRefs[r.seq]++
+			}
+			if kind == dkKindGroup {
+				g, err := newInner(1, node, key)
+				if err != nil {
+					return nil, ErrCorrupt
+				}
+				g.refs = refs
+				t.groups[node] = g
+				for _, r := range refs {
+					shelves[r.parent].groups[node] = g
+				}
+				continue
+			}
+			l := &dkLeaf{node: node, id: newest.id, key: key, created: newest.created, refs: refs}
+			if prev := t.leaves[l.id]; prev != nil {
+				// Two leaves under one id: only if two New calls raced on two nodes. Keep the
+				// newer, as the first layout did.
+				if prev.refs[0].seq > refs[0].seq {
+					clear(key)
+					continue
+				}
+				for _, r := range prev.refs {
+					delete(t.groups[r.parent].leaves, prev.node)
+				}
+				clear(prev.key)
+			}
+			t.leaves[l.id] = l
+			for _, r := range refs {
+				t.groups[r.parent].leaves[node] = l
+			}
+		}
+	}
+	// Reuse a shelf and a group with room rather than open new ones after every restart.
+	for _, s := range shelves {
+		if len(s.groups) < dkShelfSize {
+			t.openShelf = s
+			break
+		}
+	}
+	if t.openShelf != nil {
+		for _, g := range t.openShelf.groups {
+			if len(g.leaves) < dkGroupSize && len(g.refs) == 1 {
+				t.open = g
+				break
+			}
+		}
+	}
+	return t, nil
+}
