@@ -130,7 +130,10 @@ func hashData(kr *ledger.Keyring, data map[string]any, keep map[string]bool) (ma
 
 // auditError is the error text a record carries: the message the client saw.
 func auditError(err error) string {
+	var noted interface{ AuditError() string }
 	switch {
+	case errors.As(err, &noted):
+		return noted.AuditError()
 	case errors.Is(err, engines.ErrPermissionDenied):
 		return "permission denied"
 	case errors.Is(err, ErrSealed):

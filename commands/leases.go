@@ -222,6 +222,7 @@ func engineLease(e lease.Entry) engines.Lease {
 
 // revokeTokensLeases queues the leases of every token a batch of events revoked.
 func (c *Core) afterEvents(ctx context.Context, st *unsealed, events []ledger.Event) {
+	c.destroyCubbyholes(ctx, st, events)
 	for _, ev := range events {
 		if ev.Type != tokenview.Revoked {
 			continue

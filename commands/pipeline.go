@@ -28,6 +28,10 @@ type Request struct {
 	Data       map[string]any
 	Token      string
 	RemoteAddr string
+	// WrapTTL is the X-Vault-Wrap-TTL header: when set, the response is wrapped (wrapping.go).
+	WrapTTL string
+
+	wrapTTL time.Duration // WrapTTL, parsed and checked by Handle
 }
 
 // ErrInvalidPath: the path holds "..", NUL, control characters or surrounding spaces.
@@ -66,7 +70,7 @@ func (c *Core) Handle(ctx context.Context, r *Request) (*engines.Response, error
 		return nil, ErrSealed
 	}
 	var trail auditTrail
-	resp, after, err := c.handle(ctx, st, r, &trail)
+	resp, after, err := c.handleWrapped(ctx, st, r, &trail)
 	if !trail.committed {
 		// Reads, denials and failures: their audit record must be durable before the answer
 		// leaves (fail-closed). Writes carried theirs inside their own batch.
@@ -97,6 +101,9 @@ type route struct {
 }
 
 func (c *Core) route(st *unsealed, path string) (route, error) {
+	if path == "cubbyhole" || strings.HasPrefix(path, "cubbyhole/") {
+		return c.cubbyholeRoute(st, path), nil
+	}
 	if path == "sys" || strings.HasPrefix(path, "sys/") {
 		return route{mount: mount.Entry{Path: "sys/", Type: "system"}, backend: &sysBackend{c: c, st: st}, rel: strings.TrimPrefix(strings.TrimPrefix(path, "sys"), "/")}, nil
 	}
@@ -145,6 +152,9 @@ func (c *Core) handle(ctx context.Context, st *unsealed, r *Request, trail *audi
 		d := a.Allowed(aclOp(req.Op), r.Path, req.Data)
 		if !d.Allowed {
 			return nil, nil, engines.Errorf(engines.ErrPermissionDenied, "permission denied")
+		}
+		if err := checkWrapBounds(d, r.wrapTTL); err != nil {
+			return nil, nil, err
 		}
 		if special != nil && matchAny(special.Sudo(), rt.rel) && !d.Sudo && !a.IsRoot() {
 			return nil, nil, engines.Errorf(engines.ErrPermissionDenied, "permission denied")
@@ -322,6 +332,10 @@ func (c *Core) aclFor(st *unsealed, names []string) *acl.ACL {
 	}
 	var pols []*acl.Policy
 	for _, n := range sorted {
+		if p := builtinPolicy(n); p != nil {
+			pols = append(pols, p)
+			continue
+		}
 		if n == "root" {
 			p, _ := acl.Parse("root", `path "*" { capabilities = ["sudo"] }`)
 			p.Name = "root"

@@ -88,6 +88,8 @@ func (s *sysBackend) HandleRequest(ctx context.Context, req *engines.Request) (*
 		return s.replayPaths(ctx, req, strings.TrimPrefix(strings.TrimPrefix(p, "ledger/replay"), "/"))
 	case strings.HasPrefix(p, "ledger/"):
 		return s.ledgerPaths(ctx, req, strings.TrimPrefix(p, "ledger/"))
+	case p == "wrapping/wrap":
+		return wrapData(req)
 	case p == "rotate" && isWrite(req.Op):
 		// Rotation appends a seal event and swaps the keyring: it runs after this request let go
 		// of the unsealed state.
@@ -140,6 +142,7 @@ func (s *sysBackend) listMounts(auth bool) *engines.Response {
 		data[strings.TrimPrefix(e.Path, "auth/")] = mountJSON(e)
 	}
 	if !auth {
+		data[cubbyholeMount.Path] = mountJSON(cubbyholeMount)
 		data["sys/"] = mountJSON(mount.Entry{Path: "sys/", Type: "system", Description: "system endpoints used for control, policy and debugging", UUID: "system", Accessor: "system"})
 	}
 	return &engines.Response{Data: data}

@@ -15,6 +15,7 @@ import (
 	"github.com/ledger-secrets/ledger/projections"
 	approleview "github.com/ledger-secrets/ledger/projections/approle"
 	"github.com/ledger-secrets/ledger/projections/authrole"
+	cubbyview "github.com/ledger-secrets/ledger/projections/cubbyhole"
 	dbview "github.com/ledger-secrets/ledger/projections/database"
 	historyview "github.com/ledger-secrets/ledger/projections/history"
 	kvview "github.com/ledger-secrets/ledger/projections/kv"
@@ -44,6 +45,7 @@ type unsealed struct {
 	authroles *authrole.View
 	database  *dbview.View
 	transit   *transitview.View
+	cubby     *cubbyview.View
 	datakeys  *ledger.DataKeys
 	expire    *expiration
 	snaps     *snapshots
@@ -75,6 +77,7 @@ func (c *Core) newUnsealed(rootKey []byte, kr *ledger.Keyring) *unsealed {
 		authroles: authrole.New(),
 		database:  dbview.New(),
 		transit:   transitview.New(),
+		cubby:     cubbyview.New(),
 		backends:  map[string]engines.Backend{},
 		done:      make(chan struct{}),
 
@@ -86,6 +89,7 @@ func (c *Core) newUnsealed(rootKey []byte, kr *ledger.Keyring) *unsealed {
 	st.runner = projections.NewRunner(c.log, kr, st.mounts, st.policies, st.tokens, st.kv, st.leases, st.approle, st.userpass, st.authroles, st.database, st.transit, st.pki, historyview.New("kv", "policy"), st.audit.view)
 	st.sysv = newSysViews()
 	st.runner.Add(st.sysv.views()...)
+	st.runner.Add(st.cubby)
 	st.expire = newExpiration(c, st)
 	return st
 }
@@ -139,6 +143,7 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 	go c.rotateTransitKeys(rctx, st)
 	go c.reportOrphans(rctx, st)
 	go c.reconcileDataKeys(rctx, st)
+	go c.reconcileCubbyholes(rctx, st)
 	go c.snapshotLoop(rctx, st, base)
 	c.logger.Info("unsealed", "applied_seq", st.runner.Applied(), "rebuild", time.Since(started).Round(time.Millisecond))
 	return nil

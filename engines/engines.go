@@ -146,6 +146,19 @@ type Response struct {
 	// MountType is the type of the mount that answered ("kv", "token", "system"); the
 	// pipeline sets it, for the envelope's mount_type.
 	MountType string
+	// WrapInfo, when set, replaces the whole response: the client asked for response wrapping
+	// and gets only the single-use token that unwraps it (see commands/wrapping.go).
+	WrapInfo *WrapInfo
+}
+
+// WrapInfo is Vault's wrap_info block.
+type WrapInfo struct {
+	Token           string
+	Accessor        string
+	TTL             time.Duration
+	CreationTime    time.Time
+	CreationPath    string
+	WrappedAccessor string // the accessor of a wrapped token, else ""
 }
 
 // Backend is a secret engine or auth method instance at one mount.

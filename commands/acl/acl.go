@@ -63,6 +63,10 @@ type Decision struct {
 	// endpoints require in addition to the operation's own capability.
 	Sudo   bool
 	Reason string
+	// MinWrappingTTL and MaxWrappingTTL are the matched rule's bounds on response wrapping
+	// (0: none). Either one makes wrapping mandatory; the pipeline enforces them.
+	MinWrappingTTL time.Duration
+	MaxWrappingTTL time.Duration
 }
 
 const (
@@ -195,7 +199,7 @@ func (a *ACL) Allowed(op Operation, path string, params map[string]any) Decision
 	if r.caps&CapDeny != 0 {
 		return Decision{Reason: r.denyReason}
 	}
-	d := Decision{Sudo: r.caps&CapSudo != 0}
+	d := Decision{Sudo: r.caps&CapSudo != 0, MinWrappingTTL: r.minWrap, MaxWrappingTTL: r.maxWrap}
 	if r.caps&need == 0 {
 		d.Reason = r.noCapReason
 		return d

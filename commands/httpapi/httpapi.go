@@ -214,7 +214,7 @@ func (a *api) logical(c echo.Context) error {
 	// Route on the decoded path, as Vault does: "enc%2Fkey" is "enc/key", and an encoded ".."
 	// is a ".." that ValidatePath refuses.
 	path := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/v1"), "/")
-	req := &commands.Request{ID: reqID, Path: path, Token: token(r), RemoteAddr: r.RemoteAddr}
+	req := &commands.Request{ID: reqID, Path: path, Token: token(r), RemoteAddr: r.RemoteAddr, WrapTTL: r.Header.Get("X-Vault-Wrap-TTL")}
 	var err error
 	switch r.Method {
 	case http.MethodGet:
@@ -278,6 +278,9 @@ func respond(c echo.Context, reqID string, op engines.Operation, resp *engines.R
 			writeErrors(c, http.StatusNotFound)
 			return nil
 		}
+	}
+	if resp.WrapInfo != nil {
+		return c.JSON(http.StatusOK, wrapEnvelope(reqID, resp.WrapInfo))
 	}
 	if resp.Status == 0 && resp.Data == nil && resp.Auth == nil && resp.Secret == nil && len(resp.Warnings) == 0 {
 		return c.NoContent(http.StatusNoContent)

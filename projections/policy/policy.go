@@ -77,6 +77,25 @@ path "sys/leases/lookup" {
   capabilities = ["update"]
 }
 
+# Allow a token to manage its own cubbyhole.
+path "cubbyhole/*" {
+  capabilities = ["create", "read", "update", "delete", "list"]
+}
+
+# Allow a token to wrap arbitrary values in a response-wrapping token, and to look up and
+# unwrap wrapping tokens.
+path "sys/wrapping/wrap" {
+  capabilities = ["update"]
+}
+
+path "sys/wrapping/lookup" {
+  capabilities = ["update"]
+}
+
+path "sys/wrapping/unwrap" {
+  capabilities = ["update"]
+}
+
 `
 
 // View holds the policies.
