@@ -107,3 +107,23 @@ func (c *Core) reconcileCubbyholes(ctx context.Context, st *unsealed) {
 		}
 	})
 }
+
+// DataKeyIDs lists the live data keys whose ids start with prefix and a dot (e.g. "cubbyhole"),
+// for diagnostics: after a token is revoked or a wrapped response unwrapped, none of its keys
+// may be left.
+func (c *Core) DataKeyIDs(ctx context.Context, prefix string) ([]string, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.st == nil {
+		return nil, ErrSealed
+	}
+	list, err := c.st.datakeys.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(list))
+	for i, k := range list {
+		out[i] = k.ID
+	}
+	return out, nil
+}
