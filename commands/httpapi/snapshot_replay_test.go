@@ -165,6 +165,17 @@ path "auth/token/create" { capabilities = ["update"] }`)
 	_, err = s.Client(t, limited.ClientToken).KVv2("secret").Get(ctx, "b")
 	must(err)
 	must(root.Auth().Token().RevokeTree(child.ClientToken))
+	// Token roles: written, rewritten, one deleted, a token created through one.
+	_, err = root.Logical().Write("auth/token/roles/ci", map[string]any{"allowed_policies": "p1", "orphan": true})
+	must(err)
+	_, err = root.Logical().Write("auth/token/roles/ci", map[string]any{"token_explicit_max_ttl": "2h"})
+	must(err)
+	_, err = root.Logical().Write("auth/token/roles/tmp", map[string]any{"renewable": false})
+	must(err)
+	_, err = root.Logical().Delete("auth/token/roles/tmp")
+	must(err)
+	_, err = root.Auth().Token().CreateWithRole(&vault.TokenCreateRequest{}, "ci")
+	must(err)
 	// Every other engine's events: transit keys (create, rotate, config, trim), AppRole roles,
 	// secret ids and logins, userpass users, database configs and roles, an audit device, and a
 	// keyring rotation.

@@ -82,10 +82,16 @@ func (b *Backend) Sudo() []string { return []string{"accessors*", "revoke-orphan
 // create racing its parent's revocation safe in either order (a revoke cascades to every
 // current descendant, and a child whose parent is gone is never added).
 func (b *Backend) LockKey(req *engines.Request) string {
-	if !isWrite(req.Op) {
+	if !isWrite(req.Op) && req.Op != engines.OpDelete {
 		return ""
 	}
 	p := strings.TrimSuffix(req.Path, "/")
+	if strings.HasPrefix(p, "roles/") {
+		return p // a role update reads the role it changes
+	}
+	if !isWrite(req.Op) {
+		return ""
+	}
 	for _, prefix := range []string{"renew", "revoke"} {
 		if strings.HasPrefix(p, prefix) {
 			return TreeLock
@@ -143,21 +149,22 @@ func (b *Backend) HandleRequest(ctx context.Context, req *engines.Request) (*eng
 		}
 		return b.listAccessors(r)
 	case p == "roles" || strings.HasPrefix(p, "roles/"):
-		// Token roles are not implemented: there are none to list or read.
-		if list || read {
-			return nil, engines.ErrNotFound
-		}
-		return nil, engines.Errorf(engines.ErrUnsupported, "token roles are not supported")
+		return b.handleRoles(r, p)
 	case p == "create" || p == "create-orphan":
 		if !write {
 			return nil, errUnsupportedOp
 		}
-		return b.create(r, p == "create-orphan")
+		return b.create(r, p == "create-orphan", nil)
 	case strings.HasPrefix(p, "create/"):
 		if !write {
 			return nil, errUnsupportedOp
 		}
-		return nil, engines.BadRequest("unknown role %s", strings.TrimPrefix(p, "create/"))
+		name := strings.TrimPrefix(p, "create/")
+		role, ok := b.view.Role(name)
+		if !ok {
+			return nil, engines.BadRequest("unknown role %s", name)
+		}
+		return b.create(r, false, &role)
 	case p == "lookup" || p == "lookup-self":
 		if !read && !write {
 			return nil, errUnsupportedOp

@@ -83,9 +83,10 @@ func parseCreate(data map[string]any) (createParams, error) {
 	return p, nil
 }
 
-// create is auth/token/create and auth/token/create-orphan, following Vault's
-// handleCreateCommon (without roles, batch tokens or chosen token IDs).
-func (b *Backend) create(r *request, orphanPath bool) (*engines.Response, error) {
+// create is auth/token/create, auth/token/create-orphan and, with a role,
+// auth/token/create/:role, following Vault's handleCreateCommon (without batch tokens or
+// chosen token IDs).
+func (b *Backend) create(r *request, orphanPath bool, role *tokenview.Role) (*engines.Response, error) {
 	parent, ok := b.live(r.Caller.TokenMAC, r.now)
 	if !ok {
 		return nil, engines.BadRequest("parent token lookup failed: no parent found")
@@ -111,7 +112,13 @@ func (b *Backend) create(r *request, orphanPath bool) (*engines.Response, error)
 		return nil, engines.BadRequest("number of uses cannot be negative")
 	}
 	if p.entityAlias != "" {
-		return nil, engines.BadRequest("'entity_alias' is only allowed in combination with token role")
+		if role == nil {
+			return nil, engines.BadRequest("'entity_alias' is only allowed in combination with token role")
+		}
+		return nil, engines.BadRequest("'entity_alias' is not supported: Ledger has no identity store")
+	}
+	if role != nil {
+		applyRole(*role, &p)
 	}
 	if p.id != "" {
 		// Chosen token strings would be guessable and would bypass our format; only the dev
@@ -126,6 +133,10 @@ func (b *Backend) create(r *request, orphanPath bool) (*engines.Response, error)
 	// otherwise a caller without sudo gets a subset of its own, plus "default" if it has it.
 	var addDefault bool
 	switch {
+	case role != nil:
+		if p.policies, err = rolePolicies(*role, p.policies, parent.Policies, isSudo, p.noDefaultPolicy); err != nil {
+			return nil, err
+		}
 	case len(p.policies) == 0:
 		p.policies = SanitizePolicies(parent.Policies, false)
 	case !isSudo:
@@ -151,13 +162,15 @@ func (b *Backend) create(r *request, orphanPath bool) (*engines.Response, error)
 	}
 
 	orphan := orphanPath
-	if p.noParent {
+	if role != nil && role.Orphan {
+		orphan = true
+	} else if p.noParent {
 		if !isSudo {
 			return nil, engines.BadRequest("root or sudo privileges required to create orphan token")
 		}
 		orphan = true
 	}
-	if p.period > 0 && !isSudo {
+	if p.period > 0 && !isSudo && (role == nil || role.Period == 0) {
 		return nil, engines.BadRequest("root or sudo privileges required to create periodic token")
 	}
 
@@ -198,6 +211,10 @@ func (b *Backend) create(r *request, orphanPath bool) (*engines.Response, error)
 		meta = nil
 	}
 
+	tokenPath := b.mountPath(r.Request) + r.Path
+	if role != nil {
+		tokenPath = rolePath(b.mountPath(r.Request), *role)
+	}
 	tok, accessor := NewToken()
 	cp := tokenview.CreatedPayload{
 		MAC:            b.macOf(tok),
@@ -206,7 +223,7 @@ func (b *Backend) create(r *request, orphanPath bool) (*engines.Response, error)
 		Orphan:         orphan,
 		DisplayName:    displayName,
 		Meta:           meta,
-		Path:           b.mountPath(r.Request) + r.Path,
+		Path:           tokenPath,
 		CreationTime:   r.now,
 		TTL:            ttl,
 		ExplicitMaxTTL: p.explicitMaxTTL,
@@ -221,6 +238,9 @@ func (b *Backend) create(r *request, orphanPath bool) (*engines.Response, error)
 		if ttl > 0 {
 			cp.BoundCIDRs = append([]string(nil), parent.BoundCIDRs...)
 		}
+	}
+	if role != nil && len(role.BoundCIDRs) > 0 {
+		cp.BoundCIDRs = append([]string(nil), role.BoundCIDRs...)
 	}
 	if ttl > 0 {
 		cp.ExpireTime = r.now.Add(ttl)

@@ -208,9 +208,10 @@ func TestRoutingRefusals(t *testing.T) {
 		{"delete lookup", h.root(), engines.OpDelete, "lookup-self", engines.ErrUnsupported, "unsupported operation"},
 		{"read revoke", h.root(), engines.OpRead, "revoke", engines.ErrUnsupported, "unsupported operation"},
 		{"read accessors", h.root(), engines.OpRead, "accessors", engines.ErrUnsupported, "unsupported operation"},
-		{"list roles", h.root(), engines.OpList, "roles/", engines.ErrNotFound, ""},
-		{"read role", h.root(), engines.OpRead, "roles/x", engines.ErrNotFound, ""},
-		{"write role", h.root(), engines.OpUpdate, "roles/x", engines.ErrUnsupported, "token roles are not supported"},
+		{"read missing role", h.root(), engines.OpRead, "roles/x", engines.ErrNotFound, ""},
+		{"read roles", h.root(), engines.OpRead, "roles", engines.ErrUnsupported, "unsupported operation"},
+		{"role name with a glob", h.root(), engines.OpUpdate, "roles/a*", engines.ErrBadRequest, `invalid role name "a*"`},
+		{"create against a missing role", h.root(), engines.OpUpdate, "create/nope", engines.ErrBadRequest, "unknown role nope"},
 		{"lookup-accessor by GET", h.root(), engines.OpRead, "lookup-accessor", engines.ErrUnsupported, "unsupported operation"},
 	}
 	for _, tc := range cases {

@@ -52,6 +52,7 @@ type View struct {
 	children   map[string]map[string]struct{} // parent MAC → child MACs
 	expiry     expiryHeap                     // tokens with an ExpireTime
 	expiryAt   map[string]*expiryItem         // MAC → its heap item
+	roles      map[string]Role                // token roles by name
 }
 
 // New returns an empty token view.
@@ -67,6 +68,7 @@ func (v *View) reset() {
 	v.children = map[string]map[string]struct{}{}
 	v.expiry = nil
 	v.expiryAt = map[string]*expiryItem{}
+	v.roles = map[string]Role{}
 }
 
 // Name implements projections.View.
@@ -130,6 +132,8 @@ func (v *View) Apply(rec ledger.Record) error {
 		v.mu.Lock()
 		defer v.mu.Unlock()
 		v.remove(p.MAC, p.OrphanChildren)
+	case RoleWritten, RoleDeleted:
+		return v.applyRole(rec.Type, rec.Payload)
 	}
 	return nil
 }
@@ -364,7 +368,8 @@ func (v *View) NextExpiry() (time.Time, bool) {
 
 type snapshot struct {
 	Version int     `json:"v"`
-	Tokens  []Entry `json:"tokens"` // sorted by MAC
+	Tokens  []Entry `json:"tokens"`          // sorted by MAC
+	Roles   []Role  `json:"roles,omitempty"` // sorted by name; absent when there are none
 }
 
 // Snapshot implements projections.View: the entries sorted by MAC, so equal views encode
@@ -375,6 +380,7 @@ func (v *View) Snapshot() ([]byte, error) {
 	for _, e := range v.byMAC {
 		s.Tokens = append(s.Tokens, *e)
 	}
+	s.Roles = v.sortedRoles()
 	v.mu.RUnlock()
 	sort.Slice(s.Tokens, func(i, j int) bool { return s.Tokens[i].MAC < s.Tokens[j].MAC })
 	return json.Marshal(s)
@@ -406,11 +412,20 @@ func (v *View) Restore(data []byte) error {
 		}
 		seen["m"+e.MAC], seen["a"+e.Accessor] = true, true
 	}
+	for _, r := range s.Roles {
+		if r.Name == "" || seen["r"+r.Name] {
+			return fmt.Errorf("restore token view: missing or duplicate role name: %w", errMalformed)
+		}
+		seen["r"+r.Name] = true
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.reset()
 	for i := range s.Tokens {
 		v.index(&s.Tokens[i])
+	}
+	for _, r := range s.Roles {
+		v.roles[r.Name] = r
 	}
 	return nil
 }
