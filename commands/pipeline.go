@@ -70,7 +70,7 @@ func (c *Core) Handle(ctx context.Context, r *Request) (*engines.Response, error
 		return nil, ErrSealed
 	}
 	var trail auditTrail
-	resp, after, err := c.handleWrapped(ctx, st, r, &trail)
+	resp, after, err := c.quotaGate(ctx, st, r, &trail)
 	if !trail.committed {
 		// Reads, denials and failures: their audit record must be durable before the answer
 		// leaves (fail-closed). Writes carried theirs inside their own batch.

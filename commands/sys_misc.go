@@ -10,6 +10,7 @@ import (
 	"github.com/ledger-secrets/ledger/engines"
 	"github.com/ledger-secrets/ledger/projections"
 	pwpolicyview "github.com/ledger-secrets/ledger/projections/passwordpolicy"
+	"github.com/ledger-secrets/ledger/projections/quota"
 )
 
 // The small sys endpoints clients read (tools, host-info, version-history, in-flight-req,
@@ -23,20 +24,24 @@ type miscState struct {
 
 	levelOnce sync.Once
 	baseLevel slog.Level // the configured level, which DELETE sys/loggers restores
+
+	quotasOnce sync.Once
+	buckets    *quotaBuckets // rate-limit quota counters (quota_limiter.go)
 }
 
 // sysViews are the views behind those endpoints, folded by the unsealed state's runner like
 // every other view (snapshots, digests, replay).
 type sysViews struct {
 	pwpolicy *pwpolicyview.View
+	quota    *quota.View
 }
 
 func newSysViews() sysViews {
-	return sysViews{pwpolicy: pwpolicyview.New()}
+	return sysViews{pwpolicy: pwpolicyview.New(), quota: quota.New()}
 }
 
 func (v sysViews) views() []projections.View {
-	return []projections.View{v.pwpolicy}
+	return []projections.View{v.pwpolicy, v.quota}
 }
 
 // miscPaths serves the paths above; handled is false for any other path.
@@ -62,6 +67,10 @@ func (s *sysBackend) miscPaths(ctx context.Context, req *engines.Request, p stri
 	}
 	if rest, ok := under("policies/password"); ok {
 		resp, err = s.passwordPolicies(ctx, req, rest)
+		return resp, true, err
+	}
+	if rest, ok := under("quotas"); ok {
+		resp, err = s.quotaPaths(req, rest)
 		return resp, true, err
 	}
 	if rest, ok := under("plugins/catalog"); ok {

@@ -261,7 +261,9 @@ func (a *api) logical(c echo.Context) error {
 	if req.Path, err = commands.CanonicalPath(req.Path, req.Op == engines.OpList); err != nil {
 		return a.fail(c, reqID, err)
 	}
-	resp, err := a.core.Handle(r.Context(), req)
+	ctx, limits := commands.WithRateLimitHeaders(r.Context())
+	resp, err := a.core.Handle(ctx, req)
+	limits.Each(c.Response().Header().Set)
 	if err != nil {
 		return a.fail(c, reqID, err)
 	}
