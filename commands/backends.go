@@ -47,13 +47,15 @@ func (c *Core) buildBackend(st *unsealed, m mount.Entry) (engines.Backend, error
 		return engineapprole.New(st.approle, st.tokens, st.keyring.Load(), em), nil
 	case "userpass":
 		return engineuserpass.New(st.userpass, st.keyring.Load(), em), nil
+	case "identity":
+		return c.identityBackend(st), nil
 	case "kubernetes":
 		return enginek8s.New(st.authroles, st.tokens, st.keyring.Load(), em), nil
 	case "token":
 		return enginetoken.New(st.tokens, st.keyring.Load(), em, func(name string) bool {
 			_, ok := st.policies.Get(name)
 			return ok
-		}, enginetoken.WithSudo(func(caller *engines.Caller, path string) bool {
+		}, enginetoken.WithIdentityPolicies(st.identity.Policies), enginetoken.WithSudo(func(caller *engines.Caller, path string) bool {
 			a := c.aclFor(st, caller.Policies)
 			return a.IsRoot() || a.Allowed(acl.Update, m.Path+path, nil).Sudo
 		})), nil

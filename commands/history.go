@@ -16,6 +16,7 @@ import (
 	enginekv "github.com/ledger-secrets/ledger/engines/kv"
 	"github.com/ledger-secrets/ledger/ledger"
 	historyview "github.com/ledger-secrets/ledger/projections/history"
+	identityview "github.com/ledger-secrets/ledger/projections/identity"
 	kvview "github.com/ledger-secrets/ledger/projections/kv"
 	"github.com/ledger-secrets/ledger/projections/mount"
 	"github.com/ledger-secrets/ledger/projections/policy"
@@ -73,6 +74,7 @@ type aggregate struct {
 	endpoint string      // KV v2: the sub-API the path named ("data", "metadata", …; "" if bare)
 
 	policy string // the policy's name; "" for KV
+	group  string // an identity group's ID (history only)
 	legacy bool   // spelt sys/policy/<name>
 }
 
@@ -89,6 +91,9 @@ func (s *sysBackend) resolveAggregate(p string) (aggregate, error) {
 			return aggregate{canon: "sys/policies/acl/" + name, subject: ledger.SubjectFor("policy", name),
 				policy: name, legacy: pre == "sys/policy/"}, nil
 		}
+	}
+	if ag, ok, err := s.groupAggregate(p); ok || err != nil {
+		return ag, err
 	}
 	if p == "sys" || strings.HasPrefix(p, "sys/") {
 		return aggregate{}, engines.BadRequest("history is kept for KV secrets (<mount>/data/<path>) and ACL policies (sys/policies/acl/<name>); %q is neither", p)
@@ -182,11 +187,18 @@ type eventFacts struct {
 	Version  uint64   `json:"version"`
 	Versions []uint64 `json:"versions"`
 	Trim     []uint64 `json:"trim"`
+	// Identity groups: who the members were after the change.
+	ID            string   `json:"id"`
+	MemberEntites []string `json:"member_entity_ids"`
+	MemberGroups  []string `json:"member_group_ids"`
 }
 
 func (ag aggregate) owns(f eventFacts) bool {
 	if ag.policy != "" {
 		return f.Name == ag.policy
+	}
+	if ag.group != "" {
+		return f.ID == ag.group
 	}
 	return f.Mount == ag.mount.UUID && f.Path == ag.secret
 }
@@ -231,6 +243,8 @@ func (s *sysBackend) history(ctx context.Context, req *engines.Request, p string
 			}
 		case kvview.VersionsDeleted, kvview.VersionsUndeleted, kvview.VersionsDestroyed:
 			e["versions"] = f.Versions
+		case identityview.GroupWritten:
+			e["member_entity_ids"], e["member_group_ids"] = append([]string{}, f.MemberEntites...), append([]string{}, f.MemberGroups...)
 		}
 		events = append(events, e)
 	}
@@ -318,6 +332,9 @@ func (s *sysBackend) at(ctx context.Context, req *engines.Request, p string) (*e
 	ag, err := s.resolveAggregate(p)
 	if err != nil {
 		return nil, err
+	}
+	if ag.group != "" {
+		return nil, engines.BadRequest("point-in-time reads are kept for KV secrets and ACL policies; use sys/ledger/history/%s for the group's changes", ag.canon)
 	}
 	// The read this answers as of the past, and the path of that read inside the mount.
 	normal, rel := ag.canon, ag.secret

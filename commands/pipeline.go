@@ -104,6 +104,9 @@ func (c *Core) route(st *unsealed, path string) (route, error) {
 	if path == "cubbyhole" || strings.HasPrefix(path, "cubbyhole/") {
 		return c.cubbyholeRoute(st, path), nil
 	}
+	if isIdentityPath(path) {
+		return c.identityRoute(st, path)
+	}
 	if path == "sys" || strings.HasPrefix(path, "sys/") {
 		return route{mount: mount.Entry{Path: "sys/", Type: "system"}, backend: &sysBackend{c: c, st: st}, rel: strings.TrimPrefix(strings.TrimPrefix(path, "sys"), "/")}, nil
 	}
@@ -148,7 +151,7 @@ func (c *Core) handle(ctx context.Context, st *unsealed, r *Request, trail *audi
 				}
 			}
 		}
-		a := c.aclFor(st, entry.Policies)
+		a := c.aclForToken(st, entry)
 		d := a.Allowed(aclOp(req.Op), r.Path, req.Data)
 		if !d.Allowed {
 			return nil, nil, engines.Errorf(engines.ErrPermissionDenied, "permission denied")
@@ -186,6 +189,11 @@ func (c *Core) handle(ctx context.Context, st *unsealed, r *Request, trail *audi
 		resp = &engines.Response{}
 	}
 	warnIgnored(rt.backend, req, resp)
+	ident, err := c.bindIdentity(st, req, rt, resp)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer ident.unlock()
 	events := resp.Events
 	var issued *engines.Lease
 	if resp.Secret != nil && resp.Secret.InternalData != nil {
@@ -231,6 +239,7 @@ func (c *Core) handle(ctx context.Context, st *unsealed, r *Request, trail *audi
 		}
 	}
 	resp.Events = nil
+	ident.finish(st, resp)
 	resp.MountType = rt.mount.Type
 	sb, _ := rt.backend.(*sysBackend)
 	if sb != nil {

@@ -18,6 +18,7 @@ import (
 	cubbyview "github.com/ledger-secrets/ledger/projections/cubbyhole"
 	dbview "github.com/ledger-secrets/ledger/projections/database"
 	historyview "github.com/ledger-secrets/ledger/projections/history"
+	identityview "github.com/ledger-secrets/ledger/projections/identity"
 	kvview "github.com/ledger-secrets/ledger/projections/kv"
 	"github.com/ledger-secrets/ledger/projections/lease"
 	"github.com/ledger-secrets/ledger/projections/mount"
@@ -43,6 +44,7 @@ type unsealed struct {
 	approle   *approleview.View
 	userpass  *userpassview.View
 	authroles *authrole.View
+	identity  *identityview.View
 	database  *dbview.View
 	transit   *transitview.View
 	cubby     *cubbyview.View
@@ -75,6 +77,7 @@ func (c *Core) newUnsealed(rootKey []byte, kr *ledger.Keyring) *unsealed {
 		approle:   approleview.New(),
 		userpass:  userpassview.New(),
 		authroles: authrole.New(),
+		identity:  identityview.New(),
 		database:  dbview.New(),
 		transit:   transitview.New(),
 		cubby:     cubbyview.New(),
@@ -86,7 +89,7 @@ func (c *Core) newUnsealed(rootKey []byte, kr *ledger.Keyring) *unsealed {
 	st.keyring.Store(kr)
 	st.acls.m = map[string]*acl.ACL{}
 	st.audit = newAuditState()
-	st.runner = projections.NewRunner(c.log, kr, st.mounts, st.policies, st.tokens, st.kv, st.leases, st.approle, st.userpass, st.authroles, st.database, st.transit, st.pki, historyview.New("kv", "policy"), st.audit.view)
+	st.runner = projections.NewRunner(c.log, kr, st.mounts, st.policies, st.tokens, st.kv, st.leases, st.approle, st.userpass, st.authroles, st.identity, st.database, st.transit, st.pki, historyview.New("kv", "policy", "identity"), st.audit.view)
 	st.sysv = newSysViews()
 	st.runner.Add(st.sysv.views()...)
 	st.runner.Add(st.cubby)

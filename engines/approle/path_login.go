@@ -113,6 +113,7 @@ func (b *Backend) verifyLogin(r *request, roleID, secretID, host string) (*engin
 	if err != nil {
 		return nil, err
 	}
+	auth.Alias = &engines.Alias{Name: role.RoleID, Metadata: map[string]string{"role_name": role.Name}}
 	events = append(events, stamp(r, created))
 	return &engines.Response{Auth: auth, Warnings: warnings, Events: events}, nil
 }

@@ -57,8 +57,8 @@ func (b *Backend) readRole(name string) (*engines.Response, error) {
 		"bound_service_account_names":              append([]string{}, role.Names...),
 		"bound_service_account_namespaces":         append([]string{}, role.Namespaces...),
 		"bound_service_account_namespace_selector": role.NamespaceSelector,
-		"audience":                                 role.Audience,
-		"alias_name_source":                        role.AliasNameSource,
+		"audience":          role.Audience,
+		"alias_name_source": role.AliasNameSource,
 	}
 	role.Populate(d)
 	return &engines.Response{Data: d}, nil

@@ -37,6 +37,8 @@ type Backend struct {
 	mount        engines.Mount
 	policyExists func(name string) bool
 	sudo         func(c *engines.Caller, path string) bool
+	// identityPolicies, when set, names a token's identity policies for lookups.
+	identityPolicies func(entityID string) []string
 }
 
 // Option configures a Backend.

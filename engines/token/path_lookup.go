@@ -27,7 +27,9 @@ func (b *Backend) lookup(r *request, self bool) (*engines.Response, error) {
 	if !ok {
 		return nil, engines.Errorf(engines.ErrPermissionDenied, "bad token")
 	}
-	return &engines.Response{Data: lookupData(e, tok, r.now)}, nil
+	d := lookupData(e, tok, r.now)
+	b.addIdentity(d, e.EntityID)
+	return &engines.Response{Data: d}, nil
 }
 
 // lookupAccessor is auth/token/lookup-accessor: the same data with an empty id.
@@ -36,7 +38,9 @@ func (b *Backend) lookupAccessor(r *request) (*engines.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &engines.Response{Data: lookupData(e, "", r.now)}, nil
+	d := lookupData(e, "", r.now)
+	b.addIdentity(d, e.EntityID)
+	return &engines.Response{Data: d}, nil
 }
 
 // byAccessor finds the live token named by the body's accessor, with Vault's messages.

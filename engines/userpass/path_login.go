@@ -76,6 +76,7 @@ func (b *Backend) verifyLogin(r *request, name, pw, host, dummy string) (*engine
 	if err != nil {
 		return nil, err
 	}
+	auth.Alias = &engines.Alias{Name: name}
 	return &engines.Response{Auth: auth, Warnings: warnings, Events: []ledger.Event{stamp(r, created)}}, nil
 }
 
