@@ -13,6 +13,7 @@ import (
 	enginek8s "github.com/ledger-secrets/ledger/engines/kubernetes"
 	enginekv "github.com/ledger-secrets/ledger/engines/kv"
 	enginepki "github.com/ledger-secrets/ledger/engines/pki"
+	enginessh "github.com/ledger-secrets/ledger/engines/ssh"
 	enginetoken "github.com/ledger-secrets/ledger/engines/token"
 	enginetransit "github.com/ledger-secrets/ledger/engines/transit"
 	engineuserpass "github.com/ledger-secrets/ledger/engines/userpass"
@@ -31,6 +32,8 @@ func (c *Core) buildBackend(st *unsealed, m mount.Entry) (engines.Backend, error
 		return enginetransit.New(st.transit, em), nil
 	case "pki":
 		return enginepki.New(st.pki, em), nil
+	case "ssh":
+		return enginessh.New(st.ssh, em), nil
 	case "database":
 		return enginedb.New(st.database, em, c.logger, enginedb.WithLeaseCount(func(dbName string) int {
 			n := 0

@@ -24,6 +24,7 @@ import (
 	"github.com/ledger-secrets/ledger/projections/mount"
 	pkiview "github.com/ledger-secrets/ledger/projections/pki"
 	"github.com/ledger-secrets/ledger/projections/policy"
+	sshview "github.com/ledger-secrets/ledger/projections/ssh"
 	tokenview "github.com/ledger-secrets/ledger/projections/token"
 	transitview "github.com/ledger-secrets/ledger/projections/transit"
 	userpassview "github.com/ledger-secrets/ledger/projections/userpass"
@@ -54,6 +55,7 @@ type unsealed struct {
 	audit     *auditState
 
 	pki *pkiview.View // separate group: other lanes add views above
+	ssh *sshview.View
 
 	backendsMu sync.Mutex
 	backends   map[string]engines.Backend // by mount UUID
@@ -85,6 +87,7 @@ func (c *Core) newUnsealed(rootKey []byte, kr *ledger.Keyring) *unsealed {
 		done:      make(chan struct{}),
 
 		pki: pkiview.New(),
+		ssh: sshview.New(),
 	}
 	st.keyring.Store(kr)
 	st.acls.m = map[string]*acl.ACL{}
@@ -93,6 +96,7 @@ func (c *Core) newUnsealed(rootKey []byte, kr *ledger.Keyring) *unsealed {
 	st.sysv = newSysViews()
 	st.runner.Add(st.sysv.views()...)
 	st.runner.Add(st.cubby)
+	st.runner.Add(st.ssh)
 	st.expire = newExpiration(c, st)
 	return st
 }

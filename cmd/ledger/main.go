@@ -122,6 +122,7 @@ LEDGER_FORMAT or VAULT_FORMAT, LEDGER_CACERT or VAULT_CACERT, VAULT_SKIP_VERIFY.
 		a.historyCmd(),
 		a.replayCmd(),
 		a.agentCmd(),
+		a.sshCmd(),
 	)
 	return root
 }
