@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -89,14 +88,26 @@ func TestE2EAudit(t *testing.T) {
 
 	// tail -f: a record written while it follows shows up; its own polls do not.
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr bytes.Buffer
+	var stdout, stderr syncBuffer
 	done := make(chan int)
 	go func() {
 		done <- runContext(ctx, []string{"audit", "tail", "-n", "1", "-f", "-interval", "100ms"}, c.env(), strings.NewReader(""), &stdout, &stderr)
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// Wait for the tail to print its first record before writing, then for the new record to
+	// arrive: polls with a deadline, not fixed sleeps, so a loaded machine does not fail it.
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				cancel()
+				t.Fatalf("audit tail -f: no %s within 15s: %s", what, stdout.String())
+			}
+		}
+	}
+	waitFor("first record", func() bool { return strings.Contains(stdout.String(), "\n") })
 	c.ok("kv", "put", "secret/cli/followed", "k=v")
-	time.Sleep(500 * time.Millisecond)
+	waitFor("record of the write", func() bool { return strings.Contains(stdout.String(), "secret/data/cli/followed") })
+	time.Sleep(300 * time.Millisecond) // a few more polls, to see that they are not printed
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("audit tail -f: exit %d: %s", code, stderr.String())
