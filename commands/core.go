@@ -47,6 +47,8 @@ type Options struct {
 	Audit AuditOptions
 	// LogLevel, when set, is the level of Logger that sys/loggers changes at run time.
 	LogLevel *slog.LevelVar
+	// Telemetry configures sys/metrics (see telemetry.go).
+	Telemetry TelemetryOptions
 }
 
 // Core ties the log, the seal state and, while unsealed, the views and backends together.
@@ -69,6 +71,9 @@ type Core struct {
 	st *unsealed
 
 	misc miscState // per-node state of the small sys endpoints (sys_misc.go)
+
+	telemetry     *Telemetry // telemetry.go; created on first use
+	telemetryOnce sync.Once
 }
 
 type unsealProgress struct {

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/ledger-secrets/ledger/engines"
 	"github.com/ledger-secrets/ledger/ledger"
 	"github.com/ledger-secrets/ledger/ledger/shamir"

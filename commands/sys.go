@@ -34,7 +34,7 @@ func (s *sysBackend) Unauthenticated() []string { return nil }
 func (s *sysBackend) Sudo() []string {
 	return []string{"rotate", "seal", "step-down", "audit", "audit/*", "raw/*", "leases/revoke-force/*",
 		"leases/revoke-prefix/*", "leases/lookup/*", "revoke-force/*", "revoke-prefix/*", "storage/raft/snapshot", "storage/raft/snapshot-force",
-		"mounts/auth/*", "config/auditing/*", "config/cors", "plugins/catalog/*"}
+		"mounts/auth/*", "config/auditing/*", "config/cors", "plugins/catalog/*", "pprof", "pprof/*"}
 }
 
 // HandleRequest implements engines.Backend.
@@ -99,6 +99,10 @@ func (s *sysBackend) HandleRequest(ctx context.Context, req *engines.Request) (*
 			}
 		}
 		return nil, nil
+	case p == "metrics":
+		return s.metricsPath(req)
+	case p == "pprof" || strings.HasPrefix(p, "pprof/"):
+		return s.pprofPath(ctx, req, strings.TrimPrefix(strings.TrimPrefix(p, "pprof"), "/"))
 	case p == "seal" && isWrite(req.Op):
 		s.after = s.c.Seal
 		return nil, nil

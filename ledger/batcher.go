@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,6 +32,9 @@ type batcher struct {
 	// store writes one batch of count events and returns its sequence. It runs on the writer
 	// goroutine only, so it may own the chain position without a lock.
 	store func(batch []*appendReq, count int) (uint64, error)
+
+	// observe, when set, hears each stored batch: its events and how long the store took.
+	observe atomic.Pointer[func(events int, d time.Duration)]
 
 	reqs     chan *appendReq
 	quit     chan struct{}
@@ -147,6 +151,9 @@ func (b *batcher) run() {
 		t0 := time.Now()
 		b.commit(batch, count)
 		lastReqs, lastStore = len(batch), time.Since(t0)
+		if f := b.observe.Load(); f != nil {
+			(*f)(count, lastStore)
+		}
 	}
 }
 

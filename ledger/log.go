@@ -420,3 +420,7 @@ func (l *Log) ReadRange(ctx context.Context, from, to uint64, sealOnly bool, fn 
 	}
 	return err
 }
+
+// ObserveCommits sets fn to hear every group commit of the log: the events it stored and the
+// time the store took (telemetry). fn runs on the writer goroutine and must be quick.
+func (l *Log) ObserveCommits(fn func(events int, d time.Duration)) { l.w.observe.Store(&fn) }

@@ -86,6 +86,8 @@ type listenerSpec struct {
 	tlsCert, tlsKey  string
 	maxRequestBytes  int64
 	alreadyListening net.Listener
+	// unauthMetrics: telemetry { unauthenticated_metrics_access = true } in the listener block.
+	unauthMetrics bool
 }
 
 func startServer(ctx context.Context, logger *slog.Logger, lo ledger.Options, co commands.Options, apiAddr string, specs []listenerSpec) (*server, error) {
@@ -104,7 +106,8 @@ func startServer(ctx context.Context, logger *slog.Logger, lo ledger.Options, co
 	}
 	s := &server{log: l, core: core, logger: logger}
 	for _, sp := range specs {
-		h := httpapi.New(core, httpapi.Options{MaxRequestBytes: sp.maxRequestBytes, APIAddr: apiAddr, Logger: logger})
+		h := httpapi.New(core, httpapi.Options{MaxRequestBytes: sp.maxRequestBytes, APIAddr: apiAddr, Logger: logger,
+			UnauthenticatedMetrics: sp.unauthMetrics})
 		ln := sp.alreadyListening
 		if ln == nil {
 			if ln, err = net.Listen("tcp", sp.addr); err != nil {
@@ -157,14 +160,16 @@ func runConfigured(ctx context.Context, out io.Writer, cfg *config.Config) error
 	lo := ledger.Options{Dir: cfg.Storage.Path, URL: cfg.Storage.URL, Replicas: cfg.Storage.Replicas}
 	var specs []listenerSpec
 	for _, l := range cfg.Listeners {
-		sp := listenerSpec{addr: l.Address, maxRequestBytes: l.MaxRequestSize}
+		sp := listenerSpec{addr: l.Address, maxRequestBytes: l.MaxRequestSize, unauthMetrics: l.UnauthenticatedMetricsAccess}
 		if !l.TLSDisable {
 			sp.tlsCert, sp.tlsKey = l.TLSCertFile, l.TLSKeyFile
 		}
 		specs = append(specs, sp)
 	}
 	s, err := startServer(ctx, logger, lo, commands.Options{ClusterName: cfg.ClusterName, Replicas: cfg.Storage.Replicas,
-		Audit: commands.AuditOptions{RetentionAge: cfg.AuditRetentionAge, RetentionBytes: cfg.AuditRetentionBytes}}, cfg.APIAddr, specs)
+		Audit:     commands.AuditOptions{RetentionAge: cfg.AuditRetentionAge, RetentionBytes: cfg.AuditRetentionBytes},
+		Telemetry: commands.TelemetryOptions{PrometheusRetention: cfg.Telemetry.PrometheusRetention, DisableHostname: cfg.Telemetry.DisableHostname}},
+		cfg.APIAddr, specs)
 	if err != nil {
 		return err
 	}

@@ -33,6 +33,9 @@ type Options struct {
 	MaxRequestBytes int64
 	APIAddr         string
 	Logger          *slog.Logger
+	// UnauthenticatedMetrics serves GET sys/metrics without a token (Vault's listener
+	// telemetry { unauthenticated_metrics_access = true }).
+	UnauthenticatedMetrics bool
 }
 
 type api struct {
@@ -53,6 +56,7 @@ func New(core *commands.Core, opts Options) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = a.echoError
+	registerMetrics(e, a)
 	e.GET("/v1/sys/init", a.initStatus)
 	e.PUT("/v1/sys/init", a.init)
 	e.POST("/v1/sys/init", a.init)

@@ -45,6 +45,8 @@ type Config struct {
 	// denial records (0: no limit). Write records live in the log, kept with it.
 	AuditRetentionAge   time.Duration
 	AuditRetentionBytes int64
+	// Telemetry is the telemetry block.
+	Telemetry Telemetry
 
 	// Warnings describe parts of the file that were ignored, each prefixed
 	// with "file:line:", in file order.
@@ -72,6 +74,18 @@ type Listener struct {
 	TLSCertFile    string
 	TLSKeyFile     string
 	MaxRequestSize int64 // bytes, always positive
+	// UnauthenticatedMetricsAccess: telemetry { unauthenticated_metrics_access = true } — this
+	// listener answers GET /v1/sys/metrics without a token, as Vault's does.
+	UnauthenticatedMetricsAccess bool
+}
+
+// Telemetry is the telemetry block (Vault's names). Sinks Vault can push to (statsite, statsd,
+// Circonus, Datadog, Stackdriver) are accepted with a warning: Ledger exposes sys/metrics only.
+type Telemetry struct {
+	// PrometheusRetention: Vault's prometheus_retention_time. 0 when the block leaves it out
+	// (Ledger then uses 24h, Vault's default); negative when set to 0 (prometheus off).
+	PrometheusRetention time.Duration
+	DisableHostname     bool
 }
 
 // Load reads and parses the config file at path. Errors name the file and,

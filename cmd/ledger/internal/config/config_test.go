@@ -490,7 +490,7 @@ func TestParseJSON(t *testing.T) {
 				{Type: "tcp", Address: "127.0.0.1:8201", TLSCertFile: "/cert", TLSKeyFile: "/key", MaxRequestSize: 1024},
 			},
 			APIAddr: "http://127.0.0.1:8200", ClusterName: DefaultClusterName, LogLevel: "debug",
-			Warnings: []string{`ledger.json:15: unknown key "telemetry" (ignored)`},
+			Warnings: []string{`ledger.json:15: unknown key "statsite_address" in telemetry (ignored)`},
 		}
 		if !reflect.DeepEqual(*cfg, want) {
 			t.Errorf("Parse =\n%+v\nwant\n%+v", *cfg, want)

@@ -168,6 +168,7 @@ func (d *decoder) decodeRoot(body hcl.Body) *Config {
 		[]hcl.BlockHeaderSchema{
 			{Type: "storage", LabelNames: []string{"type"}},
 			{Type: "listener", LabelNames: []string{"type"}},
+			{Type: "telemetry"},
 		},
 		// Vault settings with no meaning here: Ledger has no web UI and
 		// leaves memory locking to the operating system's configuration.
@@ -182,6 +183,8 @@ func (d *decoder) decodeRoot(body hcl.Body) *Config {
 			storages = append(storages, b)
 		case "listener":
 			listeners = append(listeners, b)
+		case "telemetry":
+			cfg.Telemetry = d.decodeTelemetry(b)
 		}
 	}
 
@@ -327,8 +330,15 @@ func (d *decoder) decodeListener(b *hcl.Block) (Listener, bool) {
 		return l, false
 	}
 	where := fmt.Sprintf("listener %q", l.Type)
-	c := d.content(b.Body, where, []string{"address", "tls_disable", "tls_cert_file", "tls_key_file", "max_request_size"}, nil)
+	c := d.content(b.Body, where, []string{"address", "tls_disable", "tls_cert_file", "tls_key_file", "max_request_size"},
+		[]hcl.BlockHeaderSchema{{Type: "telemetry"}})
 	before := len(d.problems)
+	for _, tb := range c.Blocks {
+		tc := d.content(tb.Body, where+" telemetry", []string{"unauthenticated_metrics_access"}, nil)
+		if a, ok := tc.Attributes["unauthenticated_metrics_access"]; ok {
+			l.UnauthenticatedMetricsAccess, _ = d.boolean(a)
+		}
+	}
 
 	if a, ok := c.Attributes["address"]; ok {
 		if s, ok := d.str(a); ok {
@@ -485,4 +495,25 @@ func (d *decoder) integer(a *hcl.Attribute) (int64, bool) {
 	}
 	d.errorf(a.Range, "%s must be a whole number", a.Name)
 	return 0, false
+}
+
+// decodeTelemetry reads the telemetry block. Push sinks are Vault settings Ledger does not
+// act on: they warn (as unknown keys do) rather than fail, so a Vault config still loads.
+func (d *decoder) decodeTelemetry(b *hcl.Block) Telemetry {
+	var t Telemetry
+	c := d.content(b.Body, "telemetry", []string{"prometheus_retention_time", "disable_hostname"}, nil,
+		"usage_gauge_period", "maximum_gauge_cardinality", "enable_hostname_label", "lease_metrics_epsilon",
+		"num_lease_metrics_buckets", "add_lease_metrics_namespace_labels", "filter_default", "prefix_filter")
+	if a, ok := c.Attributes["prometheus_retention_time"]; ok {
+		if v, ok := d.duration(a); ok {
+			t.PrometheusRetention = v
+			if v == 0 {
+				t.PrometheusRetention = -1
+			}
+		}
+	}
+	if a, ok := c.Attributes["disable_hostname"]; ok {
+		t.DisableHostname, _ = d.boolean(a)
+	}
+	return t
 }
