@@ -131,3 +131,76 @@ func benchSteadyShred(b *testing.B, later bool) {
 	b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
 	b.ReportMetric(float64(writeBytes()-bytes0)/float64(len(all)), "disk-B/rotation")
 }
+
+// BenchmarkDataKeysShredMount is a mount of 100,000 paths disabled at once (set
+// LEDGER_BENCH_MOUNT_KEYS for another size): every key under the mount's prefix listed and
+// shredded, 4,096 per flush, as kv.ShredMount does, while another mount's keys stay. Run with
+// -benchtime 1x.
+func BenchmarkDataKeysShredMount(b *testing.B) {
+	n := 100_000
+	if v, err := strconv.Atoi(os.Getenv("LEDGER_BENCH_MOUNT_KEYS")); err == nil && v > 0 {
+		n = v
+	}
+	ctx := context.Background()
+	l, err := Open(ctx, Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	k := testKeyring(b)
+	d, err := OpenDataKeys(ctx, l.JetStream(), 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Load(ctx, k); err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := range 64 {
+		wg.Go(func() {
+			for i := w; i < n; i += 64 {
+				if _, err := d.New(ctx, k, fmt.Sprintf("kv.gone.p%d", i)); err != nil {
+					b.Error(err)
+					return
+				}
+				if i%10 == 0 {
+					if _, err := d.New(ctx, k, fmt.Sprintf("kv.kept.p%d", i)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if b.Failed() {
+		return
+	}
+	bytes0 := writeBytes()
+	start := time.Now()
+	list, err := d.List(ctx, "kv.gone")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for chunk := range slices.Chunk(list, 4096) {
+		ids := make([]string, len(chunk))
+		for i, c := range chunk {
+			ids[i] = c.ID
+		}
+		if err := d.ShredMany(ctx, ids); err != nil {
+			b.Fatal(err)
+		}
+	}
+	elapsed := time.Since(start)
+	if left, _ := d.List(ctx, "kv.gone"); len(left) != 0 {
+		b.Fatalf("%d keys left", len(left))
+	}
+	if kept, _ := d.List(ctx, "kv.kept"); len(kept) != (n+9)/10 {
+		b.Fatalf("%d kept keys, want %d", len(kept), (n+9)/10)
+	}
+	b.ReportMetric(float64(n), "keys")
+	b.ReportMetric(elapsed.Seconds(), "seconds")
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "keys/s")
+	b.ReportMetric(float64(writeBytes()-bytes0)/float64(n), "disk-B/key")
+}
