@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -194,4 +195,152 @@ func TestAgentLessonPart8(t *testing.T) {
 	if _, err := l.Login(context.Background(), second.username, second.password, "SELECT 1"); err == nil {
 		t.Errorf("the revoked %s still logs in", second.username)
 	}
+}
+
+// The lesson's steps 5 and 6 on a role with short TTLs: the lease is
+// renewed past its TTL, and when its max TTL ends the template holds a new
+// working credential; a KV change is re-rendered within
+// static_secret_render_interval.
+func TestAgentLeaseLifecycle(t *testing.T) {
+	l := dbtest.LessonPostgres(t)
+	srv := startRestartable(t)
+	c := srv.cli()
+	lessonDatabase(t, c, l)
+	c.ok("write", "database/roles/app-short", "db_name=production-db", "creation_statements="+l.Readonly,
+		"revocation_statements="+l.Revocation, "default_ttl=2s", "max_ttl=7s")
+	c.ok("secrets", "enable", "-path=secret", "-version=2", "kv")
+	c.ok("kv", "put", "secret/myapp/config", "mode=blue")
+
+	dir := t.TempDir()
+	roleIDFile, secretIDFile := approleFor(t, c, dir, "short",
+		`path "database/creds/app-short" { capabilities = ["read"] }
+path "secret/data/myapp/config" { capabilities = ["read"] }`, "token_ttl=1h")
+	cfg := writeFile(t, dir, "agent.hcl", `
+vault { address = "`+srv.url()+`" }
+auto_auth {
+  method "approle" {
+    config = {
+      role_id_file_path = "`+roleIDFile+`"
+      secret_id_file_path = "`+secretIDFile+`"
+    }
+  }
+}
+template_config { static_secret_render_interval = "1s" }
+template {
+  contents = "{{ with secret \"database/creds/app-short\" }}DB_USER={{ .Data.username }}\nDB_PASS={{ .Data.password }}\n{{ end }}"
+  destination = "`+dir+`/out/db.env"
+  perms = 0600
+}
+template {
+  contents = "{{ with secret \"secret/data/myapp/config\" }}MODE={{ .Data.data.mode }}{{ end }}\n"
+  destination = "`+dir+`/out/app.env"
+  perms = "0640"
+  backup = true
+}
+`, 0o600)
+	startAgent(t, nil, "-config="+cfg)
+
+	dbEnv, appEnv := filepath.Join(dir, "out/db.env"), filepath.Join(dir, "out/app.env")
+	eventually(t, 20*time.Second, "both files rendered", func() bool {
+		return envFile(dbEnv)["DB_USER"] != "" && envFile(appEnv)["MODE"] == "blue"
+	})
+	if fi, _ := os.Stat(appEnv); fi.Mode().Perm() != 0o640 {
+		t.Errorf("app.env mode %o, want 0640", fi.Mode().Perm())
+	}
+	first := credFrom(envFile(dbEnv))
+	l.CleanupUser(t, first.username)
+	issued := time.Now()
+
+	// 5. Renews the lease before it expires: past its 2s TTL the same
+	// credential still works.
+	time.Sleep(3500 * time.Millisecond)
+	if got := credFrom(envFile(dbEnv)); got.username == first.username {
+		dbCountUsers(t, l, first)
+	} else if time.Since(issued) < 4*time.Second {
+		t.Fatalf("credential replaced after %s instead of renewed", time.Since(issued))
+	}
+
+	// 6. Re-renders with new credentials when the old ones expire (max TTL
+	// 7s): a new working user before the old one dies.
+	eventually(t, 8*time.Second, "a new credential at max TTL", func() bool {
+		u := envFile(dbEnv)["DB_USER"]
+		return u != "" && u != first.username
+	})
+	second := credFrom(envFile(dbEnv))
+	l.CleanupUser(t, second.username)
+	if time.Since(issued) > 7*time.Second {
+		t.Errorf("the new credential came %s after issue, after the old one's max TTL", time.Since(issued))
+	}
+	dbCountUsers(t, l, second)
+
+	// A KV change reaches the file within the 1s interval (plus a render);
+	// the previous content is kept as a backup.
+	c.ok("kv", "put", "secret/myapp/config", "mode=green")
+	start := time.Now()
+	eventually(t, 5*time.Second, "KV change rendered", func() bool { return envFile(appEnv)["MODE"] == "green" })
+	t.Logf("KV change reached the file in %s", time.Since(start).Round(10*time.Millisecond))
+	if b, err := os.ReadFile(appEnv + ".bak"); err != nil || !strings.Contains(string(b), "MODE=blue") {
+		t.Errorf("backup: %q, %v", b, err)
+	}
+}
+
+// exec: the child gets env_template variables, is restarted with
+// restart_stop_signal when they change, receives the agent's signals, and
+// the agent exits with its exit code.
+func TestAgentExec(t *testing.T) {
+	srv := startRestartable(t)
+	c := srv.cli()
+	c.ok("secrets", "enable", "-path=secret", "-version=2", "kv")
+	c.ok("kv", "put", "secret/myapp/config", "mode=blue")
+	dir := t.TempDir()
+	roleIDFile, secretIDFile := approleFor(t, c, dir, "exec",
+		`path "secret/data/myapp/config" { capabilities = ["read"] }`)
+	log := filepath.Join(dir, "child.log")
+	child := writeFile(t, dir, "bin/child", `#!/bin/sh
+echo "start $APP_MODE" >> `+log+`
+trap 'echo "stop $APP_MODE" >> `+log+`; exit 0' USR2
+trap 'echo "usr1 $APP_MODE" >> `+log+`' USR1
+trap 'echo "term $APP_MODE" >> `+log+`; exit 7' TERM
+while :; do sleep 0.1; done
+`, 0o755)
+	cfg := writeFile(t, dir, "agent.hcl", `
+auto_auth {
+  method "approle" {
+    config = {
+      role_id_file_path = "`+roleIDFile+`"
+      secret_id_file_path = "`+secretIDFile+`"
+    }
+  }
+}
+template_config { static_secret_render_interval = "1s" }
+env_template "APP_MODE" {
+  contents = "{{ with secret \"secret/data/myapp/config\" }}{{ .Data.data.mode }}{{ end }}"
+  error_on_missing_key = true
+}
+exec {
+  command = ["`+child+`"]
+  restart_on_secret_changes = "always"
+  restart_stop_signal = "SIGUSR2"
+}
+`, 0o600)
+	p := startAgent(t, []string{"VAULT_ADDR=" + srv.url()}, "-config="+cfg)
+	has := func(s string) func() bool {
+		return func() bool { b, _ := os.ReadFile(log); return strings.Contains(string(b), s) }
+	}
+	eventually(t, 20*time.Second, "child started with APP_MODE=blue", has("start blue\n"))
+
+	c.ok("kv", "put", "secret/myapp/config", "mode=green")
+	eventually(t, 10*time.Second, "child restarted with APP_MODE=green", has("start green\n"))
+	b, _ := os.ReadFile(log)
+	if !strings.Contains(string(b), "start blue\nstop blue\nstart green\n") {
+		t.Fatalf("child log %q: want the old child stopped by SIGUSR2 before the new one started", b)
+	}
+
+	p.signal(syscall.SIGUSR1)
+	eventually(t, 5*time.Second, "SIGUSR1 passed to the child", has("usr1 green\n"))
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(10 * time.Second); code != 7 {
+		t.Fatalf("agent exit code %d, want the child's 7; log %q", code, b)
+	}
+	eventually(t, time.Second, "SIGTERM passed to the child", has("term green\n"))
 }

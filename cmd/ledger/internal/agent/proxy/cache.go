@@ -38,6 +38,7 @@ type entry struct {
 	token     string // the token that asked
 	stored    time.Time
 	granted   time.Duration // the last lease duration the server granted
+	first     time.Duration // the lease duration at issue
 	expires   time.Time
 	renewable bool
 }
@@ -90,7 +91,7 @@ func (c *Cache) store(key, token string, status int, header http.Header, body []
 	default:
 		return
 	}
-	e.expires = e.stored.Add(e.granted)
+	e.expires, e.first = e.stored.Add(e.granted), e.granted
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.entries[key]; ok && old.leaseID != "" {
@@ -114,7 +115,7 @@ func (c *Cache) lookup(key string) (*entry, []byte, bool) {
 		return nil, nil, false
 	}
 	left := time.Until(e.expires)
-	if left < e.granted/3 || left < 2*time.Second {
+	if left < e.first/3 || left < 2*time.Second {
 		c.evictKey(key)
 		return nil, nil, false
 	}
