@@ -9,6 +9,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -343,4 +345,116 @@ exec {
 		t.Fatalf("agent exit code %d, want the child's 7; log %q", code, b)
 	}
 	eventually(t, time.Second, "SIGTERM passed to the child", has("term green\n"))
+}
+
+// api_proxy + cache: requests through the agent's listener carry the
+// auto-auth token; a leased secret is served from the cache to the same
+// token and request; a revocation through the proxy or on the server
+// evicts it; the health endpoint reports the agent's state.
+func TestAgentAPIProxyCache(t *testing.T) {
+	l := dbtest.LessonPostgres(t)
+	srv := startRestartable(t)
+	c := srv.cli()
+	lessonDatabase(t, c, l)
+	c.ok("secrets", "enable", "-path=secret", "-version=2", "kv")
+	c.ok("kv", "put", "secret/myapp/config", "mode=blue")
+	dir := t.TempDir()
+	roleIDFile, secretIDFile := approleFor(t, c, dir, "proxy", `
+path "database/creds/app-readonly" { capabilities = ["read"] }
+path "secret/data/myapp/*" { capabilities = ["read"] }
+path "sys/leases/revoke" { capabilities = ["update"] }
+`)
+	addr := freeAddr(t)
+	cfg := writeFile(t, dir, "agent.hcl", `
+auto_auth {
+  method "approle" {
+    config = {
+      role_id_file_path = "`+roleIDFile+`"
+      secret_id_file_path = "`+secretIDFile+`"
+    }
+  }
+  sink "file" { config = { path = "`+dir+`/sink/token" mode = 0600 } }
+}
+api_proxy { use_auto_auth_token = true }
+listener "tcp" {
+  address = "`+addr+`"
+  tls_disable = true
+}
+cache {}
+`, 0o600)
+	os.Mkdir(filepath.Join(dir, "sink"), 0o700)
+	p := startAgent(t, []string{"VAULT_ADDR=" + srv.url()}, "-config="+cfg, "-lease-check-interval=300ms")
+	eventually(t, 20*time.Second, "agent healthy", func() bool { code, _ := agentHealth(addr); return code == 200 })
+
+	// No token in the request: the agent adds its own.
+	agent := &cli{t: t, addr: "http://" + addr, home: t.TempDir()}
+	if out := agent.ok("kv", "get", "-field=mode", "secret/myapp/config"); strings.TrimSpace(out) != "blue" {
+		t.Fatalf("kv get through the agent: %q", out)
+	}
+	read := func() (dbCred, string) {
+		resp, err := http.Get("http://" + addr + "/v1/database/creds/app-readonly")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct {
+			LeaseID string `json:"lease_id"`
+			Data    struct{ Username, Password string }
+		}
+		if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&body) != nil {
+			t.Fatalf("read creds through the agent: %d", resp.StatusCode)
+		}
+		l.CleanupUser(t, body.Data.Username)
+		return dbCred{leaseID: body.LeaseID, username: body.Data.Username, password: body.Data.Password}, resp.Header.Get("X-Cache")
+	}
+	a, hit := read()
+	b, hit2 := read()
+	if hit != "MISS" || hit2 != "HIT" || a.leaseID != b.leaseID || a.username != b.username {
+		t.Fatalf("second read: X-Cache %q/%q, leases %s / %s; want the cached lease", hit, hit2, a.leaseID, b.leaseID)
+	}
+	dbCountUsers(t, l, a)
+	_, h := agentHealth(addr)
+	if h["authenticated"] != true || h["cache_entries"].(float64) < 1 {
+		t.Errorf("health = %v", h)
+	}
+
+	// Revoked through the proxy: evicted at once.
+	agent.ok("lease", "revoke", a.leaseID)
+	d, hit := read()
+	if hit != "MISS" || d.leaseID == a.leaseID {
+		t.Fatalf("after revoke through the agent: X-Cache %q, lease %s", hit, d.leaseID)
+	}
+	// Revoked on the server: the watcher evicts it within its interval.
+	c.ok("lease", "revoke", d.leaseID)
+	eventually(t, 5*time.Second, "server-side revoke evicted", func() bool {
+		e, _ := read()
+		return e.leaseID != d.leaseID
+	})
+
+	// The auto-auth token revoked on the server: the next request is
+	// refused (403), the agent logs in again, and requests work again.
+	tok, _ := os.ReadFile(filepath.Join(dir, "sink/token"))
+	c.ok("token", "revoke", strings.TrimSpace(string(tok)))
+	r := agent.run("kv", "get", "secret/myapp/config")
+	if r.code == 0 {
+		t.Log("the first request after the revoke went through (already re-authenticated)")
+	}
+	eventually(t, 10*time.Second, "requests work after re-auth", func() bool {
+		return agent.run("kv", "get", "secret/myapp/config").code == 0
+	})
+	if t2, _ := os.ReadFile(filepath.Join(dir, "sink/token")); string(t2) == string(tok) {
+		t.Error("the sink still holds the revoked token")
+	}
+	// A path the policy denies: 403 each time, but the agent does not log
+	// in again for each: once, then with backoff.
+	before := strings.Count(p.out.String(), "auto-auth: authenticated")
+	for i := 0; i < 20; i++ {
+		if r := agent.run("kv", "get", "secret/other"); r.code == 0 {
+			t.Fatal("a denied path was allowed")
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := strings.Count(p.out.String(), "auto-auth: authenticated") - before; n > 2 {
+		t.Errorf("%d logins for 20 denied requests; want at most 2", n)
+	}
 }

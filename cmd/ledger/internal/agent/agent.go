@@ -93,6 +93,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 			return err
 		}
 	}
+	if err := validateTemplates(cfg); err != nil {
+		return err
+	}
 
 	token := auth.NewToken()
 	cache := proxy.NewCache()

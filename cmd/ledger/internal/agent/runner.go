@@ -8,10 +8,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"os"
-	"regexp"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -157,7 +153,7 @@ func (l *runnerLoop) newRunner(token string) (*manager.Runner, error) {
 func (l *runnerLoop) validate() error {
 	r, err := l.newRunner("")
 	if err != nil {
-		return templateError(err)
+		return fmt.Errorf("%w: %w", ErrTemplate, err)
 	}
 	r.StopImmediately()
 	return nil
@@ -177,7 +173,7 @@ func (l *runnerLoop) run(ctx context.Context) error {
 	for {
 		r, err := l.newRunner(tok)
 		if err != nil {
-			return templateError(err)
+			return fmt.Errorf("%w: %w", ErrTemplate, err)
 		}
 		_, restart := l.restart.get()
 		want := len(r.TemplateConfigMapping())
@@ -266,50 +262,3 @@ func (b *backoff) next() time.Duration {
 
 func (b *backoff) reset() { b.cur = 0 }
 
-// ErrTemplate is wrapped by template parse errors found at start.
-var ErrTemplate = errors.New("template")
-
-// text/template reports "template: NAME:LINE: msg" and, for some errors,
-// "template: NAME:LINE:COL: ..." after an executing-context prefix.
-var tmplPos = regexp.MustCompile(`template: (.+?):(\d+):(?:(\d+):)? ?(.*)$`)
-
-// templateError turns a parse error into "file:line:col: message": the
-// column is located from the token the message quotes when text/template
-// does not give one.
-func templateError(err error) error {
-	msg := err.Error()
-	m := tmplPos.FindStringSubmatch(msg)
-	if m == nil {
-		return fmt.Errorf("%w: %s", ErrTemplate, msg)
-	}
-	file, line, col, rest := m[1], m[2], m[3], m[4]
-	if col == "" {
-		col = "1"
-		if src, rerr := os.ReadFile(file); rerr == nil {
-			if n, _ := strconv.Atoi(line); n > 0 {
-				lines := strings.Split(string(src), "\n")
-				if n <= len(lines) {
-					col = strconv.Itoa(guessColumn(lines[n-1], rest))
-				}
-			}
-		}
-	}
-	return fmt.Errorf("%w: %s:%s:%s: %s", ErrTemplate, file, line, col, rest)
-}
-
-var quoted = regexp.MustCompile(`"([^"]+)"|<([^>]+)>`)
-
-// guessColumn finds the quoted token of msg on the line; else the first
-// action on it.
-func guessColumn(line, msg string) int {
-	for _, q := range quoted.FindAllStringSubmatch(msg, -1) {
-		tok := q[1] + q[2]
-		if i := strings.Index(line, tok); i >= 0 {
-			return i + 1
-		}
-	}
-	if i := strings.Index(line, "{{"); i >= 0 {
-		return i + 1
-	}
-	return 1
-}
