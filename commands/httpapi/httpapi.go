@@ -67,7 +67,8 @@ func New(core *commands.Core, opts Options) *echo.Echo {
 	e.HEAD("/v1/sys/health", a.health)
 	e.GET("/v1/sys/leader", a.leader)
 	registerSnapshot(e, a)
-	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, "LIST"} {
+	// HEAD reads like GET (ACME's new-nonce is fetched with HEAD); the server drops the body.
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, "LIST"} {
 		e.Add(m, "/v1/*", a.logical)
 	}
 	return e
@@ -221,7 +222,7 @@ func (a *api) logical(c echo.Context) error {
 	req := &commands.Request{ID: reqID, Path: path, Token: token(r), RemoteAddr: r.RemoteAddr, WrapTTL: r.Header.Get("X-Vault-Wrap-TTL")}
 	var err error
 	switch r.Method {
-	case http.MethodGet:
+	case http.MethodGet, http.MethodHead:
 		req.Op = engines.OpRead
 		if v := r.URL.Query().Get("list"); v != "" {
 			list, perr := strconv.ParseBool(v)

@@ -38,6 +38,8 @@ type Backend struct {
 	// does (a revocation or a rotation), so a cached one is the current one.
 	crlMu sync.Mutex
 	crls  map[string]cachedCRL
+
+	nonces nonces // ACME anti-replay nonces, in memory only
 }
 
 type cachedCRL struct {

@@ -1,7 +1,6 @@
 package pki
 
 import (
-	"context"
 	"encoding/pem"
 	"net/http"
 	"net/url"
@@ -469,13 +468,4 @@ func (b *Backend) configCluster(req *engines.Request) (*engines.Response, error)
 		return &engines.Response{Data: map[string]any{"path": cfg.ClusterPath, "aia_path": cfg.ClusterAIAPath}, Events: []ledger.Event{ev}}, nil
 	}
 	return nil, engines.Errorf(engines.ErrUnsupported, "unsupported operation")
-}
-
-// configAcme and acme: ACME is not served yet; saying so beats pretending.
-func (b *Backend) configAcme(req *engines.Request) (*engines.Response, error) {
-	return nil, engines.BadRequest("ACME is not supported yet by this server")
-}
-
-func (b *Backend) acme(_ context.Context, req *engines.Request, _ string) (*engines.Response, error) {
-	return nil, engines.BadRequest("ACME is not supported yet by this server")
 }

@@ -109,6 +109,10 @@ type Config struct {
 	AcmeDefaultRole            string    `json:"acme_default_directory_policy"`
 	AcmeAllowedRoles           []string  `json:"acme_allowed_roles"`
 	AcmeEABPolicy              string    `json:"acme_eab_policy"`
+	// AcmeHTTP01Port is where http-01 challenges are fetched: 80 per RFC 8555 unless set (a
+	// Ledger addition, as test ACME servers such as Pebble offer, for validating against
+	// challenge servers that cannot bind port 80).
+	AcmeHTTP01Port int `json:"acme_http01_port,omitempty"`
 }
 
 // Role is roles/:name, in Vault's field names.
