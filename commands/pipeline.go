@@ -30,6 +30,9 @@ type Request struct {
 	RemoteAddr string
 	// WrapTTL is the X-Vault-Wrap-TTL header: when set, the response is wrapped (wrapping.go).
 	WrapTTL string
+	// Help asks for the path's help and OpenAPI (`?help=1`) instead of the operation: the
+	// backend is never called, so no data can answer it (openapi.go).
+	Help bool
 
 	wrapTTL time.Duration // WrapTTL, parsed and checked by Handle
 }
@@ -132,6 +135,14 @@ func (c *Core) handle(ctx context.Context, st *unsealed, r *Request, trail *audi
 		req.Data = map[string]any{}
 	}
 	trail.req, trail.mountType = req, rt.mount.Type
+	if r.Help {
+		// Help needs a valid token, and no capability on the path, as in Vault.
+		if _, err := st.authenticate(r.Token, r.RemoteAddr, now); err != nil {
+			return nil, nil, err
+		}
+		resp, err := c.help(rt, r.Path)
+		return resp, nil, err
+	}
 	special, _ := rt.backend.(engines.PathsSpecial)
 	var entry tokenview.Entry
 	if special == nil || !matchAny(special.Unauthenticated(), rt.rel) {

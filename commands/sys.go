@@ -64,6 +64,8 @@ func (s *sysBackend) HandleRequest(ctx context.Context, req *engines.Request) (*
 		return s.policyPath(req, strings.TrimPrefix(p, "policy/"), true)
 	case p == "capabilities" || p == "capabilities-self" || p == "capabilities-accessor":
 		return s.capabilities(req, p)
+	case p == "internal/specs/openapi":
+		return s.openAPI(req)
 	case p == "internal/ui/mounts":
 		return s.uiMounts(req)
 	case strings.HasPrefix(p, "internal/ui/mounts/"):

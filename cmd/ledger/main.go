@@ -123,6 +123,7 @@ LEDGER_FORMAT or VAULT_FORMAT, LEDGER_CACERT or VAULT_CACERT, VAULT_SKIP_VERIFY.
 		a.replayCmd(),
 		a.agentCmd(),
 		a.sshCmd(),
+		a.pathHelpCmd(),
 	)
 	return root
 }

@@ -68,7 +68,7 @@ func New(core *commands.Core, opts Options) *echo.Echo {
 	e.GET("/v1/sys/leader", a.leader)
 	registerSnapshot(e, a)
 	// HEAD reads like GET (ACME's new-nonce is fetched with HEAD); the server drops the body.
-	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, "LIST"} {
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, "LIST", "HELP"} {
 		e.Add(m, "/v1/*", a.logical)
 	}
 	return e
@@ -221,8 +221,11 @@ func (a *api) logical(c echo.Context) error {
 	path := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/v1"), "/")
 	req := &commands.Request{ID: reqID, Path: path, Token: token(r), RemoteAddr: r.RemoteAddr, WrapTTL: r.Header.Get("X-Vault-Wrap-TTL")}
 	var err error
+	// Vault answers any method with a non-empty help parameter, and HELP, with the path's
+	// help: never the data (commands.Request.Help).
+	req.Help = r.URL.Query().Get("help") != "" || r.Method == "HELP"
 	switch r.Method {
-	case http.MethodGet, http.MethodHead:
+	case http.MethodGet, http.MethodHead, "HELP":
 		req.Op = engines.OpRead
 		if v := r.URL.Query().Get("list"); v != "" {
 			list, perr := strconv.ParseBool(v)
