@@ -25,3 +25,22 @@ func TestE2ETokenCreateWithRole(t *testing.T) {
 	}
 	expect(t, c.run("token", "create", "-role=nope"), 2, "unknown role nope")
 }
+
+// `ledger path-help` prints the path's help, never its data; an unknown path is a server error.
+func TestE2EPathHelp(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	c.ok("kv", "put", "secret/app", "password=path-help-secret-991")
+	out := c.ok("path-help", "secret/data/app")
+	if !strings.Contains(out, "Matching Route: data/{path}") || !strings.Contains(out, "data (object)") || strings.Contains(out, "path-help-secret-991") {
+		t.Fatalf("path-help secret/data/app:\n%s", out)
+	}
+	js := decodeJSON(t, c.ok("path-help", "-format=json", "auth/token/roles/x"))
+	if _, ok := js["openapi"].(map[string]any); !ok || !strings.Contains(js["help"].(string), "allowed_policies") {
+		t.Fatalf("path-help -format=json: %v", js)
+	}
+	if out := c.ok("path-help", "secret/"); !strings.Contains(out, "metadata/{path}") {
+		t.Fatalf("path-help of the mount root:\n%s", out)
+	}
+	expect(t, c.run("path-help", "nomount/x"), 2, "no handler for route")
+}
