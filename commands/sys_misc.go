@@ -5,10 +5,12 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ledger-secrets/ledger/engines"
 	"github.com/ledger-secrets/ledger/projections"
+	corsview "github.com/ledger-secrets/ledger/projections/cors"
 	pwpolicyview "github.com/ledger-secrets/ledger/projections/passwordpolicy"
 	"github.com/ledger-secrets/ledger/projections/quota"
 )
@@ -27,6 +29,8 @@ type miscState struct {
 
 	quotasOnce sync.Once
 	buckets    *quotaBuckets // rate-limit quota counters (quota_limiter.go)
+
+	cors atomic.Pointer[corsview.Config] // last CORS configuration seen unsealed (cors.go)
 }
 
 // sysViews are the views behind those endpoints, folded by the unsealed state's runner like
@@ -34,14 +38,15 @@ type miscState struct {
 type sysViews struct {
 	pwpolicy *pwpolicyview.View
 	quota    *quota.View
+	cors     *corsview.View
 }
 
 func newSysViews() sysViews {
-	return sysViews{pwpolicy: pwpolicyview.New(), quota: quota.New()}
+	return sysViews{pwpolicy: pwpolicyview.New(), quota: quota.New(), cors: corsview.New()}
 }
 
 func (v sysViews) views() []projections.View {
-	return []projections.View{v.pwpolicy, v.quota}
+	return []projections.View{v.pwpolicy, v.quota, v.cors}
 }
 
 // miscPaths serves the paths above; handled is false for any other path.
@@ -78,6 +83,9 @@ func (s *sysBackend) miscPaths(ctx context.Context, req *engines.Request, p stri
 		return resp, true, err
 	}
 	switch p {
+	case "config/cors":
+		resp, err = s.corsPath(req)
+		return resp, true, err
 	case "host-info":
 		resp, err = s.hostInfo(ctx, req)
 		return resp, true, err

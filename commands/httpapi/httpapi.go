@@ -56,6 +56,7 @@ func New(core *commands.Core, opts Options) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = a.echoError
+	e.Pre(a.cors) // sys/config/cors, before routing so preflights (OPTIONS) reach it
 	registerMetrics(e, a)
 	e.GET("/v1/sys/init", a.initStatus)
 	e.PUT("/v1/sys/init", a.init)
