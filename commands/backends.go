@@ -10,6 +10,7 @@ import (
 	"github.com/ledger-secrets/ledger/engines"
 	engineapprole "github.com/ledger-secrets/ledger/engines/approle"
 	enginedb "github.com/ledger-secrets/ledger/engines/database"
+	enginejwt "github.com/ledger-secrets/ledger/engines/jwt"
 	enginek8s "github.com/ledger-secrets/ledger/engines/kubernetes"
 	enginekv "github.com/ledger-secrets/ledger/engines/kv"
 	enginepki "github.com/ledger-secrets/ledger/engines/pki"
@@ -52,6 +53,8 @@ func (c *Core) buildBackend(st *unsealed, m mount.Entry) (engines.Backend, error
 		return engineuserpass.New(st.userpass, st.keyring.Load(), em), nil
 	case "identity":
 		return c.identityBackend(st), nil
+	case "jwt", "oidc":
+		return enginejwt.New(st.authroles, st.tokens, st.keyring.Load(), em), nil
 	case "kubernetes":
 		return enginek8s.New(st.authroles, st.tokens, st.keyring.Load(), em), nil
 	case "token":

@@ -159,7 +159,7 @@ var mountPathRE = regexp.MustCompile(`^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*/?$`)
 // Secret engine and auth method types this build can mount.
 var (
 	secretTypes = map[string]bool{"kv": true, "database": true, "transit": true, "pki": true, "ssh": true}
-	authTypes   = map[string]bool{"token": true, "approle": true, "userpass": true, "kubernetes": true}
+	authTypes   = map[string]bool{"token": true, "approle": true, "userpass": true, "kubernetes": true, "jwt": true, "oidc": true}
 )
 
 func (s *sysBackend) mountPath(req *engines.Request, rest string, auth bool) (*engines.Response, error) {
