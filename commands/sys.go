@@ -34,7 +34,8 @@ func (s *sysBackend) Unauthenticated() []string { return nil }
 func (s *sysBackend) Sudo() []string {
 	return []string{"rotate", "seal", "step-down", "audit", "audit/*", "raw/*", "leases/revoke-force/*",
 		"leases/revoke-prefix/*", "leases/lookup/*", "revoke-force/*", "revoke-prefix/*", "storage/raft/snapshot", "storage/raft/snapshot-force",
-		"mounts/auth/*", "config/auditing/*", "config/cors", "plugins/catalog/*", "pprof", "pprof/*"}
+		"mounts/auth/*", "config/auditing/*", "config/cors", "plugins/catalog/*", "pprof", "pprof/*",
+		"remount"}
 }
 
 // HandleRequest implements engines.Backend.
@@ -90,6 +91,8 @@ func (s *sysBackend) HandleRequest(ctx context.Context, req *engines.Request) (*
 		return s.replayPaths(ctx, req, strings.TrimPrefix(strings.TrimPrefix(p, "ledger/replay"), "/"))
 	case strings.HasPrefix(p, "ledger/"):
 		return s.ledgerPaths(ctx, req, strings.TrimPrefix(p, "ledger/"))
+	case p == "remount" || strings.HasPrefix(p, "remount/"):
+		return s.remountPaths(req, p)
 	case p == "wrapping/wrap":
 		return wrapData(req)
 	case p == "rotate" && isWrite(req.Op):

@@ -57,6 +57,8 @@ type unsealed struct {
 	pki *pkiview.View // separate group: other lanes add views above
 	ssh *sshview.View
 
+	migrations sync.Map // sys/remount migration id → remountStatus (remount.go)
+
 	backendsMu sync.Mutex
 	backends   map[string]engines.Backend // by mount UUID
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections/mount"
 )
 
 // Event types.
@@ -118,6 +119,14 @@ func (v *View) Apply(rec ledger.Record) error {
 		v.mu.Lock()
 		defer v.mu.Unlock()
 		v.remove(p.ID)
+	case mount.Moved:
+		var p mount.MovedPayload
+		if err := json.Unmarshal(rec.Payload, &p); err != nil {
+			return fmt.Errorf("decode %s: malformed", rec.Type)
+		}
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		v.move(p)
 	case RevocationFailed:
 		var p FailedPayload
 		if err := json.Unmarshal(rec.Payload, &p); err != nil {
@@ -132,6 +141,24 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	}
 	return nil
+}
+
+// move renames the leases of a moved mount, as Vault does: the ID's mount prefix changes.
+func (v *View) move(p mount.MovedPayload) {
+	var ids []string
+	for id, e := range v.byID {
+		if e.MountUUID == p.UUID && strings.HasPrefix(id, p.From) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		n := *v.byID[id]
+		v.remove(id)
+		n.ID = p.To + strings.TrimPrefix(id, p.From)
+		n.MountPath = p.To
+		v.add(&n)
+	}
 }
 
 func (v *View) add(e *Entry) {

@@ -19,7 +19,19 @@ const (
 	Enabled  = "mount.enabled.v1"
 	Disabled = "mount.disabled.v1" // views keyed by the mount's UUID drop its data on this event
 	Tuned    = "mount.tuned.v1"
+	// Moved re-keys a mount to a new path (sys/remount). Views keyed by the mount's UUID keep
+	// its data; the lease view renames the mount's lease IDs.
+	Moved = "mount.moved.v1"
 )
+
+// MovedPayload moves the mount with UUID from path From to path To.
+type MovedPayload struct {
+	From        string    `json:"from"`
+	To          string    `json:"to"`
+	UUID        string    `json:"uuid"`
+	MigrationID string    `json:"migration_id"`
+	Time        time.Time `json:"time"`
+}
 
 // Entry is one mounted backend. Path has a trailing slash; auth mounts start with "auth/".
 type Entry struct {
@@ -113,6 +125,18 @@ func (v *View) Apply(rec ledger.Record) error {
 			e.Options = opts
 		}
 		v.mounts[p.Path] = e
+	case Moved:
+		var p MovedPayload
+		if err := json.Unmarshal(rec.Payload, &p); err != nil {
+			return fmt.Errorf("decode: %w", err)
+		}
+		e, ok := v.mounts[p.From]
+		if _, taken := v.mounts[p.To]; !ok || e.UUID != p.UUID || taken {
+			return nil // decided against a table that changed since: nothing to move
+		}
+		delete(v.mounts, p.From)
+		e.Path = p.To
+		v.mounts[p.To] = e
 	default:
 		return nil
 	}
