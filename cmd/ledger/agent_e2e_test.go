@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/ledger-secrets/ledger/engines/database/dbtest"
+	"github.com/ledger-secrets/ledger/engines/kubernetes/k8stest"
 )
 
 const lessonDir = "internal/agent/config/testdata/"
@@ -456,5 +457,137 @@ cache {}
 	time.Sleep(500 * time.Millisecond)
 	if n := strings.Count(p.out.String(), "auto-auth: authenticated") - before; n > 2 {
 		t.Errorf("%d logins for 20 denied requests; want at most 2", n)
+	}
+}
+
+// The lesson's file with only its paths changed — the Kubernetes method as
+// written — against a stand-in cluster: the projected token is read from
+// token_path, and read again at every login.
+func TestAgentLessonKubernetes(t *testing.T) {
+	needTool(t, "pkill", "procps")
+	l := dbtest.LessonPostgres(t)
+	srv := startRestartable(t)
+	c := srv.cli()
+	lessonDatabase(t, c, l)
+	cl := k8stest.New(t)
+	c.ok("auth", "enable", "kubernetes")
+	c.ok("write", "auth/kubernetes/config", "kubernetes_host="+cl.URL)
+	dir := t.TempDir()
+	c.ok("policy", "write", "myapp", writeFile(t, dir, "myapp.hcl", `path "database/creds/app-readonly" { capabilities = ["read"] }`, 0o600))
+	c.ok("write", "auth/kubernetes/role/myapp", "bound_service_account_names=myapp-sa",
+		"bound_service_account_namespaces=production", "policies=myapp", "ttl=1h")
+	tokenPath := writeFile(t, dir, "serviceaccount/token", cl.Token(t, "production", "myapp-sa", k8stest.TokenOpts{}), 0o600)
+
+	src, err := os.ReadFile(lessonDir + "lesson-vault-agent.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc := randomName("myapp-")
+	myapp(t, dir, proc)
+	s := string(src)
+	for _, r := range [][2]string{
+		{"role = \"myapp\"\n", "role = \"myapp\"\ntoken_path = \"" + tokenPath + "\"\n"},
+		{"/tmp/vault-token", filepath.Join(dir, "vault-token")},
+		{"/etc/vault/templates/db.tpl", filepath.Join(dir, "db.tpl")},
+		{"/app/config/database.env", filepath.Join(dir, "app/config/database.env")},
+		{"pkill -HUP myapp", "pkill -HUP " + proc},
+	} {
+		s = strings.Replace(s, r[0], r[1], 1)
+	}
+	tpl, _ := os.ReadFile(lessonDir + "lesson-db.tpl")
+	writeFile(t, dir, "db.tpl", string(tpl), 0o644)
+	cfg := writeFile(t, dir, "vault-agent.hcl", s, 0o600)
+	p := startAgent(t, nil, "-config="+cfg, "-address="+srv.url(), "-lease-check-interval=300ms")
+
+	dbEnv := filepath.Join(dir, "app/config/database.env")
+	eventually(t, 20*time.Second, "database.env rendered", func() bool { return envFile(dbEnv)["DB_USER"] != "" })
+	cr := credFrom(envFile(dbEnv))
+	l.CleanupUser(t, cr.username)
+	dbCountUsers(t, l, cr)
+
+	// The kubelet rotates the token: a bad one in the file makes the next
+	// login fail (so the file is read again), a good one lets it succeed.
+	writeFile(t, dir, "serviceaccount/token", "not-a-jwt", 0o600)
+	tok, _ := os.ReadFile(filepath.Join(dir, "vault-token"))
+	c.ok("token", "revoke", strings.TrimSpace(string(tok)))
+	eventually(t, 10*time.Second, "login with the rotated (bad) token refused", func() bool {
+		return strings.Contains(p.out.String(), "auto-auth: login failed")
+	})
+	writeFile(t, dir, "serviceaccount/token", cl.Token(t, "production", "myapp-sa", k8stest.TokenOpts{}), 0o600)
+	eventually(t, 15*time.Second, "a new token in the sink", func() bool {
+		t2, _ := os.ReadFile(filepath.Join(dir, "vault-token"))
+		return len(t2) > 0 && string(t2) != string(tok)
+	})
+	eventually(t, 15*time.Second, "a new credential rendered", func() bool {
+		u := envFile(dbEnv)["DB_USER"]
+		return u != "" && u != cr.username
+	})
+	cr2 := credFrom(envFile(dbEnv))
+	l.CleanupUser(t, cr2.username)
+	dbCountUsers(t, l, cr2)
+}
+
+// Each auto-auth method with exit_after_auth: the agent logs in, writes
+// its sink (mode honoured) and exits 0.
+func TestAgentAuthMethods(t *testing.T) {
+	srv := startRestartable(t)
+	c := srv.cli()
+	dir := t.TempDir()
+	c.ok("policy", "write", "reader", writeFile(t, dir, "reader.hcl", `path "secret/data/*" { capabilities = ["read"] }`, 0o600))
+	c.ok("auth", "enable", "userpass")
+	c.ok("write", "auth/userpass/users/alice", "password=correct horse", "token_policies=reader")
+	cl := k8stest.New(t)
+	c.ok("auth", "enable", "kubernetes")
+	c.ok("write", "auth/kubernetes/config", "kubernetes_host="+cl.URL)
+	c.ok("write", "auth/kubernetes/role/myapp", "bound_service_account_names=myapp-sa",
+		"bound_service_account_namespaces=production", "policies=reader", "ttl=1h")
+	childToken := strings.TrimSpace(c.ok("token", "create", "-policy=reader", "-field=token"))
+	roleIDFile, secretIDFile := approleFor(t, c, dir, "reader2", `path "secret/data/*" { capabilities = ["read"] }`)
+
+	cases := []struct {
+		name, method string
+		check        func(t *testing.T)
+	}{
+		{"approle", `method "approle" { config = { role_id_file_path = "` + roleIDFile + `" secret_id_file_path = "` + secretIDFile + `" remove_secret_id_file_after_reading = false } }`,
+			func(t *testing.T) {
+				if _, err := os.Stat(secretIDFile); err != nil {
+					t.Errorf("secret ID file removed although remove_secret_id_file_after_reading = false: %v", err)
+				}
+			}},
+		{"token_file", `method "token_file" { config = { token_file_path = "` + writeFile(t, dir, "tf", childToken+"\n", 0o600) + `" } }`, nil},
+		{"userpass", `method "userpass" { config = { username = "alice" password_file_path = "` + writeFile(t, dir, "pw", "correct horse", 0o600) + `" } }`, nil},
+		{"kubernetes", `method "kubernetes" { config = { role = "myapp" token_path = "` + writeFile(t, dir, "k8s-token", cl.Token(t, "production", "myapp-sa", k8stest.TokenOpts{}), 0o600) + `" } }`, nil},
+		// Ledger has no jwt auth method yet; the jwt method's login has the
+		// Kubernetes method's shape (role + jwt), so it is tested against
+		// that mount: the file is read and, by default, removed.
+		{"jwt", `method "jwt" { mount_path = "auth/kubernetes" config = { role = "myapp" path = "` + writeFile(t, dir, "jwt-file", cl.Token(t, "production", "myapp-sa", k8stest.TokenOpts{}), 0o600) + `" } }`,
+			func(t *testing.T) {
+				if _, err := os.Stat(filepath.Join(dir, "jwt-file")); !os.IsNotExist(err) {
+					t.Errorf("JWT file still there (remove_jwt_after_reading defaults to true): %v", err)
+				}
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sinkDir := filepath.Join(dir, tc.name)
+			os.Mkdir(sinkDir, 0o700)
+			cfg := writeFile(t, sinkDir, "agent.hcl", "exit_after_auth = true\nauto_auth {\n"+tc.method+"\nsink \"file\" { config = { path = \""+sinkDir+"/token\" mode = 0400 } }\n}\n", 0o600)
+			p := startAgent(t, []string{"VAULT_ADDR=" + srv.url()}, "-config="+cfg)
+			if code := p.wait(20 * time.Second); code != 0 {
+				t.Fatalf("exit %d:\n%s", code, p.out.String())
+			}
+			fi, err := os.Stat(filepath.Join(sinkDir, "token"))
+			if err != nil || fi.Mode().Perm() != 0o400 {
+				t.Fatalf("sink: %v (mode %v)", err, fi)
+			}
+			tok, _ := os.ReadFile(filepath.Join(sinkDir, "token"))
+			r := c.runEnv(map[string]string{"VAULT_ADDR": srv.url(), "VAULT_TOKEN": string(tok)}, "", "token", "lookup", "-format=json")
+			if r.code != 0 || !strings.Contains(r.stdout, `"reader`) {
+				t.Fatalf("sink token: %s", r)
+			}
+			if tc.check != nil {
+				tc.check(t)
+			}
+		})
 	}
 }

@@ -191,7 +191,11 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		spawn(func() error { return handler.Run(ctx, false) })
 	}
 	spawn(func() error {
-		cache.Watch(ctx, client, o.LeaseCheckInterval, logger, func(string) { restart.fire() })
+		cache.Watch(ctx, client, o.LeaseCheckInterval, logger, func(string) { restart.fire() }, func(tok string) {
+			if cur, _ := token.Get(); cur == tok {
+				reauth()
+			}
+		})
 		return nil
 	})
 	if files != nil {

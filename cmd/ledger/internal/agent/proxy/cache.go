@@ -221,8 +221,10 @@ func (c *Cache) snapshot() []entry {
 // Vault's default policy allows) and token (lookup-self) every interval,
 // evicts what is gone, and calls revoked for each evicted lease. It is how
 // a `lease revoke` done elsewhere reaches the agent within seconds rather
-// than at the next renewal.
-func (c *Cache) Watch(ctx context.Context, client *api.Client, interval time.Duration, logger *slog.Logger, revoked func(leaseID string)) {
+// than at the next renewal. When the token that holds a lease is itself no
+// longer valid, its entries go and denied is called, so auto-auth logs in
+// again instead of waiting for its next renewal.
+func (c *Cache) Watch(ctx context.Context, client *api.Client, interval time.Duration, logger *slog.Logger, revoked func(leaseID string), denied func(token string)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -241,6 +243,16 @@ func (c *Cache) Watch(ctx context.Context, client *api.Client, interval time.Dur
 				cc.SetToken(e.token)
 				_, err = cc.Logical().WriteWithContext(ctx, "sys/leases/lookup", map[string]any{"lease_id": e.leaseID})
 				gone = isStatus(err, http.StatusBadRequest) || isStatus(err, http.StatusNotFound)
+				if isStatus(err, http.StatusForbidden) {
+					if _, err := cc.Auth().Token().LookupSelfWithContext(ctx); isStatus(err, http.StatusForbidden) {
+						n := c.EvictToken(e.token)
+						logger.Warn("cache: the token holding cached leases is no longer valid; evicted", "entries", n)
+						if denied != nil {
+							denied(e.token)
+						}
+						continue
+					}
+				}
 			} else {
 				cc.SetToken(e.newToken)
 				_, err = cc.Auth().Token().LookupSelfWithContext(ctx)
