@@ -150,6 +150,7 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 	go c.tidyAppRoles(rctx, st)
 	go c.rotateStaticRoles(rctx, st)
 	go c.rotateTransitKeys(rctx, st)
+	go c.autoTidyPKI(rctx, st)
 	go c.reportOrphans(rctx, st)
 	go c.reconcileDataKeys(rctx, st)
 	go c.reconcileCubbyholes(rctx, st)

@@ -384,7 +384,7 @@ func (b *Backend) tidy(req *engines.Request) (*engines.Response, error) {
 // store, revoked ones with revoked), ending with the run's status.
 func (b *Backend) TidyEvents(req *engines.Request, store, revoked bool, buffer time.Duration) ([]ledger.Event, error) {
 	var drop []string
-	status := pkiview.TidyStatus{State: "Finished", Started: req.Now, Finished: time.Now().UTC()}
+	status := pkiview.TidyStatus{State: "Finished", Started: req.Now, Finished: req.Now}
 	for _, s := range b.view.Expired(b.mount.UUID, req.Now.Add(-buffer)) {
 		c, ok := b.view.Cert(b.mount.UUID, s)
 		if !ok {
@@ -433,4 +433,31 @@ func (b *Backend) tidyStatus() *engines.Response {
 		"revoked_cert_deleted_count": t.RevokedCertsDeleted,
 		"current_cert_store_count":   len(b.view.Serials(b.mount.UUID, false)),
 		"current_revoked_cert_count": len(b.view.Serials(b.mount.UUID, true))}}
+}
+
+// AutoTidyDue decides an automatic tidy run when config/auto-tidy is enabled and its interval
+// has passed since the last run (or since the mount's first tidy-able state); nil otherwise.
+// Only the active node calls it; replay never does.
+func (b *Backend) AutoTidyDue(now time.Time) []ledger.Event {
+	st, ok := b.view.Mount(b.mount.UUID)
+	if !ok || !st.Config.AutoTidy.Enabled {
+		return nil
+	}
+	a := st.Config.AutoTidy
+	interval := a.Interval
+	if interval == 0 {
+		interval = 12 * time.Hour
+	}
+	if !st.Tidy.Finished.IsZero() && now.Sub(st.Tidy.Finished) < interval {
+		return nil
+	}
+	buffer := a.SafetyBuffer
+	if buffer == 0 {
+		buffer = 72 * time.Hour
+	}
+	evs, err := b.TidyEvents(&engines.Request{ID: "auto-tidy", Now: now}, a.TidyCertStore, a.TidyRevokedCerts, buffer)
+	if err != nil {
+		return nil
+	}
+	return evs
 }

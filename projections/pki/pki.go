@@ -657,7 +657,7 @@ func (v *View) Revoked(uuid, issuerID string) []Cert {
 	if s == nil {
 		return nil
 	}
-	var out []Cert
+	out := make([]Cert, 0, 64)
 	for _, c := range s.Certs {
 		if !c.RevokedAt.IsZero() && c.IssuerID == issuerID {
 			out = append(out, *c)
