@@ -9,6 +9,7 @@ require (
 	github.com/hashicorp/consul-template v0.41.1
 	github.com/hashicorp/hcl v1.0.1-vault-7
 	github.com/hashicorp/hcl/v2 v2.25.0
+	github.com/hashicorp/vault-client-go v0.4.3
 	github.com/hashicorp/vault/api v1.23.0
 	github.com/hashicorp/vault/api/auth/approle v0.12.0
 	github.com/hashicorp/vault/api/auth/kubernetes v0.12.0
