@@ -91,7 +91,6 @@ func wantStatus(t *testing.T, err error, status int, msg string) {
 	}
 }
 
-
 func noErr(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
