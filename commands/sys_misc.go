@@ -10,6 +10,7 @@ import (
 
 	"github.com/ledger-secrets/ledger/engines"
 	"github.com/ledger-secrets/ledger/projections"
+	"github.com/ledger-secrets/ledger/projections/activity"
 	corsview "github.com/ledger-secrets/ledger/projections/cors"
 	pwpolicyview "github.com/ledger-secrets/ledger/projections/passwordpolicy"
 	"github.com/ledger-secrets/ledger/projections/quota"
@@ -39,14 +40,15 @@ type sysViews struct {
 	pwpolicy *pwpolicyview.View
 	quota    *quota.View
 	cors     *corsview.View
+	activity *activity.View
 }
 
 func newSysViews() sysViews {
-	return sysViews{pwpolicy: pwpolicyview.New(), quota: quota.New(), cors: corsview.New()}
+	return sysViews{pwpolicy: pwpolicyview.New(), quota: quota.New(), cors: corsview.New(), activity: activity.New()}
 }
 
 func (v sysViews) views() []projections.View {
-	return []projections.View{v.pwpolicy, v.quota, v.cors}
+	return []projections.View{v.pwpolicy, v.quota, v.cors, v.activity}
 }
 
 // miscPaths serves the paths above; handled is false for any other path.
@@ -83,6 +85,9 @@ func (s *sysBackend) miscPaths(ctx context.Context, req *engines.Request, p stri
 		return resp, true, err
 	}
 	switch p {
+	case "internal/counters/activity":
+		resp, err = s.activityCounts(req)
+		return resp, true, err
 	case "config/cors":
 		resp, err = s.corsPath(req)
 		return resp, true, err
