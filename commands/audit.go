@@ -297,7 +297,7 @@ func (s *sysBackend) auditLedgerPaths(ctx context.Context, req *engines.Request,
 	if req.Caller == nil {
 		return nil, engines.Errorf(engines.ErrPermissionDenied, "permission denied")
 	}
-	a := s.c.aclFor(s.st, req.Caller.Policies)
+	a := s.c.aclForCaller(s.st, req.Caller)
 	if !a.IsRoot() && !a.Allowed(aclOp(req.Op), "sys/ledger/audit/"+p, req.Data).Sudo {
 		return nil, engines.Errorf(engines.ErrPermissionDenied, "permission denied")
 	}

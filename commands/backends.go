@@ -62,7 +62,7 @@ func (c *Core) buildBackend(st *unsealed, m mount.Entry) (engines.Backend, error
 			_, ok := st.policies.Get(name)
 			return ok
 		}, enginetoken.WithIdentityPolicies(st.identity.Policies), enginetoken.WithSudo(func(caller *engines.Caller, path string) bool {
-			a := c.aclFor(st, caller.Policies)
+			a := c.aclForCaller(st, caller)
 			return a.IsRoot() || a.Allowed(acl.Update, m.Path+path, nil).Sudo
 		})), nil
 	}

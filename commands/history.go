@@ -139,7 +139,7 @@ func (s *sysBackend) resolveAggregate(p string) (aggregate, error) {
 // mayRead checks read on each path for the caller, beyond the pipeline's check of the path as
 // requested.
 func (s *sysBackend) mayRead(req *engines.Request, paths ...string) error {
-	a := s.c.aclFor(s.st, req.Caller.Policies)
+	a := s.c.aclForCaller(s.st, req.Caller)
 	for _, p := range paths {
 		if !a.Allowed(acl.Read, p, nil).Allowed {
 			return engines.Errorf(engines.ErrPermissionDenied, "permission denied")

@@ -118,9 +118,18 @@ func (li loginIdentity) finish(st *unsealed, resp *engines.Response) {
 // entity's and its groups' (Vault's identity policies), with identity templates filled in for
 // that entity. A disabled entity's tokens are refused everything.
 func (c *Core) aclForToken(st *unsealed, e tokenview.Entry) *acl.ACL {
-	if e.EntityID == "" {
-		return c.aclFor(st, e.Policies)
+	return c.aclForIdentity(st, e.Policies, e.EntityID)
+}
+
+// aclForIdentity is aclForToken for a token's policies and entity.
+func (c *Core) aclForIdentity(st *unsealed, policies []string, entityID string) *acl.ACL {
+	if entityID == "" {
+		return c.aclFor(st, policies)
 	}
+	e := struct {
+		Policies []string
+		EntityID string
+	}{policies, entityID}
 	ent, ok := st.identity.Entity(e.EntityID)
 	if ok && ent.Disabled {
 		return acl.New()
@@ -226,4 +235,12 @@ func (s *sysBackend) groupAggregate(p string) (aggregate, bool, error) {
 		return aggregate{}, true, engines.BadRequest("history of a group is at identity/group/id/<id> or identity/group/name/<name>")
 	}
 	return aggregate{canon: "identity/group/id/" + id, subject: ledger.SubjectFor("identity", "group", id), group: id}, true, nil
+}
+
+// aclForCaller is aclForToken for an authenticated caller.
+func (c *Core) aclForCaller(st *unsealed, caller *engines.Caller) *acl.ACL {
+	if caller == nil {
+		return acl.New()
+	}
+	return c.aclForIdentity(st, caller.Policies, caller.EntityID)
 }

@@ -294,7 +294,7 @@ func (s *sysBackend) openAPI(req *engines.Request) (*engines.Response, error) {
 	if mr, ok := describeBackend("sys/", "system", s); ok {
 		mr.addPaths(doc, nil)
 	}
-	a := s.c.aclFor(s.st, req.Caller.Policies)
+	a := s.c.aclForCaller(s.st, req.Caller)
 	for _, m := range s.st.mounts.List() {
 		if !a.IsRoot() && !a.HasAccessUnder(m.Path) {
 			continue

@@ -488,7 +488,7 @@ func (s *sysBackend) replayPaths(ctx context.Context, req *engines.Request, p st
 	if p != "verify" {
 		return nil, engines.Errorf(engines.ErrNotFound, "no handler for route %q: route entry not found", "sys/ledger/replay/"+p)
 	}
-	if req.Caller == nil || !s.c.aclFor(s.st, req.Caller.Policies).Allowed(aclOp(req.Op), "sys/ledger/replay/verify", nil).Sudo && !req.Caller.Root {
+	if req.Caller == nil || !s.c.aclForCaller(s.st, req.Caller).Allowed(aclOp(req.Op), "sys/ledger/replay/verify", nil).Sudo && !req.Caller.Root {
 		return nil, engines.Errorf(engines.ErrPermissionDenied, "permission denied")
 	}
 	sn := s.st.snaps

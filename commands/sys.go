@@ -423,10 +423,13 @@ func (s *sysBackend) capabilities(req *engines.Request, which string) (*engines.
 	if len(paths) == 0 {
 		return nil, engines.BadRequest("field \"paths\" is required")
 	}
-	var policies []string
+	var (
+		policies []string
+		entity   string
+	)
 	switch which {
 	case "capabilities-self":
-		policies = req.Caller.Policies
+		policies, entity = req.Caller.Policies, req.Caller.EntityID
 	case "capabilities":
 		tok, err := engines.String(req.Data, "token", "")
 		if err != nil {
@@ -436,7 +439,7 @@ func (s *sysBackend) capabilities(req *engines.Request, which string) (*engines.
 		if err != nil {
 			return nil, engines.BadRequest("invalid token")
 		}
-		policies = e.Policies
+		policies, entity = e.Policies, e.EntityID
 	case "capabilities-accessor":
 		acc, err := engines.String(req.Data, "accessor", "")
 		if err != nil {
@@ -446,9 +449,9 @@ func (s *sysBackend) capabilities(req *engines.Request, which string) (*engines.
 		if !ok || (!e.ExpireTime.IsZero() && !req.Now.Before(e.ExpireTime)) {
 			return nil, engines.BadRequest("invalid accessor")
 		}
-		policies = e.Policies
+		policies, entity = e.Policies, e.EntityID
 	}
-	a := s.c.aclFor(s.st, policies)
+	a := s.c.aclForIdentity(s.st, policies, entity)
 	data := map[string]any{}
 	var all []string
 	for _, p := range paths {
@@ -494,7 +497,7 @@ func (s *sysBackend) uiMount(req *engines.Request, path string) (*engines.Respon
 	m, ok := s.st.mounts.Match(path)
 	// As Vault: a token that can touch nothing under the mount (or there is no mount) learns
 	// nothing, not even whether the mount exists.
-	if !ok || !s.c.aclFor(s.st, req.Caller.Policies).HasAccessUnder(m.Path) {
+	if !ok || !s.c.aclForCaller(s.st, req.Caller).HasAccessUnder(m.Path) {
 		return nil, engines.Errorf(engines.ErrPermissionDenied,
 			"preflight capability check returned 403, please ensure client's policies grant access to path %q", strings.TrimSuffix(path, "/")+"/")
 	}

@@ -26,6 +26,10 @@ Methods:
   token (default)  ledger login [TOKEN]       (no TOKEN: prompt; "-": read stdin)
   userpass         ledger login -method=userpass username=alice [password=...]
   approle          ledger login -method=approle role_id=... secret_id=...
+  oidc             ledger login -method=oidc [role=NAME] [port=8250] [skip_browser=true]
+                   (opens the browser, or prints the URL; waits for the callback on
+                   localhost:8250)
+  kubernetes, jwt  ledger login -method=kubernetes role=NAME jwt=TOKEN
   other            ledger login -method=NAME k=v...  (POST auth/NAME/login with k=v)
 
 -path selects the mount of the auth method (default: the method's name).`,
@@ -134,6 +138,12 @@ func (a *app) authenticate(cmd *cobra.Command, c *Client, method, mount string, 
 		}
 		path = "auth/" + mount + "/login/" + url.PathEscape(username)
 		secret, err = anon.Post(ctx, path, body)
+	case "oidc":
+		secret, err = a.oidcLogin(ctx, anon, mount, params)
+		if err != nil {
+			return nil, err
+		}
+		return secret, nil
 	case "approle":
 		if params["role_id"] == "" {
 			return nil, usageErr(cmd, fmt.Errorf("role_id=ID is required for -method=approle"))

@@ -164,7 +164,7 @@ var loginPage = `<!DOCTYPE html><html><body><h1>Sign in to Test IdP</h1>
 func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	p.mu.Lock()
-	okRedirect := slices.Contains(p.redirects, q.Get("redirect_uri"))
+	okRedirect := slices.ContainsFunc(p.redirects, func(r string) bool { return sameRedirect(r, q.Get("redirect_uri")) })
 	p.mu.Unlock()
 	switch {
 	case q.Get("client_id") != p.ClientID:
@@ -249,6 +249,21 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, 200, map[string]any{"access_token": randomID(), "token_type": "Bearer", "expires_in": 300, "id_token": idt})
+}
+
+// sameRedirect matches a registered redirect URI; on loopback any port, as RFC 8252 asks of
+// providers for native apps (the CLI picks its port).
+func sameRedirect(registered, got string) bool {
+	if registered == got {
+		return true
+	}
+	a, err1 := url.Parse(registered)
+	b, err2 := url.Parse(got)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	loop := func(h string) bool { return h == "localhost" || h == "127.0.0.1" || h == "::1" }
+	return loop(a.Hostname()) && a.Hostname() == b.Hostname() && a.Scheme == b.Scheme && a.Path == b.Path
 }
 
 // Browser is a person's browser: it follows redirects, keeps cookies and fills in login forms.
