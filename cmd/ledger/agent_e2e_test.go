@@ -591,3 +591,144 @@ func TestAgentAuthMethods(t *testing.T) {
 		})
 	}
 }
+
+// Bad input: what the agent refuses at start, and what it survives.
+func TestAgentBadInput(t *testing.T) {
+	dir := t.TempDir()
+	tf := writeFile(t, dir, "token", "unused", 0o600)
+	start := func(t *testing.T, body string) *agentProc {
+		cfg := writeFile(t, t.TempDir(), "agent.hcl", "auto_auth { method \"token_file\" { config = { token_file_path = \""+tf+"\" } } }\n"+body, 0o600)
+		return startAgent(t, nil, "-config="+cfg, "-address=http://127.0.0.1:1")
+	}
+	refused := []struct{ name, body, want string }{
+		{"template syntax", `template {
+  source = "` + writeFile(t, dir, "bad.tpl", "A={{ with secret \"secret/data/x\" }}\nB={{ .Data.data.k }\n{{ end }}\n", 0o600) + `"
+  destination = "` + dir + `/out/a"
+}`, dir + `/bad.tpl:2:19: unexpected "}" in operand`},
+		{"unknown function", `template {
+  contents = "ok\n  {{ nosuchfunc \"x\" }}"
+  destination = "` + dir + `/out/b"
+}`, `template at line 2, contents line 2:6: function "nosuchfunc" not defined`},
+		{"destination under a file", `template {
+  contents = "x"
+  destination = "` + tf + `/sub/out"
+}`, "is a file, not a directory"},
+		{"destination directory missing", `template {
+  contents = "x"
+  destination = "` + dir + `/missing/out"
+  create_dest_dirs = false
+}`, "does not exist (create it, or set create_dest_dirs = true)"},
+		{"two auto_auth blocks", `auto_auth {}`, "auto_auth is set more than once"},
+		{"config unknown key", "templates {}\n", `agent.hcl:2: unknown key "templates"`},
+	}
+	t.Run("sink directory missing", func(t *testing.T) {
+		cfg := writeFile(t, t.TempDir(), "agent.hcl", "auto_auth {\n method \"token_file\" { config = { token_file_path = \""+tf+"\" } }\n sink \"file\" { config = { path = \""+dir+"/nodir/token\" } }\n}\n", 0o600)
+		p := startAgent(t, nil, "-config="+cfg, "-address=http://127.0.0.1:1")
+		if code := p.wait(10 * time.Second); code == 0 || !strings.Contains(p.out.String(), "must exist and be writable") {
+			t.Fatalf("exit %d:\n%s", code, p.out.String())
+		}
+	})
+	for _, tc := range refused {
+		t.Run(tc.name, func(t *testing.T) {
+			p := start(t, tc.body)
+			if code := p.wait(10 * time.Second); code == 0 {
+				t.Fatalf("exit 0; output:\n%s", p.out.String())
+			}
+			if !strings.Contains(p.out.String(), tc.want) {
+				t.Fatalf("output lacks %q:\n%s", tc.want, p.out.String())
+			}
+		})
+	}
+
+	// Against a live server: missing secrets and missing keys.
+	srv := startRestartable(t)
+	c := srv.cli()
+	c.ok("secrets", "enable", "-path=secret", "-version=2", "kv")
+	c.ok("kv", "put", "secret/myapp/config", "mode=blue")
+	roleIDFile, secretIDFile := approleFor(t, c, dir, "bad", `path "secret/data/*" { capabilities = ["read"] }`)
+	method := "auto_auth { method \"approle\" { config = { role_id_file_path = \"" + roleIDFile + "\" secret_id_file_path = \"" + secretIDFile + "\" remove_secret_id_file_after_reading = false } } }\n"
+	run := func(t *testing.T, body string) *agentProc {
+		cfg := writeFile(t, t.TempDir(), "agent.hcl", method+body, 0o600)
+		return startAgent(t, nil, "-config="+cfg, "-address="+srv.url())
+	}
+	t.Run("missing key", func(t *testing.T) {
+		out := t.TempDir()
+		run(t, `template_config { static_secret_render_interval = "1s" }
+template {
+  contents = "{{ with secret \"secret/data/myapp/config\" }}{{ .Data.data.nokey }}{{ end }}"
+  destination = "`+out+`/lenient"
+}
+template {
+  contents = "{{ with secret \"secret/data/myapp/config\" }}{{ .Data.data.nokey }}{{ end }}"
+  destination = "`+out+`/strict"
+  error_on_missing_key = true
+}
+template {
+  contents = "{{ with secret \"secret/data/myapp/config\" }}{{ .Data.data.mode }}{{ end }}"
+  destination = "`+out+`/good"
+}`)
+		eventually(t, 20*time.Second, "the good template rendered", func() bool { b, _ := os.ReadFile(out + "/good"); return string(b) == "blue" })
+		eventually(t, 5*time.Second, "the lenient template rendered", func() bool { _, err := os.Stat(out + "/lenient"); return err == nil })
+		time.Sleep(1500 * time.Millisecond)
+		if _, err := os.Stat(out + "/strict"); !os.IsNotExist(err) {
+			b, _ := os.ReadFile(out + "/strict")
+			t.Fatalf("error_on_missing_key: the file was written: %q", b)
+		}
+	})
+	t.Run("missing secret", func(t *testing.T) {
+		out := t.TempDir()
+		p := run(t, `template {
+  contents = "{{ with secret \"secret/data/nothing/here\" }}{{ .Data.data.k }}{{ end }}"
+  destination = "`+out+`/x"
+}`)
+		time.Sleep(2 * time.Second)
+		if _, err := os.Stat(out + "/x"); !os.IsNotExist(err) {
+			t.Errorf("a template over a missing secret was written (err %v)", err)
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("the agent exited over a missing secret without exit_on_retry_failure:\n%s", p.out.String())
+		default:
+		}
+	})
+	t.Run("missing secret with exit_on_retry_failure", func(t *testing.T) {
+		p := run(t, `vault { retry { num_retries = 1 } }
+template_config { exit_on_retry_failure = true }
+template {
+  contents = "{{ with secret \"database/creds/nothing\" }}{{ .Data.username }}{{ end }}"
+  destination = "`+t.TempDir()+`/x"
+}`)
+		if code := p.wait(30 * time.Second); code == 0 {
+			t.Fatalf("exit 0:\n%s", p.out.String())
+		}
+		if !strings.Contains(p.out.String(), "exit_on_retry_failure is set") {
+			t.Errorf("output:\n%s", p.out.String())
+		}
+	})
+
+	// The server goes away: the agent backs off, the file keeps its last
+	// good content the whole time (never empty), and it catches up after.
+	t.Run("server down", func(t *testing.T) {
+		out := t.TempDir()
+		p := run(t, `template_config { static_secret_render_interval = "1s" }
+template {
+  contents = "MODE={{ with secret \"secret/data/myapp/config\" }}{{ .Data.data.mode }}{{ end }}\n"
+  destination = "`+out+`/app.env"
+}`)
+		eventually(t, 20*time.Second, "rendered", func() bool { return envFile(out + "/app.env")["MODE"] == "blue" })
+		srv.stop()
+		deadline := time.Now().Add(6 * time.Second)
+		for time.Now().Before(deadline) {
+			if m := envFile(out + "/app.env")["MODE"]; m != "blue" {
+				t.Fatalf("while the server is down the file holds %q", m)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		srv.restart(0)
+		c.ok("kv", "put", "secret/myapp/config", "mode=green")
+		eventually(t, 90*time.Second, "re-rendered after the outage", func() bool { return envFile(out + "/app.env")["MODE"] == "green" })
+		if n := strings.Count(p.out.String(), "template runner failed"); n > 10 {
+			t.Errorf("%d runner restarts in a few seconds: a tight loop", n)
+		}
+	})
+}

@@ -321,6 +321,9 @@ func checkDestination(t *config.Template) error {
 			}
 			break
 		}
+		if errors.Is(err, syscall.ENOTDIR) {
+			return fmt.Errorf("template destination %s: a part of %s is a file, not a directory", t.Destination, dir)
+		}
 		if !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("template destination %s: %w", t.Destination, err)
 		}
