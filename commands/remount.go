@@ -2,6 +2,7 @@ package commands
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -73,6 +74,10 @@ func (s *sysBackend) remountPaths(req *engines.Request, p string) (*engines.Resp
 			return nil, engines.BadRequest("path is already in use at %s", m.Path)
 		}
 	}
+	var warnings []string
+	if unknown := engines.Unknown(req.Data, "from", "to"); len(unknown) > 0 {
+		warnings = append(warnings, fmt.Sprintf("Endpoint ignored these unrecognized parameters: %v", unknown))
+	}
 	id := newUUID()
 	b, _ := json.Marshal(mount.MovedPayload{From: from, To: to, UUID: src.UUID, MigrationID: id, Time: req.Now})
 	st, uuid := s.st, src.UUID
@@ -81,7 +86,7 @@ func (s *sysBackend) remountPaths(req *engines.Request, p string) (*engines.Resp
 		st.dropBackend(uuid)
 		st.migrations.Store(id, remountStatus{From: from, To: to, Time: req.Now})
 	}
-	return &engines.Response{Data: map[string]any{"migration_id": id},
+	return &engines.Response{Data: map[string]any{"migration_id": id}, Warnings: warnings,
 		Events: []ledger.Event{{Type: mount.Moved, Subject: ledger.SubjectFor("mount", from), Payload: b}}}, nil
 }
 

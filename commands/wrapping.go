@@ -187,8 +187,9 @@ func (c *Core) wrappingEndpoint(ctx context.Context, st *unsealed, r *Request, t
 	if r.Op != engines.OpUpdate && r.Op != engines.OpCreate && !(op == "lookup" && r.Op == engines.OpRead) {
 		return nil, engines.ErrUnsupported
 	}
+	var warnings []string
 	if unknown := engines.Unknown(r.Data, "token"); len(unknown) > 0 {
-		return nil, engines.BadRequest("unknown field(s): %s", strings.Join(unknown, ", "))
+		warnings = append(warnings, fmt.Sprintf("Endpoint ignored these unrecognized parameters: %v", unknown))
 	}
 	wt, err := engines.String(r.Data, "token", "")
 	if err != nil {
@@ -235,7 +236,7 @@ func (c *Core) wrappingEndpoint(ctx context.Context, st *unsealed, r *Request, t
 		return &engines.Response{Data: map[string]any{
 			"creation_path": e.Path, "creation_time": e.CreationTime.UTC().Format(time.RFC3339Nano),
 			"creation_ttl": int64(e.CreationTTL / time.Second),
-		}}, nil
+		}, Warnings: warnings}, nil
 	}
 	cb := c.cubbyhole(st)
 	plain, ok, err := cb.Open(ctx, mac, wrappedPath)
@@ -266,7 +267,7 @@ func (c *Core) wrappingEndpoint(ctx context.Context, st *unsealed, r *Request, t
 	if err := dec.Decode(&w); err != nil {
 		return nil, fmt.Errorf("decode wrapped response: %w", ledger.ErrCorrupt)
 	}
-	resp := &engines.Response{Data: w.Data, Warnings: w.Warnings, Auth: w.Auth}
+	resp := &engines.Response{Data: w.Data, Warnings: append(w.Warnings, warnings...), Auth: w.Auth}
 	if w.LeaseID != "" {
 		resp.Secret = &engines.Secret{LeaseID: w.LeaseID, LeaseDuration: w.LeaseDuration, Renewable: w.Renewable}
 	}

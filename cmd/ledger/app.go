@@ -31,6 +31,7 @@ type app struct {
 	caCert        string
 	tlsSkipVerify bool
 	format        string
+	wrapTTL       string
 
 	// What the last client was built with, for error hints.
 	usedAddress string
@@ -94,6 +95,10 @@ func (a *app) clientConfig() (clientConfig, error) {
 		return cfg, err
 	}
 	cfg.Token = token
+	cfg.WrapTTL = a.wrapTTL
+	if cfg.WrapTTL == "" {
+		cfg.WrapTTL = a.firstEnv("LEDGER_WRAP_TTL", "VAULT_WRAP_TTL")
+	}
 	return cfg, nil
 }
 

@@ -12,6 +12,7 @@ func (a *app) authCmd() *cobra.Command {
 		a.authEnableCmd(),
 		a.authDisableCmd(),
 		a.authListCmd(),
+		a.moveCmd(true),
 	)
 }
 

@@ -27,6 +27,7 @@ type clientConfig struct {
 	CACert     string // path to a PEM bundle; empty means the system pool
 	SkipVerify bool
 	Timeout    time.Duration
+	WrapTTL    string // X-Vault-Wrap-TTL on every request but the CLI's own lookups
 }
 
 // Client speaks the Vault-compatible HTTP API. It deliberately does not use
@@ -34,9 +35,10 @@ type clientConfig struct {
 // from what that client expects, and tests use the official client to check
 // compatibility independently of this one.
 type Client struct {
-	base  *url.URL
-	token string
-	http  *http.Client
+	base    *url.URL
+	token   string
+	http    *http.Client
+	wrapTTL string
 }
 
 func newClient(cfg clientConfig) (*Client, error) {
@@ -64,9 +66,10 @@ func newClient(cfg clientConfig) (*Client, error) {
 		timeout = 60 * time.Second
 	}
 	return &Client{
-		base:  base,
-		token: cfg.Token,
-		http:  &http.Client{Transport: transport, Timeout: timeout},
+		base:    base,
+		token:   cfg.Token,
+		http:    &http.Client{Transport: transport, Timeout: timeout},
+		wrapTTL: strings.TrimSpace(cfg.WrapTTL),
 	}, nil
 }
 
@@ -184,6 +187,11 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	req.Header.Set("X-Vault-Request", "true")
 	if c.token != "" {
 		req.Header.Set("X-Vault-Token", c.token)
+	}
+	if c.wrapTTL != "" && !strings.HasPrefix(strings.TrimLeft(path, "/"), "sys/internal/ui/mounts") {
+		// The CLI's own preflight lookups (which KV version a mount has) are never wrapped, as
+		// Vault's CLI does; the request the user asked for is.
+		req.Header.Set("X-Vault-Wrap-TTL", c.wrapTTL)
 	}
 	if body != nil {
 		if method == http.MethodPatch {

@@ -166,6 +166,9 @@ func (a *app) kvGetCmd() *cobra.Command {
 			if s == nil {
 				return noValue(full)
 			}
+			if s.WrapInfo != nil {
+				return printWrapped(p, s, field)
+			}
 			if field != "" {
 				return kvField(p, s, t, full, field)
 			}

@@ -101,6 +101,7 @@ LEDGER_FORMAT or VAULT_FORMAT, LEDGER_CACERT or VAULT_CACERT, VAULT_SKIP_VERIFY.
 	pf.StringVar(&a.address, "address", "", "server address (default $LEDGER_ADDR, $VAULT_ADDR or "+defaultAddress+")")
 	pf.StringVar(&a.caCert, "ca-cert", "", "PEM file of the CA that signed the server's certificate (default $LEDGER_CACERT or $VAULT_CACERT)")
 	pf.BoolVar(&a.tlsSkipVerify, "tls-skip-verify", false, "do not verify the server's TLS certificate (insecure; default $VAULT_SKIP_VERIFY)")
+	pf.StringVar(&a.wrapTTL, "wrap-ttl", "", "ask for the response wrapped: a single-use token valid this long (e.g. 5m) instead of the answer; open it with \"ledger unwrap\" (default $VAULT_WRAP_TTL)")
 	pf.StringVar(&a.format, "format", "", "output format: table, json or yaml (default $LEDGER_FORMAT, $VAULT_FORMAT or table)")
 
 	root.AddCommand(
@@ -124,6 +125,7 @@ LEDGER_FORMAT or VAULT_FORMAT, LEDGER_CACERT or VAULT_CACERT, VAULT_SKIP_VERIFY.
 		a.agentCmd(),
 		a.sshCmd(),
 		a.pathHelpCmd(),
+		a.unwrapCmd(),
 	)
 	return root
 }

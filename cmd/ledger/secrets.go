@@ -15,6 +15,7 @@ func (a *app) secretsCmd() *cobra.Command {
 		a.secretsDisableCmd(),
 		a.secretsListCmd(),
 		a.secretsTuneCmd(),
+		a.moveCmd(false),
 	)
 }
 

@@ -248,7 +248,16 @@ func TestVaultAPIWrapping(t *testing.T) {
 		_, err = s.Client(t, "").Logical().Unwrap(s.RootToken)
 		respErr(t, err, http.StatusBadRequest, "wrapping token is not valid or does not exist")
 		_, err = root.Logical().Write("sys/wrapping/unwrap", map[string]any{"token": 42, "extra": 1})
-		respErr(t, err, http.StatusBadRequest, "unknown field")
+		respErr(t, err, http.StatusBadRequest, "wrapping token is not valid or does not exist")
+		s2, err := wroot.Logical().Write("sys/wrapping/wrap", map[string]any{"k": "v"})
+		w2 := onlyWrapInfo(t, s2, err, "sys/wrapping/wrap", 300)
+		lk, err := s.Client(t, "").Logical().Write("sys/wrapping/lookup", map[string]any{"token": w2.Token, "extra": 1})
+		if err != nil || len(lk.Warnings) != 1 || !strings.Contains(lk.Warnings[0], "extra") {
+			t.Fatalf("lookup with an unknown field: %v %+v", err, lk)
+		}
+		if un, err := s.Client(t, "").Logical().Unwrap(w2.Token); err != nil || un.Data["k"] != "v" {
+			t.Fatalf("unwrap: %v %v", err, un)
+		}
 		tokensSeen = append(tokensSeen, payload)
 	})
 
