@@ -75,12 +75,21 @@ func matchPattern(pattern, path string) (map[string]string, int, bool) {
 		if name, ok := strings.CutPrefix(p, "{"); ok {
 			name = strings.TrimSuffix(name, "}")
 			if rest, ok := strings.CutSuffix(name, "..."); ok {
-				if i >= len(segs) {
-					params[rest] = ""
-					return params, score, i == len(pp)-1
+				// The rest of the path, less the literal segments that follow the parameter
+				// ("mounts/{path...}/tune"); it may hold slashes, never nothing.
+				tail := pp[i+1:]
+				if len(segs)-i <= len(tail) {
+					return nil, 0, false
 				}
-				params[rest] = strings.Join(segs[i:], "/")
-				return params, score, i == len(pp)-1
+				end := len(segs) - len(tail)
+				for j, lit := range tail {
+					if strings.HasPrefix(lit, "{") || segs[end+j] != lit {
+						return nil, 0, false
+					}
+					score++
+				}
+				params[rest] = strings.Join(segs[i:end], "/")
+				return params, score, true
 			}
 			if i >= len(segs) || segs[i] == "" {
 				return nil, 0, false

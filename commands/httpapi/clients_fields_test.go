@@ -84,6 +84,19 @@ func TestUnknownFieldsWarn(t *testing.T) {
 			t.Fatalf("create key with its name in the body: %d %s", r.Status, r.Body)
 		}
 	})
+	t.Run("known fields are not warned about", func(t *testing.T) {
+		for _, tc := range []struct{ path, body string }{
+			{"sys/mounts/secret/tune", `{"default_lease_ttl":"1h","max_lease_ttl":"2h","description":"tuned"}`},
+			{"sys/policies/acl/p2", `{"policy":"path \"y\" { capabilities = [\"read\"] }"}`},
+			{"auth/token/roles/r1", `{"allowed_policies":["p1"],"token_period":"1h","path_suffix":"x"}`},
+			{"secret/data/known", `{"data":{"a":"b"},"options":{"cas":0}}`},
+		} {
+			r := post(tc.path, tc.body)
+			if r.Status == http.StatusOK && r.json(t)["warnings"] != nil || r.Status >= 300 {
+				t.Fatalf("POST %s: %d %s", tc.path, r.Status, r.Body)
+			}
+		}
+	})
 	t.Run("KV v1 takes any field as data", func(t *testing.T) {
 		if r := post("sys/mounts/kv1", `{"type":"kv"}`); r.Status != http.StatusNoContent {
 			t.Fatalf("mount kv1: %d %s", r.Status, r.Body)
