@@ -136,6 +136,13 @@ func TestOIDCBadInput(t *testing.T) {
 	wantStatus(t, "disallowed redirect", err, http.StatusBadRequest)
 	_, err = anon.Logical().ReadWithData("auth/oidc/oidc/callback", map[string][]string{"state": {"st_made_up"}, "code": {"x"}})
 	wantStatus(t, "callback without pending state", err, http.StatusBadRequest)
+	// A code (and with it the nonce) minted for one login, presented with another login's state.
+	qa := oidcBrowserLogin(t, s, "alice", "alice-pw")
+	qb := oidcBrowserLogin(t, s, "alice", "alice-pw")
+	_, err = oidcCallback(s, t, url.Values{"state": {qb.Get("state")}, "code": {qa.Get("code")}})
+	wantStatus(t, "code of another login", err, http.StatusBadRequest)
+	_, err = oidcCallback(s, t, qb)
+	wantStatus(t, "state already spent by the failed attempt", err, http.StatusBadRequest)
 	_, err = anon.Logical().Write("auth/oidc/oidc/auth_url", map[string]any{"role": "nope", "redirect_uri": cliCallback})
 	wantStatus(t, "unknown role", err, http.StatusBadRequest)
 	_, err = root.Logical().Write("auth/oidc/role/broken", map[string]any{"user_claim": "sub"})

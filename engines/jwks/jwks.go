@@ -301,7 +301,7 @@ func (r *Remote) VerifySignature(ctx context.Context, token string) (map[string]
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("no key with ID %q is known", kid)
 	}
-	return nil, errors.New("failed to verify id token signature")
+	return nil, errors.New("the token's signature does not verify with any known key")
 }
 
 // Unverified parses a token's claims without checking its signature, for a method that has
