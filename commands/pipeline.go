@@ -35,6 +35,11 @@ type Request struct {
 	Help bool
 
 	wrapTTL time.Duration // WrapTTL, parsed and checked by Handle
+
+	// Body, when set, decodes the request's body into Data. The pipeline calls it only after
+	// the token is known to be allowed some write on the path, so a request that is refused
+	// costs no decoding (and its audit record holds no body).
+	Body func() (map[string]any, error)
 }
 
 // ErrInvalidPath: the path holds "..", NUL, control characters or surrounding spaces.
@@ -145,34 +150,21 @@ func (c *Core) handle(ctx context.Context, st *unsealed, r *Request, trail *audi
 	}
 	special, _ := rt.backend.(engines.PathsSpecial)
 	var entry tokenview.Entry
-	if special == nil || !matchAny(special.Unauthenticated(), rt.rel) {
+	authenticated := special == nil || !matchAny(special.Unauthenticated(), rt.rel)
+	if authenticated {
 		entry, err = st.authenticate(r.Token, r.RemoteAddr, now)
 		if err != nil {
 			return nil, nil, err
 		}
 		req.Caller = callerOf(entry, now)
-		if req.Op == engines.OpUpdate {
-			if ec, ok := rt.backend.(engines.ExistenceChecker); ok {
-				exists, err := ec.Exists(ctx, req)
-				if err != nil {
-					return nil, nil, err
-				}
-				if !exists {
-					req.Op = engines.OpCreate
-				}
-			}
-		}
-		a := c.aclForToken(st, entry)
-		d := a.Allowed(aclOp(req.Op), r.Path, req.Data)
-		if !d.Allowed {
+		// The body is decoded only once the token may write here at all (bounded work before
+		// authorisation); the full decision, with parameters, follows under the lock.
+		if !mayWrite(c.aclForToken(st, entry), req.Op, r.Path) {
 			return nil, nil, engines.Errorf(engines.ErrPermissionDenied, "permission denied")
 		}
-		if err := checkWrapBounds(d, r.wrapTTL); err != nil {
-			return nil, nil, err
-		}
-		if special != nil && matchAny(special.Sudo(), rt.rel) && !d.Sudo && !a.IsRoot() {
-			return nil, nil, engines.Errorf(engines.ErrPermissionDenied, "permission denied")
-		}
+	}
+	if err := decodeBody(r, req); err != nil {
+		return nil, nil, err
 	}
 
 	if entry.NumUses > 0 {
@@ -190,6 +182,13 @@ func (c *Core) handle(ctx context.Context, st *unsealed, r *Request, trail *audi
 	if lk, ok := rt.backend.(engines.Locker); ok && write {
 		if key := lk.LockKey(req); key != "" {
 			defer st.locks.lock(rt.mount.UUID + "\x00" + key)()
+		}
+	}
+	if authenticated {
+		// Create-vs-update, and so the capability it needs, is decided while the aggregate is
+		// held: a create-only token cannot turn into an updater by racing another writer.
+		if err := c.authorize(ctx, st, rt, special, req, entry, r); err != nil {
+			return nil, nil, err
 		}
 	}
 	resp, err := rt.backend.HandleRequest(ctx, req)

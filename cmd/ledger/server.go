@@ -85,6 +85,7 @@ type listenerSpec struct {
 	addr             string
 	tlsCert, tlsKey  string
 	maxRequestBytes  int64
+	limits           config.ListenerLimits // zero: the defaults
 	alreadyListening net.Listener
 	// unauthMetrics: telemetry { unauthenticated_metrics_access = true } in the listener block.
 	unauthMetrics bool
@@ -106,8 +107,12 @@ func startServer(ctx context.Context, logger *slog.Logger, lo ledger.Options, co
 	}
 	s := &server{log: l, core: core, logger: logger}
 	for _, sp := range specs {
+		lim := sp.limits
+		if lim == (config.ListenerLimits{}) {
+			lim = config.DefaultListenerLimits()
+		}
 		h := httpapi.New(core, httpapi.Options{MaxRequestBytes: sp.maxRequestBytes, APIAddr: apiAddr, Logger: logger,
-			UnauthenticatedMetrics: sp.unauthMetrics})
+			UnauthenticatedMetrics: sp.unauthMetrics, Limits: httpLimits(lim)})
 		ln := sp.alreadyListening
 		if ln == nil {
 			if ln, err = net.Listen("tcp", sp.addr); err != nil {
@@ -115,8 +120,8 @@ func startServer(ctx context.Context, logger *slog.Logger, lo ledger.Options, co
 				return nil, fmt.Errorf("listen on %s: %w (is another server using it? set listener address)", sp.addr, err)
 			}
 		}
-		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 5 * time.Minute,
-			ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+		hs := &http.Server{Handler: h, ReadHeaderTimeout: lim.ReadHeaderTimeout, ReadTimeout: lim.ReadTimeout,
+			WriteTimeout: lim.WriteTimeout, IdleTimeout: lim.IdleTimeout, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 		if sp.tlsCert != "" {
 			cert, err := tls.LoadX509KeyPair(sp.tlsCert, sp.tlsKey)
 			if err != nil {
@@ -160,7 +165,8 @@ func runConfigured(ctx context.Context, out io.Writer, cfg *config.Config) error
 	lo := ledger.Options{Dir: cfg.Storage.Path, URL: cfg.Storage.URL, Replicas: cfg.Storage.Replicas}
 	var specs []listenerSpec
 	for _, l := range cfg.Listeners {
-		sp := listenerSpec{addr: l.Address, maxRequestBytes: l.MaxRequestSize, unauthMetrics: l.UnauthenticatedMetricsAccess}
+		sp := listenerSpec{addr: l.Address, maxRequestBytes: l.MaxRequestSize, unauthMetrics: l.UnauthenticatedMetricsAccess,
+			limits: l.Limits}
 		if !l.TLSDisable {
 			sp.tlsCert, sp.tlsKey = l.TLSCertFile, l.TLSKeyFile
 		}

@@ -4,7 +4,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -31,6 +30,7 @@ const DefaultMaxRequestBytes = 32 << 20
 // Options configure the HTTP API.
 type Options struct {
 	MaxRequestBytes int64
+	Limits          Limits // max_json_* and max_request_fields
 	APIAddr         string
 	Logger          *slog.Logger
 	// UnauthenticatedMetrics serves GET sys/metrics without a token (Vault's listener
@@ -130,6 +130,8 @@ func (a *api) fail(c echo.Context, reqID string, err error) error {
 		status, msg = http.StatusTooManyRequests, err.Error()
 	case errors.Is(err, ledger.ErrConflict):
 		status, msg = http.StatusServiceUnavailable, "another node wrote concurrently; retry the request"
+	case errors.Is(err, errBodyTooLarge):
+		status, msg = http.StatusRequestEntityTooLarge, err.Error()
 	case errors.Is(err, ledger.ErrTooLarge):
 		status, msg = http.StatusRequestEntityTooLarge, "request too large for one log entry"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -164,39 +166,6 @@ func token(r *http.Request) string {
 	return ""
 }
 
-// errBodyTooLarge and errBadJSON are the request decoding failures.
-var errBodyTooLarge = errors.New("request body too large")
-
-// decodeBody reads a JSON object body. An empty body is an empty object.
-func (a *api) decodeBody(c echo.Context) (map[string]any, error) {
-	r := c.Request()
-	body := http.MaxBytesReader(c.Response(), r.Body, a.opts.MaxRequestBytes)
-	raw, err := io.ReadAll(body)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, fmt.Errorf("%w: the limit is %d bytes (listener max_request_size)", errBodyTooLarge, a.opts.MaxRequestBytes)
-		}
-		return nil, engines.BadRequest("reading request body: %s", err.Error())
-	}
-	if t := bytes.TrimSpace(raw); len(t) == 0 || string(t) == "null" {
-		return map[string]any{}, nil // the official client sends null for Write(path, nil)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var data map[string]any
-	if err := dec.Decode(&data); err != nil {
-		return nil, engines.BadRequest("error parsing JSON: %s", jsonProblem(err))
-	}
-	if dec.More() {
-		return nil, engines.BadRequest("error parsing JSON: trailing data after the object")
-	}
-	if data == nil {
-		return nil, engines.BadRequest("error parsing JSON: expected an object")
-	}
-	return data, nil
-}
-
 // jsonProblem describes a JSON error without quoting the input (it may hold a secret).
 func jsonProblem(err error) string {
 	var se *json.SyntaxError
@@ -225,6 +194,7 @@ func (a *api) logical(c echo.Context) error {
 	// Vault answers any method with a non-empty help parameter, and HELP, with the path's
 	// help: never the data (commands.Request.Help).
 	req.Help = r.URL.Query().Get("help") != "" || r.Method == "HELP"
+	drain := func() {}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, "HELP":
 		req.Op = engines.OpRead
@@ -255,23 +225,23 @@ func (a *api) logical(c echo.Context) error {
 			}
 		}
 	default:
-		var isRaw bool
-		if req.Data, isRaw, err = a.rawBody(c); !isRaw {
-			req.Data, err = a.decodeBody(c)
-		}
-		if err != nil {
-			if errors.Is(err, errBodyTooLarge) {
-				writeErrors(c, http.StatusRequestEntityTooLarge, err.Error())
-				return nil
+		b := a.body(c)
+		// Decoded after authentication: a refused request is never decoded.
+		req.Body = func() (map[string]any, error) {
+			if data, isRaw, err := a.rawBody(c); isRaw {
+				return data, err
 			}
-			return a.fail(c, reqID, err)
+			return b.decode()
 		}
+		drain = b.drain
 	}
 	if req.Path, err = commands.CanonicalPath(req.Path, req.Op == engines.OpList); err != nil {
+		drain()
 		return a.fail(c, reqID, err)
 	}
 	ctx, limits := commands.WithRateLimitHeaders(r.Context())
 	resp, err := a.core.Handle(ctx, req)
+	drain() // before the answer, so a refused client is not cut off mid-send
 	limits.Each(c.Response().Header().Set)
 	if err != nil {
 		return a.fail(c, reqID, err)

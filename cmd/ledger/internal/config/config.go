@@ -74,6 +74,7 @@ type Listener struct {
 	TLSCertFile    string
 	TLSKeyFile     string
 	MaxRequestSize int64 // bytes, always positive
+	Limits         ListenerLimits
 	// UnauthenticatedMetricsAccess: telemetry { unauthenticated_metrics_access = true } — this
 	// listener answers GET /v1/sys/metrics without a token, as Vault's does.
 	UnauthenticatedMetricsAccess bool

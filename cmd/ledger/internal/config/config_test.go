@@ -11,7 +11,7 @@ import (
 )
 
 // plainListener is the listener most cases use: defaults plus tls_disable.
-var plainListener = Listener{Type: "tcp", Address: DefaultAddress, TLSDisable: true, MaxRequestSize: DefaultMaxRequestSize}
+var plainListener = Listener{Type: "tcp", Address: DefaultAddress, TLSDisable: true, MaxRequestSize: DefaultMaxRequestSize, Limits: DefaultListenerLimits()}
 
 func embedded(path string) Storage {
 	return Storage{Type: "jetstream", Path: path, Replicas: DefaultStreamReplicas}
@@ -47,7 +47,7 @@ disable_mlock = true
 				Storage: Storage{Type: "jetstream", Path: "/var/lib/ledger", Replicas: 3},
 				Listeners: []Listener{{
 					Type: "tcp", Address: "127.0.0.1:8200", TLSDisable: true,
-					TLSCertFile: "/path/cert.pem", TLSKeyFile: "/path/key.pem", MaxRequestSize: 33554432,
+					TLSCertFile: "/path/cert.pem", TLSKeyFile: "/path/key.pem", MaxRequestSize: 33554432, Limits: DefaultListenerLimits(),
 				}},
 				APIAddr: "http://127.0.0.1:8200", ClusterName: "ledger-cluster", LogLevel: "info",
 			},
@@ -98,7 +98,7 @@ listener "tcp" {
 				Storage: embedded("/data"),
 				Listeners: []Listener{{
 					Type: "tcp", Address: "0.0.0.0:8200",
-					TLSCertFile: "/tls/cert.pem", TLSKeyFile: "/tls/key.pem", MaxRequestSize: DefaultMaxRequestSize,
+					TLSCertFile: "/tls/cert.pem", TLSKeyFile: "/tls/key.pem", MaxRequestSize: DefaultMaxRequestSize, Limits: DefaultListenerLimits(),
 				}},
 				ClusterName: DefaultClusterName, LogLevel: DefaultLogLevel,
 			},
@@ -134,10 +134,10 @@ api_addr     = "https://vault.example.com"
 			want: Config{
 				Storage: embedded("/data"),
 				Listeners: []Listener{
-					{Type: "tcp", Address: "127.0.0.1:8200", TLSDisable: true, MaxRequestSize: 1 << 20},
-					{Type: "tcp", Address: "[::1]:8201", TLSDisable: true, MaxRequestSize: DefaultMaxRequestSize},
-					{Type: "tcp", Address: "127.0.0.1:8202", TLSDisable: true, MaxRequestSize: DefaultMaxRequestSize},
-					{Type: "tcp", Address: "127.0.0.1:8203", TLSCertFile: "c", TLSKeyFile: "k", MaxRequestSize: DefaultMaxRequestSize},
+					{Type: "tcp", Address: "127.0.0.1:8200", TLSDisable: true, MaxRequestSize: 1 << 20, Limits: DefaultListenerLimits()},
+					{Type: "tcp", Address: "[::1]:8201", TLSDisable: true, MaxRequestSize: DefaultMaxRequestSize, Limits: DefaultListenerLimits()},
+					{Type: "tcp", Address: "127.0.0.1:8202", TLSDisable: true, MaxRequestSize: DefaultMaxRequestSize, Limits: DefaultListenerLimits()},
+					{Type: "tcp", Address: "127.0.0.1:8203", TLSCertFile: "c", TLSKeyFile: "k", MaxRequestSize: DefaultMaxRequestSize, Limits: DefaultListenerLimits()},
 				},
 				APIAddr: "https://vault.example.com", ClusterName: DefaultClusterName, LogLevel: "warn",
 			},
@@ -154,7 +154,7 @@ listener "tcp" {
 `,
 			want: Config{
 				Storage:     embedded("/data"),
-				Listeners:   []Listener{{Type: "tcp", Address: DefaultAddress, TLSCertFile: "c", TLSKeyFile: "k", MaxRequestSize: DefaultMaxRequestSize}},
+				Listeners:   []Listener{{Type: "tcp", Address: DefaultAddress, TLSCertFile: "c", TLSKeyFile: "k", MaxRequestSize: DefaultMaxRequestSize, Limits: DefaultListenerLimits()}},
 				ClusterName: DefaultClusterName, LogLevel: DefaultLogLevel,
 			},
 		},
@@ -486,8 +486,8 @@ func TestParseJSON(t *testing.T) {
 		want := Config{
 			Storage: Storage{Type: "jetstream", URL: "nats://127.0.0.1:4222", CredsFile: "/c", Replicas: 1},
 			Listeners: []Listener{
-				{Type: "tcp", Address: "127.0.0.1:8200", TLSDisable: true, MaxRequestSize: DefaultMaxRequestSize},
-				{Type: "tcp", Address: "127.0.0.1:8201", TLSCertFile: "/cert", TLSKeyFile: "/key", MaxRequestSize: 1024},
+				{Type: "tcp", Address: "127.0.0.1:8200", TLSDisable: true, MaxRequestSize: DefaultMaxRequestSize, Limits: DefaultListenerLimits()},
+				{Type: "tcp", Address: "127.0.0.1:8201", TLSCertFile: "/cert", TLSKeyFile: "/key", MaxRequestSize: 1024, Limits: DefaultListenerLimits()},
 			},
 			APIAddr: "http://127.0.0.1:8200", ClusterName: DefaultClusterName, LogLevel: "debug",
 			Warnings: []string{`ledger.json:15: unknown key "statsite_address" in telemetry (ignored)`},

@@ -324,15 +324,16 @@ func (d *decoder) decodeStorage(b *hcl.Block) Storage {
 }
 
 func (d *decoder) decodeListener(b *hcl.Block) (Listener, bool) {
-	l := Listener{Type: b.Labels[0], Address: DefaultAddress, MaxRequestSize: DefaultMaxRequestSize}
+	l := Listener{Type: b.Labels[0], Address: DefaultAddress, MaxRequestSize: DefaultMaxRequestSize, Limits: DefaultListenerLimits()}
 	if l.Type != "tcp" {
 		d.errorf(b.DefRange, `listener type %q is not supported; only "tcp" is`, l.Type)
 		return l, false
 	}
 	where := fmt.Sprintf("listener %q", l.Type)
-	c := d.content(b.Body, where, []string{"address", "tls_disable", "tls_cert_file", "tls_key_file", "max_request_size"},
+	c := d.content(b.Body, where, append([]string{"address", "tls_disable", "tls_cert_file", "tls_key_file", "max_request_size"}, listenerLimitAttrs...),
 		[]hcl.BlockHeaderSchema{{Type: "telemetry"}})
 	before := len(d.problems)
+	d.decodeLimits(c, &l.Limits)
 	for _, tb := range c.Blocks {
 		tc := d.content(tb.Body, where+" telemetry", []string{"unauthenticated_metrics_access"}, nil)
 		if a, ok := tc.Attributes["unauthenticated_metrics_access"]; ok {
