@@ -85,7 +85,7 @@ func TestShredMaxVersionsOneConcurrent(t *testing.T) {
 // TestShredManyVersionsAndMountDisable: one destroy request naming hundreds of versions, and
 // a mount with thousands of paths disabled at once: afterwards no data key of them is left,
 // and another mount's values are untouched. (The 10k-version and 100k-path sizes run in
-// ledger's TestDataKeysShredMany and in BenchmarkShredMount.)
+// ledger's TestDataKeysShredMany and BenchmarkDataKeysShredMount.)
 func TestShredManyVersionsAndMountDisable(t *testing.T) {
 	s := startServer(t)
 	root := s.Client(t, s.RootToken)
