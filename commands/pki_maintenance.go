@@ -10,10 +10,12 @@ import (
 
 // autoTidyPKI honours PKI mounts' config/auto-tidy on the active node: when a mount's interval
 // has passed since its last tidy, expired certificates (past the safety buffer) leave the store.
+// It also starts new complete CRLs before the current ones reach half their expiry.
 func (c *Core) autoTidyPKI(ctx context.Context, st *unsealed) {
 	every(ctx, 30*time.Second, func() {
 		eachBackend(c, st, "pki", func(m mount.Entry, pb *enginepki.Backend) {
-			evs := pb.AutoTidyDue(time.Now().UTC())
+			now := time.Now().UTC()
+			evs := append(pb.AutoTidyDue(now), pb.CRLRotateDue(now)...)
 			if len(evs) == 0 {
 				return
 			}

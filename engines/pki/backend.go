@@ -63,7 +63,8 @@ func New(view *pkiview.View, m engines.Mount) *Backend {
 func (b *Backend) Unauthenticated() []string {
 	return []string{"cert/*", "ca/pem", "ca_chain", "ca", "crl", "crl/pem", "crl/delta", "crl/delta/pem",
 		"ocsp", "ocsp/*", "issuers/", "issuer/+/pem", "issuer/+/der", "issuer/+/json",
-		"issuer/+/crl", "issuer/+/crl/pem", "issuer/+/crl/der", "acme/*"}
+		"issuer/+/crl", "issuer/+/crl/pem", "issuer/+/crl/der", "issuer/+/crl/delta", "issuer/+/crl/delta/pem",
+		"issuer/+/crl/delta/der", "acme/*"}
 }
 
 // Sudo implements engines.PathsSpecial.
@@ -153,11 +154,14 @@ func (b *Backend) HandleRequest(ctx context.Context, req *engines.Request) (*eng
 		if read {
 			return b.readIssuerCert(seg[1], seg[2])
 		}
-	case len(seg) >= 3 && seg[0] == "issuer" && seg[2] == "crl":
+	case len(seg) >= 3 && len(seg) <= 5 && seg[0] == "issuer" && seg[2] == "crl":
 		if read {
 			format := "json"
-			if len(seg) == 4 {
-				format = seg[3]
+			if len(seg) > 3 {
+				format = strings.Join(seg[3:], "/")
+			}
+			if format == "delta" {
+				format = "delta/json"
 			}
 			return b.readCRL(req, seg[1], format)
 		}
@@ -239,7 +243,11 @@ func (b *Backend) HandleRequest(ctx context.Context, req *engines.Request) (*eng
 		}
 	case p == "crl/delta" || p == "crl/delta/pem":
 		if read {
-			return nil, engines.BadRequest("delta CRLs are not supported yet by this server; read the complete CRL at crl")
+			f := "delta"
+			if p == "crl/delta/pem" {
+				f = "delta/pem"
+			}
+			return b.readCRL(req, "default", f)
 		}
 	case p == "crl/rotate":
 		if read || write {

@@ -376,10 +376,8 @@ func (b *Backend) configCRL(req *engines.Request) (*engines.Response, error) {
 		if c.AutoRebuild, err = engines.Bool(req.Data, "auto_rebuild", c.AutoRebuild); err != nil {
 			return nil, err
 		}
-		if d, err := engines.Bool(req.Data, "enable_delta", false); err != nil {
+		if c.EnableDelta, err = engines.Bool(req.Data, "enable_delta", c.EnableDelta); err != nil {
 			return nil, err
-		} else if d {
-			return nil, engines.BadRequest("enable_delta: delta CRLs are not supported yet by this server")
 		}
 		cfg.CRL = c
 		ev, err := b.writeConfig(req, cfg)

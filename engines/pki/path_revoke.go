@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
@@ -79,27 +80,51 @@ func crlPEM(der []byte) string {
 	return strings.TrimSpace(string(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})))
 }
 
-// crl returns an issuer's current CRL, signed on first use of its CRL number.
-func (b *Backend) crl(is pkiview.Issuer) ([]byte, error) {
+// crl returns an issuer's current complete CRL, signed on first use of its CRL number.
+func (b *Backend) crl(is pkiview.Issuer) ([]byte, error) { return b.cachedCRL(is, false) }
+
+// cachedCRL returns the current complete or delta CRL, signed once per CRL number.
+func (b *Backend) cachedCRL(is pkiview.Issuer, delta bool) ([]byte, error) {
 	st := b.view.CRL(b.mount.UUID, is.ID)
+	key, number := is.ID, st.Number
+	if delta {
+		key, number = "delta/"+is.ID, st.Seq
+	}
 	b.crlMu.Lock()
-	if c, ok := b.crls[is.ID]; ok && c.number == st.Number {
+	if c, ok := b.crls[key]; ok && c.number == number {
 		b.crlMu.Unlock()
 		return c.der, nil
 	}
 	b.crlMu.Unlock()
-	der, err := b.BuildCRL(is, st)
+	build := b.BuildCRL
+	if delta {
+		build = b.BuildDeltaCRL
+	}
+	der, err := build(is, st)
 	if err != nil {
 		return nil, err
 	}
 	b.crlMu.Lock()
-	b.crls[is.ID] = cachedCRL{number: st.Number, der: der}
+	b.crls[key] = cachedCRL{number: number, der: der}
 	b.crlMu.Unlock()
 	return der, nil
 }
 
-// BuildCRL signs the CRL of an issuer in state st (exported for the benchmark).
+// BuildCRL signs the complete CRL of an issuer in state st (exported for the benchmark).
 func (b *Backend) BuildCRL(is pkiview.Issuer, st pkiview.CRLState) ([]byte, error) {
+	return b.buildCRL(is, st, false)
+}
+
+// oidDeltaCRLIndicator is RFC 5280's delta CRL indicator extension (critical; the base CRL's
+// number).
+var oidDeltaCRLIndicator = asn1.ObjectIdentifier{2, 5, 29, 27}
+
+// BuildDeltaCRL signs the delta CRL of an issuer: the revocations since its complete CRL.
+func (b *Backend) BuildDeltaCRL(is pkiview.Issuer, st pkiview.CRLState) ([]byte, error) {
+	return b.buildCRL(is, st, true)
+}
+
+func (b *Backend) buildCRL(is pkiview.Issuer, st pkiview.CRLState, delta bool) ([]byte, error) {
 	signer, err := b.signer(is)
 	if err != nil {
 		return nil, err
@@ -116,6 +141,9 @@ func (b *Backend) BuildCRL(is pkiview.Issuer, st pkiview.CRLState) ([]byte, erro
 	var entries []x509.RevocationListEntry
 	if !cfg.Disable {
 		for _, c := range b.view.Revoked(b.mount.UUID, is.ID) {
+			if inDelta := c.RevokedSeq > st.Number; inDelta != delta {
+				continue
+			}
 			n, ok := new(big.Int).SetString(strings.ReplaceAll(c.Serial, ":", ""), 16)
 			if !ok {
 				continue
@@ -129,6 +157,28 @@ func (b *Backend) BuildCRL(is pkiview.Issuer, st pkiview.CRLState) ([]byte, erro
 	}
 	tmpl := &x509.RevocationList{Number: big.NewInt(st.Number), ThisUpdate: this, NextUpdate: this.Add(expiry),
 		RevokedCertificateEntries: entries}
+	if !delta && b.view.Config(b.mount.UUID).CRL.EnableDelta {
+		// OpenSSL (and RFC 5280 §5.2.6) looks for delta CRLs only from a complete CRL that
+		// says where they are.
+		if ext, ok := b.freshestCRL(); ok {
+			tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, ext)
+		}
+	}
+	if delta {
+		base, err := asn1.Marshal(big.NewInt(st.Number))
+		if err != nil {
+			return nil, err
+		}
+		tmpl.Number = big.NewInt(st.Seq)
+		tmpl.ExtraExtensions = []pkix.Extension{{Id: oidDeltaCRLIndicator, Critical: true, Value: base}}
+		if !st.DeltaThisUpdate.IsZero() {
+			tmpl.ThisUpdate = st.DeltaThisUpdate
+		}
+		tmpl.NextUpdate = tmpl.ThisUpdate.Add(15 * time.Minute)
+		if tmpl.NextUpdate.After(this.Add(expiry)) {
+			tmpl.NextUpdate = this.Add(expiry)
+		}
+	}
 	der, err := x509.CreateRevocationList(rand.Reader, tmpl, parent, signer)
 	if err != nil {
 		return nil, engines.BadRequest("unable to build the CRL of issuer %s: %s", is.ID, err)
@@ -136,8 +186,18 @@ func (b *Backend) BuildCRL(is pkiview.Issuer, st pkiview.CRLState) ([]byte, erro
 	return der, nil
 }
 
-// readCRL serves crl, crl/pem and issuer/:ref/crl[/der|/pem].
+// readCRL serves crl, crl/pem, crl/delta[/pem] and issuer/:ref/crl[/der|/pem|/delta…].
 func (b *Backend) readCRL(_ *engines.Request, ref, format string) (*engines.Response, error) {
+	delta := false
+	if f, ok := strings.CutPrefix(format, "delta"); ok {
+		delta, format = true, strings.TrimPrefix(f, "/")
+		if format == "" {
+			format = "der"
+		}
+		if !b.view.Config(b.mount.UUID).CRL.EnableDelta {
+			return nil, engines.BadRequest("delta CRLs are not enabled on this mount; set config/crl enable_delta=true")
+		}
+	}
 	is, err := b.resolveIssuer(ref)
 	if err != nil {
 		if format == "json" {
@@ -145,7 +205,7 @@ func (b *Backend) readCRL(_ *engines.Request, ref, format string) (*engines.Resp
 		}
 		return raw("text/plain", nil, http.StatusNoContent), nil
 	}
-	der, err := b.crl(is)
+	der, err := b.cachedCRL(is, delta)
 	if err != nil {
 		return nil, err
 	}
@@ -460,4 +520,72 @@ func (b *Backend) AutoTidyDue(now time.Time) []ledger.Event {
 		return nil
 	}
 	return evs
+}
+
+// CRLRotateDue decides a new complete CRL for every issuer whose complete CRL has lived half its
+// expiry, so published CRLs never run past their nextUpdate and, with delta CRLs, revocations
+// reach the complete CRL. Only the active node calls it.
+func (b *Backend) CRLRotateDue(now time.Time) []ledger.Event {
+	st, ok := b.view.Mount(b.mount.UUID)
+	if !ok {
+		return nil
+	}
+	expiry := st.Config.CRL.Expiry
+	if expiry == 0 {
+		expiry = 72 * time.Hour
+	}
+	var evs []ledger.Event
+	ids := make([]string, 0, len(st.Issuers))
+	for id, is := range st.Issuers {
+		if is.KeyID != "" && now.Sub(st.CRLs[id].ThisUpdate) >= expiry/2 {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	req := &engines.Request{ID: "crl-rotate", Now: now}
+	for _, id := range ids {
+		ev, err := b.event(req, pkiview.CRLRotated, "crl/"+id, pkiview.CRLRotatedPayload{Mount: b.mount.UUID, Issuer: id, Time: now})
+		if err == nil {
+			evs = append(evs, ev)
+		}
+	}
+	return evs
+}
+
+var oidFreshestCRL = asn1.ObjectIdentifier{2, 5, 29, 46}
+
+type distributionPointName struct {
+	FullName []asn1.RawValue `asn1:"optional,tag:0"`
+}
+
+type distributionPoint struct {
+	DistributionPoint distributionPointName `asn1:"optional,tag:0"`
+}
+
+// freshestCRL is the Freshest CRL extension naming where the delta CRL is served: the mount's
+// config/cluster path + /crl/delta, else each of config/urls' CRL distribution points +
+// "/delta". ok is false when neither is configured.
+func (b *Backend) freshestCRL() (pkix.Extension, bool) {
+	cfg := b.view.Config(b.mount.UUID)
+	var urls []string
+	if cfg.ClusterPath != "" {
+		urls = append(urls, strings.TrimSuffix(cfg.ClusterPath, "/")+"/crl/delta")
+	} else {
+		for _, u := range cfg.URLs.CRLDistributionPoints {
+			urls = append(urls, strings.TrimSuffix(u, "/")+"/delta")
+		}
+	}
+	if len(urls) == 0 {
+		return pkix.Extension{}, false
+	}
+	var dps []distributionPoint
+	for _, u := range urls {
+		dps = append(dps, distributionPoint{DistributionPoint: distributionPointName{
+			FullName: []asn1.RawValue{{Tag: 6, Class: 2, Bytes: []byte(u)}}}})
+	}
+	v, err := asn1.Marshal(dps)
+	if err != nil {
+		return pkix.Extension{}, false
+	}
+	return pkix.Extension{Id: oidFreshestCRL, Value: v}, true
 }

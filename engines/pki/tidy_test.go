@@ -49,3 +49,17 @@ func TestAutoTidyDue(t *testing.T) {
 		t.Fatal("auto-tidy did not run after its interval")
 	}
 }
+
+func TestCRLRotateDue(t *testing.T) {
+	v := pkiview.New()
+	apply(t, v, pkiview.IssuerCreated, pkiview.IssuerPayload{Mount: "m", Issuer: pkiview.Issuer{ID: "i", KeyID: "k"}})
+	apply(t, v, pkiview.IssuerCreated, pkiview.IssuerPayload{Mount: "m", Issuer: pkiview.Issuer{ID: "nokey"}})
+	b := New(v, engines.Mount{UUID: "m"})
+	// apply stamps records with the wall clock: the CRL is fresh at that time.
+	if evs := b.CRLRotateDue(time.Now()); len(evs) != 0 {
+		t.Fatalf("a fresh CRL was rotated: %d events", len(evs))
+	}
+	if evs := b.CRLRotateDue(time.Now().Add(37 * time.Hour)); len(evs) != 1 {
+		t.Fatalf("want the keyed issuer's CRL rotated past half its 72h expiry, got %d events", len(evs))
+	}
+}

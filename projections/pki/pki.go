@@ -164,12 +164,28 @@ type Cert struct {
 	IssuerID    string    `json:"issuer_id"`
 	NotAfter    time.Time `json:"not_after"`
 	RevokedAt   time.Time `json:"revoked_at"`
+	RevokedSeq  int64     `json:"revoked_seq,omitempty"` // the CRL number that first lists it
 }
 
-// CRLState is what an issuer's next CRL is built from besides the revoked certificates.
+// CRLState is what an issuer's CRLs are built from besides the revoked certificates. Complete
+// and delta CRLs share one numbering, never reused for different contents: Number is the
+// complete CRL's (it holds every revocation with RevokedSeq <= Number), Seq the current delta
+// CRL's, always above Number (the delta holds the revocations above Number). A revocation with
+// deltas enabled advances Seq; without, it starts a new complete CRL above Seq, so the complete
+// CRL is always current; a rotation does the same.
 type CRLState struct {
-	Number     int64     `json:"number"`
-	ThisUpdate time.Time `json:"this_update"`
+	Number          int64     `json:"number"`
+	ThisUpdate      time.Time `json:"this_update"`
+	Seq             int64     `json:"seq,omitempty"`
+	DeltaThisUpdate time.Time `json:"delta_this_update,omitempty"`
+}
+
+// next returns the state with Seq at least Number+1 (states from before Seq existed).
+func (c CRLState) next() CRLState {
+	if c.Seq <= c.Number {
+		c.Seq = c.Number + 1
+	}
+	return c
 }
 
 // TidyStatus is what tidy-status reports of the last tidy run.
@@ -393,7 +409,7 @@ func (v *View) Apply(rec ledger.Record) error {
 				s.Config.DefaultIssuer = is.ID
 			}
 			if _, ok := s.CRLs[is.ID]; !ok {
-				s.CRLs[is.ID] = CRLState{Number: 1, ThisUpdate: rec.Time.UTC()}
+				s.CRLs[is.ID] = CRLState{Number: 1, ThisUpdate: rec.Time.UTC(), Seq: 2}
 			}
 		}
 	case IssuerDeleted:
@@ -418,6 +434,16 @@ func (v *View) Apply(rec ledger.Record) error {
 		v.mu.Lock()
 		defer v.mu.Unlock()
 		if s := v.state(p.Mount); s != nil {
+			if s.Config.CRL.EnableDelta && !p.Config.CRL.EnableDelta {
+				// Revocations held only in delta CRLs move into the complete CRLs.
+				for id, st := range s.CRLs {
+					st = st.next()
+					st.Number, st.ThisUpdate = st.Seq+1, rec.Time.UTC()
+					st.Seq = st.Number + 1
+					st.DeltaThisUpdate = time.Time{}
+					s.CRLs[id] = st
+				}
+			}
 			s.Config = p.Config
 		}
 	case RoleWritten:
@@ -472,10 +498,20 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 		c := *old
 		c.RevokedAt = p.Time.UTC()
-		s.Certs[p.Serial] = &c
 		if st, ok := s.CRLs[c.IssuerID]; ok {
-			s.CRLs[c.IssuerID] = CRLState{Number: st.Number + 1, ThisUpdate: rec.Time.UTC()}
+			st = st.next()
+			if s.Config.CRL.EnableDelta {
+				st.Seq++
+				c.RevokedSeq = st.Seq
+				st.DeltaThisUpdate = rec.Time.UTC()
+			} else {
+				st.Number, st.ThisUpdate = st.Seq+1, rec.Time.UTC()
+				st.Seq = st.Number + 1
+				c.RevokedSeq = st.Number
+			}
+			s.CRLs[c.IssuerID] = st
 		}
+		s.Certs[p.Serial] = &c
 	case CRLRotated:
 		var p CRLRotatedPayload
 		if err := decode(rec, &p); err != nil {
@@ -485,7 +521,11 @@ func (v *View) Apply(rec ledger.Record) error {
 		defer v.mu.Unlock()
 		if s := v.mounts[p.Mount]; s != nil {
 			if st, ok := s.CRLs[p.Issuer]; ok {
-				s.CRLs[p.Issuer] = CRLState{Number: st.Number + 1, ThisUpdate: p.Time.UTC()}
+				st = st.next()
+				st.Number, st.ThisUpdate = st.Seq+1, p.Time.UTC()
+				st.Seq = st.Number + 1
+				st.DeltaThisUpdate = time.Time{}
+				s.CRLs[p.Issuer] = st
 			}
 		}
 	case CertsTidied:
@@ -764,7 +804,7 @@ func (v *View) Restore(data []byte) error {
 			}
 		}
 		for id, c := range st.CRLs {
-			c.ThisUpdate = c.ThisUpdate.UTC()
+			c.ThisUpdate, c.DeltaThisUpdate = c.ThisUpdate.UTC(), c.DeltaThisUpdate.UTC()
 			n.CRLs[id] = c
 		}
 		for id, a := range st.Accounts {

@@ -47,8 +47,43 @@ func sample() []ledger.Record {
 	}
 }
 
+// deltaRecs turn delta CRLs on, revoke into the delta, and turn them off (which folds it).
+func deltaRecs() []ledger.Record {
+	cfg := Config{DefaultIssuer: "i1", DefaultKey: "k1", CRL: CRLConfig{EnableDelta: true}}
+	off := cfg
+	off.CRL.EnableDelta = false
+	return []ledger.Record{
+		rec(30, ConfigWritten, ConfigPayload{Mount: "m1", Config: cfg}),
+		rec(31, CertStored, CertPayload{Mount: "m1", Cert: Cert{Serial: "cc", Certificate: "C3", IssuerID: "i1", NotAfter: t0.Add(time.Hour)}}),
+		rec(32, CertRevoked, RevokedPayload{Mount: "m1", Serial: "cc", Time: t0}),
+		rec(33, ConfigWritten, ConfigPayload{Mount: "m1", Config: off}),
+	}
+}
+
 func TestConformance(t *testing.T) {
-	viewtest.Conformance(t, func() projections.View { return New() }, sample())
+	viewtest.Conformance(t, func() projections.View { return New() }, append(sample(), deltaRecs()...))
+}
+
+func TestDeltaNumbers(t *testing.T) {
+	v := New()
+	recs := append(sample(), deltaRecs()...)
+	for _, r := range recs {
+		if err := v.Apply(r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Type == CertRevoked && r.Pos.Seq == 32 {
+			st := v.CRL("m1", "i1")
+			c, _ := v.Cert("m1", "cc")
+			if st.Number != 5 || st.Seq != 7 || c.RevokedSeq != 7 {
+				t.Fatalf("after a delta revocation: complete %d, delta %d, revoked in %d", st.Number, st.Seq, c.RevokedSeq)
+			}
+		}
+	}
+	st := v.CRL("m1", "i1")
+	c, _ := v.Cert("m1", "cc")
+	if st.Number != 8 || c.RevokedSeq > st.Number {
+		t.Fatalf("disabling deltas did not fold the revocation into complete CRL: %+v, revoked in %d", st, c.RevokedSeq)
+	}
 }
 
 func TestApply(t *testing.T) {
@@ -67,9 +102,10 @@ func TestApply(t *testing.T) {
 	if _, ok := v.Cert("m1", "bb"); ok {
 		t.Fatal("tidied certificate still stored")
 	}
-	// Created at 1, +1 for the revocation, +1 for the rotation.
-	if st := v.CRL("m1", "i1"); st.Number != 3 {
-		t.Fatalf("CRL number %d, want 3", st.Number)
+	// Created at 1 (delta #2 reserved); the revocation starts complete CRL 3 (delta #4); the
+	// rotation complete CRL 5.
+	if st := v.CRL("m1", "i1"); st.Number != 5 || st.Seq != 6 {
+		t.Fatalf("CRL number %d (delta %d), want 5 (6)", st.Number, st.Seq)
 	}
 	if is, _ := v.Issuer("m1", "i1"); is.Name != "renamed" {
 		t.Fatalf("issuer %+v", is)
