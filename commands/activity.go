@@ -18,9 +18,6 @@ func (s *sysBackend) activityCounts(req *engines.Request) (*engines.Response, er
 	if req.Op != engines.OpRead {
 		return nil, engines.ErrUnsupported
 	}
-	if unknown := engines.Unknown(req.Data, "start_time", "end_time", "limit_namespaces"); len(unknown) > 0 {
-		return nil, engines.BadRequest("unknown field(s): %s", strings.Join(unknown, ", "))
-	}
 	now := req.Now.UTC()
 	end, err := activityTime(req.Data, "end_time", now)
 	if err != nil {

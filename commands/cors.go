@@ -51,9 +51,6 @@ func (s *sysBackend) corsPath(req *engines.Request) (*engines.Response, error) {
 		}
 		return &engines.Response{Data: data}, nil
 	case engines.OpCreate, engines.OpUpdate:
-		if unknown := engines.Unknown(req.Data, "allowed_origins", "allowed_headers", "enabled"); len(unknown) > 0 {
-			return nil, engines.BadRequest("unknown field(s): %s", strings.Join(unknown, ", "))
-		}
 		origins, err := engines.Strings(req.Data, "allowed_origins")
 		if err != nil {
 			return nil, err

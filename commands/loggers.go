@@ -69,9 +69,6 @@ func (s *sysBackend) loggers(req *engines.Request, name string) (*engines.Respon
 		}
 		return &engines.Response{Data: data}, nil
 	case engines.OpCreate, engines.OpUpdate:
-		if unknown := engines.Unknown(req.Data, "level"); len(unknown) > 0 {
-			return nil, engines.BadRequest("unknown field(s): %s", strings.Join(unknown, ", "))
-		}
 		raw, err := engines.String(req.Data, "level", "")
 		if err != nil {
 			return nil, err

@@ -183,6 +183,8 @@ func typeSchema(t string) map[string]any {
 	switch t {
 	case "int":
 		return map[string]any{"type": "integer"}
+	case "number":
+		return map[string]any{"type": "number"}
 	case "bool":
 		return map[string]any{"type": "boolean"}
 	case "duration":

@@ -50,9 +50,6 @@ func (s *sysBackend) passwordPolicies(ctx context.Context, req *engines.Request,
 		}
 		return &engines.Response{Data: map[string]any{"policy": e.Policy}}, nil
 	case engines.OpCreate, engines.OpUpdate:
-		if unknown := engines.Unknown(req.Data, "policy"); len(unknown) > 0 {
-			return nil, engines.BadRequest("unknown field(s): %s", strings.Join(unknown, ", "))
-		}
 		text, err := engines.String(req.Data, "policy", "")
 		if err != nil {
 			return nil, err

@@ -76,15 +76,6 @@ func (s *sysBackend) quotaData(q quota.Quota) map[string]any {
 
 // parseQuota validates a quota write against the mounts and the other quotas.
 func (s *sysBackend) parseQuota(req *engines.Request, typ, name string) (quota.Quota, error) {
-	allowed := []string{"type", "name", "path", "role", "inheritable"}
-	if typ == quota.TypeRateLimit {
-		allowed = append(allowed, "rate", "interval", "block_interval")
-	} else {
-		allowed = append(allowed, "max_leases")
-	}
-	if unknown := engines.Unknown(req.Data, allowed...); len(unknown) > 0 {
-		return quota.Quota{}, engines.BadRequest("unknown field(s): %s", strings.Join(unknown, ", "))
-	}
 	if t, err := engines.String(req.Data, "type", typ); err != nil {
 		return quota.Quota{}, err
 	} else if t != typ {
@@ -225,9 +216,6 @@ func (s *sysBackend) quotaConfig(req *engines.Request) (*engines.Response, error
 			"rate_limit_exempt_paths":            c.RateLimitExemptPaths,
 		}}, nil
 	case engines.OpCreate, engines.OpUpdate:
-		if unknown := engines.Unknown(req.Data, "enable_rate_limit_audit_logging", "enable_rate_limit_response_headers", "rate_limit_exempt_paths"); len(unknown) > 0 {
-			return nil, engines.BadRequest("unknown field(s): %s", strings.Join(unknown, ", "))
-		}
 		var c quota.Config
 		var err error
 		if c.EnableRateLimitAuditLogging, err = engines.Bool(req.Data, "enable_rate_limit_audit_logging", false); err != nil {

@@ -119,7 +119,7 @@ func (s *sysBackend) Routes() []engines.Route {
 		rs = append(rs, engines.Route{Pattern: pre + "/{prefix...}", Operations: opsU, Summary: "Forget every lease under a prefix without revoking it at the backend.",
 			Fields: []engines.Field{pathField("prefix", "The lease ID prefix.")}})
 	}
-	return append(rs,
+	return append(append(rs,
 		engines.Route{Pattern: "audit", Operations: opsR, Summary: "List the enabled audit devices."},
 		engines.Route{Pattern: "audit/{path...}", Operations: opsUD, Summary: "Enable or disable an audit device.",
 			Fields: []engines.Field{pathField("path", "The path of the audit device."),
@@ -149,7 +149,7 @@ func (s *sysBackend) Routes() []engines.Route {
 		engines.Route{Pattern: "ledger/audit/checkpoint", Operations: opsU, Summary: "Record a checkpoint of the chain head now."},
 		engines.Route{Pattern: "ledger/audit/devices", Operations: opsR, Summary: "The delivery position of each audit device."},
 		engines.Route{Pattern: "ledger/replay/verify", Operations: opsRU, Summary: "Rebuild every view from the log beside the live ones and compare digests (POST), or follow the running verify (GET)."},
-	)
+	), moreSysRoutes()...)
 }
 
 func auditFilterFields() []engines.Field {

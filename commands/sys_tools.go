@@ -24,9 +24,6 @@ func (s *sysBackend) random(req *engines.Request, rest string) (*engines.Respons
 	if !isWrite(req.Op) {
 		return nil, engines.ErrUnsupported
 	}
-	if unknown := engines.Unknown(req.Data, "bytes", "format", "source"); len(unknown) > 0 {
-		return nil, engines.BadRequest("unknown field(s): %s", strings.Join(unknown, ", "))
-	}
 	n, err := engines.Int(req.Data, "bytes", 32)
 	if err != nil {
 		return nil, err
@@ -105,9 +102,6 @@ var hashes = map[string]func() hash.Hash{
 func (s *sysBackend) hash(req *engines.Request, urlAlgorithm string) (*engines.Response, error) {
 	if !isWrite(req.Op) {
 		return nil, engines.ErrUnsupported
-	}
-	if unknown := engines.Unknown(req.Data, "input", "format", "algorithm"); len(unknown) > 0 {
-		return nil, engines.BadRequest("unknown field(s): %s", strings.Join(unknown, ", "))
 	}
 	in, err := engines.String(req.Data, "input", "")
 	if err != nil {

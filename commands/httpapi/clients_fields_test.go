@@ -97,6 +97,31 @@ func TestUnknownFieldsWarn(t *testing.T) {
 			}
 		}
 	})
+	t.Run("small sys endpoints warn too", func(t *testing.T) {
+		for _, tc := range []struct{ path, body, ignored string }{
+			{"sys/tools/random/8", `{"bites":3}`, "bites"},
+			{"sys/tools/hash", `{"input":"aGk=","salt":"x"}`, "salt"},
+			{"sys/policies/password/pp", `{"policy":"length = 8\nrule \"charset\" {\n  charset = \"abcdefgh\"\n}","length":3}`, "length"},
+			{"sys/quotas/rate-limit/q", `{"rate":5,"burst":3}`, "burst"},
+			{"sys/quotas/lease-count/lc", `{"max_leases":5,"rate":3}`, "rate"},
+			{"sys/quotas/config", `{"enable_rate_limit_audit_logging":false,"x":1}`, "x"},
+			{"sys/config/cors", `{"allowed_origins":"https://a.example","max_age":3}`, "max_age"},
+		} {
+			w := warns(t, post(tc.path, tc.body))
+			if len(w) == 0 || w[len(w)-1] != ignoredWarning(tc.ignored) && w[0] != ignoredWarning(tc.ignored) {
+				t.Fatalf("POST %s: warnings %q", tc.path, w)
+			}
+		}
+		for _, q := range []string{"sys/quotas/rate-limit/q", "sys/quotas/lease-count/lc"} {
+			if r := raw(t, s.URL, "DELETE", q, nil, h); r.Status >= 300 {
+				t.Fatalf("DELETE %s: %d %s", q, r.Status, r.Body)
+			}
+		}
+		r := raw(t, s.URL, "GET", "sys/internal/counters/activity?limit=3", nil, h)
+		if w := warns(t, r); len(w) != 1 || w[0] != ignoredWarning("limit") {
+			t.Fatalf("activity with an unknown query parameter: %q", w)
+		}
+	})
 	t.Run("KV v1 takes any field as data", func(t *testing.T) {
 		if r := post("sys/mounts/kv1", `{"type":"kv"}`); r.Status != http.StatusNoContent {
 			t.Fatalf("mount kv1: %d %s", r.Status, r.Body)
