@@ -5,7 +5,9 @@ import "github.com/ledger-secrets/ledger/engines"
 // moreSysRoutes describes the small sys endpoints clients read (issue 9): their fields feed
 // the unknown-field warning, help and the OpenAPI document like every other route.
 func moreSysRoutes() []engines.Route {
-	f := func(name, typ, desc string) engines.Field { return engines.Field{Name: name, Type: typ, Description: desc} }
+	f := func(name, typ, desc string) engines.Field {
+		return engines.Field{Name: name, Type: typ, Description: desc}
+	}
 	randomFields := []engines.Field{
 		f("bytes", "int", "The number of bytes to return (default 32)."),
 		f("format", "string", "base64 (default) or hex."),
