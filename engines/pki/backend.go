@@ -88,6 +88,8 @@ func (b *Backend) LockKey(req *engines.Request) string {
 	case strings.HasPrefix(p, "issue/"), strings.HasPrefix(p, "sign/"), strings.HasPrefix(p, "sign-verbatim"),
 		strings.HasPrefix(p, "issuer/") && (strings.Contains(p, "/issue/") || strings.Contains(p, "/sign/") || strings.HasSuffix(p, "/sign-verbatim")):
 		return ""
+	case p == "ocsp" || strings.HasPrefix(p, "ocsp/"):
+		return "" // an OCSP POST decides nothing
 	case strings.HasPrefix(p, "acme/"):
 		return "acme"
 	}
