@@ -126,6 +126,7 @@ LEDGER_FORMAT or VAULT_FORMAT, LEDGER_CACERT or VAULT_CACERT, VAULT_SKIP_VERIFY.
 		a.sshCmd(),
 		a.pathHelpCmd(),
 		a.unwrapCmd(),
+		a.debugCmd(),
 	)
 	return root
 }
