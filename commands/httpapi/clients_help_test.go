@@ -27,6 +27,9 @@ func TestHelpNeverData(t *testing.T) {
 		{"GET", "secret/metadata/app?help=1&list=true", "metadata/{path}"},
 		{"GET", "auth/token/create?help=1", "create"},
 		{"GET", "sys/mounts/secret?help=1", "mounts/{path}"},
+		{"GET", "sys/mounts/secret/tune?help=1", "mounts/{path}/tune"},
+		{"GET", "cubbyhole/anything?help=1", "{path}"},
+		{"GET", "sys/tools/random/32?help=1", "tools/random/{urlbytes}"},
 	} {
 		r := raw(t, s.URL, tc.method, tc.path, strings.NewReader(`{"data":{"password":"x"}}`), h)
 		if r.Status != http.StatusOK {
