@@ -38,3 +38,21 @@ func hasRowPrefix(table, key string) bool {
 	}
 	return false
 }
+
+// TestE2ELoggers: the server's log level changes at run time through sys/loggers.
+func TestE2ELoggers(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	if got := strings.TrimSpace(c.ok("read", "-field=core", "sys/loggers")); got != "error" {
+		t.Fatalf("level = %q, want the configured error", got)
+	}
+	c.ok("write", "sys/loggers", "level=debug")
+	if got := strings.TrimSpace(c.ok("read", "-field=core", "sys/loggers/core")); got != "debug" {
+		t.Fatalf("level after write = %q", got)
+	}
+	expect(t, c.run("write", "sys/loggers", "level=chatty"), 2, "invalid level")
+	c.ok("delete", "sys/loggers")
+	if got := strings.TrimSpace(c.ok("read", "-field=core", "sys/loggers")); got != "error" {
+		t.Fatalf("level after delete = %q, want error again", got)
+	}
+}

@@ -146,6 +146,11 @@ func TestSysToolsHash(t *testing.T) {
 		_, err := c.Logical().Write(tc.path, tc.body)
 		respErr(t, err, 400, tc.want)
 	}
+	// Vault's default policy grants the hash tool (and only that tool) to every token.
+	tok := newToken(t, c, &vault.TokenCreateRequest{Policies: []string{"default"}})
+	if sec, err := s.Client(t, tok.ClientToken).Logical().Write("sys/tools/hash/sha2-512", map[string]any{"input": in}); err != nil || sec.Data["sum"] != hex.EncodeToString(s512[:]) {
+		t.Fatalf("hash with the default policy: %v %v", sec, err)
+	}
 }
 
 // TestSysHostInfoVersionHistoryCatalog: the read-only informational endpoints, in Vault's shapes.
@@ -220,6 +225,14 @@ func TestSysHostInfoVersionHistoryCatalog(t *testing.T) {
 		if err := c.Sys().EnableAuthWithOptions("cat-"+n, &vault.EnableAuthOptions{Type: n}); err != nil {
 			t.Fatalf("catalog lists %s but it does not enable: %v", n, err)
 		}
+	}
+	lp, err := c.Sys().ListPlugins(&vault.ListPluginsInput{})
+	if err != nil || len(lp.Details) != 7 || !sameStrings(lp.PluginsByType[vault.PluginTypeSecrets], []string{"database", "kv", "transit"}) {
+		t.Fatalf("Sys().ListPlugins = %+v %v", lp, err)
+	}
+	gp, err := c.Sys().GetPlugin(&vault.GetPluginInput{Name: "transit", Type: vault.PluginTypeSecrets})
+	if err != nil || gp.Name != "transit" || !gp.Builtin || gp.DeprecationStatus != "supported" {
+		t.Fatalf("Sys().GetPlugin = %+v %v", gp, err)
 	}
 	if keys := listKeys(t, c, "sys/plugins/catalog/database"); !sameStrings(keys, []string{"mysql-database-plugin", "postgresql-database-plugin"}) {
 		t.Fatalf("catalog database list = %v", keys)

@@ -96,6 +96,15 @@ path "sys/wrapping/unwrap" {
   capabilities = ["update"]
 }
 
+# Allow general purpose tools.
+path "sys/tools/hash" {
+  capabilities = ["update"]
+}
+
+path "sys/tools/hash/*" {
+  capabilities = ["update"]
+}
+
 `
 
 // View holds the policies.
