@@ -119,6 +119,7 @@ func (s *sysBackend) Routes() []engines.Route {
 		rs = append(rs, engines.Route{Pattern: pre + "/{prefix...}", Operations: opsU, Summary: "Forget every lease under a prefix without revoking it at the backend.",
 			Fields: []engines.Field{pathField("prefix", "The lease ID prefix.")}})
 	}
+	rs = append(rs, miscRoutes()...) // sys_misc_routes.go
 	return append(append(rs,
 		engines.Route{Pattern: "audit", Operations: opsR, Summary: "List the enabled audit devices."},
 		engines.Route{Pattern: "audit/{path...}", Operations: opsUD, Summary: "Enable or disable an audit device.",

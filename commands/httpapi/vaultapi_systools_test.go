@@ -89,12 +89,17 @@ func TestSysToolsRandom(t *testing.T) {
 		_, err := c.Logical().Write(tc.path, tc.body)
 		respErr(t, err, 400, tc.want)
 	}
+	// An unknown field is ignored with Vault's warning, as on every path.
+	w, err := c.Logical().Write("sys/tools/random/8", map[string]any{"bites": 3})
+	if err != nil || len(w.Warnings) != 1 || !strings.Contains(w.Warnings[0], "ignored these unrecognized parameters: [bites]") {
+		t.Fatalf("unknown field: %v %v", w, err)
+	}
 	if _, err := c.Logical().Read("sys/tools/random"); err == nil {
 		t.Fatal("GET sys/tools/random succeeded; Vault serves it on POST only")
 	}
 	// Without a policy granting it, a token cannot use it.
 	tok := newToken(t, c, &vault.TokenCreateRequest{Policies: []string{"default"}})
-	_, err := s.Client(t, tok.ClientToken).Logical().Write("sys/tools/random/32", nil)
+	_, err = s.Client(t, tok.ClientToken).Logical().Write("sys/tools/random/32", nil)
 	denied(t, err)
 }
 
