@@ -115,6 +115,7 @@ func (s *sysBackend) Routes() []engines.Route {
 			Fields: []engines.Field{pathField("prefix", "The lease ID prefix."),
 				{Name: "sync", Type: "bool", Description: "Wait for the revocations (default true)."}}})
 	}
+	rs = append(rs, wrappingRoutes()...)
 	for _, pre := range []string{"leases/revoke-force", "revoke-force"} {
 		rs = append(rs, engines.Route{Pattern: pre + "/{prefix...}", Operations: opsU, Summary: "Forget every lease under a prefix without revoking it at the backend.",
 			Fields: []engines.Field{pathField("prefix", "The lease ID prefix.")}})

@@ -94,6 +94,9 @@ func checkWrapBounds(d acl.Decision, ttl time.Duration) error {
 // wrapping endpoints that take a wrapping token (lookup, unwrap, rewrap) are served here, before
 // the pipeline's authentication, because they answer Vault's 400 for a bad wrapping token.
 func (c *Core) handleWrapped(ctx context.Context, st *unsealed, r *Request, trail *auditTrail) (*engines.Response, func(), error) {
+	if r.Help {
+		return c.handle(ctx, st, r, trail) // help is never wrapped, and never opens a token
+	}
 	ttl, err := parseWrapTTL(r.WrapTTL)
 	if err != nil {
 		return nil, nil, err

@@ -98,3 +98,15 @@ func TestE2ESecretsMove(t *testing.T) {
 	expect(t, c.run("auth", "move", "token", "tok2"), 2, "reserved")
 	expect(t, c.run("secrets", "move", "transit2/"), 2, "not enough arguments")
 }
+
+// path-help describes the wrapping and remount endpoints without opening anything.
+func TestE2EWrappingPathHelp(t *testing.T) {
+	c := newCLI(t)
+	for path, want := range map[string]string{
+		"sys/wrapping/unwrap": "once", "sys/wrapping/lookup": "without opening it", "sys/remount": "Move a secrets engine",
+	} {
+		if out := c.ok("path-help", path); !strings.Contains(out, want) {
+			t.Errorf("path-help %s: %s", path, out)
+		}
+	}
+}
