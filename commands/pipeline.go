@@ -50,6 +50,9 @@ func ValidatePath(p string) error {
 	if p == "" {
 		return fmt.Errorf("empty path: %w", ErrInvalidPath)
 	}
+	if err := checkUTF8(p); err != nil {
+		return err
+	}
 	if strings.TrimSpace(p) != p {
 		return fmt.Errorf("path %q has leading or trailing spaces: %w", p, ErrInvalidPath)
 	}
