@@ -39,7 +39,12 @@ var tuneFields = []engines.Field{
 }
 
 // Routes implements engines.Describer for the authenticated sys/ paths.
-func (s *sysBackend) Routes() []engines.Route {
+func (s *sysBackend) Routes() []engines.Route { return sysRouteTable }
+
+// sysRouteTable is built once; callers only read it.
+var sysRouteTable = buildSysRoutes()
+
+func buildSysRoutes() []engines.Route {
 	mountPath := pathField("path", "The path to mount to, such as secret/.")
 	rs := []engines.Route{
 		{Pattern: "mounts", Operations: opsR, Summary: "List the currently mounted secrets engines."},

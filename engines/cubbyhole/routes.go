@@ -5,7 +5,12 @@ import "github.com/ledger-secrets/ledger/engines"
 var _ engines.Describer = (*Backend)(nil)
 
 // Routes implements engines.Describer: one path of any data, private to the token.
-func (b *Backend) Routes() []engines.Route {
+func (b *Backend) Routes() []engines.Route { return routeTable }
+
+// routeTable is built once; callers only read it.
+var routeTable = buildRoutes()
+
+func buildRoutes() []engines.Route {
 	return []engines.Route{{Pattern: "{path...}",
 		Operations:     []engines.Operation{engines.OpRead, engines.OpList, engines.OpUpdate, engines.OpDelete},
 		Summary:        "Read, write, list or delete a secret in the calling token's cubbyhole.",

@@ -18,7 +18,17 @@ func secretPath() engines.Field {
 
 // Routes implements engines.Describer: KV v2's endpoints, or KV v1's one path of any data.
 func (b *Backend) Routes() []engines.Route {
-	if !b.v2 {
+	if b.v2 {
+		return routesV2
+	}
+	return routesV1
+}
+
+// The route tables are built once; callers only read them.
+var routesV1, routesV2 = buildRoutes(false), buildRoutes(true)
+
+func buildRoutes(v2 bool) []engines.Route {
+	if !v2 {
 		return []engines.Route{{Pattern: "{path...}", Operations: []engines.Operation{engines.OpRead, engines.OpList, engines.OpUpdate, engines.OpDelete},
 			Summary:     "Read, write, list or delete a secret (KV version 1).",
 			Description: "Any field written is stored as the secret's data; a ttl field is returned as the lease duration.",

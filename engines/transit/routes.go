@@ -13,7 +13,12 @@ func pf(name, desc string) engines.Field {
 }
 
 // Routes implements engines.Describer with Vault's transit paths.
-func (b *Backend) Routes() []engines.Route {
+func (b *Backend) Routes() []engines.Route { return routeTable }
+
+// routeTable is built once; callers only read it.
+var routeTable = buildRoutes()
+
+func buildRoutes() []engines.Route {
 	var (
 		r   = []engines.Operation{engines.OpRead}
 		u   = []engines.Operation{engines.OpUpdate}

@@ -8,7 +8,12 @@ import (
 var _ engines.Describer = (*Backend)(nil)
 
 // Routes implements engines.Describer with Vault's userpass paths.
-func (b *Backend) Routes() []engines.Route {
+func (b *Backend) Routes() []engines.Route { return routeTable }
+
+// routeTable is built once; callers only read it.
+var routeTable = buildRoutes()
+
+func buildRoutes() []engines.Route {
 	f := func(name, typ, desc string) engines.Field {
 		return engines.Field{Name: name, Type: typ, Description: desc}
 	}
