@@ -282,8 +282,10 @@ func (c *Core) quotaGate(ctx context.Context, st *unsealed, r *Request, trail *a
 	}
 	if r.Op != engines.OpList && r.Op != engines.OpDelete {
 		if q, ok := pickQuota(leaseQuotas, m, rel, role); ok {
-			// Count and issue under one lock, so concurrent requests cannot overshoot.
-			defer st.locks.lock("quota-lease\x00" + q.Name)()
+			// Count and issue under one lock, so concurrent requests cannot overshoot. Not a
+			// stripe of st.locks: the request takes those further in, and a stripe is not
+			// reentrant, so sharing one would deadlock.
+			defer c.misc.leaseQuotaLock(q.Name)()
 			if c.leaseCount(st, q, now) >= q.MaxLeases {
 				return nil, nil, &RateLimitedError{msg: fmt.Sprintf("request path %q: lease count quota exceeded", r.Path)}
 			}

@@ -32,6 +32,16 @@ type miscState struct {
 	buckets    *quotaBuckets // rate-limit quota counters (quota_limiter.go)
 
 	cors atomic.Pointer[corsview.Config] // last CORS configuration seen unsealed (cors.go)
+
+	leaseQuotaLocks sync.Map // lease-count quota name → *sync.Mutex (quotas.go)
+}
+
+// leaseQuotaLock locks the lease-count quota called name and returns its unlock.
+func (m *miscState) leaseQuotaLock(name string) func() {
+	v, _ := m.leaseQuotaLocks.LoadOrStore(name, new(sync.Mutex))
+	mu := v.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
 }
 
 // sysViews are the views behind those endpoints, folded by the unsealed state's runner like

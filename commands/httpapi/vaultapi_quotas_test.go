@@ -283,3 +283,38 @@ func TestQuotasLeaseCount(t *testing.T) {
 	}
 	dbCreds(t, c, l, "readonly")
 }
+
+// TestQuotasLeaseCountConcurrent: concurrent logins cannot overshoot a lease-count quota.
+func TestQuotasLeaseCountConcurrent(t *testing.T) {
+	s := startServer(t)
+	c := s.Client(t, s.RootToken)
+	if err := c.Sys().EnableAuthWithOptions("userpass", &vault.EnableAuthOptions{Type: "userpass"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Logical().Write("auth/userpass/users/alice", map[string]any{"password": "pw"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Logical().Write("sys/quotas/lease-count/three", map[string]any{"path": "auth/userpass/", "max_leases": 3}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 12
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := s.Client(t, "").Logical().Write("auth/userpass/login/alice", map[string]any{"password": "pw"})
+			errs <- err
+		}()
+	}
+	ok := 0
+	for range n {
+		err := <-errs
+		if err == nil {
+			ok++
+			continue
+		}
+		respErr(t, err, 429, "lease count quota exceeded")
+	}
+	if ok != 3 {
+		t.Fatalf("%d logins succeeded under a quota of 3", ok)
+	}
+}
