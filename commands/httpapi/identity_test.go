@@ -292,3 +292,44 @@ func TestIdentityGroupHistory(t *testing.T) {
 		}
 	}
 }
+
+// TestIdentityMerge: entity/merge moves the aliases and group memberships of the merged
+// entities to the target, unions their policies, and deletes them.
+func TestIdentityMerge(t *testing.T) {
+	s := startServer(t)
+	root := s.Client(t, s.RootToken)
+	if err := root.Sys().EnableAuthWithOptions("userpass", &vault.EnableAuthOptions{Type: "userpass"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Logical().Write("auth/userpass/users/alice", map[string]any{"password": "pw"}); err != nil {
+		t.Fatal(err)
+	}
+	_, sec := userpassLogin(t, s, "alice", "pw")
+	from := sec.Auth.EntityID
+	to, err := root.Logical().Write("identity/entity", map[string]any{"name": "alice-person", "policies": "p-to"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := root.Logical().Write("identity/entity", map[string]any{"name": "other", "policies": "p-other"})
+	if _, err := root.Logical().Write("identity/group", map[string]any{"name": "g", "member_entity_ids": []any{from, other.Data["id"]}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Logical().Write("identity/entity/merge", map[string]any{"to_entity_id": to.Data["id"], "from_entity_ids": []any{from, other.Data["id"]}}); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := root.Logical().Read("identity/entity/id/" + from); e != nil {
+		t.Fatal("the merged entity still exists")
+	}
+	e, err := root.Logical().Read("identity/entity/id/" + to.Data["id"].(string))
+	if err != nil || len(e.Data["aliases"].([]any)) != 1 || !sameStrings(strs(t, e.Data["policies"]), []string{"p-other", "p-to"}) {
+		t.Fatalf("target after merge: %v %v", e, err)
+	}
+	g, _ := root.Logical().Read("identity/group/name/g")
+	if !sameStrings(strs(t, g.Data["member_entity_ids"]), []string{to.Data["id"].(string)}) {
+		t.Fatalf("group members after merge: %v", g.Data["member_entity_ids"])
+	}
+	// alice's next login lands on the merged entity.
+	if _, sec := userpassLogin(t, s, "alice", "pw"); sec.Auth.EntityID != to.Data["id"] {
+		t.Fatalf("login after merge: entity %s", sec.Auth.EntityID)
+	}
+}

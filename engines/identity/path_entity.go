@@ -220,6 +220,8 @@ func (b *Backend) mergeEntities(r *request) (*engines.Response, error) {
 	}
 	var events []ledger.Event
 	pols := append([]string{}, target.Policies...)
+	groups := map[string]identityview.Group{} // groups whose members change, once each
+	var order []string
 	for _, id := range from {
 		if id == to {
 			return nil, engines.BadRequest("to_entity_id should not be present in from_entity_ids")
@@ -239,12 +241,20 @@ func (b *Backend) mergeEntities(r *request) (*engines.Response, error) {
 		pols = append(pols, src.Policies...)
 		direct, _ := b.view.Groups(id)
 		for _, g := range direct {
+			if cur, ok := groups[g.ID]; ok {
+				g = cur // already changed by an earlier entity of this merge
+			} else {
+				order = append(order, g.ID)
+			}
 			g.MemberEntityIDs = replaceMember(g.MemberEntityIDs, id, to)
 			g.Updated = r.now
-			events = append(events, b.event(r, identityview.GroupWritten, "group", g.ID, g))
+			groups[g.ID] = g
 		}
 		target.MergedIDs = append(target.MergedIDs, id)
 		events = append(events, b.event(r, identityview.EntityDeleted, "entity", id, identityview.IDPayload{ID: id}))
+	}
+	for _, id := range order {
+		events = append(events, b.event(r, identityview.GroupWritten, "group", id, groups[id]))
 	}
 	target.Policies = sortedUnique(pols)
 	target.Updated = r.now
