@@ -112,7 +112,7 @@ func TestAgentLessonPart8(t *testing.T) {
 	needTool(t, "pkill", "procps")
 	l := dbtest.LessonPostgres(t)
 	srv := startRestartable(t)
-	c := srv.cli()
+	c := srv.cli(t)
 	lessonDatabase(t, c, l)
 
 	dir := t.TempDir()
@@ -207,7 +207,7 @@ func TestAgentLessonPart8(t *testing.T) {
 func TestAgentLeaseLifecycle(t *testing.T) {
 	l := dbtest.LessonPostgres(t)
 	srv := startRestartable(t)
-	c := srv.cli()
+	c := srv.cli(t)
 	lessonDatabase(t, c, l)
 	c.ok("write", "database/roles/app-short", "db_name=production-db", "creation_statements="+l.Readonly,
 		"revocation_statements="+l.Revocation, "default_ttl=2s", "max_ttl=7s")
@@ -292,7 +292,7 @@ template {
 // the agent exits with its exit code.
 func TestAgentExec(t *testing.T) {
 	srv := startRestartable(t)
-	c := srv.cli()
+	c := srv.cli(t)
 	c.ok("secrets", "enable", "-path=secret", "-version=2", "kv")
 	c.ok("kv", "put", "secret/myapp/config", "mode=blue")
 	dir := t.TempDir()
@@ -355,7 +355,7 @@ exec {
 func TestAgentAPIProxyCache(t *testing.T) {
 	l := dbtest.LessonPostgres(t)
 	srv := startRestartable(t)
-	c := srv.cli()
+	c := srv.cli(t)
 	lessonDatabase(t, c, l)
 	c.ok("secrets", "enable", "-path=secret", "-version=2", "kv")
 	c.ok("kv", "put", "secret/myapp/config", "mode=blue")
@@ -467,7 +467,7 @@ func TestAgentLessonKubernetes(t *testing.T) {
 	needTool(t, "pkill", "procps")
 	l := dbtest.LessonPostgres(t)
 	srv := startRestartable(t)
-	c := srv.cli()
+	c := srv.cli(t)
 	lessonDatabase(t, c, l)
 	cl := k8stest.New(t)
 	c.ok("auth", "enable", "kubernetes")
@@ -531,7 +531,7 @@ func TestAgentLessonKubernetes(t *testing.T) {
 // its sink (mode honoured) and exits 0.
 func TestAgentAuthMethods(t *testing.T) {
 	srv := startRestartable(t)
-	c := srv.cli()
+	c := srv.cli(t)
 	dir := t.TempDir()
 	c.ok("policy", "write", "reader", writeFile(t, dir, "reader.hcl", `path "secret/data/*" { capabilities = ["read"] }`, 0o600))
 	c.ok("auth", "enable", "userpass")
@@ -642,7 +642,7 @@ func TestAgentBadInput(t *testing.T) {
 
 	// Against a live server: missing secrets and missing keys.
 	srv := startRestartable(t)
-	c := srv.cli()
+	c := srv.cli(t)
 	c.ok("secrets", "enable", "-path=secret", "-version=2", "kv")
 	c.ok("kv", "put", "secret/myapp/config", "mode=blue")
 	roleIDFile, secretIDFile := approleFor(t, c, dir, "bad", `path "secret/data/*" { capabilities = ["read"] }`)

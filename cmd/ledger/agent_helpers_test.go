@@ -37,7 +37,7 @@ func runMainIfAsked() {
 // data directory, so a test can stop it and start it again, sealed, as an
 // operator's restart does.
 type restartable struct {
-	t         *testing.T
+	t         testing.TB
 	dir, addr string
 	root      string
 	key       []byte
@@ -45,7 +45,7 @@ type restartable struct {
 	srv       *server
 }
 
-func startRestartable(t *testing.T) *restartable {
+func startRestartable(t testing.TB) *restartable {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -110,13 +110,13 @@ func (r *restartable) restart(down time.Duration) {
 	r.mu.Unlock()
 }
 
-func (r *restartable) cli() *cli {
-	return &cli{t: r.t, addr: r.url(), token: r.root, home: r.t.TempDir()}
+func (r *restartable) cli(t *testing.T) *cli {
+	return &cli{t: t, addr: r.url(), token: r.root, home: t.TempDir()}
 }
 
 // agentProc is a `ledger agent` process.
 type agentProc struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	out  *lockedBuffer
 	done chan struct{}
@@ -141,7 +141,7 @@ func (l *lockedBuffer) String() string {
 }
 
 // startAgent runs `ledger agent` with args in its own process.
-func startAgent(t *testing.T, env []string, args ...string) *agentProc {
+func startAgent(t testing.TB, env []string, args ...string) *agentProc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"agent"}, args...)...)
 	cmd.Env = append(append(os.Environ(), envRunMain+"=1", "VAULT_TOKEN=", "LEDGER_TOKEN="), env...)
