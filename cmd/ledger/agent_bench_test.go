@@ -81,7 +81,7 @@ template_config { static_secret_render_interval = "30s" }
 %[2]s`, dir, strings.ReplaceAll(tpls.String(), "OUT", out))), 0o600)
 		p := startAgent(b, nil, "-config="+cfg, "-address="+srv.url(), "-lease-check-interval="+interval)
 		deadline := time.Now().Add(30 * time.Second)
-		for envFile(out+"/db4.env")["U"] == "" || envFile(out+"/kv4.env")["V"] == "" {
+		for envFile(out + "/db4.env")["U"] == "" || envFile(out + "/kv4.env")["V"] == "" {
 			if time.Now().After(deadline) {
 				b.Fatalf("not rendered:\n%s", p.out.String())
 			}
@@ -98,7 +98,7 @@ template_config { static_secret_render_interval = "30s" }
 		old := envFile(out + "/db0.env")["U"]
 		start := time.Now()
 		must("lease", "revoke", "-prefix", "database/creds/r0/")
-		for envFile(out+"/db0.env")["U"] == old {
+		for envFile(out + "/db0.env")["U"] == old {
 			if time.Since(start) > 30*time.Second {
 				b.Fatal("revoked credential not replaced")
 			}
@@ -112,4 +112,3 @@ template_config { static_secret_render_interval = "30s" }
 		p.wait(20 * time.Second)
 	}
 }
-
