@@ -110,7 +110,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		}
 		reauth = handler.Reauthenticate
 	}
-	st := &status{token: token, cache: cache}
+	st := &status{token: token, cache: cache, logger: logger, seen: map[string]time.Time{}}
 
 	// The template engine's connection to the agent's own proxy.
 	pipe := proxy.NewPipeListener()
@@ -397,8 +397,10 @@ type status struct {
 	cache          *proxy.Cache
 	sup            *supervisor
 	templatesTotal int
+	logger         *slog.Logger
 
 	mu         sync.Mutex
+	seen       map[string]time.Time // template ID -> last write logged
 	renderedN  int
 	lastRender time.Time
 }
@@ -416,6 +418,16 @@ func (s *status) rendered(events map[string]*manager.RenderEvent, want int) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for id, ev := range events {
+		if ev.LastDidRender.After(s.seen[id]) {
+			s.seen[id] = ev.LastDidRender
+			for _, tc := range ev.TemplateConfigs {
+				if tc.Destination != nil {
+					s.logger.Info("template: file written", "destination", *tc.Destination)
+				}
+			}
+		}
+	}
 	s.renderedN = min(n, want)
 	if last.After(s.lastRender) {
 		s.lastRender = last
