@@ -201,8 +201,14 @@ func (s *sysBackend) mountPath(req *engines.Request, rest string, auth bool) (*e
 		}
 		return &engines.Response{Data: mountJSON(existing)}, nil
 	case engines.OpCreate, engines.OpUpdate:
+		if err := ReservedMountPath("mount at", path); err != nil {
+			return nil, err
+		}
 		return s.enable(req, path, auth, exists)
 	case engines.OpDelete:
+		if err := ReservedMountPath("disable", path); err != nil {
+			return nil, err
+		}
 		if !exists {
 			return nil, nil // Vault: disabling an absent mount succeeds
 		}
@@ -481,7 +487,11 @@ func compactStrings(s []string) []string {
 // uiMounts lists the mounts the caller can see, as the UI and CLIs ask.
 func (s *sysBackend) uiMounts(req *engines.Request) (*engines.Response, error) {
 	secret, auth := map[string]any{}, map[string]any{}
+	a := s.c.aclForCaller(s.st, req.Caller)
 	for _, e := range s.st.mounts.List() {
+		if !a.HasAccessUnder(e.Path) {
+			continue // as Vault: only the mounts the token can touch something under
+		}
 		if e.IsAuth() {
 			auth[strings.TrimPrefix(e.Path, "auth/")] = mountJSON(e)
 		} else {
