@@ -2,8 +2,11 @@ package httpapi_test
 
 import (
 	"net/http"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	vault "github.com/hashicorp/vault/api"
 
@@ -317,4 +320,50 @@ func TestQuotasLeaseCountConcurrent(t *testing.T) {
 	if ok != 3 {
 		t.Fatalf("%d logins succeeded under a quota of 3", ok)
 	}
+}
+
+// TestQuotasRateLimitAudit: a request refused by a rate limit is audited only when
+// enable_rate_limit_audit_logging is set, as in Vault.
+func TestQuotasRateLimitAudit(t *testing.T) {
+	s := startServer(t)
+	c := s.Client(t, s.RootToken)
+	path := filepath.Join(t.TempDir(), "audit.log")
+	if err := c.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": path}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Logical().Write("sys/quotas/rate-limit/one", map[string]any{"path": "secret/data/limited", "rate": 1, "interval": "1h"}); err != nil {
+		t.Fatal(err)
+	}
+	refused := func(lines []auditLine) int {
+		n := 0
+		for _, l := range find(lines, "response", "read", "secret/data/limited") {
+			if strings.Contains(l.Error, "rate limit quota exceeded") {
+				n++
+			}
+		}
+		return n
+	}
+	get := func() int {
+		return raw(t, s.URL, http.MethodGet, "secret/data/limited", nil, tokenHeader(s.RootToken)).Status
+	}
+	if st := get(); st != 404 {
+		t.Fatalf("first read: %d", st)
+	}
+	if st := get(); st != 429 {
+		t.Fatalf("second read: %d", st)
+	}
+	// A later audited request proves the device caught up; the refusal is not in it.
+	if _, err := c.Logical().Write("sys/quotas/config", map[string]any{"enable_rate_limit_audit_logging": true}); err != nil {
+		t.Fatal(err)
+	}
+	lines := waitForLines(t, path, 10*time.Second, "the config write audited", func(l []auditLine) bool {
+		return len(find(l, "response", "update", "sys/quotas/config")) > 0
+	})
+	if n := refused(lines); n != 0 {
+		t.Fatalf("%d refusals audited without enable_rate_limit_audit_logging", n)
+	}
+	if st := get(); st != 429 {
+		t.Fatalf("third read: %d", st)
+	}
+	waitForLines(t, path, 10*time.Second, "the refusal audited", func(l []auditLine) bool { return refused(l) == 1 })
 }
