@@ -186,7 +186,15 @@ func (c *Core) wrappingEndpoint(ctx context.Context, st *unsealed, r *Request, t
 	now := time.Now().UTC()
 	req := &engines.Request{ID: r.ID, Op: r.Op, Path: strings.TrimPrefix(r.Path, "sys/"), Mount: engines.Mount{Path: "sys/", Type: "system"},
 		Data: r.Data, RemoteAddr: r.RemoteAddr, Now: now}
+	if req.Data == nil {
+		req.Data = map[string]any{}
+	}
 	trail.req, trail.mountType = req, "system"
+	// These endpoints authenticate with the wrapping token they are given, which may be in the
+	// body: the body is decoded first (within the listener's limits).
+	if err := decodeBody(r, req); err != nil {
+		return nil, err
+	}
 	if r.Op != engines.OpUpdate && r.Op != engines.OpCreate && !(op == "lookup" && r.Op == engines.OpRead) {
 		return nil, engines.ErrUnsupported
 	}
