@@ -545,6 +545,9 @@ func TestAgentAuthMethods(t *testing.T) {
 	c.ok("write", "auth/kubernetes/config", "kubernetes_host="+cl.URL)
 	c.ok("write", "auth/kubernetes/role/myapp", "bound_service_account_names=myapp-sa",
 		"bound_service_account_namespaces=production", "policies=reader", "ttl=1h")
+	c.ok("auth", "enable", "jwt")
+	c.ok("write", "auth/jwt/config", "jwt_validation_pubkeys="+cl.PublicKeyPEM())
+	c.ok("write", "auth/jwt/role/ci", "role_type=jwt", "bound_audiences="+k8stest.Audience, "user_claim=sub", "token_policies=reader")
 	childToken := strings.TrimSpace(c.ok("token", "create", "-policy=reader", "-field=token"))
 	roleIDFile, secretIDFile := approleFor(t, c, dir, "reader2", `path "secret/data/*" { capabilities = ["read"] }`)
 
@@ -561,10 +564,8 @@ func TestAgentAuthMethods(t *testing.T) {
 		{"token_file", `method "token_file" { config = { token_file_path = "` + writeFile(t, dir, "tf", childToken+"\n", 0o600) + `" } }`, nil},
 		{"userpass", `method "userpass" { config = { username = "alice" password_file_path = "` + writeFile(t, dir, "pw", "correct horse", 0o600) + `" } }`, nil},
 		{"kubernetes", `method "kubernetes" { config = { role = "myapp" token_path = "` + writeFile(t, dir, "k8s-token", cl.Token(t, "production", "myapp-sa", k8stest.TokenOpts{}), 0o600) + `" } }`, nil},
-		// Ledger has no jwt auth method yet; the jwt method's login has the
-		// Kubernetes method's shape (role + jwt), so it is tested against
-		// that mount: the file is read and, by default, removed.
-		{"jwt", `method "jwt" { mount_path = "auth/kubernetes" config = { role = "myapp" path = "` + writeFile(t, dir, "jwt-file", cl.Token(t, "production", "myapp-sa", k8stest.TokenOpts{}), 0o600) + `" } }`,
+		// The file is read and, by default, removed.
+		{"jwt", `method "jwt" { config = { role = "ci" path = "` + writeFile(t, dir, "jwt-file", cl.Token(t, "production", "myapp-sa", k8stest.TokenOpts{}), 0o600) + `" } }`,
 			func(t *testing.T) {
 				if _, err := os.Stat(filepath.Join(dir, "jwt-file")); !os.IsNotExist(err) {
 					t.Errorf("JWT file still there (remove_jwt_after_reading defaults to true): %v", err)
