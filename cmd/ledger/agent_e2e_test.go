@@ -366,6 +366,7 @@ func TestAgentAPIProxyCache(t *testing.T) {
 path "database/creds/app-readonly" { capabilities = ["read"] }
 path "secret/data/myapp/*" { capabilities = ["read"] }
 path "sys/leases/revoke" { capabilities = ["update"] }
+path "auth/token/create" { capabilities = ["update"] }
 `)
 	addr := freeAddr(t)
 	cfg := writeFile(t, dir, "agent.hcl", `
@@ -433,6 +434,31 @@ cache {}
 		e, _ := read()
 		return e.leaseID != d.leaseID
 	})
+
+	// A token created through the proxy is cached like a lease, and evicted
+	// once it is revoked on the server.
+	create := func() string {
+		resp, err := http.Post("http://"+addr+"/v1/auth/token/create", "application/json", strings.NewReader(`{"policies":["default"],"ttl":"1h"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Auth struct {
+				ClientToken string `json:"client_token"`
+			}
+		}
+		if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&body) != nil || body.Auth.ClientToken == "" {
+			t.Fatalf("token create through the agent: %d", resp.StatusCode)
+		}
+		return body.Auth.ClientToken
+	}
+	t1 := create()
+	if t2 := create(); t2 != t1 {
+		t.Fatal("the same token create through the agent made a second token")
+	}
+	c.ok("token", "revoke", t1)
+	eventually(t, 5*time.Second, "revoked token evicted", func() bool { return create() != t1 })
 
 	// The auto-auth token revoked on the server: the next request is
 	// refused (403), the agent logs in again, and requests work again.
