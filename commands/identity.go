@@ -3,7 +3,6 @@ package commands
 import (
 	"encoding/json"
 	"fmt"
-	"hash/maphash"
 	"slices"
 	"sort"
 	"strings"
@@ -67,7 +66,7 @@ func (c *Core) bindIdentity(st *unsealed, req *engines.Request, rt route, resp *
 		// Decide again under the store's lock: a concurrent first login of the same alias
 		// must find the entity the other created, not create a second one.
 		// The pipeline may already hold the backend's lock for this login (AppRole locks the
-		// secret ID); locks are striped, so when both keys share a stripe it is held already.
+		// secret ID); when that is this very key it is held already.
 		key := identityMount.UUID + "\x00" + engineidentity.LockAll
 		held := ""
 		if lk, ok := rt.backend.(engines.Locker); ok {
@@ -75,7 +74,7 @@ func (c *Core) bindIdentity(st *unsealed, req *engines.Request, rt route, resp *
 				held = m.UUID + "\x00" + k
 			}
 		}
-		if held == "" || !st.locks.sameStripe(held, key) {
+		if held != key {
 			li.unlock = st.locks.lock(key)
 		}
 		entityID, events = ib.LoginEvents(in)
@@ -203,13 +202,6 @@ func (c *Core) templateIdentity(st *unsealed, entityID string) *acl.Identity {
 		id.Groups = append(id.Groups, acl.IdentityObject{ID: g.ID, Name: g.Name, Metadata: g.Metadata})
 	}
 	return id
-}
-
-// sameStripe reports whether two keys share a lock stripe.
-func (k *keyLocks) sameStripe(a, b string) bool {
-	k.once.Do(func() { k.seed = maphash.MakeSeed() })
-	n := uint64(len(k.stripes))
-	return maphash.String(k.seed, a)%n == maphash.String(k.seed, b)%n
 }
 
 // groupAggregate resolves identity/group/id/<id> and identity/group/name/<name> for

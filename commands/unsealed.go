@@ -3,7 +3,6 @@ package commands
 import (
 	"context"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -204,14 +203,40 @@ type aclCache struct {
 
 // keyLocks serialises writes to one aggregate (striped, so memory stays bounded).
 type keyLocks struct {
-	seed    maphash.Seed
-	once    sync.Once
-	stripes [256]sync.Mutex
+	mu sync.Mutex
+	m  map[string]*keyLock
 }
 
+// keyLock is one key's mutex, shared by the requests waiting for it and dropped with the last.
+type keyLock struct {
+	sync.Mutex
+	refs int
+}
+
+// lock holds key until the returned func is called. Locks are per key, not striped: a request
+// that holds two keys (a limited-use token's and its aggregate's, a login's and the identity
+// store's) can never find the second one held by itself, and requests on other keys never wait
+// on it. Requests take keys in one order (token use → aggregate → identity/wrapping), so there
+// is no cycle.
 func (k *keyLocks) lock(key string) func() {
-	k.once.Do(func() { k.seed = maphash.MakeSeed() })
-	m := &k.stripes[maphash.String(k.seed, key)%uint64(len(k.stripes))]
-	m.Lock()
-	return m.Unlock
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*keyLock{}
+	}
+	l := k.m[key]
+	if l == nil {
+		l = &keyLock{}
+		k.m[key] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		k.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
 }
