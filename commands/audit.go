@@ -18,7 +18,8 @@ import (
 // AuditOptions configure the audit trail.
 type AuditOptions struct {
 	// RetentionAge and RetentionBytes bound the LEDGER_AUDIT stream of read and denial records
-	// (0: keep everything). Write records live in the log and are kept with it.
+	// (0: the defaults, DefaultAuditRetentionAge and DefaultAuditRetentionBytes; negative: no
+	// limit). Write records live in the log and are kept with it.
 	RetentionAge   time.Duration
 	RetentionBytes int64
 	// SyncReads makes the read/denial records fsync'd before the answer leaves, like writes.
@@ -55,9 +56,10 @@ func newAuditState() *auditState { return &auditState{view: audit.NewView(), can
 func (c *Core) startAudit(ctx context.Context, st *unsealed) error {
 	a := st.audit
 	o := c.opts.Audit
+	retAge, retBytes := auditRetention(o)
 	s, err := ledger.OpenStream(ctx, c.log.JetStream(), ledger.StreamConfig{
 		Name: audit.StreamName, Subject: audit.StreamSubject, Description: "Ledger audit records of reads and denials (encrypted batches)",
-		MaxAge: o.RetentionAge, MaxBytes: o.RetentionBytes, Replicas: max(c.opts.Replicas, 1), Logger: c.logger,
+		MaxAge: retAge, MaxBytes: retBytes, Replicas: max(c.opts.Replicas, 1), Logger: c.logger,
 		AsyncPersist: !o.SyncReads,
 	}, c.log.Keyring)
 	if err != nil {
@@ -67,10 +69,14 @@ func (c *Core) startAudit(ctx context.Context, st *unsealed) error {
 	a.devices = audit.NewManager(c.log.JetStream(), a.view, st.keyring.Load, c.logger)
 	rctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
-	a.wg.Add(2)
+	a.wg.Add(3)
 	go func() {
 		defer a.wg.Done()
 		a.devices.Run(rctx)
+	}()
+	go func() {
+		defer a.wg.Done()
+		c.watchAuditRetention(rctx, st, retAge, retBytes)
 	}()
 	go func() {
 		defer a.wg.Done()

@@ -21,6 +21,7 @@ func TestParseAuditRetention(t *testing.T) {
 		{src: `audit_retention_age = 3600`, age: time.Hour},
 		{src: `audit_retention_bytes = 10737418240`, bytes: 10 << 30},
 		{src: `audit_retention_bytes = "1048576"`, bytes: 1 << 20},
+		{src: "audit_retention_age = 0\naudit_retention_bytes = 0", age: -1, bytes: -1},
 		{src: `audit_retention_age = "a month"`, err: "audit_retention_age must be a duration"},
 		{src: `audit_retention_bytes = -1`, err: "audit_retention_bytes must be 0"},
 	} {

@@ -42,7 +42,9 @@ type Config struct {
 	ClusterName string
 	LogLevel    string // one of trace, debug, info, warn, error
 	// AuditRetentionAge and AuditRetentionBytes bound the LEDGER_AUDIT stream of read and
-	// denial records (0: no limit). Write records live in the log, kept with it.
+	// denial records: 0 when the file says nothing (the server then uses
+	// DefaultAuditRetentionAge and …Bytes), -1 (no limit) when it says 0. Write records live in
+	// the log, kept with it.
 	AuditRetentionAge   time.Duration
 	AuditRetentionBytes int64
 	// Telemetry is the telemetry block.

@@ -231,14 +231,16 @@ func (d *decoder) decodeRoot(body hcl.Body) *Config {
 		}
 	}
 	if a, ok := c.Attributes["audit_retention_age"]; ok {
-		cfg.AuditRetentionAge, _ = d.duration(a)
+		if v, ok := d.duration(a); ok {
+			cfg.AuditRetentionAge = noLimitIfZero(v)
+		}
 	}
 	if a, ok := c.Attributes["audit_retention_bytes"]; ok {
 		if n, ok := d.integer(a); ok {
 			if n < 0 {
 				d.errorf(a.Range, "audit_retention_bytes must be 0 (no limit) or a positive number of bytes, got %d", n)
 			} else {
-				cfg.AuditRetentionBytes = n
+				cfg.AuditRetentionBytes = noLimitIfZero(n)
 			}
 		}
 	}

@@ -112,3 +112,12 @@ func (d *decoder) decodeLimits(c *hcl.BodyContent, l *ListenerLimits) {
 		*f.dst = int(n)
 	}
 }
+
+// noLimitIfZero: a retention of 0 written in the file means "keep everything", which the
+// server options spell -1 (their 0 means "the default").
+func noLimitIfZero[T ~int64](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
+}
