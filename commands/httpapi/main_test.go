@@ -51,8 +51,18 @@ func serveChild(dir, addr string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Addr: addr, Handler: httpapi.New(core, httpapi.Options{Logger: logger})}
-	go srv.ListenAndServe()
+	// Listen before saying ready, and say so with this process's pid: a port picked free by the
+	// parent may have been taken by another test's server meanwhile, and the parent must never
+	// mistake that server for this one.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(readyFile(dir), []byte(fmt.Sprint(os.Getpid())), 0o600); err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: httpapi.New(core, httpapi.Options{Logger: logger})}
+	go srv.Serve(ln)
 	<-ctx.Done()
 	srv.Shutdown(context.Background())
 	core.Close()
@@ -65,6 +75,8 @@ type child struct {
 	dir  string
 	addr string
 	cmd  *exec.Cmd
+	// exited is closed when cmd has been waited for.
+	exited chan struct{}
 }
 
 func freeAddr(t *testing.T) string {
@@ -85,34 +97,59 @@ func startChild(t *testing.T, dir string) *child {
 	return c
 }
 
+// readyFile is where a child server writes its pid once it listens (beside its data dir, not
+// in it: tests inspect the data dir).
+func readyFile(dir string) string { return filepath.Clean(dir) + ".child-ready" }
+
 func (c *child) start() {
 	c.t.Helper()
-	c.cmd = exec.Command(os.Args[0], "-test.run=^$")
-	c.cmd.Env = append(os.Environ(), childEnv+"="+c.dir+"|"+c.addr)
-	c.cmd.Stderr = os.Stderr
-	if err := c.cmd.Start(); err != nil {
-		c.t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(c.url() + "/v1/sys/seal-status")
-		if err == nil {
-			resp.Body.Close()
-			return
+	for attempt := 0; ; attempt++ {
+		os.Remove(readyFile(c.dir))
+		c.cmd = exec.Command(os.Args[0], "-test.run=^$")
+		c.cmd.Env = append(os.Environ(), childEnv+"="+c.dir+"|"+c.addr)
+		c.cmd.Stderr = os.Stderr
+		if err := c.cmd.Start(); err != nil {
+			c.t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		exited := make(chan struct{})
+		c.exited = exited
+		go func(cmd *exec.Cmd) { cmd.Wait(); close(exited) }(c.cmd)
+		want := fmt.Sprint(c.cmd.Process.Pid)
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			select {
+			case <-exited:
+				// Most likely the port was taken since it was picked: take another.
+				if attempt >= 5 {
+					c.t.Fatalf("child server exited before listening on %s, %d times", c.addr, attempt+1)
+				}
+				c.addr = freeAddr(c.t)
+				goto retry
+			default:
+			}
+			if b, err := os.ReadFile(readyFile(c.dir)); err == nil && string(b) == want {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		c.t.Fatal("child server did not come up within 30s")
+	retry:
 	}
-	c.t.Fatal("child server did not come up within 30s")
 }
 
 // kill9 stops the server the hard way: no drain, no flush.
 func (c *child) kill9() {
 	c.cmd.Process.Signal(syscall.SIGKILL)
-	c.cmd.Wait()
+	<-c.exited
 }
 
 func (c *child) kill() {
-	if c.cmd != nil && c.cmd.ProcessState == nil {
+	if c.cmd == nil {
+		return
+	}
+	select {
+	case <-c.exited:
+	default:
 		c.kill9()
 	}
 }
