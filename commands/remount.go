@@ -53,7 +53,10 @@ func (s *sysBackend) remountPaths(req *engines.Request, p string) (*engines.Resp
 		return nil, err
 	}
 	for _, p := range []string{from, to} {
-		if err := reservedMount(p); err != nil {
+		if p == "auth/" {
+			return nil, engines.BadRequest("cannot move a mount from or to %q: name the auth method, e.g. \"auth/approle\"", p)
+		}
+		if err := ReservedMountPath("remount", p); err != nil {
 			return nil, err
 		}
 	}
@@ -104,19 +107,4 @@ func remountPath(data map[string]any, key string) (string, error) {
 		return "", engines.BadRequest("invalid mount path %q for %q: use letters, digits, '-', '_', '.' and '/' between segments", p, key)
 	}
 	return p + "/", nil
-}
-
-// reservedMount refuses the paths no mount may be moved from or to: the system backend, the
-// token auth method, the per-token cubbyhole and identity. (Lane harden adds a shared check for
-// mounting; this one covers remount until they meet.)
-func reservedMount(p string) error {
-	if p == "auth/" {
-		return engines.BadRequest("cannot move a mount from or to %q: name the auth method, e.g. \"auth/approle\"", p)
-	}
-	for _, r := range []string{"sys/", "auth/token/", "cubbyhole/", "identity/"} {
-		if strings.HasPrefix(p, r) {
-			return engines.BadRequest("cannot move a mount from or to %q: %s is reserved", p, strings.TrimSuffix(r, "/"))
-		}
-	}
-	return nil
 }
