@@ -470,6 +470,9 @@ type VerifyResult struct {
 	// Snapshot compares the newest automatic snapshot plus the tail after it with the live
 	// views too, since unseal starts from it.
 	Snapshot *SnapshotCheck `json:"snapshot,omitempty"`
+	// InvalidUTF8 lists keys written before paths had to be valid UTF-8 (README: Paths). They
+	// do not make the replay fail: the log is intact, the keys want a repair.
+	InvalidUTF8 []InvalidUTF8Finding `json:"invalid_utf8,omitempty"`
 }
 
 // SnapshotCheck is the result of checking an automatic snapshot.
@@ -583,6 +586,9 @@ func (c *Core) verify(ctx context.Context, st *unsealed, prog *replay.Progress) 
 		res.OK = res.OK && v.Match
 	}
 	res.Snapshot = c.checkAutoSnapshot(ctx, st, sealState, kr, live)
+	if res.InvalidUTF8, err = invalidUTF8Keys(st.runner.Views()); err != nil {
+		return VerifyResult{}, err
+	}
 	if res.Snapshot != nil {
 		res.OK = res.OK && res.Snapshot.OK
 	}

@@ -154,6 +154,7 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 	go c.reconcileDataKeys(rctx, st)
 	go c.reconcileCubbyholes(rctx, st)
 	go c.snapshotLoop(rctx, st, base)
+	go c.reportInvalidUTF8Keys(st)
 	c.logger.Info("unsealed", "applied_seq", st.runner.Applied(), "rebuild", time.Since(started).Round(time.Millisecond))
 	return nil
 }

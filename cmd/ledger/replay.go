@@ -50,6 +50,11 @@ type verifyResult struct {
 		Error string       `json:"error"`
 		Views []verifyView `json:"views"`
 	} `json:"snapshot"`
+	InvalidUTF8 []struct {
+		View  string   `json:"view"`
+		Count int      `json:"count"`
+		Keys  []string `json:"keys"`
+	} `json:"invalid_utf8"`
 }
 
 func (a *app) replayVerifyCmd() *cobra.Command {
@@ -176,6 +181,11 @@ func printVerify(a *app, r verifyResult) {
 			}
 		}
 		fmt.Fprintf(a.stdout, "\nSnapshot %s (seq %d) + log after it: %s\n", s.Name, s.Seq, status)
+	}
+	for _, f := range r.InvalidUTF8 {
+		fmt.Fprintf(a.stdout, "\nFinding: view %s holds %d key(s) written before paths had to be valid UTF-8 (values may not decrypt): %s\n"+
+			"  Repair: see README.md, Paths (delete each with U+FFFD spelled %%EF%%BF%%BD, then write it again under a valid path)\n",
+			f.View, f.Count, strings.Join(f.Keys, ", "))
 	}
 }
 
