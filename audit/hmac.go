@@ -10,7 +10,7 @@ import (
 	"github.com/ledger-secrets/ledger/ledger"
 )
 
-// HashData returns data with every string HMACed, at any depth, except the values under a key in
+// HashData returns data, bounded in size (see bound.go), with every string HMACed, at any depth, except the values under a key in
 // keep, which are copied as they are (Vault's audit_non_hmac_*_keys); it also lists the keys of
 // keep it met (the record's RawRequestKeys). Numbers, booleans and nulls are not sensitive and
 // stay. Values are hashed as they would be sent in JSON: a time as its RFC 3339 text, a struct
@@ -19,8 +19,8 @@ func HashData(kr *ledger.Keyring, data map[string]any, keep map[string]bool) (ma
 	if len(data) == 0 {
 		return nil, nil, nil
 	}
-	w := hasher{h: func(s string) string { return HMAC(kr, s) }, keep: keep}
-	out, err := w.value(data)
+	w := hasher{h: func(s string) string { return HMAC(kr, s) }, keep: keep, b: bounder{budget: MaxDataBytes}}
+	out, err := w.value(data, 0, &note{})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -36,9 +36,16 @@ type hasher struct {
 	h     func(string) string
 	keep  map[string]bool
 	found map[string]bool
+	b     bounder
 }
 
-func (w *hasher) value(v any) (any, error) {
+// value HMACs v within the record's bounds (bound.go); n collects what was cut, for the
+// enclosing map's marker.
+func (w *hasher) value(v any, depth int, n *note) (any, error) {
+	if depth > MaxDepth {
+		n.deep = true
+		return deepMarker(), nil
+	}
 	switch t := v.(type) {
 	case nil, bool, json.Number, float64, float32, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
 		return t, nil
@@ -47,47 +54,17 @@ func (w *hasher) value(v any) (any, error) {
 	case time.Time:
 		return w.h(t.Format(time.RFC3339Nano)), nil
 	case map[string]any:
-		out := make(map[string]any, len(t))
-		for k, e := range t {
-			if w.keep[k] {
-				w.mark(k)
-				out[k] = e
-				continue
-			}
-			hv, err := w.value(e)
-			if err != nil {
-				return nil, err
-			}
-			out[k] = hv
-		}
-		return out, nil
+		return w.boundMap(t, depth, w.value, n)
 	case map[string]string:
-		out := make(map[string]any, len(t))
+		m := make(map[string]any, len(t))
 		for k, e := range t {
-			if w.keep[k] {
-				w.mark(k)
-				out[k] = e
-				continue
-			}
-			out[k] = w.h(e)
+			m[k] = e
 		}
-		return out, nil
+		return w.boundMap(m, depth, w.value, n)
 	case []any:
-		out := make([]any, len(t))
-		for i, e := range t {
-			hv, err := w.value(e)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = hv
-		}
-		return out, nil
+		return w.boundList(len(t), func(i int) any { return t[i] }, depth, w.value)
 	case []string:
-		out := make([]any, len(t))
-		for i, e := range t {
-			out[i] = w.h(e)
-		}
-		return out, nil
+		return w.boundList(len(t), func(i int) any { return t[i] }, depth, w.value)
 	}
 	// Anything else (structs, typed slices and maps, []byte): hash its JSON form.
 	b, err := json.Marshal(v)
@@ -100,7 +77,7 @@ func (w *hasher) value(v any) (any, error) {
 	if err := dec.Decode(&norm); err != nil {
 		return nil, fmt.Errorf("audit: data does not decode: %w", err)
 	}
-	return w.value(norm)
+	return w.value(norm, depth, n)
 }
 
 func (w *hasher) mark(k string) {

@@ -188,6 +188,9 @@ func (r Record) Event() (ledger.Event, error) {
 	if err != nil {
 		return ledger.Event{}, fmt.Errorf("encode audit record: %w", err)
 	}
+	if b, err = r.bounded(b); err != nil {
+		return ledger.Event{}, fmt.Errorf("encode audit record: %w", err)
+	}
 	return ledger.Event{Type: Recorded, Subject: Subject, Time: r.Time, Payload: b}, nil
 }
 

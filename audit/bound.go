@@ -1,0 +1,255 @@
+package audit
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// An audit record never grows with the request beyond a bound: a client that sends 50,000 fields,
+// a 900 KB value or a 1,000-deep document gets an audit record of a few KB, saying what was cut.
+// The limits apply in HashData (request and response data, of reads, denials and writes alike)
+// and, as a last resort, to the whole record in Record.Event. Values are HMACed already, so most
+// of what is cut here is keys, breadth, depth and the values some device keeps in the clear
+// (audit_non_hmac_*_keys).
+const (
+	// MaxStringBytes: a string value kept in the clear and longer than this is stored as its
+	// HMAC instead (an HMACed value is ~77 bytes and never reaches it).
+	MaxStringBytes = 4096
+	// MaxKeyBytes: a map key longer than this is stored as its HMAC (keys are not HMACed
+	// otherwise, as in Vault).
+	MaxKeyBytes = 256
+	// MaxFields: a map or list keeps at most this many entries (maps: in key order).
+	MaxFields = 256
+	// MaxDepth: a value nested deeper than this is replaced by a marker.
+	MaxDepth = 16
+	// MaxDataBytes bounds the JSON size of one data block (request or response): once spent,
+	// the remaining entries are dropped with a marker.
+	MaxDataBytes = 8 << 10
+	// MaxRecordBytes is the hard bound of a whole encoded record.
+	MaxRecordBytes = 32 << 10
+)
+
+// TruncatedKey is the map entry that says what was cut from that map; its value is a string, so
+// consumers of Vault's audit format parse it like any other field.
+const TruncatedKey = "ledger_audit_truncated"
+
+// bounder tracks the data block's remaining budget and notes what it cut.
+type bounder struct {
+	budget int
+}
+
+// note is what one container (map or list) had cut from it.
+type note struct {
+	dropped, total int
+	hashedKeys     int
+	hashedValues   int
+	deep           bool
+}
+
+func (n *note) any() bool { return n.dropped > 0 || n.hashedKeys > 0 || n.hashedValues > 0 || n.deep }
+
+func (n *note) String() string {
+	var parts []string
+	if n.dropped > 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d entries dropped", n.dropped, n.total))
+	}
+	if n.hashedKeys > 0 {
+		parts = append(parts, fmt.Sprintf("%d keys longer than %d bytes replaced by their HMAC", n.hashedKeys, MaxKeyBytes))
+	}
+	if n.hashedValues > 0 {
+		parts = append(parts, fmt.Sprintf("%d values longer than %d bytes replaced by their HMAC", n.hashedValues, MaxStringBytes))
+	}
+	if n.deep {
+		parts = append(parts, fmt.Sprintf("values nested deeper than %d levels replaced", MaxDepth))
+	}
+	return "audit record bounded: " + strings.Join(parts, "; ")
+}
+
+func deepMarker() string {
+	return TruncatedKey + ": nested deeper than " + fmt.Sprint(MaxDepth) + " levels"
+}
+
+// spend charges the budget with n bytes; false once the budget is gone.
+func (b *bounder) spend(n int) bool {
+	if b.budget <= 0 {
+		return false
+	}
+	b.budget -= n
+	return true
+}
+
+// scalarSize approximates the JSON size of a leaf value.
+func scalarSize(v any) int {
+	switch t := v.(type) {
+	case string:
+		return len(t) + 2
+	case nil:
+		return 4
+	case json.Number:
+		return len(t)
+	}
+	return 8
+}
+
+// sortedKeys returns m's keys in order, so what survives a cut is the same every time.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// boundRaw bounds a value kept in the clear: long strings become their HMAC, the rest is cut
+// like hashed data. It returns a copy.
+func (w *hasher) boundRaw(v any, depth int, n *note) any {
+	if depth > MaxDepth {
+		n.deep = true
+		return deepMarker()
+	}
+	switch t := v.(type) {
+	case string:
+		if len(t) > MaxStringBytes {
+			n.hashedValues++
+			return w.h(t)
+		}
+		return t
+	case map[string]any:
+		m, _ := w.boundMap(t, depth, func(e any, d int, n *note) (any, error) { return w.boundRaw(e, d, n), nil }, n)
+		return m
+	case []any:
+		out, _ := w.boundList(len(t), func(i int) any { return t[i] }, depth, func(e any, d int, n *note) (any, error) {
+			return w.boundRaw(e, d, n), nil
+		})
+		return out
+	case map[string]string:
+		m := make(map[string]any, len(t))
+		for k, e := range t {
+			m[k] = e
+		}
+		return w.boundRaw(m, depth, n)
+	case []string:
+		l := make([]any, len(t))
+		for i, e := range t {
+			l[i] = e
+		}
+		return w.boundRaw(l, depth, n)
+	}
+	// Numbers, booleans, null; anything else was kept as the caller gave it and is rare here.
+	return v
+}
+
+// boundMap walks a map in key order within the budget and the field limit, with elem applied to
+// each kept value; keys too long are HMACed; a TruncatedKey entry says what was cut.
+func (w *hasher) boundMap(t map[string]any, depth int, elem func(any, int, *note) (any, error), _ *note) (map[string]any, error) {
+	var n note
+	keys := sortedKeys(t)
+	out := make(map[string]any, min(len(keys), MaxFields)+1)
+	for i, k := range keys {
+		if i >= MaxFields || !w.b.spend(len(k)+4) {
+			n.dropped, n.total = len(keys)-i, len(keys)
+			break
+		}
+		var v any
+		var err error
+		if w.keep[k] {
+			w.mark(k)
+			v = w.boundRaw(t[k], depth+1, &n)
+		} else {
+			v, err = elem(t[k], depth+1, &n)
+			if err != nil {
+				return nil, err
+			}
+		}
+		w.b.spend(scalarSize(v))
+		ok := k
+		if len(k) > MaxKeyBytes {
+			n.hashedKeys++
+			ok = w.h(k)
+		}
+		out[ok] = v
+	}
+	if n.any() {
+		out[TruncatedKey] = n.String()
+	}
+	return out, nil
+}
+
+// boundList walks a list within the budget and the field limit; a last string element says
+// what was cut.
+func (w *hasher) boundList(l int, at func(int) any, depth int, elem func(any, int, *note) (any, error)) ([]any, error) {
+	var n note
+	out := make([]any, 0, min(l, MaxFields)+1)
+	for i := 0; i < l; i++ {
+		if i >= MaxFields || !w.b.spend(2) {
+			n.dropped, n.total = l-i, l
+			break
+		}
+		v, err := elem(at(i), depth+1, &n)
+		if err != nil {
+			return nil, err
+		}
+		w.b.spend(scalarSize(v))
+		out = append(out, v)
+	}
+	if n.any() {
+		out = append(out, TruncatedKey+": "+n.String())
+	}
+	return out, nil
+}
+
+// bounded makes a record that encodes within MaxRecordBytes, cutting what a request could make
+// large (data, warnings, metadata, error, path) with markers. b is r's encoding.
+func (r Record) bounded(b []byte) ([]byte, error) {
+	if len(b) <= MaxRecordBytes {
+		return b, nil
+	}
+	marker := map[string]any{TruncatedKey: fmt.Sprintf("audit record bounded: the record was %d bytes, over %d; data omitted", len(b), MaxRecordBytes)}
+	req := *r.Request
+	req.Data = marker
+	r.Request = &req
+	if r.Response != nil {
+		resp := *r.Response
+		resp.Data = marker
+		if len(resp.Warnings) > 0 {
+			resp.Warnings = []string{fmt.Sprintf("%s: %d warnings omitted", TruncatedKey, len(resp.Warnings))}
+		}
+		r.Response = &resp
+	}
+	nb, err := json.Marshal(r)
+	if err != nil || len(nb) <= MaxRecordBytes {
+		return nb, err
+	}
+	// Still too large: what is left that grows with the request is text and metadata.
+	cut := func(s string) string {
+		if len(s) <= 1024 {
+			return s
+		}
+		return s[:1024] + " …(" + TruncatedKey + ")"
+	}
+	req.Path = cut(req.Path)
+	r.Error = cut(r.Error)
+	if r.Auth != nil {
+		a := *r.Auth
+		a.Metadata = nil
+		if len(a.Policies) > MaxFields {
+			a.Policies = a.Policies[:MaxFields]
+			a.TokenPolicies = a.Policies
+		}
+		r.Auth = &a
+	}
+	r.Response = nil
+	r.RawRequestKeys, r.RawResponseKeys = nil, nil
+	if r.Error == "" {
+		r.Error = marker[TruncatedKey].(string)
+	}
+	nb, err = json.Marshal(r)
+	if err != nil || len(nb) <= MaxRecordBytes {
+		return nb, err
+	}
+	return json.Marshal(Record{Time: r.Time, Request: &Request{ID: cut(req.ID), Operation: req.Operation, Path: cut(req.Path), Data: marker},
+		Error: marker[TruncatedKey].(string)})
+}
