@@ -65,7 +65,7 @@ func FuzzHTTPEdge(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.method, []byte(s.path), s.query, []byte(s.body), s.root)
 	}
-	srv, unsealKey := startFuzzServer(f)
+	srv, unsealKey := startFuzzServer(f, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	client := &http.Client{Timeout: 30 * time.Second}
 	host := strings.TrimPrefix(srv.URL, "http://")
 	f.Fuzz(func(t *testing.T, method string, path []byte, query string, body []byte, root bool) {
@@ -99,11 +99,10 @@ func FuzzHTTPEdge(f *testing.F) {
 }
 
 // startFuzzServer is startServer, keeping the unseal key so a fuzzed seal can be undone.
-func startFuzzServer(t testing.TB) (*testServer, []byte) {
+func startFuzzServer(t testing.TB, logger *slog.Logger) (*testServer, []byte) {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	l, err := ledger.Open(ctx, ledger.Options{Dir: dir, Logger: logger})
 	if err != nil {
 		t.Fatal(err)

@@ -1,10 +1,13 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,5 +64,61 @@ func TestInvalidUTF8KeyFoundAndRepaired(t *testing.T) {
 	}
 	if s, err := root.Logical().Read("secret/data/good"); err != nil || s == nil {
 		t.Fatalf("good key gone after the repair: %v", err)
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// After unseal the server warns once per view holding such keys, with the count and the
+// names ASCII-escaped, and says what to do; a clean store logs no such warning.
+func TestInvalidUTF8KeyWarnedAtUnseal(t *testing.T) {
+	var logs syncBuf
+	s, key := startFuzzServer(t, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	root := s.Client(t, s.RootToken)
+	mounts, err := root.Sys().ListMounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	uuid := mounts["secret/"].UUID
+	for _, bad := range []string{"a-\xff", "b/\xc3("} {
+		b, _ := json.Marshal(kvview.VersionWrittenPayload{Mount: uuid, Path: bad, Version: 1, Created: time.Now(),
+			KeyID: "old-key", Sealed: []byte("not decryptable"), Oldest: 1})
+		if _, err := s.Log.Append(context.Background(), []ledger.Event{{Type: kvview.VersionWritten, Subject: ledger.SubjectFor("kv", uuid, bad), Payload: b}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if strings.Contains(logs.String(), "valid UTF-8") {
+		t.Fatalf("warned before any unseal saw the keys: %s", logs.String())
+	}
+	if err := root.Sys().Seal(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Core.Unseal(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "warning logged", func() bool { return strings.Contains(logs.String(), "valid UTF-8") })
+	out := logs.String()
+	for _, want := range []string{"view=kv", "count=2", `a-\\ufffd`, `b/\\ufffd(`, "replay verify"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("warning lacks %q: %s", want, out)
+		}
+	}
+	if strings.Count(out, "valid UTF-8") != 1 {
+		t.Fatalf("want one warning for the kv view: %s", out)
 	}
 }
