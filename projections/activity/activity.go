@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections"
 	tokenview "github.com/ledger-secrets/ledger/projections/token"
 )
 
@@ -57,8 +58,8 @@ func (v *View) Apply(rec ledger.Record) error {
 		return nil
 	}
 	var p tokenview.CreatedPayload
-	if err := json.Unmarshal(rec.Payload, &p); err != nil {
-		return fmt.Errorf("decode: %w", err)
+	if err := projections.Decode(rec, &p); err != nil {
+		return err
 	}
 	id, entity := ClientID(p.EntityID, p.Policies)
 	month := MonthKey(p.CreationTime)
@@ -94,10 +95,7 @@ func (v *View) Snapshot() ([]byte, error) {
 }
 
 // Digest implements projections.View.
-func (v *View) Digest() [32]byte {
-	b, _ := v.Snapshot()
-	return sha256.Sum256(b)
-}
+func (v *View) Digest() [32]byte { return projections.DigestOf(v) }
 
 // Restore implements projections.View.
 func (v *View) Restore(data []byte) error {

@@ -11,7 +11,6 @@
 package approle
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections"
 	"github.com/ledger-secrets/ledger/projections/mount"
 	tokenview "github.com/ledger-secrets/ledger/projections/token"
 )
@@ -148,24 +148,11 @@ func (v *View) Name() string { return "approle" }
 
 var errMalformed = errors.New("malformed approle event")
 
-func decode(rec ledger.Record, p any) error {
-	if err := json.Unmarshal(rec.Payload, p); err != nil {
-		return fmt.Errorf("decode %s: %w: %w", rec.Type, errMalformed, err)
-	}
-	return nil
-}
+func decode(rec ledger.Record, p any) error { return projections.DecodeMarked(rec, p, errMalformed) }
 
 // mount returns the state of a mount, creating it; nil for a disabled mount. Callers hold mu.
 func (v *View) mount(uuid string) *mountState {
-	if v.disabled[uuid] {
-		return nil
-	}
-	m := v.mounts[uuid]
-	if m == nil {
-		m = newMountState()
-		v.mounts[uuid] = m
-	}
-	return m
+	return projections.MountState(v.mounts, v.disabled, uuid, newMountState)
 }
 
 // Apply implements projections.View.
@@ -233,13 +220,9 @@ func (v *View) Apply(rec ledger.Record) error {
 		if err := decode(rec, &p); err != nil {
 			return err
 		}
-		if p.UUID == "" {
-			return nil
-		}
 		v.mu.Lock()
 		defer v.mu.Unlock()
-		delete(v.mounts, p.UUID)
-		v.disabled[p.UUID] = true
+		projections.DisableMount(v.mounts, v.disabled, p.UUID)
 	}
 	return nil
 }
@@ -468,7 +451,7 @@ type snapshot struct {
 // Snapshot implements projections.View. Everything is sorted, so equal views encode equally.
 func (v *View) Snapshot() ([]byte, error) {
 	v.mu.RLock()
-	s := snapshot{Version: 1, Mounts: []snapMount{}, Disabled: []string{}}
+	s := snapshot{Version: 1, Mounts: []snapMount{}}
 	for uuid, m := range v.mounts {
 		sm := snapMount{UUID: uuid, Roles: []Role{}, RoleIDs: map[string]string{}, Secrets: []SecretID{}}
 		for _, r := range m.roles {
@@ -484,24 +467,14 @@ func (v *View) Snapshot() ([]byte, error) {
 		sort.Slice(sm.Secrets, func(i, j int) bool { return sm.Secrets[i].MAC < sm.Secrets[j].MAC })
 		s.Mounts = append(s.Mounts, sm)
 	}
-	for uuid := range v.disabled {
-		s.Disabled = append(s.Disabled, uuid)
-	}
+	s.Disabled = projections.SortedKeys(v.disabled)
 	v.mu.RUnlock()
 	sort.Slice(s.Mounts, func(i, j int) bool { return s.Mounts[i].UUID < s.Mounts[j].UUID })
-	sort.Strings(s.Disabled)
 	return json.Marshal(s)
 }
 
 // Digest implements projections.View.
-func (v *View) Digest() [32]byte {
-	b, err := v.Snapshot()
-	if err != nil {
-		// Roles and secret IDs hold only strings, numbers, times and string maps.
-		panic("approle view: snapshot does not encode: " + err.Error())
-	}
-	return sha256.Sum256(b)
-}
+func (v *View) Digest() [32]byte { return projections.DigestOf(v) }
 
 // Restore implements projections.View.
 func (v *View) Restore(data []byte) error {
@@ -537,10 +510,7 @@ func (v *View) Restore(data []byte) error {
 		}
 		mounts[sm.UUID] = m
 	}
-	disabled := make(map[string]bool, len(s.Disabled))
-	for _, uuid := range s.Disabled {
-		disabled[uuid] = true
-	}
+	disabled := projections.SetOf(s.Disabled)
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.mounts, v.disabled = mounts, disabled

@@ -9,7 +9,6 @@ package authrole
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections"
 	"github.com/ledger-secrets/ledger/projections/mount"
 )
 
@@ -67,12 +67,7 @@ func (v *View) Name() string { return "authrole" }
 
 var errMalformed = errors.New("malformed authrole event")
 
-func decode(rec ledger.Record, p any) error {
-	if err := json.Unmarshal(rec.Payload, p); err != nil {
-		return fmt.Errorf("decode %s: %w: %w", rec.Type, errMalformed, err)
-	}
-	return nil
-}
+func decode(rec ledger.Record, p any) error { return projections.DecodeMarked(rec, p, errMalformed) }
 
 // compact makes equal documents byte-equal, so digests do not depend on whitespace.
 func compact(raw json.RawMessage) (json.RawMessage, error) {
@@ -138,13 +133,9 @@ func (v *View) Apply(rec ledger.Record) error {
 		if err := decode(rec, &p); err != nil {
 			return err
 		}
-		if p.UUID == "" {
-			return nil
-		}
 		v.mu.Lock()
 		defer v.mu.Unlock()
-		delete(v.mounts, p.UUID)
-		v.disabled[p.UUID] = true
+		projections.DisableMount(v.mounts, v.disabled, p.UUID)
 	}
 	return nil
 }
@@ -204,7 +195,7 @@ type snapshot struct {
 // Snapshot implements projections.View. Everything is sorted, so equal views encode equally.
 func (v *View) Snapshot() ([]byte, error) {
 	v.mu.RLock()
-	s := snapshot{Version: 1, Mounts: []snapMount{}, Disabled: []string{}}
+	s := snapshot{Version: 1, Mounts: []snapMount{}}
 	for uuid, st := range v.mounts {
 		sm := snapMount{UUID: uuid, Config: st.config, Roles: []snapRole{}}
 		for n, r := range st.roles {
@@ -213,23 +204,14 @@ func (v *View) Snapshot() ([]byte, error) {
 		sort.Slice(sm.Roles, func(i, j int) bool { return sm.Roles[i].Name < sm.Roles[j].Name })
 		s.Mounts = append(s.Mounts, sm)
 	}
-	for uuid := range v.disabled {
-		s.Disabled = append(s.Disabled, uuid)
-	}
+	s.Disabled = projections.SortedKeys(v.disabled)
 	v.mu.RUnlock()
 	sort.Slice(s.Mounts, func(i, j int) bool { return s.Mounts[i].UUID < s.Mounts[j].UUID })
-	sort.Strings(s.Disabled)
 	return json.Marshal(s)
 }
 
 // Digest implements projections.View.
-func (v *View) Digest() [32]byte {
-	b, err := v.Snapshot()
-	if err != nil {
-		panic("authrole view: snapshot does not encode: " + err.Error())
-	}
-	return sha256.Sum256(b)
-}
+func (v *View) Digest() [32]byte { return projections.DigestOf(v) }
 
 // Restore implements projections.View.
 func (v *View) Restore(data []byte) error {
@@ -254,10 +236,7 @@ func (v *View) Restore(data []byte) error {
 		}
 		mounts[sm.UUID] = st
 	}
-	disabled := make(map[string]bool, len(s.Disabled))
-	for _, uuid := range s.Disabled {
-		disabled[uuid] = true
-	}
+	disabled := projections.SetOf(s.Disabled)
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.mounts, v.disabled = mounts, disabled

@@ -3,12 +3,12 @@
 package cors
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"sync"
 
 	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections"
 )
 
 // Event types.
@@ -41,8 +41,8 @@ func (v *View) Apply(rec ledger.Record) error {
 	switch rec.Type {
 	case Configured:
 		var c Config
-		if err := json.Unmarshal(rec.Payload, &c); err != nil {
-			return fmt.Errorf("decode: %w", err)
+		if err := projections.Decode(rec, &c); err != nil {
+			return err
 		}
 		c.Enabled = true
 		v.mu.Lock()
@@ -74,10 +74,7 @@ func (v *View) Snapshot() ([]byte, error) {
 }
 
 // Digest implements projections.View.
-func (v *View) Digest() [32]byte {
-	b, _ := v.Snapshot()
-	return sha256.Sum256(b)
-}
+func (v *View) Digest() [32]byte { return projections.DigestOf(v) }
 
 // Restore implements projections.View.
 func (v *View) Restore(data []byte) error {

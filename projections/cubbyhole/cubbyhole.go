@@ -10,7 +10,6 @@
 package cubbyhole
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections"
 )
 
 // Event types. Subjects are ledger.SubjectFor("cubbyhole", tokenMAC).
@@ -90,7 +90,7 @@ func (v *View) Apply(rec ledger.Record) error {
 	switch rec.Type {
 	case Written:
 		var p WrittenPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -103,7 +103,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		m[p.Path] = Value{Created: p.Time, KeyID: p.KeyID, Sealed: p.Sealed}
 	case Deleted:
 		var p DeletedPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -116,7 +116,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case Destroyed:
 		var p DestroyedPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -124,7 +124,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		delete(v.tokens, p.Token)
 	case Unwrapped:
 		var p UnwrappedPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -138,13 +138,6 @@ func (v *View) Apply(rec ledger.Record) error {
 			}
 		}
 		v.unwrapped[p.Token] = p
-	}
-	return nil
-}
-
-func decode(rec ledger.Record, p any) error {
-	if err := json.Unmarshal(rec.Payload, p); err != nil {
-		return fmt.Errorf("decode %s: %w", rec.Type, err)
 	}
 	return nil
 }
@@ -240,10 +233,7 @@ func (v *View) Snapshot() ([]byte, error) {
 }
 
 // Digest implements projections.View.
-func (v *View) Digest() [32]byte {
-	b, _ := v.Snapshot()
-	return sha256.Sum256(b)
-}
+func (v *View) Digest() [32]byte { return projections.DigestOf(v) }
 
 // Restore implements projections.View.
 func (v *View) Restore(data []byte) error {

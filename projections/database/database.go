@@ -9,15 +9,14 @@
 package database
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
 	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections"
 	"github.com/ledger-secrets/ledger/projections/mount"
 )
 
@@ -141,24 +140,9 @@ func New() *View { return &View{mounts: map[string]*mountState{}, disabled: map[
 // Name implements projections.View.
 func (v *View) Name() string { return "database" }
 
-func decode(rec ledger.Record, p any) error {
-	if err := json.Unmarshal(rec.Payload, p); err != nil {
-		return fmt.Errorf("decode %s: %w", rec.Type, err)
-	}
-	return nil
-}
-
 // mount returns the state of a mount, created on first use; nil for a disabled mount.
 func (v *View) mount(uuid string) *mountState {
-	if v.disabled[uuid] {
-		return nil
-	}
-	ms := v.mounts[uuid]
-	if ms == nil {
-		ms = newMountState()
-		v.mounts[uuid] = ms
-	}
-	return ms
+	return projections.MountState(v.mounts, v.disabled, uuid, newMountState)
 }
 
 // Apply implements projections.View.
@@ -166,7 +150,7 @@ func (v *View) Apply(rec ledger.Record) error {
 	switch rec.Type {
 	case ConfigWritten:
 		var p ConfigPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -176,7 +160,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case RootRotated:
 		var p RootRotatedPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -189,7 +173,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case RoleWritten:
 		var p RolePayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -199,7 +183,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case StaticRoleWritten:
 		var p StaticRolePayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -216,7 +200,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		ms.StaticRoles[p.Name] = next
 	case StaticRoleRotated:
 		var p StaticRotatedPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -229,7 +213,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case ConfigDeleted, RoleDeleted, StaticRoleDeleted:
 		var p DeletedPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -246,7 +230,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case mount.Disabled:
 		var p mount.DisabledPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -293,21 +277,12 @@ func (v *View) StaticRole(mountUUID, name string) (StaticRole, bool) {
 	return r, ok
 }
 
-func sortedKeys[T any](m map[string]T) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // Configs lists the configuration names of a mount, sorted.
 func (v *View) Configs(mountUUID string) []string {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	if ms := v.mounts[mountUUID]; ms != nil {
-		return sortedKeys(ms.Configs)
+		return projections.SortedKeys(ms.Configs)
 	}
 	return nil
 }
@@ -317,7 +292,7 @@ func (v *View) Roles(mountUUID string) []string {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	if ms := v.mounts[mountUUID]; ms != nil {
-		return sortedKeys(ms.Roles)
+		return projections.SortedKeys(ms.Roles)
 	}
 	return nil
 }
@@ -327,7 +302,7 @@ func (v *View) StaticRoles(mountUUID string) []string {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	if ms := v.mounts[mountUUID]; ms != nil {
-		return sortedKeys(ms.StaticRoles)
+		return projections.SortedKeys(ms.StaticRoles)
 	}
 	return nil
 }
@@ -342,7 +317,7 @@ type snapshot struct {
 func (v *View) Snapshot() ([]byte, error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	s := snapshot{Mounts: map[string]*mountState{}, Disabled: sortedKeys(v.disabled)}
+	s := snapshot{Mounts: map[string]*mountState{}, Disabled: projections.SortedKeys(v.disabled)}
 	for uuid, ms := range v.mounts {
 		if len(ms.Configs)+len(ms.Roles)+len(ms.StaticRoles) > 0 {
 			s.Mounts[uuid] = ms
@@ -352,10 +327,7 @@ func (v *View) Snapshot() ([]byte, error) {
 }
 
 // Digest implements projections.View.
-func (v *View) Digest() [32]byte {
-	b, _ := v.Snapshot()
-	return sha256.Sum256(b)
-}
+func (v *View) Digest() [32]byte { return projections.DigestOf(v) }
 
 // Restore implements projections.View.
 func (v *View) Restore(data []byte) error {
@@ -383,10 +355,7 @@ func (v *View) Restore(data []byte) error {
 		}
 		mounts[uuid] = n
 	}
-	disabled := map[string]bool{}
-	for _, d := range s.Disabled {
-		disabled[d] = true
-	}
+	disabled := projections.SetOf(s.Disabled)
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.mounts, v.disabled = mounts, disabled
@@ -397,7 +366,7 @@ func (v *View) Restore(data []byte) error {
 func (v *View) Mounts() []string {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	out := sortedKeys(v.mounts)
+	out := projections.SortedKeys(v.mounts)
 	return slices.DeleteFunc(out, func(u string) bool {
 		ms := v.mounts[u]
 		return len(ms.Configs)+len(ms.Roles)+len(ms.StaticRoles) == 0

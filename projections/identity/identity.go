@@ -8,7 +8,6 @@
 package identity
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections"
 )
 
 // Event types. Subjects are ledger.SubjectFor("identity", kind, id).
@@ -109,12 +109,7 @@ func (v *View) Name() string { return "identity" }
 
 var errMalformed = errors.New("malformed identity event")
 
-func decode(rec ledger.Record, p any) error {
-	if err := json.Unmarshal(rec.Payload, p); err != nil {
-		return fmt.Errorf("decode %s: %w: %w", rec.Type, errMalformed, err)
-	}
-	return nil
-}
+func decode(rec ledger.Record, p any) error { return projections.DecodeMarked(rec, p, errMalformed) }
 
 func aliasKey(accessor, name string) string { return accessor + "\x00" + name }
 
@@ -512,13 +507,7 @@ func (v *View) Snapshot() ([]byte, error) {
 }
 
 // Digest implements projections.View.
-func (v *View) Digest() [32]byte {
-	b, err := v.Snapshot()
-	if err != nil {
-		panic("identity view: snapshot does not encode: " + err.Error())
-	}
-	return sha256.Sum256(b)
-}
+func (v *View) Digest() [32]byte { return projections.DigestOf(v) }
 
 // Restore implements projections.View.
 func (v *View) Restore(data []byte) error {

@@ -10,9 +10,6 @@
 package kv
 
 import (
-	"crypto/sha256"
-	"encoding/json"
-	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -182,25 +179,18 @@ func New() *View { return &View{mounts: map[string]*mountState{}, disabled: map[
 // Name implements projections.View.
 func (v *View) Name() string { return "kv" }
 
-func decode(rec ledger.Record, p any) error {
-	if err := json.Unmarshal(rec.Payload, p); err != nil {
-		return fmt.Errorf("decode %s: %w", rec.Type, err)
-	}
-	return nil
-}
-
 // Apply implements projections.View.
 func (v *View) Apply(rec ledger.Record) error {
 	switch rec.Type {
 	case VersionWritten:
 		var p VersionWrittenPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.versionWritten(&p)
 	case VersionsDeleted, VersionsUndeleted, VersionsDestroyed:
 		var p VersionsPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -228,7 +218,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case MetadataWritten:
 		var p MetadataWrittenPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -250,7 +240,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case MetadataDeleted, V1Deleted:
 		var p PathPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -267,7 +257,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		ms.unindex(p.Path)
 	case ConfigWritten:
 		var p ConfigWrittenPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -278,7 +268,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case V1Written:
 		var p V1WrittenPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -291,16 +281,12 @@ func (v *View) Apply(rec ledger.Record) error {
 		ms.index(p.Path) // idempotent
 	case mount.Disabled:
 		var p mount.DisabledPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
-		}
-		if p.UUID == "" {
-			return nil
 		}
 		v.mu.Lock()
 		defer v.mu.Unlock()
-		delete(v.mounts, p.UUID)
-		v.disabled[p.UUID] = true
+		projections.DisableMount(v.mounts, v.disabled, p.UUID)
 	}
 	return nil
 }
@@ -314,15 +300,7 @@ func utc(t time.Time) time.Time {
 
 // mount returns the state of a mount, creating it, or nil for a disabled mount. Lock held.
 func (v *View) mount(uuid string) *mountState {
-	if v.disabled[uuid] {
-		return nil
-	}
-	ms := v.mounts[uuid]
-	if ms == nil {
-		ms = newMountState()
-		v.mounts[uuid] = ms
-	}
-	return ms
+	return projections.MountState(v.mounts, v.disabled, uuid, newMountState)
 }
 
 // Prepare implements projections.Preparer: it decodes a version write — the bulk of any KV
@@ -332,7 +310,7 @@ func (v *View) Prepare(rec ledger.Record) (any, error) {
 		return nil, nil
 	}
 	var p VersionWrittenPayload
-	if err := decode(rec, &p); err != nil {
+	if err := projections.Decode(rec, &p); err != nil {
 		return nil, err
 	}
 	return &p, nil
@@ -548,42 +526,29 @@ type mountSnapshot struct {
 	Values  map[string]*Version `json:"values,omitempty"`
 }
 
-type snapshot struct {
-	Version  int                       `json:"v"`
-	Mounts   map[string]*mountSnapshot `json:"mounts"`
-	Disabled []string                  `json:"disabled,omitempty"`
-}
-
 // Snapshot implements projections.View. It holds ciphertext and key ids only, never a value of
 // a destroyed or trimmed version. Maps encode with sorted keys, so equal states encode equally.
 func (v *View) Snapshot() ([]byte, error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	s := snapshot{Version: 1, Mounts: make(map[string]*mountSnapshot, len(v.mounts))}
+	mounts := make(map[string]*mountSnapshot, len(v.mounts))
 	for uuid, ms := range v.mounts {
 		if ms.config == nil && len(ms.secrets) == 0 && len(ms.values) == 0 {
 			continue
 		}
-		s.Mounts[uuid] = &mountSnapshot{Config: ms.config, Secrets: ms.secrets, Values: ms.values}
+		mounts[uuid] = &mountSnapshot{Config: ms.config, Secrets: ms.secrets, Values: ms.values}
 	}
-	for uuid := range v.disabled {
-		s.Disabled = append(s.Disabled, uuid)
-	}
-	sort.Strings(s.Disabled)
-	return json.Marshal(s)
+	return projections.EncodeMounts(1, mounts, v.disabled)
 }
 
 // Restore implements projections.View.
 func (v *View) Restore(data []byte) error {
-	var s snapshot
-	if err := json.Unmarshal(data, &s); err != nil {
-		return fmt.Errorf("restore kv view: %w", err)
+	snap, disabled, err := projections.DecodeMounts[*mountSnapshot]("kv", 1, data)
+	if err != nil {
+		return err
 	}
-	if s.Version != 1 || s.Mounts == nil {
-		return fmt.Errorf("restore kv view: unknown snapshot version %d", s.Version)
-	}
-	mounts := make(map[string]*mountState, len(s.Mounts))
-	for uuid, m := range s.Mounts {
+	mounts := make(map[string]*mountState, len(snap))
+	for uuid, m := range snap {
 		if m == nil {
 			continue
 		}
@@ -610,10 +575,6 @@ func (v *View) Restore(data []byte) error {
 		}
 		mounts[uuid] = ms
 	}
-	disabled := make(map[string]bool, len(s.Disabled))
-	for _, uuid := range s.Disabled {
-		disabled[uuid] = true
-	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.mounts, v.disabled = mounts, disabled
@@ -621,7 +582,4 @@ func (v *View) Restore(data []byte) error {
 }
 
 // Digest implements projections.View.
-func (v *View) Digest() [32]byte {
-	b, _ := v.Snapshot()
-	return sha256.Sum256(b)
-}
+func (v *View) Digest() [32]byte { return projections.DigestOf(v) }

@@ -5,7 +5,6 @@ package lease
 
 import (
 	"container/heap"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections"
 	"github.com/ledger-secrets/ledger/projections/mount"
 )
 
@@ -287,10 +287,7 @@ func (v *View) NextExpiry() (time.Time, bool) {
 }
 
 // Digest implements projections.View.
-func (v *View) Digest() [32]byte {
-	b, _ := v.Snapshot()
-	return sha256.Sum256(b)
-}
+func (v *View) Digest() [32]byte { return projections.DigestOf(v) }
 
 // Snapshot implements projections.View: leases sorted by ID.
 func (v *View) Snapshot() ([]byte, error) {

@@ -3,7 +3,6 @@
 package mount
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections"
 )
 
 // Event types.
@@ -86,20 +86,20 @@ func (v *View) Apply(rec ledger.Record) error {
 	switch rec.Type {
 	case Enabled:
 		var e Entry
-		if err := json.Unmarshal(rec.Payload, &e); err != nil {
-			return fmt.Errorf("decode: %w", err)
+		if err := projections.Decode(rec, &e); err != nil {
+			return err
 		}
 		v.mounts[e.Path] = e
 	case Disabled:
 		var p DisabledPayload
-		if err := json.Unmarshal(rec.Payload, &p); err != nil {
-			return fmt.Errorf("decode: %w", err)
+		if err := projections.Decode(rec, &p); err != nil {
+			return err
 		}
 		delete(v.mounts, p.Path)
 	case Tuned:
 		var p TunedPayload
-		if err := json.Unmarshal(rec.Payload, &p); err != nil {
-			return fmt.Errorf("decode: %w", err)
+		if err := projections.Decode(rec, &p); err != nil {
+			return err
 		}
 		e, ok := v.mounts[p.Path]
 		if !ok {
@@ -127,8 +127,8 @@ func (v *View) Apply(rec ledger.Record) error {
 		v.mounts[p.Path] = e
 	case Moved:
 		var p MovedPayload
-		if err := json.Unmarshal(rec.Payload, &p); err != nil {
-			return fmt.Errorf("decode: %w", err)
+		if err := projections.Decode(rec, &p); err != nil {
+			return err
 		}
 		e, ok := v.mounts[p.From]
 		if _, taken := v.mounts[p.To]; !ok || e.UUID != p.UUID || taken {
@@ -190,10 +190,7 @@ func (v *View) List() []Entry {
 }
 
 // Digest implements projections.View.
-func (v *View) Digest() [32]byte {
-	b, _ := v.Snapshot()
-	return sha256.Sum256(b)
-}
+func (v *View) Digest() [32]byte { return projections.DigestOf(v) }
 
 // Snapshot implements projections.View; entries sorted by path, so equal tables encode equally.
 func (v *View) Snapshot() ([]byte, error) { return json.Marshal(v.List()) }

@@ -4,13 +4,11 @@
 package passwordpolicy
 
 import (
-	"crypto/sha256"
-	"encoding/json"
-	"fmt"
 	"sort"
 	"sync"
 
 	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections"
 )
 
 // Event types.
@@ -54,16 +52,16 @@ func (v *View) Apply(rec ledger.Record) error {
 	switch rec.Type {
 	case Written:
 		var p WrittenPayload
-		if err := json.Unmarshal(rec.Payload, &p); err != nil {
-			return fmt.Errorf("decode: %w", err)
+		if err := projections.Decode(rec, &p); err != nil {
+			return err
 		}
 		v.mu.Lock()
 		v.policies[p.Name] = Entry{Name: p.Name, Policy: p.Policy, Version: rec.Pos}
 		v.mu.Unlock()
 	case Deleted:
 		var p DeletedPayload
-		if err := json.Unmarshal(rec.Payload, &p); err != nil {
-			return fmt.Errorf("decode: %w", err)
+		if err := projections.Decode(rec, &p); err != nil {
+			return err
 		}
 		v.mu.Lock()
 		delete(v.policies, p.Name)
@@ -93,32 +91,20 @@ func (v *View) Names() []string {
 }
 
 // Digest implements projections.View.
-func (v *View) Digest() [32]byte {
-	b, _ := v.Snapshot()
-	return sha256.Sum256(b)
-}
+func (v *View) Digest() [32]byte { return projections.DigestOf(v) }
 
 // Snapshot implements projections.View.
 func (v *View) Snapshot() ([]byte, error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	list := make([]Entry, 0, len(v.policies))
-	for _, e := range v.policies {
-		list = append(list, e)
-	}
-	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
-	return json.Marshal(list)
+	return projections.EncodeList(v.policies)
 }
 
 // Restore implements projections.View.
 func (v *View) Restore(data []byte) error {
-	var list []Entry
-	if err := json.Unmarshal(data, &list); err != nil {
-		return fmt.Errorf("restore password policy view: %w", err)
-	}
-	m := make(map[string]Entry, len(list))
-	for _, e := range list {
-		m[e.Name] = e
+	m, err := projections.DecodeList("password policy", data, func(e Entry) string { return e.Name })
+	if err != nil {
+		return err
 	}
 	v.mu.Lock()
 	v.policies = m

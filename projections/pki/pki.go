@@ -13,15 +13,14 @@
 package pki
 
 import (
-	"crypto/sha256"
 	"encoding/json"
-	"fmt"
 	"maps"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections"
 	"github.com/ledger-secrets/ledger/projections/mount"
 )
 
@@ -333,13 +332,6 @@ func New() *View { return &View{mounts: map[string]*State{}, disabled: map[strin
 // Name implements projections.View.
 func (v *View) Name() string { return "pki" }
 
-func decode(rec ledger.Record, p any) error {
-	if err := json.Unmarshal(rec.Payload, p); err != nil {
-		return fmt.Errorf("decode %s: %w", rec.Type, err)
-	}
-	return nil
-}
-
 // state returns a mount's state, creating it, or nil for a disabled mount. Lock held.
 func (v *View) state(uuid string) *State {
 	if uuid == "" || v.disabled[uuid] {
@@ -358,7 +350,7 @@ func (v *View) Apply(rec ledger.Record) error {
 	switch rec.Type {
 	case KeyCreated, KeyUpdated:
 		var p KeyPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -375,7 +367,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case KeyDeleted:
 		var p DeletedPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -388,7 +380,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case IssuerCreated, IssuerUpdated:
 		var p IssuerPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -414,7 +406,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case IssuerDeleted:
 		var p DeletedPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -428,7 +420,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case ConfigWritten:
 		var p ConfigPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -448,7 +440,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case RoleWritten:
 		var p RolePayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -459,7 +451,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case RoleDeleted:
 		var p DeletedPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -469,7 +461,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case CertStored:
 		var p CertPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -483,7 +475,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case CertRevoked:
 		var p RevokedPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -514,7 +506,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		s.Certs[p.Serial] = &c
 	case CRLRotated:
 		var p CRLRotatedPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -530,7 +522,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case CertsTidied:
 		var p TidiedPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -545,7 +537,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case AcmeAccountSet:
 		var p AcmeAccountPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -557,7 +549,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case AcmeOrderSet:
 		var p AcmeOrderPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -568,16 +560,12 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case mount.Disabled:
 		var p mount.DisabledPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
-		}
-		if p.UUID == "" {
-			return nil
 		}
 		v.mu.Lock()
 		defer v.mu.Unlock()
-		delete(v.mounts, p.UUID)
-		v.disabled[p.UUID] = true
+		projections.DisableMount(v.mounts, v.disabled, p.UUID)
 	}
 	return nil
 }
@@ -747,36 +735,22 @@ func (v *View) Mounts() []string {
 	return out
 }
 
-type snapshot struct {
-	Version  int               `json:"v"`
-	Mounts   map[string]*State `json:"mounts"`
-	Disabled []string          `json:"disabled,omitempty"`
-}
-
 // Snapshot implements projections.View. It holds CA key material (the runner's snapshots are
 // sealed). Maps encode with sorted keys, so equal states encode equally.
 func (v *View) Snapshot() ([]byte, error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	s := snapshot{Version: 1, Mounts: v.mounts}
-	for uuid := range v.disabled {
-		s.Disabled = append(s.Disabled, uuid)
-	}
-	sort.Strings(s.Disabled)
-	return json.Marshal(s)
+	return projections.EncodeMounts(1, v.mounts, v.disabled)
 }
 
 // Restore implements projections.View.
 func (v *View) Restore(data []byte) error {
-	var s snapshot
-	if err := json.Unmarshal(data, &s); err != nil {
-		return fmt.Errorf("restore pki view: %w", err)
+	snap, disabled, err := projections.DecodeMounts[*State]("pki", 1, data)
+	if err != nil {
+		return err
 	}
-	if s.Version != 1 || s.Mounts == nil {
-		return fmt.Errorf("restore pki view: unknown snapshot version %d", s.Version)
-	}
-	mounts := make(map[string]*State, len(s.Mounts))
-	for uuid, st := range s.Mounts {
+	mounts := make(map[string]*State, len(snap))
+	for uuid, st := range snap {
 		if st == nil {
 			continue
 		}
@@ -824,10 +798,6 @@ func (v *View) Restore(data []byte) error {
 		n.Tidy.Started, n.Tidy.Finished = n.Tidy.Started.UTC(), n.Tidy.Finished.UTC()
 		mounts[uuid] = n
 	}
-	disabled := make(map[string]bool, len(s.Disabled))
-	for _, uuid := range s.Disabled {
-		disabled[uuid] = true
-	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.mounts, v.disabled = mounts, disabled
@@ -835,7 +805,4 @@ func (v *View) Restore(data []byte) error {
 }
 
 // Digest implements projections.View.
-func (v *View) Digest() [32]byte {
-	b, _ := v.Snapshot()
-	return sha256.Sum256(b)
-}
+func (v *View) Digest() [32]byte { return projections.DigestOf(v) }

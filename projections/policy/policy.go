@@ -4,13 +4,11 @@
 package policy
 
 import (
-	"crypto/sha256"
-	"encoding/json"
-	"fmt"
 	"sort"
 	"sync"
 
 	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections"
 )
 
 // Event types.
@@ -126,16 +124,16 @@ func (v *View) Apply(rec ledger.Record) error {
 	switch rec.Type {
 	case Written:
 		var p WrittenPayload
-		if err := json.Unmarshal(rec.Payload, &p); err != nil {
-			return fmt.Errorf("decode: %w", err)
+		if err := projections.Decode(rec, &p); err != nil {
+			return err
 		}
 		v.mu.Lock()
 		v.policies[p.Name] = Entry{Name: p.Name, Text: p.Text, Version: rec.Pos}
 		v.mu.Unlock()
 	case Deleted:
 		var p DeletedPayload
-		if err := json.Unmarshal(rec.Payload, &p); err != nil {
-			return fmt.Errorf("decode: %w", err)
+		if err := projections.Decode(rec, &p); err != nil {
+			return err
 		}
 		v.mu.Lock()
 		delete(v.policies, p.Name)
@@ -166,34 +164,23 @@ func (v *View) Names() []string {
 }
 
 // Digest implements projections.View.
-func (v *View) Digest() [32]byte {
-	b, _ := v.Snapshot()
-	return sha256.Sum256(b)
-}
+func (v *View) Digest() [32]byte { return projections.DigestOf(v) }
 
 // Snapshot implements projections.View.
 func (v *View) Snapshot() ([]byte, error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	list := make([]Entry, 0, len(v.policies))
-	for _, e := range v.policies {
-		list = append(list, e)
-	}
-	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
-	return json.Marshal(list)
+	return projections.EncodeList(v.policies)
 }
 
 // Restore implements projections.View.
 func (v *View) Restore(data []byte) error {
-	var list []Entry
-	if err := json.Unmarshal(data, &list); err != nil {
-		return fmt.Errorf("restore policy view: %w", err)
+	m, err := projections.DecodeList("policy", data, func(e Entry) string { return e.Name })
+	if err != nil {
+		return err
 	}
 	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.policies = map[string]Entry{}
-	for _, e := range list {
-		v.policies[e.Name] = e
-	}
+	v.policies = m
+	v.mu.Unlock()
 	return nil
 }

@@ -5,7 +5,6 @@
 package quota
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections"
 )
 
 // Event types.
@@ -93,8 +93,8 @@ func (v *View) Apply(rec ledger.Record) error {
 	switch rec.Type {
 	case Written:
 		var q Quota
-		if err := json.Unmarshal(rec.Payload, &q); err != nil {
-			return fmt.Errorf("decode: %w", err)
+		if err := projections.Decode(rec, &q); err != nil {
+			return err
 		}
 		q.Version = rec.Pos
 		v.mu.Lock()
@@ -104,16 +104,16 @@ func (v *View) Apply(rec ledger.Record) error {
 		v.mu.Unlock()
 	case Deleted:
 		var p DeletedPayload
-		if err := json.Unmarshal(rec.Payload, &p); err != nil {
-			return fmt.Errorf("decode: %w", err)
+		if err := projections.Decode(rec, &p); err != nil {
+			return err
 		}
 		v.mu.Lock()
 		delete(v.quotas[p.Type], p.Name)
 		v.mu.Unlock()
 	case ConfigWritten:
 		var c Config
-		if err := json.Unmarshal(rec.Payload, &c); err != nil {
-			return fmt.Errorf("decode: %w", err)
+		if err := projections.Decode(rec, &c); err != nil {
+			return err
 		}
 		c.Configured = true
 		v.mu.Lock()
@@ -192,10 +192,7 @@ func (v *View) Snapshot() ([]byte, error) {
 }
 
 // Digest implements projections.View.
-func (v *View) Digest() [32]byte {
-	b, _ := v.Snapshot()
-	return sha256.Sum256(b)
-}
+func (v *View) Digest() [32]byte { return projections.DigestOf(v) }
 
 // Restore implements projections.View.
 func (v *View) Restore(data []byte) error {

@@ -4,13 +4,13 @@
 package seal
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections"
 )
 
 // Event types.
@@ -116,8 +116,8 @@ func (v *View) Apply(rec ledger.Record) error {
 	switch rec.Type {
 	case Initialized:
 		var p InitializedPayload
-		if err := json.Unmarshal(rec.Payload, &p); err != nil {
-			return fmt.Errorf("decode: %w", err)
+		if err := projections.Decode(rec, &p); err != nil {
+			return err
 		}
 		v.mu.Lock()
 		defer v.mu.Unlock()
@@ -128,8 +128,8 @@ func (v *View) Apply(rec ledger.Record) error {
 			Term: 1, ClusterID: p.ClusterID, InitTime: p.Time}
 	case KeyringRotated:
 		var p RotatedPayload
-		if err := json.Unmarshal(rec.Payload, &p); err != nil {
-			return fmt.Errorf("decode: %w", err)
+		if err := projections.Decode(rec, &p); err != nil {
+			return err
 		}
 		v.mu.Lock()
 		defer v.mu.Unlock()
@@ -138,8 +138,8 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case SnapshotRestored:
 		var p RestoredPayload
-		if err := json.Unmarshal(rec.Payload, &p); err != nil {
-			return fmt.Errorf("decode: %w", err)
+		if err := projections.Decode(rec, &p); err != nil {
+			return err
 		}
 		if p.Object == "" || len(p.Keyring) == 0 || p.Threshold < 1 || p.Term < 1 {
 			return fmt.Errorf("decode %s: incomplete payload", rec.Type)
@@ -155,10 +155,7 @@ func (v *View) Apply(rec ledger.Record) error {
 }
 
 // Digest implements projections.View.
-func (v *View) Digest() [32]byte {
-	b, _ := v.Snapshot()
-	return sha256.Sum256(b)
-}
+func (v *View) Digest() [32]byte { return projections.DigestOf(v) }
 
 // Snapshot implements projections.View.
 func (v *View) Snapshot() ([]byte, error) {

@@ -8,15 +8,13 @@
 package ssh
 
 import (
-	"crypto/sha256"
-	"encoding/json"
-	"fmt"
 	"maps"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections"
 	"github.com/ledger-secrets/ledger/projections/mount"
 )
 
@@ -125,13 +123,6 @@ func New() *View { return &View{mounts: map[string]*State{}, disabled: map[strin
 // Name implements projections.View.
 func (v *View) Name() string { return "ssh" }
 
-func decode(rec ledger.Record, p any) error {
-	if err := json.Unmarshal(rec.Payload, p); err != nil {
-		return fmt.Errorf("decode %s: %w", rec.Type, err)
-	}
-	return nil
-}
-
 func (v *View) state(uuid string) *State {
 	if uuid == "" || v.disabled[uuid] {
 		return nil
@@ -149,7 +140,7 @@ func (v *View) Apply(rec ledger.Record) error {
 	switch rec.Type {
 	case CAConfigured:
 		var p CAPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -160,7 +151,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case CADeleted:
 		var p DeletedPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -170,7 +161,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case RoleWritten:
 		var p RolePayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -181,7 +172,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case RoleDeleted:
 		var p DeletedPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -191,7 +182,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case OTPIssued:
 		var p OTPPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -203,7 +194,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case OTPUsed:
 		var p OTPUsedPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -213,16 +204,12 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case mount.Disabled:
 		var p mount.DisabledPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
-		}
-		if p.UUID == "" {
-			return nil
 		}
 		v.mu.Lock()
 		defer v.mu.Unlock()
-		delete(v.mounts, p.UUID)
-		v.disabled[p.UUID] = true
+		projections.DisableMount(v.mounts, v.disabled, p.UUID)
 	}
 	return nil
 }
@@ -281,35 +268,21 @@ func (v *View) OTP(uuid, hash string) (OTP, bool) {
 	return OTP{}, false
 }
 
-type snapshot struct {
-	Version  int               `json:"v"`
-	Mounts   map[string]*State `json:"mounts"`
-	Disabled []string          `json:"disabled,omitempty"`
-}
-
 // Snapshot implements projections.View (it holds the CA private key: snapshots are sealed).
 func (v *View) Snapshot() ([]byte, error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	s := snapshot{Version: 1, Mounts: v.mounts}
-	for uuid := range v.disabled {
-		s.Disabled = append(s.Disabled, uuid)
-	}
-	sort.Strings(s.Disabled)
-	return json.Marshal(s)
+	return projections.EncodeMounts(1, v.mounts, v.disabled)
 }
 
 // Restore implements projections.View.
 func (v *View) Restore(data []byte) error {
-	var s snapshot
-	if err := json.Unmarshal(data, &s); err != nil {
-		return fmt.Errorf("restore ssh view: %w", err)
-	}
-	if s.Version != 1 || s.Mounts == nil {
-		return fmt.Errorf("restore ssh view: unknown snapshot version %d", s.Version)
+	snap, disabled, err := projections.DecodeMounts[*State]("ssh", 1, data)
+	if err != nil {
+		return err
 	}
 	mounts := map[string]*State{}
-	for uuid, st := range s.Mounts {
+	for uuid, st := range snap {
 		if st == nil {
 			continue
 		}
@@ -327,10 +300,6 @@ func (v *View) Restore(data []byte) error {
 		}
 		mounts[uuid] = n
 	}
-	disabled := map[string]bool{}
-	for _, u := range s.Disabled {
-		disabled[u] = true
-	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.mounts, v.disabled = mounts, disabled
@@ -338,7 +307,4 @@ func (v *View) Restore(data []byte) error {
 }
 
 // Digest implements projections.View.
-func (v *View) Digest() [32]byte {
-	b, _ := v.Snapshot()
-	return sha256.Sum256(b)
-}
+func (v *View) Digest() [32]byte { return projections.DigestOf(v) }

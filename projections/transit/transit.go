@@ -12,15 +12,13 @@
 package transit
 
 import (
-	"crypto/sha256"
-	"encoding/json"
-	"fmt"
 	"maps"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections"
 	"github.com/ledger-secrets/ledger/projections/mount"
 )
 
@@ -136,20 +134,13 @@ func New() *View {
 // Name implements projections.View.
 func (v *View) Name() string { return "transit" }
 
-func decode(rec ledger.Record, p any) error {
-	if err := json.Unmarshal(rec.Payload, p); err != nil {
-		return fmt.Errorf("decode %s: %w", rec.Type, err)
-	}
-	return nil
-}
-
 // Apply implements projections.View. A key is never edited in place: each change installs a
 // new *Key, so values handed out earlier stay consistent.
 func (v *View) Apply(rec ledger.Record) error {
 	switch rec.Type {
 	case KeyCreated, KeyRestored:
 		var p KeyPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -167,7 +158,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		keys[p.Name] = &k
 	case KeyRotated:
 		var p RotatedPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -183,7 +174,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		v.mounts[p.Mount][p.Name] = &k
 	case KeyConfigUpdated:
 		var p ConfigPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -197,7 +188,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		v.mounts[p.Mount][p.Name] = &k
 	case KeyTrimmed:
 		var p TrimmedPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -216,7 +207,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		v.mounts[p.Mount][p.Name] = &k
 	case KeyDeleted:
 		var p DeletedPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
 		}
 		v.mu.Lock()
@@ -229,16 +220,12 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case mount.Disabled:
 		var p mount.DisabledPayload
-		if err := decode(rec, &p); err != nil {
+		if err := projections.Decode(rec, &p); err != nil {
 			return err
-		}
-		if p.UUID == "" {
-			return nil
 		}
 		v.mu.Lock()
 		defer v.mu.Unlock()
-		delete(v.mounts, p.UUID)
-		v.disabled[p.UUID] = true
+		projections.DisableMount(v.mounts, v.disabled, p.UUID)
 	}
 	return nil
 }
@@ -351,42 +338,29 @@ func (v *View) Due(now time.Time) []KeyRef {
 	return out
 }
 
-type snapshot struct {
-	Version  int                        `json:"v"`
-	Mounts   map[string]map[string]*Key `json:"mounts"`
-	Disabled []string                   `json:"disabled,omitempty"`
-}
-
 // Snapshot implements projections.View. It holds key material (the runner's snapshots are
 // sealed); trimmed versions and deleted keys are not in it. Maps encode with sorted keys, so
 // equal states encode equally.
 func (v *View) Snapshot() ([]byte, error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	s := snapshot{Version: 1, Mounts: make(map[string]map[string]*Key, len(v.mounts))}
+	mounts := make(map[string]map[string]*Key, len(v.mounts))
 	for uuid, keys := range v.mounts {
 		if len(keys) > 0 {
-			s.Mounts[uuid] = keys
+			mounts[uuid] = keys
 		}
 	}
-	for uuid := range v.disabled {
-		s.Disabled = append(s.Disabled, uuid)
-	}
-	sort.Strings(s.Disabled)
-	return json.Marshal(s)
+	return projections.EncodeMounts(1, mounts, v.disabled)
 }
 
 // Restore implements projections.View.
 func (v *View) Restore(data []byte) error {
-	var s snapshot
-	if err := json.Unmarshal(data, &s); err != nil {
-		return fmt.Errorf("restore transit view: %w", err)
+	snap, disabled, err := projections.DecodeMounts[map[string]*Key]("transit", 1, data)
+	if err != nil {
+		return err
 	}
-	if s.Version != 1 || s.Mounts == nil {
-		return fmt.Errorf("restore transit view: unknown snapshot version %d", s.Version)
-	}
-	mounts := make(map[string]map[string]*Key, len(s.Mounts))
-	for uuid, keys := range s.Mounts {
+	mounts := make(map[string]map[string]*Key, len(snap))
+	for uuid, keys := range snap {
 		m := make(map[string]*Key, len(keys))
 		for name, k := range keys {
 			if k == nil {
@@ -400,10 +374,6 @@ func (v *View) Restore(data []byte) error {
 			mounts[uuid] = m
 		}
 	}
-	disabled := make(map[string]bool, len(s.Disabled))
-	for _, uuid := range s.Disabled {
-		disabled[uuid] = true
-	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.mounts, v.disabled = mounts, disabled
@@ -411,7 +381,4 @@ func (v *View) Restore(data []byte) error {
 }
 
 // Digest implements projections.View.
-func (v *View) Digest() [32]byte {
-	b, _ := v.Snapshot()
-	return sha256.Sum256(b)
-}
+func (v *View) Digest() [32]byte { return projections.DigestOf(v) }

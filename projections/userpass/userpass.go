@@ -8,7 +8,6 @@
 package userpass
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections"
 	"github.com/ledger-secrets/ledger/projections/mount"
 	tokenview "github.com/ledger-secrets/ledger/projections/token"
 )
@@ -71,12 +71,7 @@ func (v *View) Name() string { return "userpass" }
 
 var errMalformed = errors.New("malformed userpass event")
 
-func decode(rec ledger.Record, p any) error {
-	if err := json.Unmarshal(rec.Payload, p); err != nil {
-		return fmt.Errorf("decode %s: %w: %w", rec.Type, errMalformed, err)
-	}
-	return nil
-}
+func decode(rec ledger.Record, p any) error { return projections.DecodeMarked(rec, p, errMalformed) }
 
 // Apply implements projections.View.
 func (v *View) Apply(rec ledger.Record) error {
@@ -119,13 +114,9 @@ func (v *View) Apply(rec ledger.Record) error {
 		if err := decode(rec, &p); err != nil {
 			return err
 		}
-		if p.UUID == "" {
-			return nil
-		}
 		v.mu.Lock()
 		defer v.mu.Unlock()
-		delete(v.mounts, p.UUID)
-		v.disabled[p.UUID] = true
+		projections.DisableMount(v.mounts, v.disabled, p.UUID)
 	}
 	return nil
 }
@@ -167,7 +158,7 @@ type snapshot struct {
 // Snapshot implements projections.View. Everything is sorted, so equal views encode equally.
 func (v *View) Snapshot() ([]byte, error) {
 	v.mu.RLock()
-	s := snapshot{Version: 1, Mounts: []snapMount{}, Disabled: []string{}}
+	s := snapshot{Version: 1, Mounts: []snapMount{}}
 	for uuid, users := range v.mounts {
 		sm := snapMount{UUID: uuid, Users: make([]User, 0, len(users))}
 		for _, u := range users {
@@ -176,24 +167,14 @@ func (v *View) Snapshot() ([]byte, error) {
 		sort.Slice(sm.Users, func(i, j int) bool { return sm.Users[i].Name < sm.Users[j].Name })
 		s.Mounts = append(s.Mounts, sm)
 	}
-	for uuid := range v.disabled {
-		s.Disabled = append(s.Disabled, uuid)
-	}
+	s.Disabled = projections.SortedKeys(v.disabled)
 	v.mu.RUnlock()
 	sort.Slice(s.Mounts, func(i, j int) bool { return s.Mounts[i].UUID < s.Mounts[j].UUID })
-	sort.Strings(s.Disabled)
 	return json.Marshal(s)
 }
 
 // Digest implements projections.View.
-func (v *View) Digest() [32]byte {
-	b, err := v.Snapshot()
-	if err != nil {
-		// Users hold only strings, numbers and times.
-		panic("userpass view: snapshot does not encode: " + err.Error())
-	}
-	return sha256.Sum256(b)
-}
+func (v *View) Digest() [32]byte { return projections.DigestOf(v) }
 
 // Restore implements projections.View.
 func (v *View) Restore(data []byte) error {
@@ -219,10 +200,7 @@ func (v *View) Restore(data []byte) error {
 		}
 		mounts[sm.UUID] = users
 	}
-	disabled := make(map[string]bool, len(s.Disabled))
-	for _, uuid := range s.Disabled {
-		disabled[uuid] = true
-	}
+	disabled := projections.SetOf(s.Disabled)
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.mounts, v.disabled = mounts, disabled
