@@ -3,6 +3,7 @@ module github.com/ledger-secrets/ledger
 go 1.26.8
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/go-jose/go-jose/v4 v4.1.6
 	github.com/go-sql-driver/mysql v1.10.1
 	github.com/hashicorp/cap v0.16.0

@@ -94,6 +94,7 @@ type rule struct {
 	required []string
 	minWrap  time.Duration
 	maxWrap  time.Duration
+	subTypes []string // subscribe_event_types; nil: every type
 
 	// Matching data for wildcard rules, derived once from the pattern.
 	literal   string   // text before the first wildcard: every match starts with it
@@ -239,6 +240,23 @@ func (a *ACL) Capabilities(path string) []string {
 	return r.caps.Names()
 }
 
+// SubscribeEventTypes returns the event type globs the rule governing path lets a subscriber
+// receive (its subscribe_event_types), and whether that rule grants subscribe at all. A nil
+// list with true means every type; root is every type.
+func (a *ACL) SubscribeEventTypes(path string) ([]string, bool) {
+	if a == nil {
+		return nil, false
+	}
+	if a.root {
+		return nil, true
+	}
+	r := a.lookup(strings.TrimLeft(path, "/"), false)
+	if r == nil || r.caps&CapDeny != 0 || r.caps&CapSubscribe == 0 {
+		return nil, false
+	}
+	return r.subTypes, true
+}
+
 // lookup finds the rule governing path: an exact rule first, then the
 // highest-priority wildcard rule. For list, Vault also lets a rule written
 // without the trailing slash govern "dir/" (and, since VAULT-3825, the same
@@ -343,10 +361,12 @@ type builder struct {
 	required []string
 	minWrap  time.Duration
 	maxWrap  time.Duration
+	subTypes []string // union of the subscribe-granting blocks' subscribe_event_types
+	subAll   bool     // some subscribe-granting block lists no types: every type
 }
 
 func newBuilder(pr *PathRule) *builder {
-	return &builder{
+	b := &builder{
 		pattern:  pr.Pattern,
 		caps:     pr.Capabilities,
 		allowed:  cloneParams(pr.AllowedParameters),
@@ -354,6 +374,25 @@ func newBuilder(pr *PathRule) *builder {
 		required: append([]string(nil), pr.RequiredParameters...),
 		minWrap:  pr.MinWrappingTTL,
 		maxWrap:  pr.MaxWrappingTTL,
+	}
+	b.addSubscribeTypes(pr)
+	return b
+}
+
+// addSubscribeTypes merges a block's subscribe_event_types. Only blocks that grant subscribe
+// count: a block without it must not widen what another block's list allows.
+func (b *builder) addSubscribeTypes(pr *PathRule) {
+	if pr.Capabilities&CapSubscribe == 0 {
+		return
+	}
+	if len(pr.SubscribeEventTypes) == 0 {
+		b.subAll = true
+		return
+	}
+	for _, t := range pr.SubscribeEventTypes {
+		if !containsString(b.subTypes, t) {
+			b.subTypes = append(b.subTypes, t)
+		}
 	}
 }
 
@@ -380,6 +419,7 @@ func (b *builder) merge(pr *PathRule) {
 			b.required = append(b.required, name)
 		}
 	}
+	b.addSubscribeTypes(pr)
 }
 
 // mergeParams unions value lists per key. As in Vault, a policy without the
@@ -425,6 +465,9 @@ func containsString(list []string, s string) bool {
 
 func (b *builder) compile() *rule {
 	q := strconv.Quote(b.pattern)
+	if b.subAll {
+		b.subTypes = nil
+	}
 	r := &rule{
 		pattern:     b.pattern,
 		caps:        b.caps,
@@ -433,6 +476,7 @@ func (b *builder) compile() *rule {
 		required:    b.required,
 		minWrap:     b.minWrap,
 		maxWrap:     b.maxWrap,
+		subTypes:    b.subTypes,
 		grantReason: "granted by path " + q,
 		denyReason:  "explicitly denied by path " + q,
 		noCapReason: "path " + q + " does not grant this operation",

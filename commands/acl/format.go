@@ -287,6 +287,9 @@ func render(pol *Policy) []byte {
 		if len(pr.RequiredParameters) > 0 {
 			b.WriteString("required_parameters = " + renderStrings(pr.RequiredParameters) + "\n")
 		}
+		if len(pr.SubscribeEventTypes) > 0 {
+			b.WriteString("subscribe_event_types = " + renderStrings(pr.SubscribeEventTypes) + "\n")
+		}
 		if pr.MinWrappingTTL > 0 {
 			b.WriteString("min_wrapping_ttl = " + hclQuote(pr.MinWrappingTTL.String()) + "\n")
 		}

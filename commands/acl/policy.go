@@ -141,7 +141,10 @@ type PathRule struct {
 	RequiredParameters []string
 	MinWrappingTTL     time.Duration
 	MaxWrappingTTL     time.Duration
-	Line               int // line of the block's pattern label
+	// SubscribeEventTypes are the event type globs the subscribe capability covers here
+	// (Vault's subscribe_event_types); empty: every type.
+	SubscribeEventTypes []string
+	Line                int // line of the block's pattern label
 }
 
 // policySchema and pathSchema are read-only descriptions of the grammar.
@@ -161,6 +164,7 @@ var (
 			{Name: "required_parameters"},
 			{Name: "min_wrapping_ttl"},
 			{Name: "max_wrapping_ttl"},
+			{Name: "subscribe_event_types"},
 		},
 	}
 )
@@ -317,6 +321,14 @@ func (p parser) pathBlock(block *hcl.Block) (PathRule, error) {
 			}
 			for _, it := range items {
 				rule.RequiredParameters = append(rule.RequiredParameters, strings.ToLower(it.s))
+			}
+		case "subscribe_event_types":
+			items, err := p.stringList(attr, val)
+			if err != nil {
+				return PathRule{}, err
+			}
+			for _, it := range items {
+				rule.SubscribeEventTypes = append(rule.SubscribeEventTypes, it.s)
 			}
 		case "min_wrapping_ttl":
 			d, err := parseTTL(val)

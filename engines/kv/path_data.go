@@ -240,6 +240,7 @@ func (b *Backend) writeData(ctx context.Context, req *engines.Request, path stri
 		Mount: b.mount.UUID, Path: path, Version: n, Created: created,
 		Deletion: deletionTime(created, cfg, s),
 		KeyID:    keyID, Sealed: sealed, Trim: trimmed, Oldest: oldest, Shred: shred,
+		Patch: patch,
 	}
 	ev, err := b.event(req, kvview.VersionWritten, b.subject(path), p)
 	if err != nil {
@@ -282,7 +283,13 @@ func (b *Backend) deleteLatest(req *engines.Request, path string) (*engines.Resp
 	if !ok || v.Destroyed || v.Deleted(req.Now) {
 		return &engines.Response{}, nil
 	}
-	return b.versionsEvent(req, kvview.VersionsDeleted, path, []uint64{s.CurrentVersion}, req.Now.UTC(), nil)
+	ev, err := b.event(req, kvview.VersionsDeleted, b.subject(path), kvview.VersionsPayload{
+		Mount: b.mount.UUID, Path: path, Versions: []uint64{s.CurrentVersion}, Time: req.Now.UTC(), Latest: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &engines.Response{Events: []ledger.Event{ev}}, nil
 }
 
 func (b *Backend) versionsEvent(req *engines.Request, typ, path string, versions []uint64, t time.Time, shred []string) (*engines.Response, error) {

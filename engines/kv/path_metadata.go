@@ -208,7 +208,7 @@ func (b *Backend) writeMetadata(req *engines.Request, path string, patch bool) (
 	p := kvview.MetadataWrittenPayload{
 		Mount: b.mount.UUID, Path: path, Created: req.Now.UTC(),
 		MaxVersions: s.MaxVersions, CASRequired: s.CASRequired, DeleteVersionAfter: s.DeleteVersionAfter,
-		CustomMetadata: s.CustomMetadata,
+		CustomMetadata: s.CustomMetadata, Patch: patch,
 	}
 	if engines.Has(d, "max_versions") {
 		p.MaxVersions = maxV

@@ -53,6 +53,9 @@ type VersionWrittenPayload struct {
 	Trim     []uint64  `json:"trim,omitempty"`
 	Oldest   uint64    `json:"oldest"`
 	Shred    []string  `json:"shred,omitempty"`
+	// Patch marks a version written by PATCH (a merge of the previous one); the view ignores
+	// it, change events report it as kv-v2/data-patch.
+	Patch bool `json:"patch,omitempty"`
 }
 
 // VersionsPayload names versions of a path: deleted at Time, undeleted (Time is then the new
@@ -63,6 +66,9 @@ type VersionsPayload struct {
 	Versions []uint64  `json:"versions"`
 	Time     time.Time `json:"time,omitzero"`
 	Shred    []string  `json:"shred,omitempty"`
+	// Latest marks a soft delete of the current version through DELETE data/:path (Vault's
+	// kv-v2/data-delete event) rather than POST delete/:path (kv-v2/delete); the view ignores it.
+	Latest bool `json:"latest,omitempty"`
 }
 
 // MetadataWrittenPayload sets a path's metadata (absolute values, not a delta). Created is the
@@ -75,6 +81,8 @@ type MetadataWrittenPayload struct {
 	DeleteVersionAfter time.Duration     `json:"delete_version_after"`
 	CustomMetadata     map[string]string `json:"custom_metadata,omitempty"`
 	Created            time.Time         `json:"created"`
+	// Patch marks metadata written by PATCH (kv-v2/metadata-patch); the view ignores it.
+	Patch bool `json:"patch,omitempty"`
 }
 
 // PathPayload removes a path (metadata delete, KV v1 delete).

@@ -1,0 +1,190 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/ledger-secrets/ledger/commands/acl"
+	"github.com/ledger-secrets/ledger/engines"
+	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections"
+	"github.com/ledger-secrets/ledger/projections/events"
+)
+
+// SubscribeRequest opens sys/events/subscribe/:event_type.
+type SubscribeRequest struct {
+	Token, RemoteAddr string
+	Pattern           string // event type glob: "kv-v2/data-write", "kv*", "*"
+	// After resumes strictly after a position an earlier event carried ("ledgerpos", "42.3"),
+	// or after the whole batch "42". FromIndex starts at a log sequence, inclusive. Neither:
+	// only what is committed from now on.
+	After, FromIndex string
+	Namespaces       []string
+	Filter           string
+}
+
+// EventSubscription is an authorised subscription, ready to run. It holds the token only in
+// memory, to re-check it as the stream goes on.
+type EventSubscription struct {
+	c       *Core
+	req     SubscribeRequest
+	from    uint64
+	after   ledger.Position
+	skipTo  bool // events at or before after are skipped
+	Started uint64
+}
+
+// SubscribeEvents checks a subscription: the pattern, the options Ledger supports, and the
+// token's read capability on sys/events/subscribe/<pattern> (Vault's rule). Errors are the
+// pipeline's: ErrSealed, engines.ErrBadRequest, engines.ErrPermissionDenied.
+func (c *Core) SubscribeEvents(ctx context.Context, r SubscribeRequest) (*EventSubscription, error) {
+	if err := events.ValidPattern(r.Pattern); err != nil {
+		return nil, engines.BadRequest("%s", err.Error())
+	}
+	if r.Filter != "" {
+		return nil, engines.BadRequest("filter is not supported: Ledger does not evaluate go-bexpr filter expressions; subscribe to a narrower event type (e.g. kv-v2/data-write) and filter on data.event.metadata.data_path in the client")
+	}
+	for _, ns := range r.Namespaces {
+		if ns != "" && ns != "root" && ns != "/" {
+			return nil, engines.BadRequest("namespaces: Ledger has only the root namespace, not %q", ns)
+		}
+	}
+	if r.After != "" && r.FromIndex != "" {
+		return nil, engines.BadRequest("give either after (resume after an event's ledgerpos) or from_index (start at a log sequence), not both")
+	}
+	c.mu.RLock()
+	st := c.st
+	c.mu.RUnlock()
+	if st == nil {
+		return nil, ErrSealed
+	}
+	e, err := st.authenticate(r.Token, r.RemoteAddr, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if !c.aclForToken(st, e).Allowed(acl.Read, "sys/events/subscribe/"+r.Pattern, nil).Allowed {
+		return nil, engines.Errorf(engines.ErrPermissionDenied, "permission denied: subscribing needs read on sys/events/subscribe/%s", r.Pattern)
+	}
+	s := &EventSubscription{c: c, req: r}
+	switch {
+	case r.After != "":
+		p, hasIdx, err := events.ParsePos(r.After)
+		if err != nil {
+			return nil, engines.BadRequest("after: %s", err.Error())
+		}
+		s.after, s.skipTo = p, true
+		s.from = p.Seq
+		if !hasIdx {
+			s.from, s.skipTo = p.Seq+1, false
+		}
+	case r.FromIndex != "":
+		p, hasIdx, err := events.ParsePos(r.FromIndex)
+		if err != nil || hasIdx {
+			return nil, engines.BadRequest("from_index %q: expected a log sequence such as 42", r.FromIndex)
+		}
+		s.from = p.Seq
+	default:
+		last, err := c.log.LastSeq(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("events: %w", err)
+		}
+		s.from = last + 1
+	}
+	s.Started = s.from
+	return s, nil
+}
+
+// Run streams the subscription's events to send, in log order, until ctx ends, send fails, the
+// node seals (ErrSealed) or the token stops being valid (ErrPermissionDenied). Each batch is
+// delivered only after the local views applied it, so the mount, token and policies an event
+// is checked against are at least as new as the event. An event reaches send only when its
+// type matches the pattern and the token may see its path (see mayReceive); nothing is said of
+// the others, not even that they were skipped.
+func (s *EventSubscription) Run(ctx context.Context, send func(events.Event) error) error {
+	return s.c.log.Follow(ctx, max(s.from, 1), false, func(b ledger.Batch) error {
+		st, err := s.c.current()
+		if err != nil {
+			return err
+		}
+		if err := st.runner.WaitFor(ctx, b.Seq); err != nil {
+			if errors.Is(err, projections.ErrStopped) {
+				return ErrSealed
+			}
+			return err
+		}
+		e, err := st.authenticate(s.req.Token, s.req.RemoteAddr, time.Now())
+		if err != nil {
+			return err
+		}
+		a := s.c.aclForToken(st, e)
+		kr := st.keyring.Load()
+		for i, se := range b.Events {
+			if !events.Relevant(se.Type()) {
+				continue
+			}
+			pos := ledger.Position{Seq: b.Seq, Index: uint32(i)}
+			if s.skipTo && !s.after.Less(pos) {
+				continue
+			}
+			rec, err := se.Open(kr, pos)
+			if err != nil {
+				return fmt.Errorf("events: %w", err)
+			}
+			ev, ok, err := events.Translate(rec, st.mounts)
+			if err != nil {
+				return fmt.Errorf("events: %w", err)
+			}
+			if !ok || !events.Match(s.req.Pattern, ev.EventType()) || !mayReceive(a, ev) {
+				continue
+			}
+			ev.Type = s.req.Pattern
+			if err := send(ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// current is the unsealed state, or ErrSealed.
+func (c *Core) current() (*unsealed, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.st == nil {
+		return nil, ErrSealed
+	}
+	return c.st, nil
+}
+
+// mayReceive is Vault's per-event rule: the token holds the subscribe capability on the
+// event's data_path (or its request path), with read or list there too — so a change is shown
+// only to whoever could already see the path it names. A policy's subscribe_event_types, when
+// set, must also match the event type.
+func mayReceive(a *acl.ACL, ev events.Event) bool {
+	if a.IsRoot() {
+		return true
+	}
+	for _, p := range []string{ev.DataPath(), ev.Path()} {
+		if p == "" {
+			continue
+		}
+		caps := a.Capabilities(p)
+		if !slices.Contains(caps, "read") && !slices.Contains(caps, "list") {
+			continue
+		}
+		types, ok := a.SubscribeEventTypes(p)
+		if !ok {
+			continue
+		}
+		if types == nil || slices.ContainsFunc(types, func(t string) bool { return events.Match(t, ev.EventType()) }) {
+			return true
+		}
+	}
+	return false
+}
+
+// EventTypes lists the event types Ledger emits (for help and the CLI).
+func EventTypes() []string { return append([]string(nil), events.Types...) }
