@@ -159,6 +159,7 @@ func (s *server) close(ctx context.Context) {
 
 func runConfigured(ctx context.Context, out io.Writer, cfg *config.Config) error {
 	logger := newLogger(os.Stderr, cfg.LogLevel)
+	disableCoreDumps(logger)
 	for _, w := range cfg.Warnings {
 		logger.Warn("config: " + w)
 	}
@@ -189,10 +190,9 @@ func runConfigured(ctx context.Context, out io.Writer, cfg *config.Config) error
 		fmt.Fprintf(out, "    Listener %d: %s://%s\n", i+1, scheme, ln.Addr())
 	}
 	fmt.Fprintf(out, "    Storage: jetstream (%s)\n    Sealed: %v, initialized: %v\n\n", storageDesc(cfg.Storage), !s.core.Unsealed(), s.core.Initialized())
-	<-ctx.Done()
-	logger.Info("shutting down: draining requests")
+	err = runLifecycle(ctx, logger, s, cfg)
 	s.close(context.Background())
-	return nil
+	return err
 }
 
 func storageDesc(st config.Storage) string {

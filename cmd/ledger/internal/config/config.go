@@ -49,6 +49,8 @@ type Config struct {
 	AuditRetentionBytes int64
 	// Telemetry is the telemetry block.
 	Telemetry Telemetry
+	// ServiceRegistration is the service_registration "kubernetes" block; nil without one.
+	ServiceRegistration *ServiceRegistration
 
 	// Warnings describe parts of the file that were ignored, each prefixed
 	// with "file:line:", in file order.

@@ -169,6 +169,7 @@ func (d *decoder) decodeRoot(body hcl.Body) *Config {
 			{Type: "storage", LabelNames: []string{"type"}},
 			{Type: "listener", LabelNames: []string{"type"}},
 			{Type: "telemetry"},
+			{Type: "service_registration", LabelNames: []string{"type"}},
 		},
 		// Vault settings with no meaning here: Ledger has no web UI and
 		// leaves memory locking to the operating system's configuration.
@@ -176,9 +177,11 @@ func (d *decoder) decodeRoot(body hcl.Body) *Config {
 	)
 
 	cfg := &Config{ClusterName: DefaultClusterName, LogLevel: DefaultLogLevel}
-	var storages, listeners []*hcl.Block
+	var storages, listeners, registrations []*hcl.Block
 	for _, b := range c.Blocks {
 		switch b.Type {
+		case "service_registration":
+			registrations = append(registrations, b)
 		case "storage":
 			storages = append(storages, b)
 		case "listener":
@@ -198,6 +201,8 @@ func (d *decoder) decodeRoot(body hcl.Body) *Config {
 			d.errorf(b.DefRange, "only one storage block is allowed; the first is at line %d", storages[0].DefRange.Start.Line)
 		}
 	}
+
+	cfg.ServiceRegistration = d.decodeServiceRegistrations(registrations)
 
 	if len(listeners) == 0 {
 		d.errorf(hcl.Range{}, `no listener block; add listener "tcp" { address = %q }`, DefaultAddress)

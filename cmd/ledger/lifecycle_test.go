@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestSystemdNotifyRealProcess runs the real binary as systemd would with Type=notify: a
+// unixgram socket in NOTIFY_SOCKET, READY=1 only once the API answers, STATUS following the
+// seal state, STOPPING=1 on SIGTERM, and a clean exit. It also reads the process's core
+// limit, which the server sets to zero itself.
+func TestSystemdNotifyRealProcess(t *testing.T) {
+	bin := ledgerBinary(t)
+	// A unix socket path must fit in 108 bytes; t.TempDir's may not.
+	sockDir, err := os.MkdirTemp("", "sdn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	sock := filepath.Join(sockDir, "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "ledger.hcl")
+	src := fmt.Sprintf("storage \"jetstream\" { path = %q }\nlistener \"tcp\" {\n  address = \"127.0.0.1:0\"\n  tls_disable = true\n}\nlog_level = \"warn\"\n",
+		filepath.Join(dir, "data"))
+	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "server", "-config", cfg)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("server stderr:\n%s", stderr.String())
+		}
+	})
+	addrs := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		re := regexp.MustCompile(`Listener 1: (http://\S+)`)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				addrs <- m[1]
+			}
+		}
+	}()
+
+	// next reads datagrams until one contains want.
+	next := func(want string) string {
+		t.Helper()
+		conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				t.Fatalf("waiting for %q from the server: %v", want, err)
+			}
+			if msg := string(buf[:n]); strings.Contains(msg, want) {
+				return msg
+			}
+		}
+	}
+
+	ready := next("READY=1")
+	if !strings.Contains(ready, "STATUS=not initialized") {
+		t.Errorf("READY message %q should say the server waits for init", ready)
+	}
+	var addr string
+	select {
+	case addr = <-addrs:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server did not print its listener address")
+	}
+	// Ready means serving: the API answers at once, as Vault's 501 for an uninitialised node.
+	resp, err := http.Get(addr + "/v1/sys/health")
+	if err != nil {
+		t.Fatalf("READY=1 was sent before the API answered: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotImplemented {
+		t.Errorf("sys/health after READY: %d, want 501", resp.StatusCode)
+	}
+
+	var init struct {
+		Keys []string `json:"keys_base64"`
+	}
+	s := &childServer{t: t, addr: addr}
+	s.call(http.MethodPut, "sys/init", "", `{"secret_shares":1,"secret_threshold":1}`, &init)
+	next("STATUS=sealed")
+	s.call(http.MethodPut, "sys/unseal", "", `{"key":"`+init.Keys[0]+`"}`, nil)
+	next("STATUS=unsealed, active")
+
+	if runtime.GOOS == "linux" {
+		limits, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !regexp.MustCompile(`(?m)^Max core file size\s+0\s+0\s`).Match(limits) {
+			t.Errorf("the server left core dumps enabled:\n%s", limits)
+		}
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	next("STOPPING=1")
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the server did not exit within 60s of SIGTERM")
+	}
+}
