@@ -77,10 +77,7 @@ func initialEvents(kr *ledger.Keyring, rootToken string, now time.Time) (string,
 	} else {
 		_, accessor = enginetoken.NewToken()
 	}
-	created := enginetoken.CreatedEvent(tokenview.CreatedPayload{
-		MAC: kr.MAC("token", rootToken), Accessor: accessor, Policies: []string{"root"}, Orphan: true,
-		DisplayName: "root", Path: "auth/token/root", CreationTime: now, Type: "service",
-	}, "")
+	created := rootTokenEvent(kr, rootToken, accessor, now)
 	tm := mount.Entry{Path: "auth/token/", Type: "token", Description: "token based credentials",
 		UUID: newUUID(), Accessor: "auth_token_" + newUUID()[:8], CreatedAt: now}
 	b, err := json.Marshal(tm)
@@ -88,6 +85,14 @@ func initialEvents(kr *ledger.Keyring, rootToken string, now time.Time) (string,
 		return "", nil, err
 	}
 	return rootToken, []ledger.Event{created, {Type: mount.Enabled, Subject: ledger.SubjectFor("mount", tm.Path), Payload: b}}, nil
+}
+
+// rootTokenEvent records a root token (init, generate-root): root policy, orphan, no TTL.
+func rootTokenEvent(kr *ledger.Keyring, token, accessor string, now time.Time) ledger.Event {
+	return enginetoken.CreatedEvent(tokenview.CreatedPayload{
+		MAC: kr.MAC("token", token), Accessor: accessor, Policies: []string{"root"}, Orphan: true,
+		DisplayName: "root", Path: "auth/token/root", CreationTime: now, Type: "service",
+	}, "")
 }
 
 // expireTokens revokes tokens when their TTL runs out. Requests already refuse an expired token

@@ -386,6 +386,8 @@ func (c *Core) Rotate(ctx context.Context) (KeyStatus, error) {
 	if st == nil {
 		return KeyStatus{}, ErrSealed
 	}
+	st.keyMu.Lock() // a rekey must not commit between our wrap and our event
+	defer st.keyMu.Unlock()
 	next, err := st.keyring.Load().Rotate(time.Now())
 	if err != nil {
 		return KeyStatus{}, err

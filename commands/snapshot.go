@@ -201,7 +201,11 @@ func (s *sysBackend) snapshotPaths(ctx context.Context, req *engines.Request, p 
 		// before anything changes, and the server can stay unsealed afterwards.
 		var reopen []byte
 		var warnings []string
-		if kr, err := f.Keyring(s.st.rootKey); err == nil {
+		s.st.keyMu.Lock()
+		root := append([]byte(nil), s.st.rootKey...)
+		s.st.keyMu.Unlock()
+		defer clear(root)
+		if kr, err := f.Keyring(root); err == nil {
 			snap, err := f.Open(kr)
 			if err != nil {
 				return nil, engines.BadRequest("%s; nothing was changed", err.Error())
@@ -214,7 +218,7 @@ func (s *sysBackend) snapshotPaths(ctx context.Context, req *engines.Request, p 
 			if len(missing) > 0 {
 				warnings = append(warnings, fmt.Sprintf("the snapshot lacks views %v; they start empty", missing))
 			}
-			reopen = append([]byte(nil), s.st.rootKey...)
+			reopen = append([]byte(nil), root...)
 		} else if !errors.Is(err, ledger.ErrWrongRootKey) {
 			return nil, engines.BadRequest("the snapshot's keyring does not decode: %s; nothing was changed", err.Error())
 		} else if !force {
@@ -324,8 +328,10 @@ func (c *Core) takeSnapshot(ctx context.Context, st *unsealed, withDataKeys bool
 			return nil, cut, fmt.Errorf("snapshot data keys: %w", err)
 		}
 	}
+	st.keyMu.Lock()
 	kr := st.keyring.Load()
 	wrapped, err := kr.Wrap(st.rootKey)
+	st.keyMu.Unlock()
 	if err != nil {
 		return nil, cut, err
 	}

@@ -28,14 +28,18 @@ type sysBackend struct {
 var _ engines.PathsSpecial = (*sysBackend)(nil)
 
 // Unauthenticated implements engines.PathsSpecial.
-func (s *sysBackend) Unauthenticated() []string { return nil }
+func (s *sysBackend) Unauthenticated() []string {
+	// The key holders' shares authorise these, as in Vault (rekey.go, generateroot.go).
+	return []string{"rekey/init", "rekey/update", "rekey/verify", "rekey-recovery-key/init", "rekey-recovery-key/update",
+		"rekey-recovery-key/verify", "generate-root/attempt", "generate-root/update"}
+}
 
 // Sudo implements engines.PathsSpecial: Vault's root-protected sys paths.
 func (s *sysBackend) Sudo() []string {
 	return []string{"rotate", "seal", "step-down", "audit", "audit/*", "raw/*", "leases/revoke-force/*",
 		"leases/revoke-prefix/*", "leases/lookup/*", "revoke-force/*", "revoke-prefix/*", "storage/raft/snapshot", "storage/raft/snapshot-force",
 		"mounts/auth/*", "config/auditing/*", "config/cors", "plugins/catalog/*", "pprof", "pprof/*",
-		"remount"}
+		"remount", "rekey/backup", "rekey/recovery-key-backup"}
 }
 
 // HandleRequest implements engines.Backend.
@@ -104,6 +108,10 @@ func (s *sysBackend) HandleRequest(ctx context.Context, req *engines.Request) (*
 			}
 		}
 		return nil, nil
+	case p == "rekey" || strings.HasPrefix(p, "rekey/") || p == "rekey-recovery-key" || strings.HasPrefix(p, "rekey-recovery-key/"):
+		return s.rekeyPaths(ctx, req, p)
+	case strings.HasPrefix(p, "generate-root/"):
+		return s.generateRootPaths(ctx, req, p)
 	case p == "metrics":
 		return s.metricsPath(req)
 	case p == "pprof" || strings.HasPrefix(p, "pprof/"):

@@ -31,7 +31,10 @@ import (
 
 // unsealed is everything that exists only while the keyring is open. Sealing drops it whole.
 type unsealed struct {
+	// keyMu guards rootKey: a rekey replaces it, rotations and snapshots wrap under it.
+	keyMu     sync.Mutex
 	rootKey   []byte
+	ceremony  *ceremonies // rekey and generate-root attempts (rekey.go)
 	keyring   atomic.Pointer[ledger.Keyring]
 	runner    *projections.Runner
 	cancel    context.CancelFunc
@@ -72,6 +75,7 @@ type unsealed struct {
 func (c *Core) newUnsealed(rootKey []byte, kr *ledger.Keyring) *unsealed {
 	st := &unsealed{
 		rootKey:   rootKey,
+		ceremony:  &ceremonies{},
 		mounts:    mount.New(),
 		policies:  policy.New(),
 		tokens:    tokenview.New(),
@@ -171,7 +175,10 @@ func (st *unsealed) close(logger *slog.Logger) {
 	st.backendsMu.Unlock()
 	st.audit.stop()
 	st.datakeys.Close()
+	st.ceremony.clear()
+	st.keyMu.Lock()
 	clear(st.rootKey)
+	st.keyMu.Unlock()
 }
 
 // backend returns the backend of a mount, building it on first use.

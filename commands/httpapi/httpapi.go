@@ -69,6 +69,7 @@ func New(core *commands.Core, opts Options) *echo.Echo {
 	e.GET("/v1/sys/leader", a.leader)
 	registerSnapshot(e, a)
 	registerEvents(e, a)
+	registerCeremonies(e, a)
 	// HEAD reads like GET (ACME's new-nonce is fetched with HEAD); the server drops the body.
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, "LIST", "HELP"} {
 		e.Add(m, "/v1/*", a.logical)

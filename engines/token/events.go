@@ -28,6 +28,9 @@ func NewToken() (token, accessor string) {
 	return tokenPrefix + randomBase62(randomChars), randomBase62(randomChars)
 }
 
+// RandomBase62 returns n uniform base62 characters from crypto/rand (generate-root OTPs).
+func RandomBase62(n int) string { return randomBase62(n) }
+
 // randomBase62 draws n uniform base62 characters: bytes ≥ 248 (= 4 × 62) are rejected so the
 // modulo does not bias the alphabet.
 func randomBase62(n int) string {

@@ -21,7 +21,28 @@ const (
 	// node's state is the snapshot (stored in the LEDGER_SNAPSHOTS object store) plus the events
 	// after that batch. Everything before the batch no longer counts.
 	SnapshotRestored = "snapshot.restored.v1"
+	// Rekeyed puts a new unseal-key split in force (sys/rekey): the same keyring, wrapped under
+	// a new root key, and the new share parameters. From its batch on the old shares open
+	// nothing.
+	Rekeyed = "seal.rekeyed.v1"
+	// RekeyBackupDeleted drops the PGP-encrypted backup of the last rekey's keys.
+	RekeyBackupDeleted = "seal.rekey_backup.deleted.v1"
 )
+
+// RekeyedPayload is the payload of Rekeyed. Nothing in it is secret: the keyring is wrapped
+// under the new root key, and the backup (PGP ciphertexts of the new shares) is sealed under
+// the keyring itself, so only an unsealed node can hand it out.
+type RekeyedPayload struct {
+	Shares    int    `json:"shares"`
+	Threshold int    `json:"threshold"`
+	Keyring   []byte `json:"keyring"`
+	// Term is the keyring term that was wrapped; a rekey that raced a rotation (an older term)
+	// is ignored, and the node that appended it tells its caller so.
+	Term   uint32    `json:"term"`
+	Nonce  string    `json:"nonce"`
+	Time   time.Time `json:"time"`
+	Backup []byte    `json:"backup,omitempty"`
+}
 
 // InitializedPayload is the payload of Initialized. Nothing in it is secret: the keyring is
 // wrapped under the root key, which exists only as shares held by people.
@@ -84,6 +105,9 @@ type State struct {
 	InitTime    time.Time `json:"init_time"`
 	// Restore is set once a snapshot was restored into the log: the latest restore.
 	Restore *Restore `json:"restore,omitempty"`
+	// Rekeys counts the rekeys in force; RekeyBackup is the last one's sealed backup, if any.
+	Rekeys      int    `json:"rekeys,omitempty"`
+	RekeyBackup []byte `json:"rekey_backup,omitempty"`
 }
 
 // View holds the seal State.
@@ -104,6 +128,7 @@ func (v *View) State() State {
 	defer v.mu.RUnlock()
 	s := v.s
 	s.Keyring = append([]byte(nil), v.s.Keyring...)
+	s.RekeyBackup = append([]byte(nil), v.s.RekeyBackup...)
 	if v.s.Restore != nil {
 		r := *v.s.Restore
 		s.Restore = &r
@@ -136,6 +161,26 @@ func (v *View) Apply(rec ledger.Record) error {
 		if p.Term > v.s.Term {
 			v.s.Keyring, v.s.Term = p.Keyring, p.Term
 		}
+	case Rekeyed:
+		var p RekeyedPayload
+		if err := json.Unmarshal(rec.Payload, &p); err != nil {
+			return fmt.Errorf("decode: %w", err)
+		}
+		if len(p.Keyring) == 0 || p.Threshold < 1 || p.Shares < p.Threshold {
+			return fmt.Errorf("decode %s: incomplete payload", rec.Type)
+		}
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if !v.s.Initialized || p.Term != v.s.Term {
+			return nil // raced a rotation (or a restore): the keyring it wrapped is not current
+		}
+		v.s.Shares, v.s.Threshold, v.s.Keyring = p.Shares, p.Threshold, p.Keyring
+		v.s.Rekeys++
+		v.s.RekeyBackup = p.Backup
+	case RekeyBackupDeleted:
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		v.s.RekeyBackup = nil
 	case SnapshotRestored:
 		var p RestoredPayload
 		if err := projections.Decode(rec, &p); err != nil {
