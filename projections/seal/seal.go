@@ -163,8 +163,8 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 	case Rekeyed:
 		var p RekeyedPayload
-		if err := json.Unmarshal(rec.Payload, &p); err != nil {
-			return fmt.Errorf("decode: %w", err)
+		if err := projections.Decode(rec, &p); err != nil {
+			return err
 		}
 		if len(p.Keyring) == 0 || p.Threshold < 1 || p.Shares < p.Threshold {
 			return fmt.Errorf("decode %s: incomplete payload", rec.Type)
