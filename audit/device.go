@@ -53,6 +53,9 @@ const consumerPrefix = "AUDIT_"
 // Settings are a device's options, parsed and checked.
 type Settings struct {
 	Format
+	// Output is the line format: OutputJSON (Vault's, the default), OutputOCSF, OutputECS or
+	// OutputCEF.
+	Output   string
 	Prefix   string
 	Backfill bool
 
@@ -136,8 +139,15 @@ func ParseSettings(typ string, opts map[string]string) (Settings, error) {
 			return Settings{}, invalid("option %s is not supported by Ledger's audit devices", k)
 		}
 	}
-	if f := opts["format"]; f != "" && f != "json" {
-		return Settings{}, invalid("format %q is not supported: use json", f)
+	switch f := opts["format"]; f {
+	case "", OutputJSON:
+		s.Output = OutputJSON
+	case OutputOCSF, OutputECS, OutputCEF:
+		s.Output = f
+	case "jsonx":
+		return Settings{}, invalid("format \"jsonx\" (Vault's XML) is not supported: use json, ocsf, ecs or cef")
+	default:
+		return Settings{}, invalid("format %q is not supported: use json (Vault's audit JSON), ocsf (OCSF %s), ecs (Elastic Common Schema %s) or cef (ArcSight CEF)", f, OCSFVersion, ECSVersion)
 	}
 	s.NonHMACRequestKeys = listOpt(opts["audit_non_hmac_request_keys"])
 	s.NonHMACResponseKeys = listOpt(opts["audit_non_hmac_response_keys"])

@@ -35,9 +35,17 @@ type Manager struct {
 	view    *View
 	keyring func() *ledger.Keyring
 	log     *slog.Logger
+	product string // Ledger's version, for the SIEM formats' product fields
 
 	mu      sync.Mutex
 	running map[string]*device // by device UUID
+}
+
+// WithProduct sets the product version the SIEM formats (ocsf, ecs, cef) report. Call before
+// Run.
+func (m *Manager) WithProduct(version string) *Manager {
+	m.product = version
+	return m
 }
 
 // NewManager returns a manager of the devices in view. keyring returns the current keyring (it
@@ -180,6 +188,7 @@ type device struct {
 	js      jetstream.JetStream
 	keyring func() *ledger.Keyring
 	log     *slog.Logger
+	product string
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 
@@ -202,7 +211,7 @@ func (m *Manager) newDevice(d Device) (*device, error) {
 	if err != nil {
 		return nil, err
 	}
-	dev := &device{d: d, set: s, sink: sk, js: m.js, keyring: m.keyring, log: m.log, last: map[string]written{}, failing: map[string]time.Time{}}
+	dev := &device{d: d, set: s, sink: sk, js: m.js, keyring: m.keyring, log: m.log, product: m.product, last: map[string]written{}, failing: map[string]time.Time{}}
 	if r, ok := sk.(resumer); ok {
 		last, err := r.Resume()
 		if err != nil {
@@ -408,8 +417,18 @@ func (d *device) lines(stream string, msgs []jetstream.Msg) ([]line, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s seq %d: %w", stream, seq, err)
 			}
-			for part, e := range r.Entries(kr, d.set.Format, &pos) {
-				b, err := json.Marshal(e)
+			entries := r.Entries(kr, d.set.Format, &pos)
+			if d.set.Output != "" && d.set.Output != OutputJSON {
+				// One line per record, from the response entry (it holds the request too).
+				entries = entries[1:]
+			}
+			for part, e := range entries {
+				var b []byte
+				if d.set.Output == "" || d.set.Output == OutputJSON {
+					b, err = json.Marshal(e)
+				} else {
+					b, err = siemLine(d.set.Output, e, d.product)
+				}
 				if err != nil {
 					return nil, fmt.Errorf("%s seq %d: encode entry: %w", stream, seq, err)
 				}

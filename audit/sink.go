@@ -10,6 +10,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"regexp"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -257,20 +259,53 @@ func (s *fileSink) Resume() (map[string]written, error) {
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for sc.Scan() {
 		line := bytes.TrimPrefix(sc.Bytes(), []byte(s.prefix))
-		var e struct {
-			Type   string    `json:"type"`
-			Ledger *Position `json:"ledger"`
-		}
-		if json.Unmarshal(line, &e) != nil || e.Ledger == nil {
+		pos, part, ok := linePosition(line)
+		if !ok {
 			continue
 		}
-		part := Entry{Type: e.Type}.Part()
-		if w, ok := out[e.Ledger.Stream]; !ok || after(*e.Ledger, part, w.Pos, w.Part) {
-			out[e.Ledger.Stream] = written{Pos: *e.Ledger, Part: part}
+		if w, ok := out[pos.Stream]; !ok || after(pos, part, w.Pos, w.Part) {
+			out[pos.Stream] = written{Pos: pos, Part: part}
 		}
 	}
 	return out, sc.Err()
 }
+
+// linePosition reads the record position a line carries, in any output format: "ledger" in
+// Vault's JSON and ECS (with "type" telling request from response), "unmapped.ledger" in
+// OCSF, the cs1 extension in CEF. The SIEM formats write one line per record (part 0).
+func linePosition(line []byte) (Position, int, bool) {
+	if bytes.HasPrefix(line, []byte("CEF:")) {
+		m := cefPosRE.FindSubmatch(line)
+		if m == nil {
+			return Position{}, 0, false
+		}
+		seq, err1 := strconv.ParseUint(string(m[2]), 10, 64)
+		idx, err2 := strconv.ParseUint(string(m[3]), 10, 32)
+		if err1 != nil || err2 != nil {
+			return Position{}, 0, false
+		}
+		return Position{Stream: string(m[1]), Seq: seq, Index: uint32(idx)}, 0, true
+	}
+	var e struct {
+		Type     string    `json:"type"`
+		Ledger   *Position `json:"ledger"`
+		Unmapped *struct {
+			Ledger *Position `json:"ledger"`
+		} `json:"unmapped"`
+	}
+	if json.Unmarshal(line, &e) != nil {
+		return Position{}, 0, false
+	}
+	if e.Ledger == nil && e.Unmapped != nil {
+		e.Ledger = e.Unmapped.Ledger
+	}
+	if e.Ledger == nil {
+		return Position{}, 0, false
+	}
+	return *e.Ledger, Entry{Type: e.Type}.Part(), true
+}
+
+var cefPosRE = regexp.MustCompile(`(?:^|\s)cs1=([A-Za-z0-9_]+):(\d+)\.(\d+)(?:\s|$)`)
 
 func joinLines(lines [][]byte) []byte {
 	n := 0

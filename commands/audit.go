@@ -66,7 +66,7 @@ func (c *Core) startAudit(ctx context.Context, st *unsealed) error {
 		return fmt.Errorf("audit stream: %w", err)
 	}
 	a.stream = s
-	a.devices = audit.NewManager(c.log.JetStream(), a.view, st.keyring.Load, c.logger)
+	a.devices = audit.NewManager(c.log.JetStream(), a.view, st.keyring.Load, c.logger).WithProduct(Version)
 	rctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	a.wg.Add(3)
