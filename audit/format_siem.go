@@ -40,19 +40,19 @@ func siemLine(output string, e Entry, product string) ([]byte, error) {
 
 // facts are what every SIEM format says of a record, derived once.
 type facts struct {
-	op, path, reqID   string
-	login             bool
-	ok, denied        bool
-	user, userID      string
-	accessor          string
-	ip                string
-	port              int
-	mountType, mount  string
-	millis            int64
-	ts                time.Time
-	pos               string
-	err               string
-	policies          []string
+	op, path, reqID  string
+	login            bool
+	ok, denied       bool
+	user, userID     string
+	accessor         string
+	ip               string
+	port             int
+	mountType, mount string
+	millis           int64
+	ts               time.Time
+	pos              string
+	err              string
+	policies         []string
 }
 
 func factsOf(e Entry) facts {
