@@ -46,7 +46,7 @@ func (c *Core) buildBackend(st *unsealed, m mount.Entry) (engines.Backend, error
 				}
 			}
 			return n
-		}), enginedb.WithPasswordGenerator(st.generatePassword)), nil
+		}), enginedb.WithPasswordGenerator(st.generatePassword), enginedb.WithFingerprint(st.keyring.Load().Fingerprint)), nil
 	case "approle":
 		return engineapprole.New(st.approle, st.tokens, st.keyring.Load(), em), nil
 	case "userpass":

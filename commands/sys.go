@@ -93,6 +93,10 @@ func (s *sysBackend) HandleRequest(ctx context.Context, req *engines.Request) (*
 		return s.auditLedgerPaths(ctx, req, strings.TrimPrefix(strings.TrimPrefix(p, "ledger/audit"), "/"))
 	case strings.HasPrefix(p, "ledger/replay/") || p == "ledger/replay":
 		return s.replayPaths(ctx, req, strings.TrimPrefix(strings.TrimPrefix(p, "ledger/replay"), "/"))
+	case strings.HasPrefix(p, "ledger/fingerprints/"):
+		return s.fingerprintPaths(req, strings.TrimPrefix(p, "ledger/fingerprints/"))
+	case p == "ledger/incident":
+		return s.incident(ctx, req)
 	case strings.HasPrefix(p, "ledger/"):
 		return s.ledgerPaths(ctx, req, strings.TrimPrefix(p, "ledger/"))
 	case p == "remount" || strings.HasPrefix(p, "remount/"):

@@ -16,6 +16,7 @@ import (
 	"github.com/ledger-secrets/ledger/projections/authrole"
 	cubbyview "github.com/ledger-secrets/ledger/projections/cubbyhole"
 	dbview "github.com/ledger-secrets/ledger/projections/database"
+	fpview "github.com/ledger-secrets/ledger/projections/fingerprint"
 	historyview "github.com/ledger-secrets/ledger/projections/history"
 	identityview "github.com/ledger-secrets/ledger/projections/identity"
 	kvview "github.com/ledger-secrets/ledger/projections/kv"
@@ -59,6 +60,9 @@ type unsealed struct {
 	pki *pkiview.View // separate group: other lanes add views above
 	ssh *sshview.View
 
+	fingerprints *fpview.View // value fingerprints (issue 16)
+	fpMatch      *matchLimiter
+
 	migrations sync.Map // sys/remount migration id → remountStatus (remount.go)
 
 	backendsMu sync.Mutex
@@ -93,6 +97,9 @@ func (c *Core) newUnsealed(rootKey []byte, kr *ledger.Keyring) *unsealed {
 
 		pki: pkiview.New(),
 		ssh: sshview.New(),
+
+		fingerprints: fpview.New(),
+		fpMatch:      newMatchLimiter(),
 	}
 	st.keyring.Store(kr)
 	st.acls.m = map[string]*acl.ACL{}
@@ -102,6 +109,7 @@ func (c *Core) newUnsealed(rootKey []byte, kr *ledger.Keyring) *unsealed {
 	st.runner.Add(st.sysv.views()...)
 	st.runner.Add(st.cubby)
 	st.runner.Add(st.ssh)
+	st.runner.Add(st.fingerprints)
 	st.expire = newExpiration(c, st)
 	return st
 }
@@ -159,6 +167,7 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 	go c.reconcileCubbyholes(rctx, st)
 	go c.snapshotLoop(rctx, st, base)
 	go c.reportInvalidUTF8Keys(st)
+	go c.backfillFingerprints(rctx, st)
 	c.logger.Info("unsealed", "applied_seq", st.runner.Applied(), "rebuild", time.Since(started).Round(time.Millisecond))
 	return nil
 }

@@ -43,6 +43,7 @@ type Keyring struct {
 	prf        prf.Set
 	terms      []Term
 	sealed     atomic.Uint64 // encryptions under this keyring, for key-status
+	fp         fingerprintKey
 }
 
 // NewKeyring generates a fresh keyring at term 1.

@@ -121,6 +121,8 @@ LEDGER_FORMAT or VAULT_FORMAT, LEDGER_CACERT or VAULT_CACERT, VAULT_SKIP_VERIFY.
 		a.leaseCmd(),
 		a.auditCmd(),
 		a.historyCmd(),
+		a.scanCmd(),
+		a.incidentCmd(),
 		a.replayCmd(),
 		a.agentCmd(),
 		a.sshCmd(),

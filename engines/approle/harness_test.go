@@ -137,7 +137,7 @@ func (h *harness) apply(evs []ledger.Event) {
 	defer h.mu.Unlock()
 	h.seq++
 	for i, ev := range evs {
-		if !strings.HasPrefix(ev.Subject, "approle.") && !strings.HasPrefix(ev.Subject, "token.") {
+		if !strings.HasPrefix(ev.Subject, "approle.") && !strings.HasPrefix(ev.Subject, "token.") && !strings.HasPrefix(ev.Subject, "fingerprint.") {
 			h.t.Fatalf("event %s has subject %q", ev.Type, ev.Subject)
 		}
 		if ev.Time.IsZero() {

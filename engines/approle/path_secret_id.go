@@ -10,6 +10,7 @@ import (
 	enginetoken "github.com/ledger-secrets/ledger/engines/token"
 	"github.com/ledger-secrets/ledger/ledger"
 	approleview "github.com/ledger-secrets/ledger/projections/approle"
+	fpview "github.com/ledger-secrets/ledger/projections/fingerprint"
 )
 
 // roleFor returns the role a secret-ID endpoint names, or Vault's "does not exist" error of
@@ -110,6 +111,15 @@ func (b *Backend) createSecretID(r *request, name string, custom bool) (*engines
 		s.ExpirationTime = r.now.Add(ttl)
 	}
 	ev := b.event(r, approleview.SecretIDCreated, role.Name, approleview.SecretIDCreatedPayload{Mount: b.mount.UUID, SecretID: s})
+	// The secret ID's keyed fingerprint, so a leaked one is recognised; never the ID itself.
+	fp, err := fpview.Event(fpview.RecordedPayload{
+		Kind: fpview.KindSecretID, Mount: b.mount.UUID, Path: "role/" + role.Name + "/secret-id",
+		Ref: mac, Accessor: s.Accessor, Time: r.now.UTC(),
+		Fields: map[string]string{"secret_id": b.keyring.Fingerprint([]byte(secretID))},
+	}, ev.Actor, ev.Request, r.now)
+	if err != nil {
+		return nil, err
+	}
 	return &engines.Response{
 		Data: map[string]any{
 			"secret_id":          secretID,
@@ -117,7 +127,7 @@ func (b *Backend) createSecretID(r *request, name string, custom bool) (*engines
 			"secret_id_ttl":      seconds(ttl),
 			"secret_id_num_uses": numUses,
 		},
-		Events: []ledger.Event{ev},
+		Events: []ledger.Event{ev, fp},
 	}, nil
 }
 

@@ -64,6 +64,7 @@ type Backend struct {
 	liveLeases func(dbName string) int
 
 	genPassword func(ctx context.Context, policy string) (string, error) // see WithPasswordGenerator
+	fingerprint func([]byte) string                                      // see WithFingerprint
 }
 
 // pool is a plugin instance built from one configuration, shared by requests and closed once

@@ -8,7 +8,9 @@ import (
 
 	"github.com/ledger-secrets/ledger/engines"
 	"github.com/ledger-secrets/ledger/engines/database/dbplugin"
+	"github.com/ledger-secrets/ledger/ledger"
 	dbview "github.com/ledger-secrets/ledger/projections/database"
+	fpview "github.com/ledger-secrets/ledger/projections/fingerprint"
 )
 
 // handleConfig serves config/:name.
@@ -160,7 +162,13 @@ func (b *Backend) writeConfig(ctx context.Context, req *engines.Request, name st
 	if err != nil {
 		return nil, err
 	}
-	resp := respond(ev)
+	var fp []ledger.Event
+	if engines.Has(req.Data, "password") { // an update without one keeps the recorded password
+		if fp, err = b.fingerprintEvents(req, req.Now, fpview.KindRoot, "config/"+name, 0, "", c.Password); err != nil {
+			return nil, err
+		}
+	}
+	resp := respond(append([]ledger.Event{ev}, fp...)...)
 	if redactConnURL(c.ConnectionURL) != c.ConnectionURL {
 		resp.Warnings = append(resp.Warnings, "Password found in connection_url, use a templated url to enable root rotation and prevent read access to password information.")
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/ledger-secrets/ledger/engines"
 	"github.com/ledger-secrets/ledger/engines/database/dbplugin"
 	dbview "github.com/ledger-secrets/ledger/projections/database"
+	fpview "github.com/ledger-secrets/ledger/projections/fingerprint"
 )
 
 // LeaseData is the InternalData of a credentials lease, as JSON. It names the user and where it
@@ -120,7 +121,12 @@ func (b *Backend) creds(ctx context.Context, req *engines.Request, name string) 
 	if err != nil {
 		return nil, err
 	}
+	fp, err := b.fingerprintEvents(req, req.Now, fpview.KindCreds, "creds/"+name, 0, username, password)
+	if err != nil {
+		return nil, err
+	}
 	return &engines.Response{
+		Events: fp,
 		Data:   map[string]any{"username": username, "password": password},
 		Secret: &engines.Secret{LeaseDuration: ttl, MaxTTL: maxTTL, Renewable: true, InternalData: internal},
 	}, nil

@@ -5,7 +5,9 @@ import (
 	"fmt"
 
 	"github.com/ledger-secrets/ledger/engines"
+	"github.com/ledger-secrets/ledger/ledger"
 	dbview "github.com/ledger-secrets/ledger/projections/database"
+	fpview "github.com/ledger-secrets/ledger/projections/fingerprint"
 )
 
 // rotateRoot serves rotate-root/:name: the admin password becomes one only Ledger knows. The
@@ -46,5 +48,9 @@ func (b *Backend) rotateRoot(ctx context.Context, req *engines.Request, name str
 	if err != nil {
 		return nil, err
 	}
-	return respond(ev), nil
+	fp, err := b.fingerprintEvents(req, req.Now, fpview.KindRoot, "config/"+name, 0, "", pw)
+	if err != nil {
+		return nil, err
+	}
+	return respond(append([]ledger.Event{ev}, fp...)...), nil
 }

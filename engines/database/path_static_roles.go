@@ -10,6 +10,7 @@ import (
 	"github.com/ledger-secrets/ledger/engines"
 	"github.com/ledger-secrets/ledger/ledger"
 	dbview "github.com/ledger-secrets/ledger/projections/database"
+	fpview "github.com/ledger-secrets/ledger/projections/fingerprint"
 )
 
 // MinRotationPeriod is Vault's lower bound for a static role's rotation_period.
@@ -129,7 +130,15 @@ func (b *Backend) writeStaticRole(ctx context.Context, req *engines.Request, nam
 	if err != nil {
 		return nil, err
 	}
-	return respond(ev), nil
+	evs := []ledger.Event{ev}
+	if !exists {
+		fp, err := b.fingerprintEvents(req, req.Now, fpview.KindStaticRole, "static-roles/"+name, r.Generation, "", r.Password)
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, fp...)
+	}
+	return respond(evs...), nil
 }
 
 // staticCreds serves static-creds/:name.
@@ -153,25 +162,34 @@ func (b *Backend) rotateRole(ctx context.Context, req *engines.Request, name str
 	if !ok {
 		return nil, engines.BadRequest("no static role found for role name")
 	}
-	ev, err := b.rotateEvent(ctx, req, name, r, req.Now)
+	evs, err := b.rotateEvents(ctx, req, name, r, req.Now)
 	if err != nil {
 		return nil, err
 	}
-	return respond(ev), nil
+	return respond(evs...), nil
 }
 
-// rotateEvent rotates a recorded static role and returns the event that records it.
-func (b *Backend) rotateEvent(ctx context.Context, req *engines.Request, name string, r dbview.StaticRole, now time.Time) (ledger.Event, error) {
+// rotateEvents rotates a recorded static role and returns the events that record it: the
+// rotation and the new password's fingerprint.
+func (b *Backend) rotateEvents(ctx context.Context, req *engines.Request, name string, r dbview.StaticRole, now time.Time) ([]ledger.Event, error) {
 	c, ok := b.view.Config(b.mount.UUID, r.DBName)
 	if !ok {
-		return ledger.Event{}, engines.BadRequest("failed to find entry for connection with name: %q", r.DBName)
+		return nil, engines.BadRequest("failed to find entry for connection with name: %q", r.DBName)
 	}
 	pw, gen, err := b.rotateStatic(ctx, name, r, c, now)
 	if err != nil {
-		return ledger.Event{}, err
+		return nil, err
 	}
-	return event(req, now, dbview.StaticRoleRotated, b.subject("static-roles/"+name),
+	ev, err := event(req, now, dbview.StaticRoleRotated, b.subject("static-roles/"+name),
 		dbview.StaticRotatedPayload{Mount: b.mount.UUID, Name: name, Password: pw, Time: now.UTC(), Generation: gen})
+	if err != nil {
+		return nil, err
+	}
+	fp, err := b.fingerprintEvents(req, now, fpview.KindStaticRole, "static-roles/"+name, gen, "", pw)
+	if err != nil {
+		return nil, err
+	}
+	return append([]ledger.Event{ev}, fp...), nil
 }
 
 func (b *Backend) roleLock(name string) *sync.Mutex {
@@ -241,12 +259,12 @@ func (b *Backend) RotateDue(ctx context.Context, now time.Time) ([]ledger.Event,
 		if !due {
 			continue
 		}
-		ev, err := b.rotateEvent(ctx, nil, name, r, now)
+		evs, err := b.rotateEvents(ctx, nil, name, r, now)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("rotate static role %q: %w", name, err))
 			continue
 		}
-		events = append(events, ev)
+		events = append(events, evs...)
 	}
 	return events, errors.Join(errs...)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ledger-secrets/ledger/engines"
 	"github.com/ledger-secrets/ledger/ledger"
+	fpview "github.com/ledger-secrets/ledger/projections/fingerprint"
 	"github.com/ledger-secrets/ledger/projections/mount"
 )
 
@@ -176,7 +177,7 @@ func TestV1(t *testing.T) {
 		t.Fatal("version 1 mount built as v2")
 	}
 	resp := h.ok(opCreate, "team/db", body(`{"user":"admin","ttl":"1h","n":3}`))
-	if resp.Data != nil || len(resp.Events) != 1 {
+	if resp.Data != nil || len(resp.Events) != 2 || resp.Events[1].Type != fpview.Recorded || strings.Contains(string(resp.Events[1].Payload), "admin") {
 		t.Fatalf("v1 write answered %+v", resp)
 	}
 	r := h.ok(opRead, "team/db", nil)

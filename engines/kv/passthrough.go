@@ -6,6 +6,7 @@ import (
 
 	"github.com/ledger-secrets/ledger/engines"
 	"github.com/ledger-secrets/ledger/ledger"
+	fpview "github.com/ledger-secrets/ledger/projections/fingerprint"
 	kvview "github.com/ledger-secrets/ledger/projections/kv"
 )
 
@@ -74,7 +75,11 @@ func (b *Backend) writeV1(ctx context.Context, req *engines.Request) (*engines.R
 	if err != nil {
 		return nil, err
 	}
-	return &engines.Response{Events: []ledger.Event{ev}}, nil
+	fp, err := b.fingerprintEvent(req, fpview.KindKVv1, req.Path, 0, req.Data)
+	if err != nil {
+		return nil, err
+	}
+	return &engines.Response{Events: []ledger.Event{ev, fp}}, nil
 }
 
 func (b *Backend) deleteV1(req *engines.Request) (*engines.Response, error) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ledger-secrets/ledger/engines"
 	"github.com/ledger-secrets/ledger/ledger"
+	fpview "github.com/ledger-secrets/ledger/projections/fingerprint"
 	kvview "github.com/ledger-secrets/ledger/projections/kv"
 )
 
@@ -246,7 +247,11 @@ func (b *Backend) writeData(ctx context.Context, req *engines.Request, path stri
 	if err != nil {
 		return nil, err
 	}
-	resp := respond(versionMetadata(s, n, kvview.Version{Created: created, Deletion: p.Deletion}), ev)
+	fp, err := b.fingerprintEvent(req, fpview.KindKV, path, n, value)
+	if err != nil {
+		return nil, err
+	}
+	resp := respond(versionMetadata(s, n, kvview.Version{Created: created, Deletion: p.Deletion}), ev, fp)
 	resp.Warnings = ignored(req.Data, "data", "options")
 	return resp, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ledger-secrets/ledger/engines"
 	"github.com/ledger-secrets/ledger/ledger"
+	fpview "github.com/ledger-secrets/ledger/projections/fingerprint"
 	kvview "github.com/ledger-secrets/ledger/projections/kv"
 )
 
@@ -36,7 +37,8 @@ func TestWriteAndReadShapes(t *testing.T) {
 	if resp.Status != 0 || len(resp.Warnings) != 0 {
 		t.Fatalf("status %d warnings %v", resp.Status, resp.Warnings)
 	}
-	if len(resp.Events) != 1 || resp.Events[0].Type != kvview.VersionWritten ||
+	if len(resp.Events) != 2 || resp.Events[0].Type != kvview.VersionWritten || resp.Events[1].Type != fpview.Recorded ||
+		strings.Contains(string(resp.Events[1].Payload), "admin") ||
 		resp.Events[0].Subject != ledger.SubjectFor("kv", h.mount.UUID, "app/db") || resp.Events[0].Actor != "accessor-1" {
 		t.Fatalf("events %+v", resp.Events)
 	}

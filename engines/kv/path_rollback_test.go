@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/ledger-secrets/ledger/engines"
+	fpview "github.com/ledger-secrets/ledger/projections/fingerprint"
 	kvview "github.com/ledger-secrets/ledger/projections/kv"
 )
 
@@ -15,7 +16,7 @@ func TestRollback(t *testing.T) {
 	h.ok(opUpdate, "data/app/db", body(`{"data":{"pass":"three"}}`))
 
 	resp := h.ok(opUpdate, "rollback/app/db", body(`{"version":1}`))
-	if len(resp.Events) != 1 || resp.Events[0].Type != kvview.VersionWritten {
+	if len(resp.Events) != 2 || resp.Events[0].Type != kvview.VersionWritten || resp.Events[1].Type != fpview.Recorded {
 		t.Fatalf("rollback events %+v", resp.Events)
 	}
 	if bytes.Contains(resp.Events[0].Payload, []byte("one")) {
