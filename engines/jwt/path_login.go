@@ -2,6 +2,7 @@ package jwt
 
 import (
 	"fmt"
+	"log/slog"
 	"math"
 	"net/url"
 	"slices"
@@ -419,6 +420,15 @@ func (b *Backend) callback(r *request) (*engines.Response, error) {
 	}
 	if n, _ := claims["nonce"].(string); n != p.req.Nonce() {
 		return nil, engines.BadRequest("invalid ID token nonce")
+	}
+	// As Vault does, claims the provider serves only from /userinfo (email and profile, when
+	// the ID token is issued beside an access token) are merged in; the subject must match
+	// the ID token's. A provider without userinfo, or one that fails, does not fail the login.
+	if ts := tk.StaticTokenSource(); ts != nil {
+		sub, _ := claims["sub"].(string)
+		if err := v.provider.UserInfo(r.ctx, ts, sub, &claims); err != nil {
+			slog.Default().Warn("oidc: reading the provider's userinfo endpoint", "mount", b.mount.Path, "error", cleanErr(err))
+		}
 	}
 	resp, err := b.finishLogin(r, p.role, role, claims)
 	if err != nil {

@@ -1,21 +1,17 @@
-// Package oidctest is an OpenID Connect provider for tests, running on a loopback port:
-// discovery, a JWKS that keeps the previous key after a rotation, an authorization endpoint
-// with a login form, and a token endpoint that checks the client secret, the redirect URI and
-// the PKCE verifier (S256) and issues ID tokens (with the request's nonce and the user's
-// groups) signed by the current key. Browser is the user's browser: an HTTP client that
-// follows redirects and fills in the login form.
-//
-// (hashicorp/cap ships a test provider too, but its token endpoint compares the PKCE verifier
-// with one fixed in advance, which a relying party drawing a fresh verifier per login — as it
-// must — cannot meet.)
+// Package oidctest runs a real OpenID Connect provider for tests on a loopback port: zitadel's
+// OP (github.com/zitadel/oidc/v3/pkg/op) over its in-memory example storage, so discovery, the
+// authorization endpoint, the token endpoint (client authentication, redirect URI, PKCE S256,
+// one use per code), userinfo and the JWKS are the library's, not ours. This package adds only
+// what the storage leaves to an application: a user list with groups, a "groups" scope, signing
+// key rotation (the previous key stays published), and a login form. Browser is the user's
+// browser: an HTTP client that follows redirects and fills in the login form.
 package oidctest
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"html"
 	"io"
@@ -24,7 +20,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +28,9 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
+	"github.com/zitadel/oidc/v3/example/server/storage"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
 // User is a person who can log in.
@@ -48,44 +46,79 @@ type Provider struct {
 	ClientID     string
 	ClientSecret string
 	Server       *httptest.Server
+	JWKSHits     atomic.Int64
 
-	mu        sync.Mutex
-	keys      []jose.JSONWebKey // [0] signs
-	users     map[string]User
-	redirects []string
-	auths     map[string]*authz // by code
-	JWKSHits  atomic.Int64
+	store *opStorage
 }
 
-type authz struct {
-	user, nonce, challenge, redirect string
-	used                             bool
-	at                               time.Time
-}
-
-// New starts a provider with one signing key; it stops with the test.
+// New starts a provider with one signing key and one confidential web client whose redirect
+// URIs are redirects; it stops with the test.
 func New(t testing.TB, redirects ...string) *Provider {
 	t.Helper()
-	p := &Provider{ClientID: "vault-app", ClientSecret: "client-secret-here", users: map[string]User{},
-		redirects: redirects, auths: map[string]*authz{}}
+	p := &Provider{ClientID: "vault-app", ClientSecret: "client-secret-here"}
+	srv := httptest.NewUnstartedServer(nil)
+	p.URL = "http://" + srv.Listener.Addr().String()
+	users := &userStore{users: map[string]User{}}
+	client := storage.WebClient(p.ClientID, p.ClientSecret, redirects...)
+	p.store = &opStorage{
+		Storage:       storage.NewStorageWithClients(users, map[string]*storage.Client{p.ClientID: client}),
+		users:         users,
+		redirectGlobs: loopbackGlobs(redirects),
+	}
 	p.Rotate(t)
+
+	var cryptoKey [32]byte
+	if _, err := rand.Read(cryptoKey[:]); err != nil {
+		t.Fatal(err)
+	}
+	provider, err := op.NewProvider(&op.Config{
+		CryptoKey:      cryptoKey,
+		CodeMethodS256: true,
+		AuthMethodPost: true,
+	}, p.store, op.StaticIssuer(p.URL), op.WithAllowInsecure())
+	if err != nil {
+		t.Fatalf("oidctest: start the provider: %v", err)
+	}
+	interceptor := op.NewIssuerInterceptor(provider.IssuerFromRequest)
+	callback := op.AuthCallbackURL(provider)
+
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/openid-configuration", p.discovery)
-	mux.HandleFunc("GET /keys", p.jwks)
-	mux.HandleFunc("GET /authorize", p.authorize)
-	mux.HandleFunc("POST /login", p.login)
-	mux.HandleFunc("POST /token", p.token)
-	p.Server = httptest.NewServer(mux)
-	p.URL = p.Server.URL
-	t.Cleanup(p.Server.Close)
+	mux.HandleFunc("GET /login/username", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, loginPage, html.EscapeString(r.FormValue("authRequestID")), "")
+	})
+	mux.Handle("POST /login/username", interceptor.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.FormValue("id")
+		if err := p.store.CheckUsernamePassword(r.FormValue("username"), r.FormValue("password"), id); err != nil {
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprintf(w, loginPage, html.EscapeString(id), "wrong user name or password")
+			return
+		}
+		http.Redirect(w, r, callback(r.Context(), id), http.StatusFound)
+	}))
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == provider.KeysEndpoint().Relative() {
+			p.JWKSHits.Add(1)
+		}
+		provider.ServeHTTP(w, r)
+	}))
+	srv.Config.Handler = mux
+	srv.Start()
+	p.Server = srv
+	t.Cleanup(srv.Close)
 	return p
 }
 
+var loginPage = `<!DOCTYPE html><html><body><h1>Sign in to Test IdP</h1>
+<form method="post" action="/login/username">
+<input type="hidden" name="id" value="%s">
+<label>User <input name="username"></label><label>Password <input type="password" name="password"></label>
+<p>%s</p><button type="submit">Sign in</button></form></body></html>`
+
 // AddUser registers a user.
 func (p *Provider) AddUser(name string, u User) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.users[name] = u
+	p.store.users.mu.Lock()
+	defer p.store.users.mu.Unlock()
+	p.store.users.users[name] = u
 }
 
 // Rotate makes a new signing key current; the previous one stays published.
@@ -96,11 +129,12 @@ func (p *Provider) Rotate(t testing.TB) string {
 		t.Fatal(err)
 	}
 	kid := randomID()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.keys = append([]jose.JSONWebKey{{Key: k, KeyID: kid, Algorithm: "RS256", Use: "sig"}}, p.keys...)
-	if len(p.keys) > 2 {
-		p.keys = p.keys[:2]
+	s := p.store
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	s.keys = append([]*signingKey{{id: kid, key: k}}, s.keys...)
+	if len(s.keys) > 2 {
+		s.keys = s.keys[:2]
 	}
 	return kid
 }
@@ -108,10 +142,10 @@ func (p *Provider) Rotate(t testing.TB) string {
 // Sign signs arbitrary claims with the current key (for JWT logins).
 func (p *Provider) Sign(t testing.TB, claims map[string]any) string {
 	t.Helper()
-	p.mu.Lock()
-	k := p.keys[0]
-	p.mu.Unlock()
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: k.Key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", k.KeyID))
+	p.store.keyMu.Lock()
+	k := p.store.keys[0]
+	p.store.keyMu.Unlock()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: k.key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", k.id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,143 +162,126 @@ func randomID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-func (p *Provider) discovery(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, 200, map[string]any{
-		"issuer": p.URL, "authorization_endpoint": p.URL + "/authorize", "token_endpoint": p.URL + "/token",
-		"jwks_uri": p.URL + "/keys", "response_types_supported": []string{"code"},
-		"subject_types_supported": []string{"public"}, "id_token_signing_alg_values_supported": []string{"RS256"},
-		"scopes_supported": []string{"openid", "profile", "email", "groups"}, "code_challenge_methods_supported": []string{"S256"},
-		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
-	})
-}
-
-func (p *Provider) jwks(w http.ResponseWriter, _ *http.Request) {
-	p.JWKSHits.Add(1)
-	p.mu.Lock()
-	set := jose.JSONWebKeySet{}
-	for _, k := range p.keys {
-		set.Keys = append(set.Keys, k.Public())
+// loopbackGlobs turns each loopback redirect URI into a pattern that matches any port.
+func loopbackGlobs(redirects []string) []string {
+	var out []string
+	for _, r := range redirects {
+		u, err := url.Parse(r)
+		if err != nil || (u.Hostname() != "localhost" && u.Hostname() != "127.0.0.1") {
+			continue
+		}
+		u.Host = u.Hostname() + ":PORT"
+		out = append(out, strings.Replace(u.String(), ":PORT", ":*", 1))
 	}
-	p.mu.Unlock()
-	writeJSON(w, 200, set)
+	return out
 }
 
-var loginPage = `<!DOCTYPE html><html><body><h1>Sign in to Test IdP</h1>
-<form method="post" action="/login">
-<input type="hidden" name="request" value="%s">
-<label>User <input name="username"></label><label>Password <input type="password" name="password"></label>
-<button type="submit">Sign in</button></form></body></html>`
+// scopeGroups asks for the user's groups in the ID token.
+const scopeGroups = "groups"
 
-func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	p.mu.Lock()
-	okRedirect := slices.ContainsFunc(p.redirects, func(r string) bool { return sameRedirect(r, q.Get("redirect_uri")) })
-	p.mu.Unlock()
-	switch {
-	case q.Get("client_id") != p.ClientID:
-		http.Error(w, "unknown client_id", http.StatusBadRequest)
-		return
-	case !okRedirect:
-		http.Error(w, "redirect_uri is not registered for this client", http.StatusBadRequest)
-		return
-	case q.Get("response_type") != "code", q.Get("state") == "", q.Get("nonce") == "",
-		q.Get("code_challenge") == "", q.Get("code_challenge_method") != "S256",
-		!slices.Contains(strings.Fields(q.Get("scope")), "openid"):
-		http.Error(w, "invalid authorization request", http.StatusBadRequest)
-		return
+// opStorage is the example storage with rotating keys, users with groups and a groups scope.
+type opStorage struct {
+	*storage.Storage
+	users         *userStore
+	redirectGlobs []string
+
+	keyMu sync.Mutex
+	keys  []*signingKey // [0] signs
+}
+
+func (s *opStorage) SigningKey(context.Context) (op.SigningKey, error) {
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	return s.keys[0], nil
+}
+
+func (s *opStorage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
+	return []jose.SignatureAlgorithm{jose.RS256}, nil
+}
+
+func (s *opStorage) KeySet(context.Context) ([]op.Key, error) {
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	out := make([]op.Key, len(s.keys))
+	for i, k := range s.keys {
+		out[i] = publicKey{k}
 	}
-	// The request rides through the login form; a real OP keeps it in a session.
-	fmt.Fprintf(w, loginPage, html.EscapeString(q.Encode()))
+	return out, nil
 }
 
-func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
-	q, err := url.ParseQuery(r.FormValue("request"))
+func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
+	c, err := s.Storage.GetClientByClientID(ctx, id)
 	if err != nil {
-		http.Error(w, "bad request", http.StatusBadRequest)
-		return
+		return nil, err
 	}
-	name := r.FormValue("username")
-	p.mu.Lock()
-	u, ok := p.users[name]
-	if !ok || u.Password != r.FormValue("password") {
-		p.mu.Unlock()
-		http.Error(w, "wrong user name or password", http.StatusUnauthorized)
-		return
-	}
-	code := randomID()
-	p.auths[code] = &authz{user: name, nonce: q.Get("nonce"), challenge: q.Get("code_challenge"), redirect: q.Get("redirect_uri"), at: time.Now()}
-	p.mu.Unlock()
-	http.Redirect(w, r, q.Get("redirect_uri")+"?"+url.Values{"code": {code}, "state": {q.Get("state")}}.Encode(), http.StatusFound)
+	return groupsClient{Client: c, globs: s.redirectGlobs}, nil
 }
 
-func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
-	id, secret, ok := r.BasicAuth()
-	if ok {
-		id, _ = url.QueryUnescape(id)
-		secret, _ = url.QueryUnescape(secret)
-	} else {
-		id, secret = r.FormValue("client_id"), r.FormValue("client_secret")
+// SetUserinfoFromScopes adds the groups claim to ID tokens when the groups scope was granted.
+func (s *opStorage) SetUserinfoFromScopes(ctx context.Context, info *oidc.UserInfo, userID, clientID string, scopes []string) error {
+	if err := s.Storage.SetUserinfoFromScopes(ctx, info, userID, clientID, scopes); err != nil {
+		return err
 	}
-	if id != p.ClientID || secret != p.ClientSecret {
-		writeJSON(w, 401, map[string]string{"error": "invalid_client"})
-		return
+	for _, sc := range scopes {
+		if sc == scopeGroups {
+			s.users.mu.Lock()
+			groups := s.users.users[userID].Groups
+			s.users.mu.Unlock()
+			info.AppendClaims("groups", groups)
+		}
 	}
-	p.mu.Lock()
-	a := p.auths[r.FormValue("code")]
-	valid := a != nil && !a.used && r.FormValue("grant_type") == "authorization_code" && r.FormValue("redirect_uri") == a.redirect
-	if a != nil {
-		a.used = true
-	}
-	var u User
-	if valid {
-		u = p.users[a.user]
-		sum := sha256.Sum256([]byte(r.FormValue("code_verifier")))
-		valid = base64.RawURLEncoding.EncodeToString(sum[:]) == a.challenge
-	}
-	k := p.keys[0]
-	p.mu.Unlock()
-	if !valid {
-		writeJSON(w, 400, map[string]string{"error": "invalid_grant"})
-		return
-	}
-	now := time.Now()
-	claims := map[string]any{
-		"iss": p.URL, "sub": a.user, "aud": p.ClientID, "exp": now.Add(5 * time.Minute).Unix(), "iat": now.Unix(),
-		"auth_time": a.at.Unix(), "nonce": a.nonce, "email": u.Email, "groups": u.Groups,
-	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: k.Key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", k.KeyID))
-	if err != nil {
-		writeJSON(w, 500, map[string]string{"error": "server_error"})
-		return
-	}
-	idt, err := josejwt.Signed(s).Claims(claims).Serialize()
-	if err != nil {
-		writeJSON(w, 500, map[string]string{"error": "server_error"})
-		return
-	}
-	writeJSON(w, 200, map[string]any{"access_token": randomID(), "token_type": "Bearer", "expires_in": 300, "id_token": idt})
+	return nil
 }
 
-// sameRedirect matches a registered redirect URI; on loopback any port, as RFC 8252 asks of
-// providers for native apps (the CLI picks its port).
-func sameRedirect(registered, got string) bool {
-	if registered == got {
-		return true
-	}
-	a, err1 := url.Parse(registered)
-	b, err2 := url.Parse(got)
-	if err1 != nil || err2 != nil {
-		return false
-	}
-	loop := func(h string) bool { return h == "localhost" || h == "127.0.0.1" || h == "::1" }
-	return loop(a.Hostname()) && a.Hostname() == b.Hostname() && a.Scheme == b.Scheme && a.Path == b.Path
+// groupsClient allows the groups scope, and redirect URIs on loopback with any port, as
+// RFC 8252 asks of providers for native apps (the CLI may pick its port).
+type groupsClient struct {
+	op.Client
+	globs []string
 }
+
+func (c groupsClient) RedirectURIGlobs() []string           { return c.globs }
+func (c groupsClient) PostLogoutRedirectURIGlobs() []string { return nil }
+
+func (c groupsClient) IsScopeAllowed(scope string) bool {
+	return scope == scopeGroups || c.Client.IsScopeAllowed(scope)
+}
+
+type signingKey struct {
+	id  string
+	key *rsa.PrivateKey
+}
+
+func (k *signingKey) SignatureAlgorithm() jose.SignatureAlgorithm { return jose.RS256 }
+func (k *signingKey) Key() any                                    { return k.key }
+func (k *signingKey) ID() string                                  { return k.id }
+
+type publicKey struct{ k *signingKey }
+
+func (p publicKey) ID() string                         { return p.k.id }
+func (p publicKey) Algorithm() jose.SignatureAlgorithm { return jose.RS256 }
+func (p publicKey) Use() string                        { return "sig" }
+func (p publicKey) Key() any                           { return &p.k.key.PublicKey }
+
+// userStore serves the example storage its users; a user's ID is its name.
+type userStore struct {
+	mu    sync.Mutex
+	users map[string]User
+}
+
+func (u *userStore) GetUserByID(id string) *storage.User { return u.GetUserByUsername(id) }
+
+func (u *userStore) GetUserByUsername(name string) *storage.User {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	x, ok := u.users[name]
+	if !ok {
+		return nil
+	}
+	return &storage.User{ID: name, Username: name, Password: x.Password, Email: x.Email, EmailVerified: true, FirstName: name}
+}
+
+func (u *userStore) ExampleClientID() string { return "service" }
 
 // Browser is a person's browser: it follows redirects, keeps cookies and fills in login forms.
 type Browser struct {
@@ -290,10 +307,13 @@ func NewBrowser(stop string) *Browser {
 	return b
 }
 
-var hiddenRE = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+var (
+	hiddenRE = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+	actionRE = regexp.MustCompile(`<form method="post" action="([^"]+)">`)
+)
 
-// Login opens authURL, signs in as user, and returns where the provider finally sent the
-// browser (the callback URL with code and state) and the body there.
+// Login opens authURL, signs in as user on the form the provider shows, and returns where the
+// provider finally sent the browser (the callback URL with code and state) and the body there.
 func (b *Browser) Login(authURL, user, password string) (string, string, error) {
 	resp, err := b.client.Get(authURL)
 	if err != nil {
@@ -304,12 +324,15 @@ func (b *Browser) Login(authURL, user, password string) (string, string, error) 
 	if resp.StatusCode != 200 {
 		return "", "", fmt.Errorf("authorization page: %s: %s", resp.Status, page)
 	}
-	form := url.Values{"username": {user}, "password": {password}}
-	for _, m := range hiddenRE.FindAllStringSubmatch(string(page), -1) {
-		form.Set(m[1], html.UnescapeString(m[2]))
+	m := actionRE.FindStringSubmatch(string(page))
+	if m == nil {
+		return "", "", fmt.Errorf("authorization page has no login form: %s", page)
 	}
-	base, _ := url.Parse(authURL)
-	action := base.ResolveReference(&url.URL{Path: "/login"})
+	form := url.Values{"username": {user}, "password": {password}}
+	for _, h := range hiddenRE.FindAllStringSubmatch(string(page), -1) {
+		form.Set(h[1], html.UnescapeString(h[2]))
+	}
+	action := resp.Request.URL.ResolveReference(&url.URL{Path: m[1]})
 	resp, err = b.client.PostForm(action.String(), form)
 	if err != nil {
 		return "", "", err
