@@ -168,3 +168,92 @@ func TestKubernetesLocalValidation(t *testing.T) {
 		})
 	}
 }
+
+// TestKubernetesAnnotationsAsAliasMetadata: with use_annotations_as_alias_metadata the service
+// account's vault.hashicorp.com/alias-metadata-* annotations, read from the API server at login,
+// become alias metadata that a templated policy can use; an annotation cannot replace the
+// metadata the method sets; when the API server cannot be asked, the login is refused and no
+// entity is created.
+func TestKubernetesAnnotationsAsAliasMetadata(t *testing.T) {
+	s := startServer(t)
+	root, cl := k8sLesson(t, s, map[string]any{"use_annotations_as_alias_metadata": true})
+	cfg, err := root.Logical().Read("auth/kubernetes/config")
+	if err != nil || cfg.Data["use_annotations_as_alias_metadata"] != true {
+		t.Fatalf("config: %v %v", err, cfg)
+	}
+	acc := authAccessor(t, root, "kubernetes/")
+	putPolicy(t, root, "team-secrets", `path "secret/data/teams/{{identity.entity.aliases.`+acc+`.metadata.team}}/*" { capabilities = ["read"] }`)
+	if _, err := root.Logical().Write("auth/kubernetes/role/myapp", map[string]any{"policies": "myapp-secrets,team-secrets"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, team := range []string{"payments", "billing"} {
+		if _, err := root.KVv2("secret").Put(context.Background(), "teams/"+team+"/db", map[string]any{"team": team}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl.SetAnnotations("production", "myapp-sa", map[string]string{
+		"vault.hashicorp.com/alias-metadata-team":                 "payments",
+		"vault.hashicorp.com/alias-metadata-service_account_name": "someone-else",
+		"example.com/unrelated":                                   "x",
+	})
+	app, sec, err := k8sLogin(t, s, cl.Token(t, "production", "myapp-sa", k8stest.TokenOpts{}))
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	if cl.SAReads.Load() != 1 {
+		t.Fatalf("service account reads: %d", cl.SAReads.Load())
+	}
+	if !strings.Contains(strings.Join(sec.Warnings, " "), "alias-metadata-service_account_name") {
+		t.Fatalf("no warning for the ignored annotation: %v", sec.Warnings)
+	}
+	ent, err := root.Logical().Read("identity/entity/id/" + sec.Auth.EntityID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aliases, _ := ent.Data["aliases"].([]any)
+	if len(aliases) != 1 {
+		t.Fatalf("aliases %v", ent.Data["aliases"])
+	}
+	md, _ := aliases[0].(map[string]any)["metadata"].(map[string]any)
+	if md["team"] != "payments" || md["service_account_name"] != "myapp-sa" || md["unrelated"] != nil || len(md) != 5 {
+		t.Fatalf("alias metadata %v", md)
+	}
+	if got, err := app.KVv2("secret").Get(context.Background(), "teams/payments/db"); err != nil || got.Data["team"] != "payments" {
+		t.Fatalf("own team's secret: %v", err)
+	}
+	_, err = app.KVv2("secret").Get(context.Background(), "teams/billing/db")
+	wantStatus(t, "another team's secret", err, http.StatusForbidden)
+
+	// The API server cannot be reached (local validation with pem_keys, a dead host): 403, and
+	// the account's entity is not created.
+	if _, err := root.Logical().Write("auth/kubernetes/config", map[string]any{
+		"kubernetes_host": "http://127.0.0.1:1", "pem_keys": cl.PublicKeyPEM(), "disable_local_ca_jwt": true,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Logical().Write("auth/kubernetes/role/myapp", map[string]any{"bound_service_account_names": "myapp-sa,new-sa"}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := root.Logical().List("identity/entity/id")
+	_, _, err = k8sLogin(t, s, cl.Token(t, "production", "new-sa", k8stest.TokenOpts{}))
+	wantStatus(t, "annotations unreadable", err, http.StatusForbidden)
+	after, _ := root.Logical().List("identity/entity/id")
+	if len(keysOf(before)) != len(keysOf(after)) {
+		t.Fatalf("entities %d → %d", len(keysOf(before)), len(keysOf(after)))
+	}
+	// The same login without the option succeeds: the refusal was the annotations'.
+	if _, err := root.Logical().Write("auth/kubernetes/config", map[string]any{"use_annotations_as_alias_metadata": false}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := k8sLogin(t, s, cl.Token(t, "production", "new-sa", k8stest.TokenOpts{})); err != nil {
+		t.Fatalf("login without annotations: %v", err)
+	}
+}
+
+func keysOf(s *vault.Secret) []any {
+	if s == nil {
+		return nil
+	}
+	k, _ := s.Data["keys"].([]any)
+	return k
+}

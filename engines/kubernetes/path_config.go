@@ -25,6 +25,9 @@ type Config struct {
 	// (/openid/v1/jwks), for validating logins locally without a TokenReview.
 	JWKSURL   string `json:"jwks_url,omitempty"`
 	JWKSCAPEM string `json:"jwks_ca_pem,omitempty"`
+	// UseAnnotations: at login, the service account's annotations under
+	// AnnotationPrefix become alias metadata (the API server is asked for the account).
+	UseAnnotations bool `json:"use_annotations_as_alias_metadata,omitempty"`
 }
 
 var configFields = []string{"kubernetes_host", "kubernetes_ca_cert", "token_reviewer_jwt", "pem_keys", "issuer",
@@ -56,7 +59,7 @@ func (b *Backend) readConfig() (*engines.Response, error) {
 		"disable_iss_validation":            c.DisableISSValidation,
 		"disable_local_ca_jwt":              c.DisableLocalCAJWT,
 		"token_reviewer_jwt_set":            c.ReviewerJWT != "",
-		"use_annotations_as_alias_metadata": false,
+		"use_annotations_as_alias_metadata": c.UseAnnotations,
 		"jwks_url":                          c.JWKSURL,
 		"jwks_ca_pem":                       c.JWKSCAPEM,
 	}}, nil
@@ -83,7 +86,8 @@ func (b *Backend) writeConfig(r *request) (*engines.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	for key, dst := range map[string]*bool{"disable_iss_validation": &c.DisableISSValidation, "disable_local_ca_jwt": &c.DisableLocalCAJWT} {
+	for key, dst := range map[string]*bool{"disable_iss_validation": &c.DisableISSValidation, "disable_local_ca_jwt": &c.DisableLocalCAJWT,
+		"use_annotations_as_alias_metadata": &c.UseAnnotations} {
 		if engines.Has(r.data, key) {
 			if *dst, err = engines.Bool(r.data, key, false); err != nil {
 				return nil, err
@@ -94,9 +98,6 @@ func (b *Backend) writeConfig(r *request) (*engines.Response, error) {
 		if c.PEMKeys, err = engines.Strings(r.data, "pem_keys"); err != nil {
 			return nil, err
 		}
-	}
-	if v, _ := engines.Bool(r.data, "use_annotations_as_alias_metadata", false); v {
-		return nil, engines.BadRequest("use_annotations_as_alias_metadata is not supported yet")
 	}
 	if c.Host == "" {
 		return nil, engines.BadRequest("no host provided")

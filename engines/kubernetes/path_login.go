@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -201,10 +204,30 @@ func (b *Backend) verifyLogin(r *request, roleName, jwt, host string) (*engines.
 	if err != nil {
 		return nil, err
 	}
-	auth.Alias = &engines.Alias{Name: alias, Metadata: map[string]string{
+	aliasMeta := map[string]string{
 		"service_account_uid": sa.UID, "service_account_name": sa.Name,
 		"service_account_namespace": sa.Namespace, "service_account_secret_name": sa.SecretName,
-	}}
+	}
+	if cfg.UseAnnotations {
+		ann, err := b.annotations(r.ctx, v, jwt, sa)
+		if err != nil {
+			slog.Default().Warn("kubernetes auth: reading the service account's annotations", "mount", b.mount.Path,
+				"service_account", sa.Namespace+"/"+sa.Name, "error", err)
+			return nil, errDenied
+		}
+		for _, k := range slices.Sorted(maps.Keys(ann)) {
+			key, ok := strings.CutPrefix(k, AnnotationPrefix)
+			if !ok || key == "" {
+				continue
+			}
+			if _, taken := aliasMeta[key]; taken {
+				warnings = append(warnings, fmt.Sprintf("annotation %q was ignored: %q is set by the auth method", k, key))
+				continue
+			}
+			aliasMeta[key] = ann[k]
+		}
+	}
+	auth.Alias = &engines.Alias{Name: alias, Metadata: aliasMeta}
 	created.Request, created.Time = r.ID, r.now
 	return &engines.Response{Auth: auth, Warnings: warnings, Events: []ledger.Event{created}}, nil
 }
@@ -354,25 +377,48 @@ func (b *Backend) namespaceMatches(ctx context.Context, v *verifier, jwt, ns, se
 	if err != nil {
 		return false, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, apiURL(v.cfg.Host, "/api/v1/namespaces/"+ns), nil)
+	var n corev1.Namespace
+	if err := getObject(ctx, v, jwt, "/api/v1/namespaces/"+url.PathEscape(ns), &n); err != nil {
+		return false, fmt.Errorf("failed to get namespace: %w", err)
+	}
+	return s.Matches(labels.Set(n.Labels)), nil
+}
+
+// getObject GETs one API object with the reviewer JWT (or, without one, the login's own) and
+// decodes it into out, an API type.
+func getObject(ctx context.Context, v *verifier, jwt, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, apiURL(v.cfg.Host, path), nil)
 	if err != nil {
-		return false, err
+		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+reviewerJWT(v.cfg, jwt))
 	req.Header.Set("Accept", "application/json")
 	resp, err := v.client.Do(req)
 	if err != nil {
-		return false, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return false, fmt.Errorf("failed to get namespace (code %d)", resp.StatusCode)
+		return fmt.Errorf("the API server answered %d", resp.StatusCode)
 	}
-	var n corev1.Namespace
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&n); err != nil {
-		return false, err
+	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(out)
+}
+
+// AnnotationPrefix marks the service-account annotations that become alias metadata when
+// use_annotations_as_alias_metadata is set: "vault.hashicorp.com/alias-metadata-team: payments"
+// gives the alias team=payments, for templated policies.
+const AnnotationPrefix = "vault.hashicorp.com/alias-metadata-"
+
+// annotations reads the service account from the API server and returns its annotations.
+func (b *Backend) annotations(ctx context.Context, v *verifier, jwt string, sa serviceAccount) (map[string]string, error) {
+	var acct corev1.ServiceAccount
+	if err := getObject(ctx, v, jwt, "/api/v1/namespaces/"+url.PathEscape(sa.Namespace)+"/serviceaccounts/"+url.PathEscape(sa.Name), &acct); err != nil {
+		return nil, fmt.Errorf("get serviceaccount: %w", err)
 	}
-	return s.Matches(labels.Set(n.Labels)), nil
+	if string(acct.UID) != "" && string(acct.UID) != sa.UID {
+		return nil, errors.New("the service account's UID differs from the token's (it was deleted and recreated)")
+	}
+	return acct.Annotations, nil
 }
 
 // displayName is Vault's for login tokens: the mount path without "auth/", dashes for slashes,

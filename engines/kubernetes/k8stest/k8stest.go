@@ -26,6 +26,7 @@ import (
 	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Issuer and Audience are the defaults of a cluster's service-account tokens.
@@ -44,6 +45,8 @@ type Cluster struct {
 	mu         sync.Mutex
 	uids       map[string]string            // "ns/name" → service account UID
 	labels     map[string]map[string]string // namespace → labels
+	annots     map[string]map[string]string // "ns/name" → service account annotations
+	SAReads    atomic.Int64                 // service accounts served
 	Reviews    atomic.Int64                 // TokenReviews served
 	JWKSserved atomic.Int64
 	jwksDown   atomic.Bool
@@ -56,11 +59,12 @@ func New(t testing.TB) *Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Cluster{Key: key, KeyID: "sa-key-1", uids: map[string]string{}, labels: map[string]map[string]string{}}
+	c := &Cluster{Key: key, KeyID: "sa-key-1", uids: map[string]string{}, labels: map[string]map[string]string{}, annots: map[string]map[string]string{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /apis/authentication.k8s.io/v1/tokenreviews", c.tokenReview)
 	mux.HandleFunc("GET /openid/v1/jwks", c.jwks)
 	mux.HandleFunc("GET /api/v1/namespaces/{ns}", c.namespace)
+	mux.HandleFunc("GET /api/v1/namespaces/{ns}/serviceaccounts/{name}", c.serviceAccount)
 	c.Server = httptest.NewServer(mux)
 	c.URL = c.Server.URL
 	t.Cleanup(c.Server.Close)
@@ -78,6 +82,13 @@ func (c *Cluster) SetLabels(ns string, l map[string]string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.labels[ns] = l
+}
+
+// SetAnnotations sets a service account's annotations.
+func (c *Cluster) SetAnnotations(ns, name string, a map[string]string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.annots[ns+"/"+name] = a
 }
 
 // SetJWKSDown makes the JWKS endpoint answer 503.
@@ -255,5 +266,26 @@ func (c *Cluster) namespace(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(corev1.Namespace{
 		TypeMeta:   metav1.TypeMeta{Kind: "Namespace", APIVersion: "v1"},
 		ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: l},
+	})
+}
+
+// serviceAccount serves a ServiceAccount, in the API's JSON, to a caller presenting a token
+// this cluster signed (as a real API server authenticates it).
+func (c *Cluster) serviceAccount(w http.ResponseWriter, r *http.Request) {
+	bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if _, err := c.verify(bearer, nil); !ok || err != nil {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	ns, name := r.PathValue("ns"), r.PathValue("name")
+	c.SAReads.Add(1)
+	uid := c.UID(ns, name)
+	c.mu.Lock()
+	a := c.annots[ns+"/"+name]
+	c.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(corev1.ServiceAccount{
+		TypeMeta:   metav1.TypeMeta{Kind: "ServiceAccount", APIVersion: "v1"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, UID: types.UID(uid), Annotations: a},
 	})
 }
