@@ -164,6 +164,7 @@ func (s *sysBackend) listMounts(auth bool) *engines.Response {
 	}
 	if !auth {
 		data[cubbyholeMount.Path] = mountJSON(cubbyholeMount)
+		data[identityMount.Path] = mountJSON(identityMount)
 		data["sys/"] = mountJSON(mount.Entry{Path: "sys/", Type: "system", Description: "system endpoints used for control, policy and debugging", UUID: "system", Accessor: "system"})
 	}
 	return &engines.Response{Data: data}

@@ -333,3 +333,20 @@ func TestIdentityMerge(t *testing.T) {
 		t.Fatalf("login after merge: entity %s", sec.Auth.EntityID)
 	}
 }
+
+// TestIdentityListedAsMount: as in Vault, sys/mounts lists the built-in identity/ store (and
+// `secrets list` shows it), and it cannot be disabled.
+func TestIdentityListedAsMount(t *testing.T) {
+	s := startServer(t)
+	root := s.Client(t, s.RootToken)
+	mounts, err := root.Sys().ListMounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok := mounts["identity/"]
+	if !ok || m.Type != "identity" || m.Accessor == "" || m.Description != "identity store" {
+		t.Fatalf("identity/ in sys/mounts: %+v (present %v)", m, ok)
+	}
+	err = root.Sys().Unmount("identity")
+	wantStatus(t, "disable identity/", err, http.StatusBadRequest)
+}
