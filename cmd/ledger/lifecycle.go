@@ -65,24 +65,17 @@ type lifecycle struct {
 // has caught up with the log, which commands.New waits for) and starts keeping systemd's
 // STATUS and the pod's labels in step with the state. Vault's behaviour is the model: a
 // sealed server is ready, because it is up and waiting for what only an operator can give.
-func startLifecycle(ctx context.Context, logger *slog.Logger, source stateSource, sr *config.ServiceRegistration) (*lifecycle, error) {
-	l := &lifecycle{logger: logger, source: source, interval: time.Second, kick: make(chan struct{}, 1)}
-	if sr != nil {
-		reg, err := newRegistration(ctx, logger, sr)
-		if err != nil {
-			return nil, err
-		}
-		l.reg = reg
-	}
+func startLifecycle(ctx context.Context, logger *slog.Logger, source stateSource, reg *k8sreg.Registration) *lifecycle {
+	l := &lifecycle{logger: logger, source: source, reg: reg, interval: time.Second, kick: make(chan struct{}, 1)}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l.cancel = cancel
-	if l.reg != nil {
-		l.wg.Go(func() { l.reg.Run(rctx, func() k8sreg.State { return nodeState(source) }) })
+	if reg != nil {
+		l.wg.Go(func() { reg.Run(rctx, func() k8sreg.State { return nodeState(source) }) })
 	}
 	st := nodeState(source)
 	l.notify(daemon.SdNotifyReady + "\nSTATUS=" + statusLine(st))
 	l.wg.Go(func() { l.followStatus(rctx, st) })
-	return l, nil
+	return l
 }
 
 // newRegistration resolves the stanza against the environment and reads the pod once. A
@@ -159,10 +152,14 @@ func (l *lifecycle) notify(state string) {
 // runLifecycle notifies and labels from start until ctx ends, then says the server is
 // stopping; the caller closes the server after it returns.
 func runLifecycle(ctx context.Context, logger *slog.Logger, s *server, cfg *config.Config) error {
-	l, err := startLifecycle(ctx, logger, s.core, cfg.ServiceRegistration)
-	if err != nil {
-		return err
+	var reg *k8sreg.Registration
+	if sr := cfg.ServiceRegistration; sr != nil {
+		var err error
+		if reg, err = newRegistration(ctx, logger, sr); err != nil {
+			return err
+		}
 	}
+	l := startLifecycle(ctx, logger, s.core, reg)
 	<-ctx.Done()
 	logger.Info("shutting down: draining requests")
 	l.stopping()

@@ -2,9 +2,12 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +17,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ledger-secrets/ledger/cmd/ledger/internal/k8sreg"
+	"github.com/ledger-secrets/ledger/cmd/ledger/internal/k8sreg/k8sregtest"
+	"github.com/ledger-secrets/ledger/commands"
+	"github.com/ledger-secrets/ledger/ledger"
 )
 
 // TestSystemdNotifyRealProcess runs the real binary as systemd would with Type=notify: a
@@ -138,5 +149,80 @@ func TestSystemdNotifyRealProcess(t *testing.T) {
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("the server did not exit within 60s of SIGTERM")
+	}
+}
+
+// TestServiceRegistrationFollowsSeal runs a real server core with service registration
+// against the stand-in API server: the pod's labels follow init, unseal and seal, and the pod
+// is left sealed and inactive when the server stops.
+func TestServiceRegistrationFollowsSeal(t *testing.T) {
+	t.Setenv("NOTIFY_SOCKET", "") // not under systemd, whatever runs the tests
+	api := k8sregtest.New(t, &corev1.Pod{TypeMeta: metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"},
+		ObjectMeta: metav1.ObjectMeta{Name: "ledger-0", Namespace: "ledger", Labels: map[string]string{"app.kubernetes.io/name": "ledger"}}})
+	u, _ := url.Parse(api.URL)
+	env := map[string]string{"KUBERNETES_SERVICE_HOST": u.Hostname(), "KUBERNETES_SERVICE_PORT": u.Port(),
+		"VAULT_K8S_POD_NAME": "ledger-0", "VAULT_K8S_NAMESPACE": "ledger"}
+	rc, err := k8sreg.FromEnvironment("", "", func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	logger := newLogger(logs, "debug")
+	rc.TokenFile, rc.CAFile, rc.Version, rc.Logger, rc.PollInterval = api.TokenFile, api.CAFile, commands.Version, logger, 50*time.Millisecond
+	reg, err := k8sreg.New(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Check(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := startServer(t.Context(), logger, ledger.Options{Dir: t.TempDir()}, commands.Options{}, "", []listenerSpec{{alreadyListening: ln}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close(context.Background())
+	l := startLifecycle(t.Context(), logger, s.core, reg)
+
+	labelsAre := func(what string, want map[string]string) {
+		t.Helper()
+		eventually(t, 20*time.Second, what, func() bool {
+			got := api.Labels()
+			for k, v := range want {
+				if got[k] != v {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	labelsAre("uninitialised and sealed", map[string]string{"ledger-initialized": "false", "ledger-sealed": "true", "vault-sealed": "true", "ledger-active": "false"})
+
+	res, err := s.core.Init(t.Context(), commands.InitRequest{SecretShares: 1, SecretThreshold: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	labelsAre("initialised, sealed", map[string]string{"ledger-initialized": "true", "vault-initialized": "true", "ledger-sealed": "true"})
+	if _, err := s.core.Unseal(t.Context(), res.Keys[0]); err != nil {
+		t.Fatal(err)
+	}
+	labelsAre("unsealed and active", map[string]string{"ledger-sealed": "false", "vault-sealed": "false", "ledger-active": "true", "vault-active": "true"})
+	s.core.Seal()
+	labelsAre("sealed again", map[string]string{"ledger-sealed": "true", "ledger-active": "false", "vault-active": "false"})
+	if _, err := s.core.Unseal(t.Context(), res.Keys[0]); err != nil {
+		t.Fatal(err)
+	}
+	labelsAre("unsealed again", map[string]string{"ledger-active": "true"})
+
+	l.stopping()
+	if got := api.Labels(); got["ledger-active"] != "false" || got["vault-active"] != "false" || got["ledger-sealed"] != "true" || got["app.kubernetes.io/name"] != "ledger" {
+		t.Errorf("after stopping the pod says %v; want it inactive and sealed, its own labels kept", got)
+	}
+	if strings.Contains(logs.String(), "sa-token") || strings.Contains(logs.String(), base64.StdEncoding.EncodeToString(res.Keys[0])) {
+		t.Error("a token or unseal key reached the log")
 	}
 }

@@ -22,6 +22,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ledger-secrets/ledger/cmd/ledger/internal/k8sreg/k8sregtest"
 )
 
 const version = "1.17.0+ledger.0.1.0"
@@ -49,10 +51,10 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newRegistration(t *testing.T, a *apiServer, logs *syncBuffer) *Registration {
+func newRegistration(t *testing.T, a *k8sregtest.Server, logs *syncBuffer) *Registration {
 	t.Helper()
-	r, err := New(Config{Namespace: a.pod.Namespace, PodName: a.pod.Name, Host: a.srv.URL, TokenFile: a.tokenFile,
-		CAFile: a.caFile, Version: version, PollInterval: 20 * time.Millisecond,
+	r, err := New(Config{Namespace: "ledger", PodName: "ledger-1", Host: a.URL, TokenFile: a.TokenFile,
+		CAFile: a.CAFile, Version: version, PollInterval: 20 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
@@ -72,9 +74,9 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func hasLabels(a *apiServer, want map[string]string) func() bool {
+func hasLabels(a *k8sregtest.Server, want map[string]string) func() bool {
 	return func() bool {
-		got := a.labels()
+		got := a.Labels()
 		for k, v := range want {
 			if got[k] != v {
 				return false
@@ -85,7 +87,7 @@ func hasLabels(a *apiServer, want map[string]string) func() bool {
 }
 
 func TestLabelsFollowSealAndHAState(t *testing.T) {
-	a := newAPIServer(t, testPod(map[string]string{"app.kubernetes.io/name": "ledger"}))
+	a := k8sregtest.New(t, testPod(map[string]string{"app.kubernetes.io/name": "ledger"}))
 	logs := &syncBuffer{}
 	r := newRegistration(t, a, logs)
 	if err := r.Check(t.Context()); err != nil {
@@ -123,7 +125,7 @@ func TestLabelsFollowSealAndHAState(t *testing.T) {
 		r.Notify()
 		eventually(t, s.name, hasLabels(a, s.want))
 	}
-	if got := a.labels()["app.kubernetes.io/name"]; got != "ledger" {
+	if got := a.Labels()["app.kubernetes.io/name"]; got != "ledger" {
 		t.Errorf("the pod's own label was changed: app.kubernetes.io/name=%q", got)
 	}
 
@@ -131,7 +133,7 @@ func TestLabelsFollowSealAndHAState(t *testing.T) {
 	<-done
 	if !hasLabels(a, map[string]string{"vault-sealed": "true", "vault-active": "false", "vault-initialized": "false",
 		"ledger-sealed": "true", "ledger-active": "false", "ledger-initialized": "false"})() {
-		t.Errorf("after Run returned the pod still says %v; want it marked stopped", a.labels())
+		t.Errorf("after Run returned the pod still says %v; want it marked stopped", a.Labels())
 	}
 	if strings.Contains(logs.String(), "sa-token") {
 		t.Error("the service account token reached the log")
@@ -139,7 +141,7 @@ func TestLabelsFollowSealAndHAState(t *testing.T) {
 }
 
 func TestUnchangedStateIsNotPatchedAgain(t *testing.T) {
-	a := newAPIServer(t, testPod(map[string]string{"app": "ledger"}))
+	a := k8sregtest.New(t, testPod(map[string]string{"app": "ledger"}))
 	r := newRegistration(t, a, &syncBuffer{})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
@@ -149,10 +151,7 @@ func TestUnchangedStateIsNotPatchedAgain(t *testing.T) {
 		r.Notify()
 	}
 	time.Sleep(200 * time.Millisecond) // ten poll intervals; nothing must be sent meanwhile
-	a.mu.Lock()
-	n := len(a.patches)
-	a.mu.Unlock()
-	if n != 1 {
+	if n := len(a.Patches()); n != 1 {
 		t.Errorf("%d patches for one state; want 1", n)
 	}
 	cancel()
@@ -160,7 +159,7 @@ func TestUnchangedStateIsNotPatchedAgain(t *testing.T) {
 }
 
 func TestPodWithoutLabelsGetsALabelMap(t *testing.T) {
-	a := newAPIServer(t, testPod(nil))
+	a := k8sregtest.New(t, testPod(nil))
 	r := newRegistration(t, a, &syncBuffer{})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
@@ -168,30 +167,24 @@ func TestPodWithoutLabelsGetsALabelMap(t *testing.T) {
 	eventually(t, "labels on a pod that had none", hasLabels(a, map[string]string{"ledger-active": "true", "vault-active": "true"}))
 	cancel()
 	<-done
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if !strings.Contains(string(a.patches[0]), `{"op":"add","path":"/metadata/labels","value":{}}`) {
-		t.Errorf("first patch did not create the label map: %s", a.patches[0])
+	if first := a.Patches()[0]; !strings.Contains(string(first), `{"op":"add","path":"/metadata/labels","value":{}}`) {
+		t.Errorf("first patch did not create the label map: %s", first)
 	}
 }
 
 func TestForbiddenIsExplainedAndRetried(t *testing.T) {
-	a := newAPIServer(t, testPod(map[string]string{"app": "ledger"}))
+	a := k8sregtest.New(t, testPod(map[string]string{"app": "ledger"}))
 	logs := &syncBuffer{}
 	r := newRegistration(t, a, logs)
 
-	a.mu.Lock()
-	a.deny = 1
-	a.mu.Unlock()
+	a.Deny(1)
 	err := r.Check(t.Context())
 	if !errors.Is(err, ErrAPI) || !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), "get and patch on pods") {
 		t.Fatalf("Check with no RBAC: %v; want a 403 that names the Role to add", err)
 	}
 
 	// RBAC arrives while the server runs: the labels follow without a restart.
-	a.mu.Lock()
-	a.deny = 2
-	a.mu.Unlock()
+	a.Deny(2)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { defer close(done); r.Run(ctx, func() State { return State{Initialized: true, Active: true} }) }()
@@ -207,7 +200,7 @@ func TestForbiddenIsExplainedAndRetried(t *testing.T) {
 }
 
 func TestRotatedTokenIsReadAgain(t *testing.T) {
-	a := newAPIServer(t, testPod(map[string]string{"app": "ledger"}))
+	a := k8sregtest.New(t, testPod(map[string]string{"app": "ledger"}))
 	r := newRegistration(t, a, &syncBuffer{})
 	var st atomic.Value
 	st.Store(State{Initialized: true, Sealed: true})
@@ -215,7 +208,7 @@ func TestRotatedTokenIsReadAgain(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); r.Run(ctx, func() State { return st.Load().(State) }) }()
 	eventually(t, "sealed labels", hasLabels(a, map[string]string{"ledger-sealed": "true"}))
-	a.setToken(t, "sa-token-2") // the kubelet rotated the projected token
+	a.SetToken(t, "sa-token-2") // the kubelet rotated the projected token
 	st.Store(State{Initialized: true, Active: true})
 	r.Notify()
 	eventually(t, "labels with the rotated token", hasLabels(a, map[string]string{"ledger-sealed": "false", "ledger-active": "true"}))
@@ -224,8 +217,8 @@ func TestRotatedTokenIsReadAgain(t *testing.T) {
 }
 
 func TestWrongPodAndBadConfig(t *testing.T) {
-	a := newAPIServer(t, testPod(nil))
-	base := Config{Namespace: "ledger", PodName: "ledger-9", Host: a.srv.URL, TokenFile: a.tokenFile, CAFile: a.caFile, Version: version}
+	a := k8sregtest.New(t, testPod(nil))
+	base := Config{Namespace: "ledger", PodName: "ledger-9", Host: a.URL, TokenFile: a.TokenFile, CAFile: a.CAFile, Version: version}
 
 	r, err := New(base)
 	if err != nil {
@@ -242,9 +235,9 @@ func TestWrongPodAndBadConfig(t *testing.T) {
 	}{
 		{"pod name not a DNS name", func(c *Config) { c.PodName = "Ledger_0" }, `pod_name "Ledger_0" is not a valid name`},
 		{"empty namespace", func(c *Config) { c.Namespace = "" }, `namespace "" is not a valid name`},
-		{"plain http API server", func(c *Config) { c.Host = strings.Replace(a.srv.URL, "https", "http", 1) }, "must be an https:// URL"},
-		{"no CA file", func(c *Config) { c.CAFile = a.caFile + ".missing" }, "read the API server's CA"},
-		{"CA file without a certificate", func(c *Config) { c.CAFile = a.tokenFile }, "holds no PEM certificate"},
+		{"plain http API server", func(c *Config) { c.Host = strings.Replace(a.URL, "https", "http", 1) }, "must be an https:// URL"},
+		{"no CA file", func(c *Config) { c.CAFile = a.CAFile + ".missing" }, "read the API server's CA"},
+		{"CA file without a certificate", func(c *Config) { c.CAFile = a.TokenFile }, "holds no PEM certificate"},
 		{"version that is no label value", func(c *Config) { c.Version = "1.17.0 beta" }, `-version="1.17.0 beta"`},
 	}
 	for _, tc := range cases {

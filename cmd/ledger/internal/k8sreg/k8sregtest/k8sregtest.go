@@ -1,4 +1,9 @@
-package k8sreg
+// Package k8sregtest is the part of a Kubernetes API server that service registration talks
+// to, for tests: one pod, read with GET and changed with an RFC 6902 JSON patch, over TLS with
+// a bearer token. The patch is applied to the pod's JSON document and the result decoded
+// strictly into corev1.Pod, and label keys and values are validated as the API server
+// validates them, so a patch the real server would refuse is refused here too.
+package k8sregtest
 
 import (
 	"bytes"
@@ -21,54 +26,68 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
-// apiServer is the part of a Kubernetes API server that service registration talks to: one
-// pod, read with GET and changed with an RFC 6902 JSON patch, over TLS with a bearer token.
-// The patch is applied to the pod's JSON document and the result decoded strictly into
-// corev1.Pod, and label keys and values are validated as the API server validates them, so
-// a patch the real server would refuse is refused here too.
-type apiServer struct {
+// Server is the stand-in API server. URL, CAFile and TokenFile are what a pod would find in
+// KUBERNETES_SERVICE_HOST/PORT and its service account's directory.
+type Server struct {
+	URL       string
+	CAFile    string
+	TokenFile string
 	srv       *httptest.Server
-	caFile    string
-	tokenFile string
 
 	mu      sync.Mutex
 	pod     *corev1.Pod
 	token   string
 	deny    int // answer 403 to this many more requests
 	patches [][]byte
-	gets    int
 }
 
-func newAPIServer(t *testing.T, pod *corev1.Pod) *apiServer {
+// New serves pod until the test ends.
+func New(t testing.TB, pod *corev1.Pod) *Server {
 	t.Helper()
-	a := &apiServer{pod: pod, token: "sa-token-1"}
+	a := &Server{pod: pod, token: "sa-token-1"}
 	a.srv = httptest.NewUnstartedServer(http.HandlerFunc(a.serve))
 	a.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // handshakes a test means to fail
 	a.srv.StartTLS()
 	t.Cleanup(a.srv.Close)
+	a.URL = a.srv.URL
 	dir := t.TempDir()
-	a.caFile = filepath.Join(dir, "ca.crt")
-	a.tokenFile = filepath.Join(dir, "token")
+	a.CAFile = filepath.Join(dir, "ca.crt")
+	a.TokenFile = filepath.Join(dir, "token")
 	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.srv.Certificate().Raw})
-	if err := os.WriteFile(a.caFile, caPEM, 0o600); err != nil {
+	if err := os.WriteFile(a.CAFile, caPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a.setToken(t, "sa-token-1")
+	a.SetToken(t, "sa-token-1")
 	return a
 }
 
-// setToken rotates the token: the file the pod reads and the one the server accepts.
-func (a *apiServer) setToken(t *testing.T, tok string) {
+// SetToken rotates the token: the file the pod reads and the one the server accepts.
+func (a *Server) SetToken(t testing.TB, tok string) {
 	t.Helper()
 	a.mu.Lock()
 	a.token = tok
 	a.mu.Unlock()
-	if err := os.WriteFile(a.tokenFile, []byte(tok+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(a.TokenFile, []byte(tok+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func (a *apiServer) labels() map[string]string {
+// Deny answers the next n requests 403, as a cluster without the Role would.
+func (a *Server) Deny(n int) {
+	a.mu.Lock()
+	a.deny = n
+	a.mu.Unlock()
+}
+
+// Patches are the bodies of the JSON patches received, in order.
+func (a *Server) Patches() [][]byte {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([][]byte(nil), a.patches...)
+}
+
+// Labels are the pod's labels now.
+func (a *Server) Labels() map[string]string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	out := map[string]string{}
@@ -85,7 +104,7 @@ func status(w http.ResponseWriter, code int, reason metav1.StatusReason, msg str
 		Status: metav1.StatusFailure, Message: msg, Reason: reason, Code: int32(code)})
 }
 
-func (a *apiServer) serve(w http.ResponseWriter, r *http.Request) {
+func (a *Server) serve(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if r.Header.Get("Authorization") != "Bearer "+a.token {
@@ -105,7 +124,6 @@ func (a *apiServer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodGet:
-		a.gets++
 	case http.MethodPatch:
 		if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/json-patch+json" {
 			status(w, http.StatusUnsupportedMediaType, metav1.StatusReasonUnsupportedMediaType, "the body of the request was in an unknown format")
