@@ -33,8 +33,8 @@ func (a *rootAttempt) wipe() {
 	a.progress, a.otp = nil, nil
 }
 
-// generateRootStatus is the body of every sys/generate-root answer.
-type generateRootStatus struct {
+// GenerateRootStatus is the body of every sys/generate-root answer.
+type GenerateRootStatus struct {
 	Started          bool   `json:"started"`
 	Nonce            string `json:"nonce"`
 	Progress         int    `json:"progress"`
@@ -76,8 +76,8 @@ func (s *sysBackend) generateRootPaths(ctx context.Context, req *engines.Request
 	return nil, engines.Errorf(engines.ErrNotFound, "no handler for route %q: route entry not found", "sys/"+p)
 }
 
-func (s *sysBackend) rootStatusLocked(otp string) generateRootStatus {
-	st := generateRootStatus{Required: s.c.sealView.State().Threshold, OTP: otp, OTPLength: OTPLength}
+func (s *sysBackend) rootStatusLocked(otp string) GenerateRootStatus {
+	st := GenerateRootStatus{Required: s.c.sealView.State().Threshold, OTP: otp, OTPLength: OTPLength}
 	if a := s.st.ceremony.root; a != nil {
 		st.Started, st.Nonce, st.Progress = true, a.nonce, len(a.progress)
 		if a.pgp != nil {
@@ -161,7 +161,7 @@ func (s *sysBackend) generateRootUpdate(ctx context.Context, req *engines.Reques
 		return nil, err
 	}
 	ev := rootTokenEvent(s.st.keyring.Load(), token, accessor, time.Now().UTC())
-	out := generateRootStatus{Started: true, Nonce: a.nonce, Progress: required, Required: required, Complete: true,
+	out := GenerateRootStatus{Started: true, Nonce: a.nonce, Progress: required, Required: required, Complete: true,
 		EncodedToken: encoded, EncodedRootToken: encoded, OTPLength: OTPLength}
 	if a.pgp != nil {
 		out.PGPFingerprint = a.pgp.fingerprint

@@ -82,8 +82,8 @@ var (
 	errNoRecoveryKeys = engines.BadRequest("this server uses the Shamir seal and has no recovery keys; rekey its unseal keys with sys/rekey (ledger operator rekey without -target=recovery)")
 )
 
-// rekeyStatus is the body of GET sys/rekey/init, and of sys/rekey/update until the threshold.
-type rekeyStatus struct {
+// RekeyStatus is the body of GET sys/rekey/init, and of sys/rekey/update until the threshold.
+type RekeyStatus struct {
 	Nonce                string   `json:"nonce"`
 	Started              bool     `json:"started"`
 	T                    int      `json:"t"`
@@ -96,9 +96,9 @@ type rekeyStatus struct {
 	VerificationNonce    string   `json:"verification_nonce,omitempty"`
 }
 
-// rekeyResult is the body of the sys/rekey/update that reached the threshold: the new keys,
+// RekeyResult is the body of the sys/rekey/update that reached the threshold: the new keys,
 // shown once.
-type rekeyResult struct {
+type RekeyResult struct {
 	Nonce                string   `json:"nonce"`
 	Complete             bool     `json:"complete"`
 	Keys                 []string `json:"keys"`
@@ -109,8 +109,8 @@ type rekeyResult struct {
 	VerificationNonce    string   `json:"verification_nonce,omitempty"`
 }
 
-// rekeyVerifyStatus is the body of GET sys/rekey/verify.
-type rekeyVerifyStatus struct {
+// RekeyVerifyStatus is the body of GET sys/rekey/verify.
+type RekeyVerifyStatus struct {
 	Nonce    string `json:"nonce"`
 	Started  bool   `json:"started"`
 	T        int    `json:"t"`
@@ -172,7 +172,7 @@ func (s *sysBackend) rekeyPaths(ctx context.Context, req *engines.Request, p str
 		if a == nil || a.verifyNonce == "" {
 			return nil, errNoVerification
 		}
-		return raw(rekeyVerifyStatus{Nonce: a.verifyNonce, Started: true, T: a.threshold, N: a.shares, Progress: len(a.verifyProgress)}), nil
+		return raw(RekeyVerifyStatus{Nonce: a.verifyNonce, Started: true, T: a.threshold, N: a.shares, Progress: len(a.verifyProgress)}), nil
 	case rest == "verify" && isWrite(req.Op):
 		return s.rekeyVerify(ctx, req)
 	case rest == "verify" && req.Op == engines.OpDelete:
@@ -185,7 +185,7 @@ func (s *sysBackend) rekeyPaths(ctx context.Context, req *engines.Request, p str
 		}
 		wipeAll(a.verifyProgress)
 		a.verifyProgress, a.verifyNonce = nil, newUUID()
-		return raw(rekeyVerifyStatus{Nonce: a.verifyNonce, Started: true, T: a.threshold, N: a.shares}), nil
+		return raw(RekeyVerifyStatus{Nonce: a.verifyNonce, Started: true, T: a.threshold, N: a.shares}), nil
 	case rest == "backup" && req.Op == engines.OpRead:
 		return s.rekeyBackupRead()
 	case rest == "backup" && req.Op == engines.OpDelete:
@@ -208,11 +208,11 @@ func (s *sysBackend) rekeyPaths(ctx context.Context, req *engines.Request, p str
 	return nil, engines.Errorf(engines.ErrNotFound, "no handler for route %q: route entry not found", "sys/"+p)
 }
 
-func (s *sysBackend) rekeyStatus() rekeyStatus {
+func (s *sysBackend) rekeyStatus() RekeyStatus {
 	cs := s.st.ceremony
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	st := rekeyStatus{Required: s.c.sealView.State().Threshold}
+	st := RekeyStatus{Required: s.c.sealView.State().Threshold}
 	if a := cs.rekey; a != nil {
 		st.Nonce, st.Started, st.T, st.N, st.Progress = a.nonce, true, a.threshold, a.shares, len(a.progress)
 		st.PGPFingerprints, st.Backup, st.VerificationRequired = fingerprints(a.pgp), a.backup, a.requireVerify
@@ -416,7 +416,7 @@ func (s *sysBackend) rekeyUpdate(ctx context.Context, req *engines.Request) (*en
 		clear(newRoot)
 		return nil, err
 	}
-	res := rekeyResult{Nonce: a.nonce, Complete: true, PGPFingerprints: fingerprints(a.pgp), Backup: a.backup,
+	res := RekeyResult{Nonce: a.nonce, Complete: true, PGPFingerprints: fingerprints(a.pgp), Backup: a.backup,
 		VerificationRequired: a.requireVerify}
 	res.Keys, res.KeysB64 = encodeKeys(out)
 	if a.requireVerify {
@@ -435,7 +435,7 @@ func (s *sysBackend) rekeyUpdate(ctx context.Context, req *engines.Request) (*en
 }
 
 func (s *sysBackend) rekeyStatusLocked(a *rekeyAttempt, required int) *engines.Response {
-	return raw(rekeyStatus{Nonce: a.nonce, Started: true, T: a.threshold, N: a.shares, Progress: len(a.progress),
+	return raw(RekeyStatus{Nonce: a.nonce, Started: true, T: a.threshold, N: a.shares, Progress: len(a.progress),
 		Required: required, PGPFingerprints: fingerprints(a.pgp), Backup: a.backup, VerificationRequired: a.requireVerify})
 }
 
@@ -488,7 +488,7 @@ func (s *sysBackend) rekeyVerify(ctx context.Context, req *engines.Request) (*en
 		return nil, err
 	}
 	if len(a.verifyProgress) < a.threshold {
-		return raw(rekeyVerifyStatus{Nonce: a.verifyNonce, Started: true, T: a.threshold, N: a.shares, Progress: len(a.verifyProgress)}), nil
+		return raw(RekeyVerifyStatus{Nonce: a.verifyNonce, Started: true, T: a.threshold, N: a.shares, Progress: len(a.verifyProgress)}), nil
 	}
 	given := a.verifyProgress
 	a.verifyProgress = nil

@@ -18,6 +18,8 @@ func (a *app) operatorCmd() *cobra.Command {
 		a.operatorKeyStatusCmd(),
 		a.operatorRaftCmd(),
 		a.operatorSnapshotCmd(),
+		a.operatorRekeyCmd(),        // operator_rekey.go
+		a.operatorGenerateRootCmd(), // operator_generateroot.go
 	)
 }
 
