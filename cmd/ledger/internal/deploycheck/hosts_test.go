@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +16,7 @@ import (
 	"github.com/coreos/go-systemd/v22/unit"
 
 	"github.com/ledger-secrets/ledger/cmd/ledger/internal/config"
+	"github.com/ledger-secrets/ledger/engines/hosttools"
 )
 
 var (
@@ -199,5 +203,57 @@ func TestSystemdStrictReadingRefusesMistakes(t *testing.T) {
 	// A line that is no directive at all is a parse error.
 	if _, probs := unitProblems([]byte("[Service]\nType notify\n")); len(probs) == 0 {
 		t.Error("a line without '=' was accepted")
+	}
+}
+
+// TestSystemdAnalyze has systemd read the unit itself: `systemd-analyze verify` must print
+// nothing (it warns, and exits 0, on an unknown key or a value it cannot parse, which systemd
+// would then ignore), and `systemd-analyze security --offline` must rate the sandbox 2.0 or
+// better ("OK").
+func TestSystemdAnalyze(t *testing.T) {
+	analyze := hosttools.Need(t, "systemd-analyze", "systemd")
+	truePath, err := exec.LookPath("true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, err := os.ReadFile(filepath.Join(deployDir(t), "systemd", "ledger.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// verify wants ExecStart's program to exist; the binary is not installed here.
+	unitText := strings.Replace(string(orig), "\nExecStart=/usr/local/bin/ledger ", "\nExecStart="+truePath+" ", 1)
+	write := func(name, text string) string {
+		dir := t.TempDir()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	verify := func(p string) string {
+		out, err := exec.Command(analyze, "verify", "--man=no", p).CombinedOutput()
+		if err != nil {
+			return fmt.Sprintf("%v: %s", err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if out := verify(write("ledger.service", unitText)); out != "" {
+		t.Errorf("systemd-analyze verify:\n%s", out)
+	}
+	bad := strings.Replace(unitText, "\nProtectSystem=strict\n", "\nProtectSytem=strict\n", 1)
+	if out := verify(write("ledger.service", bad)); !strings.Contains(out, "Unknown key") {
+		t.Errorf("systemd-analyze verify accepted a misspelt directive: %q", out)
+	}
+
+	out, err := exec.Command(analyze, "security", "--offline=true", "--no-pager", write("ledger.service", unitText)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-analyze security: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`Overall exposure level for ledger\.service: ([0-9.]+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no exposure level in:\n%s", out)
+	}
+	if level, _ := strconv.ParseFloat(string(m[1]), 64); level > 2.0 {
+		t.Errorf("exposure level %.1f, want 2.0 or better:\n%s", level, out)
 	}
 }
