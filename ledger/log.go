@@ -42,9 +42,16 @@ type Options struct {
 	URL string
 	// NATSOptions are extra connection options (credentials, TLS) for URL.
 	NATSOptions []nats.Option
-	// Replicas of the stream on an external cluster (default 1).
+	// Replicas of the stream (default 1). Above 1 needs Cluster or a clustered URL.
 	Replicas int
 	Logger   *slog.Logger
+	// NodeName names this node: its embedded NATS server's name in the cluster.
+	NodeName string
+	// Cluster makes the embedded server join a JetStream cluster (nil: standalone).
+	Cluster *ClusterOptions
+	// FormTimeout bounds the wait for the cluster to provide Replicas peers at Open
+	// (default DefaultFormTimeout).
+	FormTimeout time.Duration
 }
 
 // Log is the append-only event log. All appends on a node go through one writer that packs
@@ -87,10 +94,18 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 		if err := checkFormat(o.Dir); err != nil {
 			return nil, err
 		}
-		if l.ns, err = startEmbedded(o.Dir, o.Listen); err != nil {
+		if err := checkClusterStamp(o.Dir, o.Cluster); err != nil {
 			return nil, err
 		}
-		l.nc, err = nats.Connect("", nats.InProcessServer(l.ns), nats.Name("ledger"))
+		var token string
+		if l.ns, token, err = startEmbedded(o); err != nil {
+			return nil, err
+		}
+		copts := []nats.Option{nats.InProcessServer(l.ns), nats.Name("ledger")}
+		if token != "" {
+			copts = append(copts, nats.Token(token))
+		}
+		l.nc, err = nats.Connect("", copts...)
 		if err != nil {
 			l.ns.Shutdown()
 			return nil, fmt.Errorf("connect in-process: %w", err)
@@ -102,7 +117,7 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	replicas := max(o.Replicas, 1)
-	l.stream, err = l.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	l.stream, err = l.createStream(ctx, o, jetstream.StreamConfig{
 		Name:        StreamName,
 		Description: "Ledger event log (encrypted batches)",
 		Subjects:    []string{"ledger.batch.>"},
@@ -115,7 +130,7 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 	})
 	if err != nil {
 		l.shutdownConn()
-		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
+		return nil, err
 	}
 	if err := l.resync(ctx); err != nil {
 		l.shutdownConn()

@@ -221,8 +221,10 @@ func (d *debugRun) addConfig(path string) error {
 		return nil
 	}
 	const redacted = "redacted"
-	if cfg.Storage.CredsFile != "" {
-		cfg.Storage.CredsFile = redacted
+	for _, f := range []*string{&cfg.Storage.CredsFile, &cfg.Storage.NKeySeedFile, &cfg.Storage.TLSKeyFile} {
+		if *f != "" {
+			*f = redacted
+		}
 	}
 	if i := strings.Index(cfg.Storage.URL, "@"); i >= 0 {
 		if j := strings.Index(cfg.Storage.URL, "://"); j >= 0 && j < i {

@@ -236,7 +236,9 @@ revoked, rotated or called, and nothing is appended to the log.`,
 				if err != nil {
 					return &cliError{op: "reading config", err: err, code: 1}
 				}
-				lo = ledger.Options{Dir: cfg.Storage.Path, URL: cfg.Storage.URL, Replicas: cfg.Storage.Replicas}
+				if lo, err = storageOptions(cfg); err != nil {
+					return &cliError{op: "reading config", err: err, code: 1}
+				}
 			}
 			if lo.Dir == "" && lo.URL == "" {
 				return usageErr(cmd, errors.New("say where the node's storage is: -config, -data-dir or -nats-url"))

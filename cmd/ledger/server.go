@@ -163,7 +163,11 @@ func runConfigured(ctx context.Context, out io.Writer, cfg *config.Config) error
 	for _, w := range cfg.Warnings {
 		logger.Warn("config: " + w)
 	}
-	lo := ledger.Options{Dir: cfg.Storage.Path, URL: cfg.Storage.URL, Replicas: cfg.Storage.Replicas}
+	lo, err := storageOptions(cfg)
+	if err != nil {
+		return err
+	}
+	lo.Logger = logger
 	var specs []listenerSpec
 	for _, l := range cfg.Listeners {
 		sp := listenerSpec{addr: l.Address, maxRequestBytes: l.MaxRequestSize, unauthMetrics: l.UnauthenticatedMetricsAccess,

@@ -36,9 +36,12 @@ var ErrInvalid = errors.New("invalid config")
 
 // Config is a parsed and validated server configuration.
 type Config struct {
-	Storage     Storage
-	Listeners   []Listener
-	APIAddr     string // externally reachable URL; empty when not set
+	Storage   Storage
+	Listeners []Listener
+	APIAddr   string // externally reachable URL; empty when not set
+	// NodeID names this node in a cluster (its NATS server name, raft list-peers, the lease
+	// holder). Empty when the file leaves it out: the server then uses the hostname.
+	NodeID      string
 	ClusterName string
 	LogLevel    string // one of trace, debug, info, warn, error
 	// AuditRetentionAge and AuditRetentionBytes bound the LEDGER_AUDIT stream of read and
@@ -57,16 +60,29 @@ type Config struct {
 	Warnings []string
 }
 
-// Storage is the storage "jetstream" block. Exactly one of Path (embedded
-// JetStream) and URL (external NATS) is set; CredsFile and TLSCAFile are only
-// set alongside URL.
+// Storage is the storage "jetstream" block. Exactly one of Path (embedded JetStream) and URL
+// (external NATS) is set. Cluster is set only with Path; the credential and TLS files only
+// with URL.
 type Storage struct {
-	Type      string // always "jetstream"
-	Path      string
-	URL       string
-	CredsFile string
-	TLSCAFile string
-	Replicas  int // 1 to MaxStreamReplicas
+	Type         string // always "jetstream"
+	Path         string
+	URL          string
+	Cluster      *StorageCluster // embedded mode: this node's NATS server joins a JetStream cluster
+	CredsFile    string          // credentials_file (or creds_file): a NATS .creds file
+	NKeySeedFile string
+	TLSCAFile    string
+	TLSCertFile  string // client certificate for the NATS connection; set with TLSKeyFile
+	TLSKeyFile   string
+	Replicas     int // 1 to MaxStreamReplicas; above 1 only with Cluster or URL
+}
+
+// StorageCluster is the cluster block inside storage "jetstream": the embedded NATS server
+// listens for routes on Listen and connects to Routes, forming one JetStream cluster named Name.
+type StorageCluster struct {
+	Name      string
+	Listen    string   // host:port for cluster routes
+	Routes    []string // nats://host:port of every member (this node's own entry is allowed)
+	Advertise string   // host:port other members use to reach Listen; empty: Listen
 }
 
 // Listener is one listener "tcp" block. When TLSDisable is false both

@@ -29,6 +29,10 @@ func TestParse(t *testing.T) {
 storage "jetstream" {
   path = "/var/lib/ledger"
   stream_replicas = 3
+  cluster {
+    listen = "10.0.0.1:6222"
+    routes = ["nats://10.0.0.1:6222", "nats://10.0.0.2:6222", "nats://10.0.0.3:6222"]
+  }
 }
 listener "tcp" {
   address       = "127.0.0.1:8200"
@@ -44,7 +48,10 @@ ui = true
 disable_mlock = true
 `,
 			want: Config{
-				Storage: Storage{Type: "jetstream", Path: "/var/lib/ledger", Replicas: 3},
+				Storage: Storage{Type: "jetstream", Path: "/var/lib/ledger", Replicas: 3, Cluster: &StorageCluster{
+					Name: DefaultJetStreamCluster, Listen: "10.0.0.1:6222",
+					Routes: []string{"nats://10.0.0.1:6222", "nats://10.0.0.2:6222", "nats://10.0.0.3:6222"},
+				}},
 				Listeners: []Listener{{
 					Type: "tcp", Address: "127.0.0.1:8200", TLSDisable: true,
 					TLSCertFile: "/path/cert.pem", TLSKeyFile: "/path/key.pem", MaxRequestSize: 33554432, Limits: DefaultListenerLimits(),

@@ -164,7 +164,7 @@ func keys(body hcl.Body) []key {
 
 func (d *decoder) decodeRoot(body hcl.Body) *Config {
 	c := d.content(body, "",
-		[]string{"api_addr", "cluster_name", "log_level", "audit_retention_age", "audit_retention_bytes"},
+		[]string{"api_addr", "cluster_name", "log_level", "audit_retention_age", "audit_retention_bytes", "node_id"},
 		[]hcl.BlockHeaderSchema{
 			{Type: "storage", LabelNames: []string{"type"}},
 			{Type: "listener", LabelNames: []string{"type"}},
@@ -230,6 +230,15 @@ func (d *decoder) decodeRoot(body hcl.Body) *Config {
 			}
 		}
 	}
+	if a, ok := c.Attributes["node_id"]; ok {
+		if s, ok := d.nonEmptyStr(a); ok {
+			if err := validNodeID(s); err != nil {
+				d.errorf(a.Range, "node_id %q %v", s, err)
+			} else {
+				cfg.NodeID = s
+			}
+		}
+	}
 	if a, ok := c.Attributes["cluster_name"]; ok {
 		if s, ok := d.str(a); ok && s != "" {
 			cfg.ClusterName = s
@@ -276,58 +285,6 @@ func logLevel(s string) (string, bool) {
 		return "error", true
 	}
 	return "", false
-}
-
-func (d *decoder) decodeStorage(b *hcl.Block) Storage {
-	s := Storage{Type: b.Labels[0], Replicas: DefaultStreamReplicas}
-	if s.Type != "jetstream" {
-		d.errorf(b.DefRange, `storage type %q is not supported; only "jetstream" is`, s.Type)
-		return s
-	}
-	where := fmt.Sprintf("storage %q", s.Type)
-	c := d.content(b.Body, where, []string{"path", "url", "creds_file", "tls_ca_file", "stream_replicas"}, nil)
-
-	path, hasPath := c.Attributes["path"]
-	u, hasURL := c.Attributes["url"]
-	switch {
-	case hasPath && hasURL:
-		later := path
-		if u.Range.Start.Line > path.Range.Start.Line {
-			later = u
-		}
-		d.errorf(later.Range, "%s sets both path and url; use path for embedded JetStream or url for an external NATS server", where)
-	case hasPath:
-		s.Path, _ = d.nonEmptyStr(path)
-	case hasURL:
-		s.URL, _ = d.nonEmptyStr(u)
-	default:
-		d.errorf(b.DefRange, "%s needs path (embedded JetStream data directory) or url (external NATS server)", where)
-	}
-
-	for name, dst := range map[string]*string{"creds_file": &s.CredsFile, "tls_ca_file": &s.TLSCAFile} {
-		a, ok := c.Attributes[name]
-		if !ok {
-			continue
-		}
-		if !hasURL {
-			// Silently ignoring credentials would hide a config that
-			// the operator believes is authenticating.
-			d.errorf(a.Range, "%s applies only to an external NATS server (url), not to embedded JetStream (path)", name)
-			continue
-		}
-		*dst, _ = d.nonEmptyStr(a)
-	}
-
-	if a, ok := c.Attributes["stream_replicas"]; ok {
-		if n, ok := d.integer(a); ok {
-			if n < 1 || n > MaxStreamReplicas {
-				d.errorf(a.Range, "stream_replicas must be between 1 and %d, got %d", MaxStreamReplicas, n)
-			} else {
-				s.Replicas = int(n)
-			}
-		}
-	}
-	return s
 }
 
 func (d *decoder) decodeListener(b *hcl.Block) (Listener, bool) {

@@ -1,0 +1,135 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// DefaultFormTimeout is how long Open waits for a JetStream cluster to offer the configured
+// replicas: long enough to start the other nodes by hand in other terminals.
+const DefaultFormTimeout = 2 * time.Minute
+
+// ClusterOptions make the embedded NATS server one member of a JetStream cluster.
+type ClusterOptions struct {
+	Name      string   // the cluster's name; every member uses the same
+	Listen    string   // host:port this member accepts routes on
+	Advertise string   // host:port the others reach Listen at; empty: Listen
+	Routes    []string // nats://host:port of the members (this one's own entry is ignored)
+}
+
+const clusterFile = "LEDGER_CLUSTER"
+
+// checkClusterStamp refuses a data dir that belongs to another cluster (or to a standalone
+// node, or a standalone node started on a cluster member's data): its JetStream state would
+// fork from, or be overwritten by, the cluster's.
+func checkClusterStamp(dir string, c *ClusterOptions) error {
+	want := "standalone\n"
+	if c != nil {
+		want = "cluster " + c.Name + "\n"
+	}
+	return checkStamp(dir, clusterFile, want, func(got string) error {
+		return fmt.Errorf("data dir %s belongs to %q but this node is configured as %q: start it with the config that created the dir, or give it an empty data dir to join as a new member: %w",
+			dir, got, strings.TrimSpace(want), ErrFormat)
+	})
+}
+
+func clusterOptions(opts *server.Options, c *ClusterOptions) error {
+	if c == nil {
+		return nil
+	}
+	host, port, err := splitHostPort(c.Listen)
+	if err != nil {
+		return fmt.Errorf("cluster listen: %w", err)
+	}
+	opts.Cluster = server.ClusterOpts{Name: c.Name, Host: host, Port: port, Advertise: c.Advertise, ConnectRetries: -1}
+	for _, r := range c.Routes {
+		u, err := url.Parse(r)
+		if err != nil {
+			return fmt.Errorf("cluster route %q: %w", r, err)
+		}
+		opts.Routes = append(opts.Routes, u)
+	}
+	return nil
+}
+
+// ClusterPeers names the NATS servers this node's embedded server sees: itself and every
+// server it has a route to, sorted. Nil for an external connection.
+func (l *Log) ClusterPeers() []string {
+	if l.ns == nil {
+		return nil
+	}
+	names := []string{l.ns.Name()}
+	rz, err := l.ns.Routez(&server.RoutezOptions{})
+	if err == nil {
+		for _, r := range rz.Routes {
+			if r.RemoteName != "" && !slices.Contains(names, r.RemoteName) {
+				names = append(names, r.RemoteName)
+			}
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// createStream creates (or updates) the log's stream. A cluster that is still forming, or
+// has fewer members than cfg.Replicas, answers with a transient error: wait for it up to
+// o.FormTimeout, logging what is seen, then refuse with how many peers there are.
+func (l *Log) createStream(ctx context.Context, o Options, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	timeout := o.FormTimeout
+	if timeout <= 0 {
+		timeout = DefaultFormTimeout
+	}
+	deadline := time.Now().Add(timeout)
+	lastLog := time.Now()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, min(2*time.Second, max(time.Until(deadline), 100*time.Millisecond)))
+		st, err := l.js.CreateOrUpdateStream(cctx, cfg)
+		cancel()
+		if err == nil {
+			return st, nil
+		}
+		if cfg.Replicas <= 1 || ctx.Err() != nil || !retryableCreate(err) || time.Now().After(deadline) {
+			peers := l.ClusterPeers()
+			if cfg.Replicas > 1 && (len(peers) < cfg.Replicas || retryableCreate(err)) {
+				seen := "this node sees the cluster through an external NATS connection"
+				if l.ns != nil {
+					seen = fmt.Sprintf("this node sees %d of them (%s)", len(peers), strings.Join(peers, ", "))
+				}
+				return nil, fmt.Errorf("create stream %s: %d replicas need %d JetStream servers in the cluster, %s after %s: start the other nodes (check cluster routes and listen), or lower replicas: %w",
+					cfg.Name, cfg.Replicas, cfg.Replicas, seen, timeout.Round(time.Second), err)
+			}
+			return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
+		}
+		if time.Since(lastLog) > 5*time.Second {
+			lastLog = time.Now()
+			l.log.Info("waiting for the JetStream cluster", "replicas", cfg.Replicas, "peers_visible", len(l.ClusterPeers()),
+				"peers", strings.Join(l.ClusterPeers(), ","), "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// retryableCreate reports errors a forming cluster gives: no meta leader yet, too few peers,
+// or a request that timed out while the cluster elected.
+func retryableCreate(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case 10008 /* cluster temporarily unavailable */, 10023 /* insufficient resources */, 10005 /* no suitable peers */, 10074 /* cluster not available */ :
+			return true
+		}
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
+		strings.Contains(err.Error(), "timeout") || strings.Contains(err.Error(), "no responders")
+}

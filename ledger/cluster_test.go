@@ -1,0 +1,128 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// freePorts reserves n loopback ports and releases them for the servers to take.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var lns []net.Listener
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return ports
+}
+
+// clusterOptions3 returns the options of a three-member embedded cluster on loopback.
+func clusterOptions3(t testing.TB, dir string) []Options {
+	ports := freePorts(t, 3)
+	var routes []string
+	for _, p := range ports {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+	}
+	var out []Options
+	for i, p := range ports {
+		out = append(out, Options{
+			Dir: filepath.Join(dir, fmt.Sprintf("n%d", i+1)), Replicas: 3, NodeName: fmt.Sprintf("n%d", i+1),
+			Cluster: &ClusterOptions{Name: "test", Listen: fmt.Sprintf("127.0.0.1:%d", p), Routes: routes},
+		})
+	}
+	return out
+}
+
+// openCluster3 opens three logs that form one JetStream cluster with an R3 stream.
+func openCluster3(t testing.TB) []*Log {
+	t.Helper()
+	opts := clusterOptions3(t, t.TempDir())
+	logs := make([]*Log, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range opts {
+		wg.Go(func() {
+			logs[i], errs[i] = Open(context.Background(), opts[i])
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("open n%d: %v", i+1, err)
+		}
+		t.Cleanup(func() { logs[i].Close() })
+	}
+	return logs
+}
+
+func TestClusterR3Append(t *testing.T) {
+	logs := openCluster3(t)
+	k := testKeyring(t)
+	for _, l := range logs {
+		l.SetKeyring(k)
+	}
+	info, err := logs[0].stream.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.Replicas != 3 || info.Cluster == nil || len(info.Cluster.Replicas) != 2 {
+		t.Fatalf("stream replicas = %d, cluster %+v", info.Config.Replicas, info.Cluster)
+	}
+	if _, err := logs[0].Append(context.Background(), []Event{{Type: "test.written.v1", Payload: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	// Every member serves the batch from its own replica.
+	for i, l := range logs {
+		deadline := time.Now().Add(10 * time.Second)
+		for len(readAll(t, l, k)) != 1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("n%d never saw the batch", i+1)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if peers := l.ClusterPeers(); len(peers) != 3 {
+			t.Errorf("n%d sees peers %v", i+1, peers)
+		}
+	}
+}
+
+func TestClusterTooFewPeersRefused(t *testing.T) {
+	o := clusterOptions3(t, t.TempDir())[0]
+	o.FormTimeout = 2 * time.Second
+	_, err := Open(context.Background(), o)
+	if err == nil {
+		t.Fatal("a lone member opened an R3 stream")
+	}
+	for _, w := range []string{"3 replicas need 3 JetStream servers", "this node sees 1 of them (n1)", "start the other nodes"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not say %q", err, w)
+		}
+	}
+}
+
+func TestClusterDataDirOfAnotherCluster(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	l.Close()
+	o := clusterOptions3(t, t.TempDir())[0]
+	o.Dir = dir
+	_, err := Open(context.Background(), o)
+	if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), `belongs to "standalone" but this node is configured as "cluster test"`) {
+		t.Fatalf("err = %v", err)
+	}
+}
