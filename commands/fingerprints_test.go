@@ -11,10 +11,9 @@ import (
 	fpview "github.com/ledger-secrets/ledger/projections/fingerprint"
 )
 
-// TestFingerprintBackfill: values written before fingerprints existed (simulated by emptying
-// the fingerprint view, as a server of an earlier build would have it) are fingerprinted by the
-// backfill, once: a second run appends nothing, and a run resumed past a path leaves it alone.
-func TestFingerprintBackfill(t *testing.T) {
+// newTestCore is an initialised, unsealed core over an embedded JetStream in a temp dir.
+func newTestCore(t testing.TB) (*Core, *InitResult) {
+	t.Helper()
 	ctx := context.Background()
 	l, err := ledger.Open(ctx, ledger.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -32,6 +31,15 @@ func TestFingerprintBackfill(t *testing.T) {
 	if _, err := c.Unseal(ctx, res.Keys[0]); err != nil {
 		t.Fatal(err)
 	}
+	return c, res
+}
+
+// TestFingerprintBackfill: values written before fingerprints existed (simulated by emptying
+// the fingerprint view, as a server of an earlier build would have it) are fingerprinted by the
+// backfill, once: a second run appends nothing, and a run resumed past a path leaves it alone.
+func TestFingerprintBackfill(t *testing.T) {
+	ctx := context.Background()
+	c, res := newTestCore(t)
 	do := func(op engines.Operation, path string, data map[string]any) {
 		t.Helper()
 		if _, err := c.Handle(ctx, &Request{Op: op, Path: path, Data: data, Token: res.RootToken}); err != nil {

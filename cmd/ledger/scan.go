@@ -20,7 +20,7 @@ import (
 // asking the server which candidate strings match a keyed fingerprint
 // (sys/ledger/fingerprints/match). Exit 1 when anything matches, 0 when clean, 2 on an error.
 
-const scanBatch = 1000 // candidates per match request (the server takes up to 5000)
+const scanBatch = 5000 // candidates per match request: the most the server takes
 
 // scanFinding is one place a known value was found.
 type scanFinding struct {
