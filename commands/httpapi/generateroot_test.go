@@ -10,7 +10,7 @@ import (
 )
 
 // generateRoot runs a whole attempt with the given keys and returns the completed status.
-func generateRoot(t *testing.T, c *vault.Client, nonce string, keys ...string) *vault.GenerateRootStatusResponse {
+func generateRoot(t testing.TB, c *vault.Client, nonce string, keys ...string) *vault.GenerateRootStatusResponse {
 	t.Helper()
 	for i, k := range keys {
 		st, err := c.Sys().GenerateRootUpdate(k, nonce)
@@ -87,6 +87,15 @@ func TestGenerateRootOTP(t *testing.T) {
 	}
 	if after, _ := c.Sys().GenerateRootStatus(); after.Started {
 		t.Fatalf("the attempt outlived its completion: %+v", after)
+	}
+	// Every step is audited, with the keys and the encoded token HMACed.
+	for _, path := range []string{"sys/generate-root/attempt", "sys/generate-root/update"} {
+		resp := raw(t, s.hs.URL, "GET", "sys/ledger/audit/query?path="+path, nil, tokenHeader(token))
+		recs, _ := resp.json(t)["data"].(map[string]any)["records"].([]any)
+		if resp.Status != 200 || len(recs) < 2 {
+			t.Fatalf("audit records of %s: %d %s", path, resp.Status, trunc(resp.Body))
+		}
+		noLeak(t, "audit of "+path, resp.Body, append([]string{st.OTP, done.EncodedRootToken, token}, s.keys...)...)
 	}
 	// The token is an event: it survives a restart.
 	s.restart()

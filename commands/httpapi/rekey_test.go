@@ -23,7 +23,7 @@ import (
 // ceremonyServer is a real Ledger on a temp dir, initialised with a chosen split, that can be
 // stopped and started again on the same log; its log output is kept to look for leaks.
 type ceremonyServer struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	logs   *syncBuffer
 	l      *ledger.Log
@@ -34,7 +34,7 @@ type ceremonyServer struct {
 	closed bool
 }
 
-func startCeremonyServerUninit(t *testing.T) *ceremonyServer {
+func startCeremonyServerUninit(t testing.TB) *ceremonyServer {
 	t.Helper()
 	s := &ceremonyServer{t: t, dir: t.TempDir(), logs: &syncBuffer{}}
 	s.start()
@@ -42,7 +42,7 @@ func startCeremonyServerUninit(t *testing.T) *ceremonyServer {
 	return s
 }
 
-func startCeremonyServer(t *testing.T, shares, threshold int) *ceremonyServer {
+func startCeremonyServer(t testing.TB, shares, threshold int) *ceremonyServer {
 	t.Helper()
 	s := startCeremonyServerUninit(t)
 	res, err := s.core.Init(context.Background(), commands.InitRequest{SecretShares: shares, SecretThreshold: threshold})
@@ -134,7 +134,7 @@ func (s *ceremonyServer) unsealFails(keys ...string) {
 }
 
 // rekey runs a whole rekey with the given current keys and returns the update that completed.
-func rekey(t *testing.T, c *vault.Client, init *vault.RekeyInitRequest, keys ...string) *vault.RekeyUpdateResponse {
+func rekey(t testing.TB, c *vault.Client, init *vault.RekeyInitRequest, keys ...string) *vault.RekeyUpdateResponse {
 	t.Helper()
 	st, err := c.Sys().RekeyInit(init)
 	if err != nil {
@@ -249,7 +249,7 @@ func TestRekeyOldSharesStopWorking(t *testing.T) {
 	checkNoSecretsLogged(t, s.logs.String(), append(append(append([]string{}, old...), up.Keys...), last.Keys...)...)
 }
 
-func rekeyWithNonce(t *testing.T, c *vault.Client, nonce string, keys ...string) *vault.RekeyUpdateResponse {
+func rekeyWithNonce(t testing.TB, c *vault.Client, nonce string, keys ...string) *vault.RekeyUpdateResponse {
 	t.Helper()
 	for i, k := range keys {
 		up, err := c.Sys().RekeyUpdate(k, nonce)

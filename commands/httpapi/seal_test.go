@@ -13,7 +13,7 @@ import (
 	vault "github.com/hashicorp/vault/api"
 )
 
-func respErr(t *testing.T, err error, status int, contains string) {
+func respErr(t testing.TB, err error, status int, contains string) {
 	t.Helper()
 	var re *vault.ResponseError
 	if !errors.As(err, &re) {
