@@ -51,13 +51,20 @@ type SnapshotOptions struct {
 	// Interval between automatic snapshots (default 1h; negative disables them). They are
 	// taken by the active node only; until HA arrives every unsealed node is active.
 	Interval time.Duration
-	// Retain is how many automatic snapshots to keep (default 24).
+	// Retain is how many automatic snapshots to keep (default 3).
 	Retain int
 }
 
 const (
 	defaultSnapshotInterval = time.Hour
-	defaultSnapshotRetain   = 24
+	// Automatic snapshots exist to make unseal fast (and replay verify checks the newest), so
+	// a few are kept: with checkpoints they come every few seconds under writes.
+	defaultSnapshotRetain = 3
+	// Checkpoints: a snapshot once checkpointBatches batches were applied since the last, at
+	// most one per checkpointGap, looked for every checkpointPoll.
+	checkpointBatches = 1_000
+	checkpointGap     = 10 * time.Second
+	checkpointPoll    = 2 * time.Second
 	// A tail longer than this at unseal makes the node take a snapshot at once, so the next
 	// unseal does not replay it again.
 	snapshotAfterBatches = 10_000
@@ -339,6 +346,11 @@ func (c *Core) takeSnapshot(ctx context.Context, st *unsealed, withDataKeys bool
 	snap.ClusterID = s.ClusterID
 	snap.Seal = replay.SealConfig{Shares: s.Shares, Threshold: s.Threshold, Term: kr.Term(), InitTime: s.InitTime, Keyring: wrapped}
 	var buf bytes.Buffer
+	size := len(snap.DataKeys)
+	for _, p := range snap.Views {
+		size += len(p.Data)
+	}
+	buf.Grow(size + size/16 + 64<<10) // sealing and framing add a little: no doubling copies
 	if _, err := snap.Encode(&buf, kr); err != nil {
 		return nil, cut, err
 	}
@@ -398,8 +410,10 @@ func (c *Core) loadDataKeys(ctx context.Context, st *unsealed, dk *ledger.DataKe
 	return nil
 }
 
-// snapshotLoop takes automatic snapshots while unsealed. It starts with one when the unseal
-// replayed a long tail or loaded a restored snapshot.
+// snapshotLoop takes automatic snapshots while unsealed: every Interval, and as a checkpoint
+// whenever checkpointBatches batches were applied since the last one (at most one per
+// checkpointGap), so a restart replays a short tail whatever the write rate. It starts with
+// one when the unseal replayed a long tail or loaded a restored snapshot.
 func (c *Core) snapshotLoop(ctx context.Context, st *unsealed, base *replay.Base) {
 	every, keep := c.opts.Snapshots.Interval, c.opts.Snapshots.Retain
 	if every == 0 {
@@ -411,28 +425,35 @@ func (c *Core) snapshotLoop(ctx context.Context, st *unsealed, base *replay.Base
 	if every < 0 {
 		return
 	}
-	wait := every
 	var from uint64
 	if base != nil {
 		from = base.Seq
 	}
+	next := time.Now().Add(every)
 	if (base != nil && base.Restored) || st.runner.Applied()-from >= snapshotAfterBatches {
-		wait = 0
+		next = time.Now()
 	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
+	var taken time.Time
+	tick := time.NewTicker(min(every, checkpointPoll))
+	defer tick.Stop()
 	for {
+		now := time.Now()
+		st.snaps.mu.Lock()
+		grown := st.runner.Applied() - st.snaps.last
+		st.snaps.mu.Unlock()
+		if !now.Before(next) || (grown >= checkpointBatches && now.Sub(taken) >= checkpointGap) {
+			if name, err := c.autoSnapshot(ctx, st, keep); err != nil && ctx.Err() == nil {
+				c.logger.Error("automatic snapshot", "err", err)
+			} else if name != "" {
+				c.logger.Info("automatic snapshot stored", "name", name)
+			}
+			taken, next = time.Now(), time.Now().Add(every)
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-timer.C:
+		case <-tick.C:
 		}
-		if name, err := c.autoSnapshot(ctx, st, keep); err != nil && ctx.Err() == nil {
-			c.logger.Error("automatic snapshot", "err", err)
-		} else if name != "" {
-			c.logger.Info("automatic snapshot stored", "name", name)
-		}
-		timer.Reset(every)
 	}
 }
 

@@ -124,10 +124,12 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 		clear(rootKey)
 		return fmt.Errorf("load snapshot: %w", err)
 	}
+	loaded := time.Since(started)
 	if err := st.runner.CatchUp(ctx); err != nil {
 		clear(rootKey)
 		return fmt.Errorf("rebuild views: %w", err)
 	}
+	caughtUp := time.Since(started)
 	dk, err := ledger.OpenDataKeys(ctx, c.log.JetStream(), max(c.opts.Replicas, 1))
 	if err != nil {
 		clear(rootKey)
@@ -168,7 +170,9 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 	go c.snapshotLoop(rctx, st, base)
 	go c.reportInvalidUTF8Keys(st)
 	go c.backfillFingerprints(rctx, st)
-	c.logger.Info("unsealed", "applied_seq", st.runner.Applied(), "rebuild", time.Since(started).Round(time.Millisecond))
+	c.logger.Info("unsealed", "applied_seq", st.runner.Applied(), "rebuild", time.Since(started).Round(time.Millisecond),
+		"snapshot_load", loaded.Round(time.Millisecond), "tail", (caughtUp - loaded).Round(time.Millisecond),
+		"data_keys_and_audit", (time.Since(started) - caughtUp).Round(time.Millisecond))
 	return nil
 }
 

@@ -253,6 +253,7 @@ func (s *Snapshot) Encode(w io.Writer, kr *ledger.Keyring) (int64, error) {
 	for _, b := range bodies {
 		buf.Reset()
 		n := chunks(len(b.data))
+		buf.Grow(len(b.data) + n*64) // the sealed body at once: no doubling copies of a large view
 		for i := range n {
 			lo, hi := i*chunkSize, min((i+1)*chunkSize, len(b.data))
 			ct, err := kr.Seal(b.data[lo:hi], chunkAD(metaSum, b.file, i, i == n-1))

@@ -250,15 +250,7 @@ func TestLoadBaseReplaysTheTail(t *testing.T) {
 func TestLoadBaseSkipsBadSnapshots(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	workload(t, e)
-	live := projections.NewRunner(e.log, e.kr, newViews()...)
-	if err := live.CatchUp(ctx); err != nil {
-		t.Fatal(err)
-	}
-	store, err := replay.OpenStore(ctx, e.log.JetStream(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	live, store := e.liveWorkload(t)
 	data, cut := e.snapshotOf(t, live, nil)
 	if err := store.Put(ctx, replay.AutoName(cut.Seq), flip(data, len(data)/2), cut.Seq); err != nil {
 		t.Fatal(err)
@@ -300,4 +292,20 @@ func TestReplayDetectsBrokenChain(t *testing.T) {
 	if !errors.Is(err, ledger.ErrCorrupt) {
 		t.Fatalf("replay from a wrong hash = %v, want ErrCorrupt", err)
 	}
+}
+
+// liveWorkload writes the workload, folds it into a live runner's views and opens the
+// snapshot store.
+func (e *env) liveWorkload(t *testing.T) (*projections.Runner, *replay.Store) {
+	t.Helper()
+	workload(t, e)
+	live := projections.NewRunner(e.log, e.kr, newViews()...)
+	if err := live.CatchUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	store, err := replay.OpenStore(context.Background(), e.log.JetStream(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return live, store
 }

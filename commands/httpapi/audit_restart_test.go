@@ -16,14 +16,7 @@ import (
 func TestAuditFileDeviceAcrossKill9(t *testing.T) {
 	srv := startChild(t, t.TempDir())
 	c := srv.client("")
-	init, err := c.Sys().Init(&vault.InitRequest{SecretShares: 1, SecretThreshold: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Sys().Unseal(init.Keys[0]); err != nil {
-		t.Fatal(err)
-	}
-	root := srv.client(init.RootToken)
+	init, root := srv.initUnseal()
 	if err := root.Sys().Mount("secret", &vault.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
 		t.Fatal(err)
 	}

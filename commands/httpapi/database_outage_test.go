@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	vault "github.com/hashicorp/vault/api"
-
 	"github.com/ledger-secrets/ledger/engines/database/dbtest"
 )
 
@@ -20,14 +18,7 @@ func TestDatabaseOutageAcrossRestart(t *testing.T) {
 	l := dbtest.LessonPostgres(t)
 	srv := startChild(t, t.TempDir())
 	c := srv.client("")
-	init, err := c.Sys().Init(&vault.InitRequest{SecretShares: 1, SecretThreshold: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Sys().Unseal(init.Keys[0]); err != nil {
-		t.Fatal(err)
-	}
-	root := srv.client(init.RootToken)
+	init, root := srv.initUnseal()
 	dbConfigure(t, root, l, "outage,keeper")
 	dbRole(t, root, l, "outage", "3s", "1h")
 	dbRole(t, root, l, "keeper", "1h", "24h")

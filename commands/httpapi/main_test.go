@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"testing"
@@ -27,6 +28,16 @@ import (
 // listening on ADDR, so tests can kill it with SIGKILL and start it again.
 const childEnv = "LEDGER_TEST_CHILD_SERVER"
 
+// childSnapshotEnv sets the child server's automatic snapshot interval (a Go duration).
+const childSnapshotEnv = "LEDGER_TEST_CHILD_SNAPSHOT_EVERY"
+
+// childInfoEnv, when set, makes the child server log at info level (benchmarks: unseal phases).
+const childInfoEnv = "LEDGER_TEST_CHILD_INFO"
+
+// childProfileEnv, when set to a path, makes the child server write a CPU profile of its first
+// 30 seconds to path.<pid>.
+const childProfileEnv = "LEDGER_TEST_CHILD_CPUPROFILE"
+
 func TestMain(m *testing.M) {
 	if spec := os.Getenv(childEnv); spec != "" {
 		dir, addr, _ := strings.Cut(spec, "|")
@@ -42,12 +53,35 @@ func TestMain(m *testing.M) {
 func serveChild(dir, addr string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if file := os.Getenv(childProfileEnv); file != "" {
+		// The first 30 s of the process: start, unseal, first reads (benchmarks).
+		f, err := os.Create(fmt.Sprintf("%s.%d", file, os.Getpid()))
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		time.AfterFunc(30*time.Second, func() { pprof.StopCPUProfile(); f.Close() })
+	}
+	level := slog.LevelWarn
+	if os.Getenv(childInfoEnv) != "" {
+		level = slog.LevelInfo
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	l, err := ledger.Open(ctx, ledger.Options{Dir: dir, Logger: logger})
 	if err != nil {
 		return err
 	}
-	core, err := commands.New(ctx, l, commands.Options{Logger: logger})
+	opts := commands.Options{Logger: logger}
+	if every := os.Getenv(childSnapshotEnv); every != "" {
+		d, err := time.ParseDuration(every)
+		if err != nil {
+			return err
+		}
+		opts.Snapshots.Interval = d
+	}
+	core, err := commands.New(ctx, l, opts)
 	if err != nil {
 		return err
 	}
@@ -71,7 +105,7 @@ func serveChild(dir, addr string) error {
 
 // child is a Ledger server in its own process.
 type child struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	addr string
 	cmd  *exec.Cmd
@@ -79,7 +113,7 @@ type child struct {
 	exited chan struct{}
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -89,7 +123,7 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func startChild(t *testing.T, dir string) *child {
+func startChild(t testing.TB, dir string) *child {
 	t.Helper()
 	c := &child{t: t, dir: dir, addr: freeAddr(t)}
 	c.start()
@@ -188,4 +222,18 @@ func dataDirFiles(t *testing.T, dir string) []string {
 		return nil
 	})
 	return files
+}
+
+// initUnseal initialises the child with one unseal key, unseals it, and returns the init
+// answer and a client holding the root token.
+func (c *child) initUnseal() (*vault.InitResponse, *vault.Client) {
+	c.t.Helper()
+	init, err := c.client("").Sys().Init(&vault.InitRequest{SecretShares: 1, SecretThreshold: 1})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if _, err := c.client("").Sys().Unseal(init.Keys[0]); err != nil {
+		c.t.Fatal(err)
+	}
+	return init, c.client(init.RootToken)
 }

@@ -151,14 +151,7 @@ func TestSealCeremonyAcrossKill9(t *testing.T) {
 func TestRotateSurvivesRestart(t *testing.T) {
 	srv := startChild(t, t.TempDir())
 	c := srv.client("")
-	init, err := c.Sys().Init(&vault.InitRequest{SecretShares: 1, SecretThreshold: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Sys().Unseal(init.Keys[0]); err != nil {
-		t.Fatal(err)
-	}
-	root := srv.client(init.RootToken)
+	init, root := srv.initUnseal()
 	before, err := root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"default"}})
 	if err != nil {
 		t.Fatal(err)

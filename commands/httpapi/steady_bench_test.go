@@ -75,7 +75,7 @@ func BenchmarkSteadyState(b *testing.B) {
 }
 
 // hammerN runs op n times (argument 0..n-1) from conc workers.
-func hammerN(b *testing.B, conc, n int, op func(int) error) error {
+func hammerN(_ testing.TB, conc, n int, op func(int) error) error {
 	errs := make(chan error, conc)
 	next := make(chan int)
 	go func() {

@@ -10,6 +10,7 @@
 package kv
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -142,19 +143,60 @@ type Secret struct {
 	Versions           map[uint64]Version `json:"versions,omitempty"`
 }
 
-func (s *Secret) clone() Secret {
-	c := *s
-	c.Versions = make(map[uint64]Version, len(s.Versions))
-	for n, v := range s.Versions {
-		c.Versions[n] = v // Sealed is never written in place, so sharing it is safe
+// secret is how the view stores a KV v2 path: Secret with its versions in a slice in
+// ascending order instead of a map. A Go map costs about a kilobyte even for one entry, which
+// at a million paths was most of the server's memory.
+type secret struct {
+	current, oldest uint64
+	maxVersions     int
+	cas             bool
+	dva             time.Duration
+	custom          map[string]string
+	created         time.Time
+	updated         time.Time
+	versions        []numbered
+}
+
+// numbered is a version with its number.
+type numbered struct {
+	n uint64
+	Version
+}
+
+// find returns the index of version n.
+func (s *secret) find(n uint64) (int, bool) {
+	i := sort.Search(len(s.versions), func(i int) bool { return s.versions[i].n >= n })
+	return i, i < len(s.versions) && s.versions[i].n == n
+}
+
+// public is the Secret callers get: a copy they may keep (Sealed is never written in place,
+// so sharing it is safe).
+func (s *secret) public() Secret {
+	c := Secret{CurrentVersion: s.current, OldestVersion: s.oldest, MaxVersions: s.maxVersions,
+		CASRequired: s.cas, DeleteVersionAfter: s.dva, Created: s.created, Updated: s.updated,
+		Versions: make(map[uint64]Version, len(s.versions))}
+	for _, v := range s.versions {
+		c.Versions[v.n] = v.Version
 	}
-	if s.CustomMetadata != nil {
-		c.CustomMetadata = make(map[string]string, len(s.CustomMetadata))
-		for k, val := range s.CustomMetadata {
+	if s.custom != nil {
+		c.CustomMetadata = make(map[string]string, len(s.custom))
+		for k, val := range s.custom {
 			c.CustomMetadata[k] = val
 		}
 	}
 	return c
+}
+
+// stored is the view's form of a Secret (from a v1 snapshot).
+func stored(p *Secret) *secret {
+	s := &secret{current: p.CurrentVersion, oldest: p.OldestVersion, maxVersions: p.MaxVersions,
+		cas: p.CASRequired, dva: p.DeleteVersionAfter, custom: p.CustomMetadata, created: p.Created,
+		updated: p.Updated, versions: make([]numbered, 0, len(p.Versions))}
+	for n, v := range p.Versions {
+		s.versions = append(s.versions, numbered{n: n, Version: v})
+	}
+	sort.Slice(s.versions, func(i, j int) bool { return s.versions[i].n < s.versions[j].n })
+	return s
 }
 
 // dir is one directory of the LIST index: its children, folders with a trailing "/".
@@ -165,13 +207,13 @@ type dir struct {
 
 type mountState struct {
 	config  *Config
-	secrets map[string]*Secret  // KV v2
+	secrets map[string]*secret  // KV v2
 	values  map[string]*Version // KV v1
 	dirs    map[string]*dir     // "" (root), "a/", "a/b/"
 }
 
 func newMountState() *mountState {
-	return &mountState{secrets: map[string]*Secret{}, values: map[string]*Version{}, dirs: map[string]*dir{}}
+	return &mountState{secrets: map[string]*secret{}, values: map[string]*Version{}, dirs: map[string]*dir{}}
 }
 
 // View is the KV view.
@@ -212,17 +254,17 @@ func (v *View) Apply(rec ledger.Record) error {
 			return nil
 		}
 		for _, n := range p.Versions {
-			ver, ok := s.Versions[n]
-			if !ok || ver.Destroyed {
+			i, ok := s.find(n)
+			if !ok || s.versions[i].Destroyed {
 				continue
 			}
+			ver := &s.versions[i].Version
 			switch rec.Type {
 			case VersionsDeleted, VersionsUndeleted:
 				ver.Deletion = utc(p.Time)
 			case VersionsDestroyed:
 				ver.Destroyed, ver.KeyID, ver.Sealed = true, "", nil
 			}
-			s.Versions[n] = ver
 		}
 	case MetadataWritten:
 		var p MetadataWrittenPayload
@@ -237,14 +279,14 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 		s := ms.secrets[p.Path]
 		if s == nil {
-			s = &Secret{Created: p.Created.UTC(), Updated: p.Created.UTC(), Versions: map[uint64]Version{}}
+			s = &secret{created: p.Created.UTC(), updated: p.Created.UTC()}
 			ms.secrets[p.Path] = s
 			ms.index(p.Path)
 		}
-		s.MaxVersions, s.CASRequired, s.DeleteVersionAfter = p.MaxVersions, p.CASRequired, p.DeleteVersionAfter
-		s.CustomMetadata = nil
+		s.maxVersions, s.cas, s.dva = p.MaxVersions, p.CASRequired, p.DeleteVersionAfter
+		s.custom = nil
 		if len(p.CustomMetadata) > 0 {
-			s.CustomMetadata = p.CustomMetadata
+			s.custom = p.CustomMetadata
 		}
 	case MetadataDeleted, V1Deleted:
 		var p PathPayload
@@ -342,25 +384,24 @@ func (v *View) versionWritten(p *VersionWrittenPayload) {
 	}
 	s := ms.secrets[p.Path]
 	if s == nil {
-		s = &Secret{Created: p.Created.UTC(), Versions: map[uint64]Version{}}
+		s = &secret{created: p.Created.UTC()}
 		ms.secrets[p.Path] = s
 		ms.index(p.Path)
 	}
-	if _, exists := s.Versions[p.Version]; exists || p.Version <= s.CurrentVersion {
+	if _, exists := s.find(p.Version); exists || p.Version <= s.current {
 		// Two writers decided the same version (they cannot on one node: the pipeline
 		// serialises a path's writes). The first one in the log wins, deterministically.
 		return
 	}
-	if s.Versions == nil {
-		s.Versions = map[uint64]Version{}
+	// p.Version is above every stored version: appending keeps the order.
+	s.versions = append(s.versions, numbered{n: p.Version, Version: Version{Created: p.Created.UTC(), Deletion: utc(p.Deletion), KeyID: p.KeyID, Sealed: p.Sealed}})
+	s.current = p.Version
+	s.updated = p.Created.UTC()
+	if len(p.Trim) > 0 {
+		// DeleteFunc zeroes the tail, so no trimmed ciphertext stays reachable from the array.
+		s.versions = slices.DeleteFunc(s.versions, func(v numbered) bool { return slices.Contains(p.Trim, v.n) })
 	}
-	s.Versions[p.Version] = Version{Created: p.Created.UTC(), Deletion: utc(p.Deletion), KeyID: p.KeyID, Sealed: p.Sealed}
-	s.CurrentVersion = p.Version
-	s.Updated = p.Created.UTC()
-	for _, n := range p.Trim {
-		delete(s.Versions, n)
-	}
-	s.OldestVersion = max(s.OldestVersion, p.Oldest)
+	s.oldest = max(s.oldest, p.Oldest)
 }
 
 var _ projections.Preparer = (*View)(nil)
@@ -442,7 +483,7 @@ func (v *View) Secret(mountUUID, path string) (Secret, bool) {
 	if s == nil {
 		return Secret{}, false
 	}
-	return s.clone(), true
+	return s.public(), true
 }
 
 // Value returns the KV v1 value at path.
@@ -512,7 +553,7 @@ func (v *View) KeyIDs(mountUUID string) []string {
 			continue
 		}
 		for _, s := range ms.secrets {
-			for _, ver := range s.Versions {
+			for _, ver := range s.versions {
 				if ver.KeyID != "" {
 					out = append(out, ver.KeyID)
 				}
@@ -526,67 +567,6 @@ func (v *View) KeyIDs(mountUUID string) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-type mountSnapshot struct {
-	Config  *Config             `json:"config,omitempty"`
-	Secrets map[string]*Secret  `json:"secrets,omitempty"`
-	Values  map[string]*Version `json:"values,omitempty"`
-}
-
-// Snapshot implements projections.View. It holds ciphertext and key ids only, never a value of
-// a destroyed or trimmed version. Maps encode with sorted keys, so equal states encode equally.
-func (v *View) Snapshot() ([]byte, error) {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	mounts := make(map[string]*mountSnapshot, len(v.mounts))
-	for uuid, ms := range v.mounts {
-		if ms.config == nil && len(ms.secrets) == 0 && len(ms.values) == 0 {
-			continue
-		}
-		mounts[uuid] = &mountSnapshot{Config: ms.config, Secrets: ms.secrets, Values: ms.values}
-	}
-	return projections.EncodeMounts(1, mounts, v.disabled)
-}
-
-// Restore implements projections.View.
-func (v *View) Restore(data []byte) error {
-	snap, disabled, err := projections.DecodeMounts[*mountSnapshot]("kv", 1, data)
-	if err != nil {
-		return err
-	}
-	mounts := make(map[string]*mountState, len(snap))
-	for uuid, m := range snap {
-		if m == nil {
-			continue
-		}
-		ms := newMountState()
-		ms.config = m.Config
-		for p, sec := range m.Secrets {
-			if sec == nil {
-				continue
-			}
-			if sec.Versions == nil {
-				sec.Versions = map[uint64]Version{}
-			}
-			ms.secrets[p] = sec
-			ms.index(p)
-		}
-		for p, val := range m.Values {
-			if val == nil {
-				continue
-			}
-			if _, ok := ms.secrets[p]; !ok {
-				ms.index(p)
-			}
-			ms.values[p] = val
-		}
-		mounts[uuid] = ms
-	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.mounts, v.disabled = mounts, disabled
-	return nil
 }
 
 // Digest implements projections.View.
