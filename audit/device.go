@@ -77,14 +77,26 @@ type Settings struct {
 	HTTPFormat string // ndjson or splunk_hec
 	BatchSize  int
 	Timeout    time.Duration
+
+	// nats (URL empty: the node's own server), rabbitmq (URL, Exchange, RoutingKey), mqtt
+	Subject              string
+	NATSURL              string
+	NATSJetStream        bool
+	Exchange, RoutingKey string
+	Broker, Topic        string
+	ClientID             string
+	Username, Password   string
 }
 
 // Types of audit device this build can run.
 var deviceTypes = map[string][]string{
-	"file":   {"file_path", "path", "mode"},
-	"syslog": {"facility", "tag", "address", "network"},
-	"socket": {"address", "socket_type", "write_timeout"},
-	"http":   {"url", "headers", "http_format", "batch_size", "timeout"},
+	"file":     {"file_path", "path", "mode"},
+	"syslog":   {"facility", "tag", "address", "network"},
+	"socket":   {"address", "socket_type", "write_timeout"},
+	"http":     {"url", "headers", "http_format", "batch_size", "timeout"},
+	"nats":     {"subject", "url", "jetstream"},
+	"rabbitmq": {"url", "exchange", "routing_key"},
+	"mqtt":     {"broker", "topic", "client_id", "username", "password"},
 }
 
 var commonOptions = []string{"hmac_accessor", "log_raw", "audit_non_hmac_request_keys", "audit_non_hmac_response_keys",
@@ -96,7 +108,7 @@ var headerNameRE = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 func ParseSettings(typ string, opts map[string]string) (Settings, error) {
 	known, ok := deviceTypes[typ]
 	if !ok {
-		return Settings{}, invalid("unknown audit device type %q: use file, syslog, socket or http", typ)
+		return Settings{}, invalid("unknown audit device type %q: use file, syslog, socket, http, nats, rabbitmq or mqtt", typ)
 	}
 	allowed := map[string]bool{}
 	for _, k := range append(append([]string(nil), known...), commonOptions...) {
@@ -238,9 +250,48 @@ func ParseSettings(typ string, opts map[string]string) (Settings, error) {
 		if s.Timeout, err = durationOpt(opts, "timeout", 10*time.Second); err != nil {
 			return Settings{}, err
 		}
+	case "nats":
+		s.Subject, s.NATSURL = opts["subject"], opts["url"]
+		if !natsSubjectRE.MatchString(s.Subject) {
+			return Settings{}, invalid("subject %q: expected a NATS subject to publish to, such as ledger.audit (tokens of letters, digits, '-' and '_' separated by '.', no wildcards)", s.Subject)
+		}
+		if s.NATSURL != "" && !schemeIn(s.NATSURL, "nats", "tls") {
+			return Settings{}, invalid("url %q: expected nats://host:port (or tls://), or no url to publish on the node's own NATS server", redactURL(s.NATSURL))
+		}
+		if s.NATSJetStream, err = boolOpt(opts, "jetstream", false); err != nil {
+			return Settings{}, err
+		}
+	case "rabbitmq":
+		s.URL, s.Exchange, s.RoutingKey = opts["url"], opts["exchange"], opts["routing_key"]
+		if !schemeIn(s.URL, "amqp", "amqps") {
+			return Settings{}, invalid("url %q: expected amqp://user:password@host:5672/vhost (or amqps://)", redactURL(s.URL))
+		}
+		if s.RoutingKey == "" && s.Exchange == "" {
+			return Settings{}, invalid("routing_key is required with the default exchange: it names the queue the records go to")
+		}
+		if len(s.Exchange) > 255 || len(s.RoutingKey) > 255 {
+			return Settings{}, invalid("exchange and routing_key are at most 255 bytes")
+		}
+	case "mqtt":
+		s.Broker, s.Topic, s.ClientID = opts["broker"], opts["topic"], opts["client_id"]
+		s.Username, s.Password = opts["username"], opts["password"]
+		if !schemeIn(s.Broker, "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss") {
+			return Settings{}, invalid("broker %q: expected tcp://host:1883 (or ssl://, ws://)", redactURL(s.Broker))
+		}
+		if s.Topic == "" || strings.ContainsAny(s.Topic, "+#\x00") || len(s.Topic) > 65535 {
+			return Settings{}, invalid("topic %q: expected an MQTT topic to publish to, without the wildcards + and #", s.Topic)
+		}
+		if s.ClientID == "" {
+			s.ClientID = "ledger-audit"
+		}
+		if len(s.ClientID) > 128 {
+			return Settings{}, invalid("client_id is at most 128 characters")
+		}
 	}
 	return s, nil
 }
+
+var natsSubjectRE = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
 
 func boolOpt(opts map[string]string, k string, def bool) (bool, error) {
 	v, ok := opts[k]
@@ -289,6 +340,14 @@ func (d Device) Redacted() map[string]string {
 	for k, v := range d.Options {
 		out[k] = v
 	}
+	if p, ok := out["password"]; ok && p != "" {
+		out["password"] = "<redacted>"
+	}
+	for _, k := range []string{"url", "broker"} {
+		if u, ok := out[k]; ok {
+			out[k] = redactPassword(u)
+		}
+	}
 	if h, ok := out["headers"]; ok {
 		var m map[string]string
 		if json.Unmarshal([]byte(h), &m) == nil {
@@ -300,4 +359,16 @@ func (d Device) Redacted() map[string]string {
 		}
 	}
 	return out
+}
+
+// redactPassword hides the password of a URL's user info (amqp://guest:guest@host/).
+func redactPassword(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "redacted")
+	}
+	return u.String()
 }

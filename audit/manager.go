@@ -207,7 +207,11 @@ func (m *Manager) newDevice(d Device) (*device, error) {
 	if err != nil {
 		return nil, err
 	}
-	sk, err := newSink(d, s)
+	var own *nats.Conn
+	if m.js != nil {
+		own = m.js.Conn()
+	}
+	sk, err := newSink(d, s, own)
 	if err != nil {
 		return nil, err
 	}

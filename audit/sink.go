@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // sink is where a device writes its lines. Write writes lines in order and makes them as
@@ -38,8 +40,14 @@ type written struct {
 	Part int
 }
 
-func newSink(d Device, s Settings) (sink, error) {
+func newSink(d Device, s Settings, own *nats.Conn) (sink, error) {
 	switch d.Type {
+	case "nats":
+		return &natsSink{s: s, own: own}, nil
+	case "rabbitmq":
+		return &amqpSink{s: s}, nil
+	case "mqtt":
+		return &mqttSink{s: s}, nil
 	case "file":
 		return &fileSink{path: s.FilePath, mode: s.FileMode, prefix: s.Prefix}, nil
 	case "syslog":
@@ -82,6 +90,24 @@ func Probe(ctx context.Context, typ string, s Settings) error {
 			return invalid("socket %s %s is not reachable: %s", s.SocketType, s.Address, describe(err))
 		}
 		return conn.Close()
+	case "nats":
+		if s.NATSURL == "" {
+			return nil // the node's own server
+		}
+		if err := probeTCP(ctx, s.NATSURL, "4222"); err != nil {
+			return invalid("nats url: %s", err.Error())
+		}
+		return nil
+	case "rabbitmq":
+		if err := probeTCP(ctx, s.URL, map[bool]string{true: "5671", false: "5672"}[schemeIn(s.URL, "amqps")]); err != nil {
+			return invalid("rabbitmq url: %s", err.Error())
+		}
+		return nil
+	case "mqtt":
+		if err := probeTCP(ctx, s.Broker, "1883"); err != nil {
+			return invalid("mqtt broker: %s", err.Error())
+		}
+		return nil
 	case "http":
 		host, err := httpHostPort(s.URL)
 		if err != nil {

@@ -250,7 +250,7 @@ func (s *sysBackend) enableAudit(ctx context.Context, req *engines.Request, path
 		return nil, err
 	}
 	if typ == "" {
-		return nil, engines.BadRequest("field \"type\" is required: file, syslog, socket or http")
+		return nil, engines.BadRequest("field \"type\" is required: file, syslog, socket, http, nats, rabbitmq or mqtt")
 	}
 	desc, err := engines.String(req.Data, "description", "")
 	if err != nil {
