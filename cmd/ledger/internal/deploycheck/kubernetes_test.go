@@ -229,8 +229,12 @@ func (b *bundle) problems() []string {
 	if ctr == nil {
 		return append(p, "the pod has no container named ledger")
 	}
+	clusterPort := 0
 	for _, cp := range ctr.Ports {
 		containerPorts = append(containerPorts, cp.Name)
+		if cp.Name == "cluster" {
+			clusterPort = int(cp.ContainerPort)
+		}
 	}
 	for _, s := range b.services {
 		rest := labels.Set{}
@@ -439,10 +443,37 @@ func (b *bundle) problems() []string {
 				}
 			}
 		}
-		if st := cfg.Storage; st.Path != "" {
+		if cfg.NodeID != pod {
+			bad("%s.hcl node_id %q, want the pod's name", pod, cfg.NodeID)
+		}
+		if cfg.Storage.Replicas != replicas {
+			bad("%s.hcl replicas = %d, want one copy per pod (%d)", pod, cfg.Storage.Replicas, replicas)
+		}
+		st := cfg.Storage
+		if st.Path != "" {
 			dm, ok := mounts[path.Dir(st.Path)]
 			if !ok || !claims[dm.Name] {
 				bad("%s.hcl storage path %s is not on the StatefulSet's volume claim", pod, st.Path)
+			}
+			var routes []string
+			for j := range replicas {
+				routes = append(routes, fmt.Sprintf("nats://%s-%d.%s.%s.svc.cluster.local:%d", sts.Name, j, sts.Spec.ServiceName, ns, clusterPort))
+			}
+			switch {
+			case st.Cluster == nil:
+				bad("%s.hcl has no cluster block: the pods would not form one JetStream cluster", pod)
+			case !strings.HasSuffix(st.Cluster.Listen, fmt.Sprintf(":%d", clusterPort)) || clusterPort == 0:
+				bad("%s.hcl cluster listen %s is not the container's cluster port %d", pod, st.Cluster.Listen, clusterPort)
+			case !slices.Equal(st.Cluster.Routes, routes):
+				bad("%s.hcl routes %v, want every pod's stable name %v", pod, st.Cluster.Routes, routes)
+			}
+		}
+		for _, f := range []string{st.NKeySeedFile, st.CredsFile, st.TLSCAFile} {
+			if f == "" {
+				continue
+			}
+			if sm, ok := mounts[path.Dir(f)]; !ok || vols[sm.Name].Secret == nil || !sm.ReadOnly {
+				bad("%s.hcl NATS credential or CA file %s is not in a read-only Secret mount", pod, f)
 			}
 		}
 	}
@@ -552,8 +583,7 @@ func TestKubernetesExternalNATS(t *testing.T) {
 					t.Errorf("%s: url %q does not name %s", name, cfg.Storage.URL, host)
 				}
 			}
-			// Until the HA stanza lands the loader reads replicas as an unknown key.
-			if (cfg.Storage.Replicas != 3 && !haPending(`unknown key "replicas"`)) || cfg.Storage.TLSCAFile == "" {
+			if cfg.Storage.Replicas != 3 || cfg.Storage.TLSCAFile == "" || cfg.Storage.NKeySeedFile == "" {
 				t.Errorf("%s: want replicas = 3 and the NATS CA: %+v", name, cfg.Storage)
 			}
 		}
@@ -609,6 +639,13 @@ func TestStrictDecodingRefusesMistakes(t *testing.T) {
 			}
 		}, "which the active node does not set"},
 		{"config for a pod missing", func(b *bundle) { delete(b.configMaps[0].Data, "ledger-2.hcl") }, "no ledger-2.hcl"},
+		{"a route missing", func(b *bundle) {
+			b.configMaps[0].Data["ledger-0.hcl"] = strings.Replace(b.configMaps[0].Data["ledger-0.hcl"],
+				`"nats://ledger-2.ledger-internal.ledger.svc.cluster.local:6222",`, "", 1)
+		}, "ledger-0.hcl routes"},
+		{"another pod's node_id", func(b *bundle) {
+			b.configMaps[0].Data["ledger-1.hcl"] = strings.Replace(b.configMaps[0].Data["ledger-1.hcl"], `node_id  = "ledger-1"`, `node_id  = "ledger-0"`, 1)
+		}, `ledger-1.hcl node_id "ledger-0"`},
 		{"misspelt key in a config", func(b *bundle) {
 			b.configMaps[0].Data["ledger-1.hcl"] = strings.Replace(b.configMaps[0].Data["ledger-1.hcl"], "api_addr", "api_adr", 1)
 		}, `unknown key "api_adr"`},
@@ -631,11 +668,5 @@ func loadHCL(src []byte, name string) (*config.Config, []string) {
 	if err != nil {
 		return nil, []string{err.Error()}
 	}
-	var p []string
-	for _, w := range cfg.Warnings {
-		if !haPending(w) {
-			p = append(p, w)
-		}
-	}
-	return cfg, p
+	return cfg, cfg.Warnings
 }
