@@ -54,7 +54,7 @@ type TouchedPath struct {
 // value, as the incident report lists it; `ledger incident` decodes the report into it.
 type IncidentEvent struct {
 	Time          time.Time `json:"time"`
-	Kind          string    `json:"kind"` // read, issued, used, written
+	Kind          string    `json:"kind"` // read, issued, used, written, matched (by a scan)
 	Operation     string    `json:"operation"`
 	Path          string    `json:"path"`
 	Accessor      string    `json:"accessor"`
@@ -219,7 +219,7 @@ func (s *sysBackend) incident(ctx context.Context, req *engines.Request) (*engin
 	first := map[string]time.Time{}
 	var order []string
 	for _, e := range events {
-		if e.Kind == "written" || e.Accessor == "" {
+		if e.Kind == "written" || e.Kind == "matched" || e.Accessor == "" {
 			continue
 		}
 		if _, ok := first[e.Accessor]; !ok {
@@ -317,6 +317,9 @@ func matchRecord(t *incidentTarget, r audit.Record) (kind string, byPath bool) {
 			return "read", false
 		}
 		if containsHash(r.Request.Data, t.hashes) {
+			if r.Request.Path == "sys/ledger/fingerprints/match" {
+				return "matched", false // a scan checked it: a lead, not a reader
+			}
 			if r.Request.Operation == "read" {
 				return "used", false
 			}

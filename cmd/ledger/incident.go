@@ -341,7 +341,7 @@ func printIncidentTable(w io.Writer, rep *incidentReport) error {
 	for _, t := range rep.Targets {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", str(t, "secret_path"), str(t, "version"), str(t, "field"), str(t, "state"), str(t, "written"), writerOf(t))
 	}
-	fmt.Fprintf(tw, "\n== Reads (%d; %d audit records scanned) ==\n", len(rep.Events), rep.Scanned)
+	fmt.Fprintf(tw, "\n== Requests that returned or carried it (%d; %d audit records scanned) ==\n", len(rep.Events), rep.Scanned)
 	fmt.Fprintln(tw, "Time\tKind\tPath\tAccessor\tEntity\tRemote\tPolicies")
 	for _, e := range rep.Events {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Kind, e.Path, e.Accessor, e.EntityID, e.RemoteAddress, strings.Join(e.TokenPolicies, ","))
@@ -387,7 +387,7 @@ func printIncidentMarkdown(w io.Writer, rep *incidentReport) error {
 	for _, t := range rep.Targets {
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s |\n", str(t, "secret_path"), str(t, "version"), str(t, "field"), str(t, "state"), str(t, "written"), writerOf(t))
 	}
-	fmt.Fprintf(&b, "\n## Reads (%d)\n\n| Time | Kind | Path | Accessor | Entity | Remote | Policies |\n|---|---|---|---|---|---|---|\n", len(rep.Events))
+	fmt.Fprintf(&b, "\n## Requests that returned or carried it (%d)\n\n| Time | Kind | Path | Accessor | Entity | Remote | Policies |\n|---|---|---|---|---|---|---|\n", len(rep.Events))
 	for _, e := range rep.Events {
 		fmt.Fprintf(&b, "| %s | %s | `%s` | %s | %s | %s | %s |\n", e.Time.UTC().Format(time.RFC3339), e.Kind, e.Path, e.Accessor, e.EntityID, e.RemoteAddress, strings.Join(e.TokenPolicies, ", "))
 	}
