@@ -23,6 +23,9 @@ type ClusterOptions struct {
 	Listen    string   // host:port this member accepts routes on
 	Advertise string   // host:port the others reach Listen at; empty: Listen
 	Routes    []string // nats://host:port of the members (this one's own entry is ignored)
+	// NoAdvertise keeps the server from gossiping its listen address: members connect only
+	// through the routes listed (for networks where Listen is not reachable directly).
+	NoAdvertise bool
 }
 
 const clusterFile = "LEDGER_CLUSTER"
@@ -49,7 +52,7 @@ func clusterOptions(opts *server.Options, c *ClusterOptions) error {
 	if err != nil {
 		return fmt.Errorf("cluster listen: %w", err)
 	}
-	opts.Cluster = server.ClusterOpts{Name: c.Name, Host: host, Port: port, Advertise: c.Advertise, ConnectRetries: -1}
+	opts.Cluster = server.ClusterOpts{Name: c.Name, Host: host, Port: port, Advertise: c.Advertise, NoAdvertise: c.NoAdvertise, ConnectRetries: -1}
 	for _, r := range c.Routes {
 		u, err := url.Parse(r)
 		if err != nil {

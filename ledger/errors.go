@@ -18,3 +18,7 @@ var (
 	// ErrFormat: the data directory was written by an incompatible format version.
 	ErrFormat = errors.New("ledger: incompatible data format")
 )
+
+// ErrNotActive: this node is not the cluster's active node (a standby, or one deposed or cut
+// off from the majority), so it appends nothing.
+var ErrNotActive = errors.New("ledger: not the active node")

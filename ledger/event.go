@@ -200,6 +200,8 @@ type Batch struct {
 	Prev   [32]byte // hash of the previous batch's message data
 	Hash   [32]byte // hash of this batch's message data
 	Events []StoredEvent
+	// Epoch is the leader epoch the batch was appended under (0 without HA).
+	Epoch uint64
 }
 
 // batchMagic names the batch encoding; a change of format changes it.

@@ -73,6 +73,12 @@ type Log struct {
 	lastSeq  uint64
 	prevHash [32]byte
 	acked    atomic.Uint64 // last sequence this writer committed
+
+	replicas int
+	// gate, when set (by an Elector), is asked before every publish: the leader epoch to stamp
+	// on the batch, or ErrNotActive.
+	gate       atomic.Pointer[func() (uint64, error)]
+	wroteEpoch uint64 // writer goroutine: the epoch of its last batch
 }
 
 // Open starts (or connects to) JetStream, ensures the stream exists and starts the writer.
@@ -117,6 +123,7 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	replicas := max(o.Replicas, 1)
+	l.replicas = replicas
 	l.stream, err = l.createStream(ctx, o, jetstream.StreamConfig{
 		Name:        StreamName,
 		Description: "Ledger event log (encrypted batches)",
@@ -237,8 +244,26 @@ func (l *Log) store(batch []*appendReq, count int) (uint64, error) {
 	if seal {
 		subject = SubjectSeal
 	}
+	var epoch uint64
+	if g := l.gate.Load(); g != nil {
+		var err error
+		if epoch, err = (*g)(); err != nil {
+			return 0, err
+		}
+		if epoch != l.wroteEpoch {
+			// A new term: whatever this node wrote before, others have appended since. Take
+			// up the chain where the stream is, so the first batch of the term is not refused.
+			ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+			err := l.resync(ctx)
+			cancel()
+			if err != nil {
+				return 0, err
+			}
+			l.wroteEpoch = epoch
+		}
+	}
 	data := encodeBatch(l.prevHash, batchEvents(batch, count))
-	seq, err := l.publish(subject, data)
+	seq, err := l.publish(subject, data, epoch)
 	if err != nil {
 		return 0, err
 	}
@@ -250,7 +275,10 @@ func (l *Log) store(batch []*appendReq, count int) (uint64, error) {
 // publish stores one batch exactly once. A timeout does not mean the batch was lost: the
 // retry carries the same Nats-Msg-Id (the server deduplicates) and the same expected last
 // sequence, and a fence failure is resolved by looking at what the stream actually holds.
-func (l *Log) publish(subject string, data []byte) (uint64, error) {
+//
+// With a write gate each attempt asks it again: a node demoted while retrying stops at once
+// (ErrNotActive), and the batch carries the epoch it was written under.
+func (l *Log) publish(subject string, data []byte, epoch uint64) (uint64, error) {
 	msgID := newID()
 	expect := l.lastSeq
 	deadline := time.Now().Add(commitDeadline)
@@ -259,6 +287,16 @@ func (l *Log) publish(subject string, data []byte) (uint64, error) {
 		msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
 		msg.Header.Set(jetstream.MsgIDHeader, msgID)
 		msg.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(expect, 10))
+		if g := l.gate.Load(); g != nil {
+			cur, err := (*g)()
+			if err == nil && cur != epoch {
+				err = ErrNotActive
+			}
+			if err != nil {
+				return 0, fmt.Errorf("append: this node lost the lease: %w", err)
+			}
+			msg.Header.Set(EpochHeader, strconv.FormatUint(epoch, 10))
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 		ack, err := l.js.PublishMsg(ctx, msg)
 		cancel()
@@ -360,6 +398,10 @@ func (l *Log) Follow(ctx context.Context, from uint64, sealOnly bool, fn func(Ba
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	defer it.Stop()
+	// A batch appended under an older epoch than one already seen is a deposed leader's, and is
+	// skipped by every follower alike. The writer's fence (a new leader resyncs and appends after
+	// the old one's last batch) keeps this from happening; this is the second lock on the door.
+	var maxEpoch uint64
 	for {
 		// Next watches ctx itself: Stop alone does not wake an ordered consumer that is busy
 		// resetting (seen after the stream was rebuilt under it).
@@ -378,6 +420,14 @@ func (l *Log) Follow(ctx context.Context, from uint64, sealOnly bool, fn func(Ba
 		if err != nil {
 			return err
 		}
+		if h := m.Headers().Get(EpochHeader); h != "" {
+			b.Epoch, _ = strconv.ParseUint(h, 10, 64)
+		}
+		if b.Epoch < maxEpoch {
+			l.log.Warn("ledger: skipping a batch from a deposed leader", "seq", b.Seq, "epoch", b.Epoch, "current_epoch", maxEpoch)
+			continue
+		}
+		maxEpoch = b.Epoch
 		if err := fn(b); err != nil {
 			if errors.Is(err, errStop) {
 				return nil

@@ -1,0 +1,188 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type haNode struct {
+	log *Log
+	el  *Elector
+}
+
+func startHA(t *testing.T, ttl time.Duration) []*haNode {
+	t.Helper()
+	logs := openCluster3(t)
+	k := testKeyring(t)
+	var nodes []*haNode
+	for i, l := range logs {
+		l.SetKeyring(k)
+		el, err := l.NewElector(context.Background(), ElectorOptions{Node: fmt.Sprintf("n%d", i+1), APIAddr: fmt.Sprintf("http://n%d", i+1), TTL: ttl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		el.Start()
+		t.Cleanup(func() { el.Stop(context.Background()) })
+		nodes = append(nodes, &haNode{log: l, el: el})
+	}
+	return nodes
+}
+
+// waitActive polls until exactly one of the live nodes is active and returns its index.
+func waitActive(t *testing.T, nodes []*haNode, dead map[int]bool, within time.Duration) int {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		var act []int
+		for i, n := range nodes {
+			if ok, _ := n.el.Active(); ok && !dead[i] {
+				act = append(act, i)
+			}
+		}
+		if len(act) > 1 {
+			t.Fatalf("two active nodes at once: %v", act)
+		}
+		if len(act) == 1 {
+			return act[0]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no active node within %s", within)
+	return -1
+}
+
+// storm appends from every live node until stop; standbys must refuse with ErrNotActive. It
+// returns the payloads acknowledged, by node.
+func storm(nodes []*haNode, dead *sync.Map, stop <-chan struct{}) (func() map[string]int, *atomic.Int64) {
+	var mu sync.Mutex
+	acked := map[string]int{}
+	var wrongErr atomic.Int64
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Go(func() {
+			for j := 0; ; j++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, d := dead.Load(i); d {
+					return
+				}
+				p := fmt.Sprintf("n%d-%d", i+1, j)
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				_, err := n.log.Append(ctx, []Event{{Type: "test.written.v1", Payload: []byte(p)}})
+				cancel()
+				if err == nil {
+					mu.Lock()
+					acked[p]++
+					mu.Unlock()
+				} else if !errors.Is(err, ErrNotActive) {
+					wrongErr.Add(1)
+					time.Sleep(10 * time.Millisecond)
+				} else {
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+		})
+	}
+	return func() map[string]int {
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		return acked
+	}, &wrongErr
+}
+
+// checkExactlyOnce reads the whole log on node n and checks every acknowledged payload is
+// there exactly once.
+func checkExactlyOnce(t *testing.T, n *haNode, k *Keyring, acked map[string]int) {
+	t.Helper()
+	seen := map[string]int{}
+	for _, r := range readAll(t, n.log, k) {
+		seen[string(r.Payload)]++
+	}
+	for p := range acked {
+		if seen[p] != 1 {
+			t.Errorf("%s: acknowledged write %s stored %d times", n.el.o.Node, p, seen[p])
+		}
+	}
+}
+
+func TestHAKillActiveUnderWrites(t *testing.T) {
+	nodes := startHA(t, 3*time.Second)
+	first := waitActive(t, nodes, nil, 15*time.Second)
+	var dead sync.Map
+	stop := make(chan struct{})
+	wait, other := storm(nodes, &dead, stop)
+	time.Sleep(500 * time.Millisecond)
+
+	// Kill the active node: its NATS server goes with it, the lease is not resigned.
+	dead.Store(first, true)
+	killed := time.Now()
+	nodes[first].el.mu.Lock()
+	nodes[first].el.cancel() // no resign: the lease must expire
+	nodes[first].el.cancel = nil
+	nodes[first].el.mu.Unlock()
+	nodes[first].log.shutdownConn()
+	next := waitActive(t, nodes, map[int]bool{first: true}, 15*time.Second)
+	failover := time.Since(killed)
+	// The new active accepts writes.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := nodes[next].log.Append(ctx, []Event{{Type: "test.written.v1", Payload: []byte("after")}})
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("new active n%d accepts no write: %v", next+1, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("kill -9 of n%d: n%d active and writing after %s", first+1, next+1, time.Since(killed).Round(time.Millisecond))
+	if failover > 15*time.Second {
+		t.Errorf("failover took %s", failover)
+	}
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	acked := wait()
+	acked["after"] = 1
+	if len(acked) < 2 {
+		t.Fatalf("only %d writes acknowledged", len(acked))
+	}
+	t.Logf("%d writes acknowledged; %d non-standby errors", len(acked), other.Load())
+	k := nodes[next].log.Keyring()
+	for i, n := range nodes {
+		if i != first {
+			checkExactlyOnce(t, n, k, acked)
+		}
+	}
+}
+
+func TestHAStepDownIsQuick(t *testing.T) {
+	nodes := startHA(t, 6*time.Second)
+	first := waitActive(t, nodes, nil, 15*time.Second)
+	start := time.Now()
+	if err := nodes[first].el.StepDown(context.Background(), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := nodes[first].el.Active(); ok {
+		t.Fatal("still active after step-down")
+	}
+	// Campaigns run every TTL/6; nudge none: the graceful path must be quick on its own.
+	next := waitActive(t, nodes, map[int]bool{first: true}, 2*time.Second)
+	if next == first {
+		t.Fatal("the node that stepped down took the lease back")
+	}
+	t.Logf("step-down: n%d active after %s", next+1, time.Since(start).Round(time.Millisecond))
+	if _, err := nodes[first].log.Append(context.Background(), []Event{{Type: "test.written.v1", Payload: []byte("x")}}); !errors.Is(err, ErrNotActive) {
+		t.Fatalf("a standby appended: %v", err)
+	}
+}
