@@ -29,24 +29,29 @@ const maxUTF8Keys = 20
 func invalidUTF8Keys(views []projections.View) ([]InvalidUTF8Finding, error) {
 	var out []InvalidUTF8Finding
 	for _, v := range views {
-		b, err := v.Snapshot()
-		if err != nil {
-			return nil, fmt.Errorf("snapshot view %s: %w", v.Name(), err)
-		}
-		if !strings.Contains(string(b), "\ufffd") && !strings.Contains(string(b), `\ufffd`) && utf8.Valid(b) {
-			continue
-		}
-		var doc any
-		if err := json.Unmarshal(b, &doc); err != nil {
-			// A view whose snapshot is not JSON holds no names we can point at.
-			continue
-		}
 		seen := map[string]bool{}
-		walkKeys(doc, func(k string) {
+		note := func(k string) {
 			if strings.ContainsRune(k, utf8.RuneError) {
 				seen[k] = true
 			}
-		})
+		}
+		if kl, ok := v.(keyLister); ok {
+			kl.Keys(note)
+		} else {
+			b, err := v.Snapshot()
+			if err != nil {
+				return nil, fmt.Errorf("snapshot view %s: %w", v.Name(), err)
+			}
+			if !strings.Contains(string(b), "\ufffd") && !strings.Contains(string(b), `\ufffd`) && utf8.Valid(b) {
+				continue
+			}
+			var doc any
+			if err := json.Unmarshal(b, &doc); err != nil {
+				// A view whose snapshot is not JSON holds no names we can point at.
+				continue
+			}
+			walkKeys(doc, note)
+		}
 		if len(seen) == 0 {
 			continue
 		}
@@ -62,6 +67,10 @@ func invalidUTF8Keys(views []projections.View) ([]InvalidUTF8Finding, error) {
 	}
 	return out, nil
 }
+
+// keyLister is a view whose snapshot is not JSON (the KV view's is binary): it names the keys
+// it holds itself.
+type keyLister interface{ Keys(yield func(string)) }
 
 func walkKeys(doc any, fn func(string)) {
 	switch d := doc.(type) {

@@ -569,5 +569,24 @@ func (v *View) KeyIDs(mountUUID string) []string {
 	return out
 }
 
+// Keys calls yield with every name the view holds as a key — mount UUIDs, paths and custom
+// metadata keys — as the keys of its format 1 (JSON) snapshot were; never a value.
+func (v *View) Keys(yield func(string)) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	for uuid, ms := range v.mounts {
+		yield(uuid)
+		for p, s := range ms.secrets {
+			yield(p)
+			for k := range s.custom {
+				yield(k)
+			}
+		}
+		for p := range ms.values {
+			yield(p)
+		}
+	}
+}
+
 // Digest implements projections.View.
 func (v *View) Digest() [32]byte { return projections.DigestOf(v) }
