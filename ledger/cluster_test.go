@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // freePorts reserves n loopback ports and releases them for the servers to take.
@@ -124,5 +126,30 @@ func TestClusterDataDirOfAnotherCluster(t *testing.T) {
 	_, err := Open(context.Background(), o)
 	if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), `belongs to "standalone" but this node is configured as "cluster test"`) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestClusterStreamAsyncPersistReplicated: the audit stream asks for async persistence, which
+// JetStream refuses on an R3 stream ("async persist mode is not supported on replicated
+// streams"); it used to fail every unseal of a three-node cluster. On R3 the stream is opened
+// with the default persistence and appends are acknowledged by the quorum.
+func TestClusterStreamAsyncPersistReplicated(t *testing.T) {
+	logs := openCluster3(t)
+	k := testKeyring(t)
+	s, err := OpenStream(context.Background(), logs[0].JetStream(), StreamConfig{Name: "TEST_AUDIT_R3", Subject: "test_audit_r3.batch",
+		MaxAge: time.Hour, Replicas: 3, AsyncPersist: true}, func() *Keyring { return k })
+	if err != nil {
+		t.Fatalf("open an R3 stream with AsyncPersist: %v", err)
+	}
+	defer s.Close()
+	if _, err := s.Append(context.Background(), []Event{{Type: "test.read.v1", Payload: []byte("r")}}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.stream.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.Replicas != 3 || info.Config.PersistMode == jetstream.AsyncPersistMode || info.State.Msgs != 1 {
+		t.Errorf("stream: replicas %d, persist mode %v, %d messages", info.Config.Replicas, info.Config.PersistMode, info.State.Msgs)
 	}
 }

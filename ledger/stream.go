@@ -30,6 +30,7 @@ type StreamConfig struct {
 	// milliseconds of records that were already acknowledged. For the audit records of reads
 	// this is the durability Vault's own file device gives (a write without fsync), and it keeps
 	// a read from costing an fsync; records of writes travel in the log's own fsync'd batches.
+	// Ignored when Replicas > 1: JetStream does not offer it on replicated streams.
 	AsyncPersist bool
 }
 
@@ -82,7 +83,9 @@ func OpenStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, k
 		Duplicates:  2 * time.Minute,
 		DenyDelete:  true,
 		DenyPurge:   true,
-		PersistMode: persistMode(cfg.AsyncPersist),
+		// JetStream refuses async persistence on a replicated stream (there an ack already
+		// waits for a quorum to hold the batch), so AsyncPersist applies to R1 only.
+		PersistMode: persistMode(cfg.AsyncPersist && max(cfg.Replicas, 1) == 1),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
