@@ -82,6 +82,13 @@ func (c *Core) startAudit(ctx context.Context, st *unsealed) error {
 		defer a.wg.Done()
 		c.checkpoints(rctx, st)
 	}()
+	if c.opts.Events.NATSPrefix != "" {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			c.publishEvents(rctx, st)
+		}()
+	}
 	return nil
 }
 

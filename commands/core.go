@@ -49,6 +49,8 @@ type Options struct {
 	LogLevel *slog.LevelVar
 	// Telemetry configures sys/metrics (see telemetry.go).
 	Telemetry TelemetryOptions
+	// Events configures change events on NATS subjects (see events_nats.go).
+	Events EventsOptions
 }
 
 // Core ties the log, the seal state and, while unsealed, the views and backends together.

@@ -120,6 +120,7 @@ LEDGER_FORMAT or VAULT_FORMAT, LEDGER_CACERT or VAULT_CACERT, VAULT_SKIP_VERIFY.
 		a.authCmd(),
 		a.leaseCmd(),
 		a.auditCmd(),
+		a.eventsCmd(),
 		a.historyCmd(),
 		a.scanCmd(),
 		a.incidentCmd(),

@@ -179,7 +179,8 @@ func runConfigured(ctx context.Context, out io.Writer, cfg *config.Config) error
 	}
 	s, err := startServer(ctx, logger, lo, commands.Options{ClusterName: cfg.ClusterName, Replicas: cfg.Storage.Replicas,
 		Audit:     commands.AuditOptions{RetentionAge: cfg.AuditRetentionAge, RetentionBytes: cfg.AuditRetentionBytes},
-		Telemetry: commands.TelemetryOptions{PrometheusRetention: cfg.Telemetry.PrometheusRetention, DisableHostname: cfg.Telemetry.DisableHostname}},
+		Telemetry: commands.TelemetryOptions{PrometheusRetention: cfg.Telemetry.PrometheusRetention, DisableHostname: cfg.Telemetry.DisableHostname},
+		Events:    commands.EventsOptions{NATSPrefix: cfg.EventsNATSSubjectPrefix, NATSURL: cfg.EventsNATSURL}},
 		cfg.APIAddr, specs)
 	if err != nil {
 		return err

@@ -41,3 +41,16 @@ func TestParseAuditRetention(t *testing.T) {
 		}
 	}
 }
+
+func TestEventsNATSSettings(t *testing.T) {
+	const base = "storage \"jetstream\" { path = \"/data\" }\nlistener \"tcp\" { tls_disable = true }\n"
+	cfg, err := Parse([]byte(base+"events_nats_subject_prefix = \"ledger.events\"\nevents_nats_url = \"nats://127.0.0.1:4222\"\n"), "c.hcl")
+	if err != nil || cfg.EventsNATSSubjectPrefix != "ledger.events" || cfg.EventsNATSURL != "nats://127.0.0.1:4222" {
+		t.Fatalf("%+v %v", cfg, err)
+	}
+	for _, bad := range []string{`events_nats_subject_prefix = "a.*"`, `events_nats_subject_prefix = "a..b"`, `events_nats_url = "http://x"`} {
+		if _, err := Parse([]byte(base+bad+"\n"), "c.hcl"); err == nil || !strings.Contains(err.Error(), "events_nats") {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+}

@@ -50,6 +50,11 @@ type Config struct {
 	// the log, kept with it.
 	AuditRetentionAge   time.Duration
 	AuditRetentionBytes int64
+	// EventsNATSSubjectPrefix, when set, publishes change events on <prefix>.<event type>
+	// (events_nats_subject_prefix); EventsNATSURL is the server (events_nats_url; empty: the
+	// node's own).
+	EventsNATSSubjectPrefix string
+	EventsNATSURL           string
 	// Telemetry is the telemetry block.
 	Telemetry Telemetry
 	// ServiceRegistration is the service_registration "kubernetes" block; nil without one.

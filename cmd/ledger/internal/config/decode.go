@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -164,7 +165,8 @@ func keys(body hcl.Body) []key {
 
 func (d *decoder) decodeRoot(body hcl.Body) *Config {
 	c := d.content(body, "",
-		[]string{"api_addr", "cluster_name", "log_level", "audit_retention_age", "audit_retention_bytes", "node_id"},
+		[]string{"api_addr", "cluster_name", "log_level", "audit_retention_age", "audit_retention_bytes", "node_id",
+			"events_nats_subject_prefix", "events_nats_url"},
 		[]hcl.BlockHeaderSchema{
 			{Type: "storage", LabelNames: []string{"type"}},
 			{Type: "listener", LabelNames: []string{"type"}},
@@ -242,6 +244,24 @@ func (d *decoder) decodeRoot(body hcl.Body) *Config {
 	if a, ok := c.Attributes["cluster_name"]; ok {
 		if s, ok := d.str(a); ok && s != "" {
 			cfg.ClusterName = s
+		}
+	}
+	if a, ok := c.Attributes["events_nats_subject_prefix"]; ok {
+		if v, ok := d.str(a); ok {
+			if !natsSubjectRE.MatchString(v) {
+				d.errorf(a.Range, "events_nats_subject_prefix %q must be a NATS subject without wildcards, such as \"ledger.events\"", v)
+			} else {
+				cfg.EventsNATSSubjectPrefix = v
+			}
+		}
+	}
+	if a, ok := c.Attributes["events_nats_url"]; ok {
+		if v, ok := d.str(a); ok {
+			if !strings.HasPrefix(v, "nats://") && !strings.HasPrefix(v, "tls://") {
+				d.errorf(a.Range, "events_nats_url must be a nats:// or tls:// URL")
+			} else {
+				cfg.EventsNATSURL = v
+			}
 		}
 	}
 	if a, ok := c.Attributes["audit_retention_age"]; ok {
@@ -482,3 +502,5 @@ func (d *decoder) decodeTelemetry(b *hcl.Block) Telemetry {
 	}
 	return t
 }
+
+var natsSubjectRE = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
