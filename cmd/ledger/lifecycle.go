@@ -26,12 +26,22 @@ type stateSource interface {
 	Unsealed() bool
 }
 
-// nodeState is the node's state for systemd's STATUS and the pod labels. Until HA lands
-// every unsealed node is the active one; the HA lane reports active/performance standby
-// from its lease here, and calls lifecycle.changed on each transition.
-func nodeState(c stateSource) k8sreg.State {
+// haState is this node's place in an HA cluster; *ledger.Elector is one.
+type haState interface {
+	Active() (bool, uint64)
+}
+
+// nodeState is the node's state for systemd's STATUS and the pod labels. Without HA (ha nil)
+// an unsealed node is the active one, as a single Vault node is. With HA the lease decides:
+// an unsealed node without it is a performance standby (it serves reads from its own views).
+func nodeState(c stateSource, ha haState) k8sreg.State {
 	unsealed := c.Unsealed()
-	return k8sreg.State{Initialized: c.Initialized(), Sealed: !unsealed, Active: unsealed}
+	st := k8sreg.State{Initialized: c.Initialized(), Sealed: !unsealed, Active: unsealed}
+	if ha != nil && unsealed {
+		active, _ := ha.Active()
+		st.Active, st.PerfStandby = active, !active
+	}
+	return st
 }
 
 func statusLine(s k8sreg.State) string {
@@ -53,6 +63,7 @@ func statusLine(s k8sreg.State) string {
 type lifecycle struct {
 	logger   *slog.Logger
 	source   stateSource
+	ha       haState              // nil without HA
 	reg      *k8sreg.Registration // nil without service_registration
 	interval time.Duration
 
@@ -65,14 +76,17 @@ type lifecycle struct {
 // has caught up with the log, which commands.New waits for) and starts keeping systemd's
 // STATUS and the pod's labels in step with the state. Vault's behaviour is the model: a
 // sealed server is ready, because it is up and waiting for what only an operator can give.
-func startLifecycle(ctx context.Context, logger *slog.Logger, source stateSource, reg *k8sreg.Registration) *lifecycle {
-	l := &lifecycle{logger: logger, source: source, reg: reg, interval: time.Second, kick: make(chan struct{}, 1)}
+//
+// ha, when the node runs an elector, decides active or standby; its OnChange should call
+// changed, so that the labels move at once rather than at the next poll.
+func startLifecycle(ctx context.Context, logger *slog.Logger, source stateSource, ha haState, reg *k8sreg.Registration) *lifecycle {
+	l := &lifecycle{logger: logger, source: source, ha: ha, reg: reg, interval: time.Second, kick: make(chan struct{}, 1)}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l.cancel = cancel
 	if reg != nil {
-		l.wg.Go(func() { reg.Run(rctx, func() k8sreg.State { return nodeState(source) }) })
+		l.wg.Go(func() { reg.Run(rctx, func() k8sreg.State { return nodeState(source, ha) }) })
 	}
-	st := nodeState(source)
+	st := nodeState(source, ha)
 	l.notify(daemon.SdNotifyReady + "\nSTATUS=" + statusLine(st))
 	l.wg.Go(func() { l.followStatus(rctx, st) })
 	return l
@@ -126,7 +140,7 @@ func (l *lifecycle) followStatus(ctx context.Context, last k8sreg.State) {
 		case <-t.C:
 		case <-l.kick:
 		}
-		if st := nodeState(l.source); st != last {
+		if st := nodeState(l.source, l.ha); st != last {
 			l.notify("STATUS=" + statusLine(st))
 			last = st
 		}
@@ -159,7 +173,8 @@ func runLifecycle(ctx context.Context, logger *slog.Logger, s *server, cfg *conf
 			return err
 		}
 	}
-	l := startLifecycle(ctx, logger, s.core, reg)
+	// HA lane: pass the node's elector here (and call l.changed from its OnChange).
+	l := startLifecycle(ctx, logger, s.core, nil, reg)
 	<-ctx.Done()
 	logger.Info("shutting down: draining requests")
 	l.stopping()

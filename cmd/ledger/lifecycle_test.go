@@ -186,7 +186,7 @@ func TestServiceRegistrationFollowsSeal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.close(context.Background())
-	l := startLifecycle(t.Context(), logger, s.core, reg)
+	l := startLifecycle(t.Context(), logger, s.core, nil, reg)
 
 	labelsAre := func(what string, want map[string]string) {
 		t.Helper()
@@ -224,5 +224,68 @@ func TestServiceRegistrationFollowsSeal(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "sa-token") || strings.Contains(logs.String(), base64.StdEncoding.EncodeToString(res.Keys[0])) {
 		t.Error("a token or unseal key reached the log")
+	}
+}
+
+// TestNodeStateFollowsTheElector: with a real elector over an embedded log, an unsealed node is
+// active while it holds the lease and a performance standby once it resigned; a sealed node is
+// neither, whatever the lease says.
+func TestNodeStateFollowsTheElector(t *testing.T) {
+	ctx := t.Context()
+	lg, err := ledger.Open(ctx, ledger.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Close()
+	changes := make(chan bool, 8)
+	e, err := lg.NewElector(ctx, ledger.ElectorOptions{Node: "n1", OnChange: func(active bool, _ uint64) { changes <- active }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, err := commands.New(ctx, lg, commands.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer core.Close()
+
+	e.Start()
+	waitChange := func(want bool) {
+		t.Helper()
+		select {
+		case got := <-changes:
+			if got != want {
+				t.Fatalf("elector says active=%v, want %v", got, want)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the elector did not report active=%v", want)
+		}
+	}
+	waitChange(true)
+	if st := nodeState(core, e); st.Active || st.PerfStandby || !st.Sealed {
+		t.Errorf("sealed node holding the lease: %+v; want sealed, neither active nor standby", st)
+	}
+	res, err := core.Init(ctx, commands.InitRequest{SecretShares: 1, SecretThreshold: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := core.Unseal(ctx, res.Keys[0]); err != nil {
+		t.Fatal(err)
+	}
+	if st := nodeState(core, e); !st.Active || st.PerfStandby || st.Sealed || !st.Initialized {
+		t.Errorf("unsealed lease holder: %+v; want active", st)
+	}
+	if statusLine(nodeState(core, e)) != "unsealed, active" {
+		t.Errorf("STATUS %q", statusLine(nodeState(core, e)))
+	}
+	e.Stop(ctx)
+	waitChange(false)
+	if st := nodeState(core, e); st.Active || !st.PerfStandby {
+		t.Errorf("unsealed node without the lease: %+v; want a performance standby", st)
+	}
+	if statusLine(nodeState(core, e)) != "unsealed, performance standby" {
+		t.Errorf("STATUS %q", statusLine(nodeState(core, e)))
+	}
+	if st := nodeState(core, nil); !st.Active {
+		t.Errorf("without HA an unsealed node is active: %+v", st)
 	}
 }
