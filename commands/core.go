@@ -390,6 +390,9 @@ func (c *Core) Rotate(ctx context.Context) (KeyStatus, error) {
 	}
 	st.keyMu.Lock() // a rekey must not commit between our wrap and our event
 	defer st.keyMu.Unlock()
+	if err := c.rootKeyCurrent(st); err != nil {
+		return KeyStatus{}, err
+	}
 	next, err := st.keyring.Load().Rotate(time.Now())
 	if err != nil {
 		return KeyStatus{}, err
@@ -398,13 +401,16 @@ func (c *Core) Rotate(ctx context.Context) (KeyStatus, error) {
 	if err != nil {
 		return KeyStatus{}, err
 	}
-	payload, _ := json.Marshal(seal.RotatedPayload{Term: next.Term(), Keyring: wrapped})
+	payload, _ := json.Marshal(seal.RotatedPayload{Term: next.Term(), Keyring: wrapped, Rekeys: st.rootGen})
 	pos, err := c.log.Append(ctx, []ledger.Event{{Type: seal.KeyringRotated, Subject: ledger.SubjectFor("seal", "keyring"), Raw: true, Payload: payload}})
 	if err != nil {
 		return KeyStatus{}, fmt.Errorf("append rotation: %w", err)
 	}
 	if err := c.sealRunner.WaitFor(ctx, pos[0].Seq); err != nil {
 		return KeyStatus{}, err
+	}
+	if c.sealView.State().Term != next.Term() {
+		return KeyStatus{}, errors.New("rotate: a rekey on another node raced the rotation, which was ignored; seal this node and unseal it with the new keys, then rotate again")
 	}
 	st.keyring.Store(next)
 	st.runner.SetKeyring(next)

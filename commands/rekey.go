@@ -550,7 +550,18 @@ func (c *Core) commitRekey(ctx context.Context, st *unsealed, a *rekeyAttempt, n
 	}
 	clear(st.rootKey)
 	st.rootKey = append([]byte(nil), newRoot...)
+	st.rootGen = c.sealView.State().Rekeys
 	c.logger.Info("rekeyed: new unseal keys in force", "shares", a.shares, "threshold", a.threshold, "backup", a.backup)
+	return nil
+}
+
+// rootKeyCurrent checks, with st.keyMu held, that this node's root key is still the one in
+// force: a rekey made through another node replaces it, and wrapping anything under the old one
+// would hand the old unseal keys their power back.
+func (c *Core) rootKeyCurrent(st *unsealed) error {
+	if st.rootGen != c.sealView.State().Rekeys {
+		return errors.New("the unseal keys were rekeyed through another node: this node still holds the old root key; seal it and unseal it with the new keys")
+	}
 	return nil
 }
 

@@ -337,7 +337,11 @@ func (c *Core) takeSnapshot(ctx context.Context, st *unsealed, withDataKeys bool
 	}
 	st.keyMu.Lock()
 	kr := st.keyring.Load()
-	wrapped, err := kr.Wrap(st.rootKey)
+	err = c.rootKeyCurrent(st)
+	var wrapped []byte
+	if err == nil {
+		wrapped, err = kr.Wrap(st.rootKey)
+	}
 	st.keyMu.Unlock()
 	if err != nil {
 		return nil, cut, err

@@ -35,6 +35,7 @@ type unsealed struct {
 	// keyMu guards rootKey: a rekey replaces it, rotations and snapshots wrap under it.
 	keyMu     sync.Mutex
 	rootKey   []byte
+	rootGen   int         // the seal state's Rekeys that rootKey belongs to
 	ceremony  *ceremonies // rekey and generate-root attempts (rekey.go)
 	keyring   atomic.Pointer[ledger.Keyring]
 	runner    *projections.Runner
@@ -79,6 +80,7 @@ type unsealed struct {
 func (c *Core) newUnsealed(rootKey []byte, kr *ledger.Keyring) *unsealed {
 	st := &unsealed{
 		rootKey:   rootKey,
+		rootGen:   c.sealView.State().Rekeys,
 		ceremony:  &ceremonies{},
 		mounts:    mount.New(),
 		policies:  policy.New(),

@@ -58,6 +58,10 @@ type InitializedPayload struct {
 type RotatedPayload struct {
 	Term    uint32 `json:"term"`
 	Keyring []byte `json:"keyring"`
+	// Rekeys is the number of rekeys of the root key it was wrapped under (State.Rekeys): a
+	// rotation wrapped under a root key a rekey has since replaced is ignored, so it cannot
+	// bring the old unseal keys back.
+	Rekeys int `json:"rekeys,omitempty"`
 }
 
 // RestoredPayload is the payload of SnapshotRestored: the snapshot's seal configuration (its
@@ -158,7 +162,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 		v.mu.Lock()
 		defer v.mu.Unlock()
-		if p.Term > v.s.Term {
+		if p.Term > v.s.Term && p.Rekeys == v.s.Rekeys {
 			v.s.Keyring, v.s.Term = p.Keyring, p.Term
 		}
 	case Rekeyed:
