@@ -51,6 +51,8 @@ type Options struct {
 	Telemetry TelemetryOptions
 	// Events configures change events on NATS subjects (see events_nats.go).
 	Events EventsOptions
+	// Seal configures an auto-seal and seal migration (see seal_auto.go); zero is Shamir.
+	Seal SealOptions
 }
 
 // Core ties the log, the seal state and, while unsealed, the views and backends together.
@@ -73,12 +75,14 @@ type Core struct {
 	st *unsealed
 
 	misc miscState // per-node state of the small sys endpoints (sys_misc.go)
+	auto autoState // auto-seal state (seal_auto.go)
 
 	telemetry     *Telemetry // telemetry.go; created on first use
 	telemetryOnce sync.Once
 }
 
 type unsealProgress struct {
+	kind   unsealKind
 	shares [][]byte
 	nonce  string
 }
@@ -141,6 +145,9 @@ type SealStatus struct {
 	ClusterID    string `json:"cluster_id,omitempty"`
 	RecoverySeal bool   `json:"recovery_seal"`
 	StorageType  string `json:"storage_type"`
+	// RecoveryEscrow (Ledger's): the recovery keys can also open the root key, so the data
+	// survives the loss of the auto-seal's key. Shown only with an auto-seal.
+	RecoveryEscrow *bool `json:"recovery_escrow,omitempty"`
 }
 
 // BuildDate is stamped at link time when known.
@@ -148,14 +155,26 @@ var BuildDate = "2026-11-28T00:00:00Z"
 
 // SealStatus reports the seal state.
 func (c *Core) SealStatus() SealStatus {
-	s := c.sealView.State()
 	c.lifecycle.Lock()
+	defer c.lifecycle.Unlock()
+	return c.sealStatusLocked()
+}
+
+func (c *Core) sealStatusLocked() SealStatus {
+	s := c.sealView.State()
 	progress, nonce := len(c.progress.shares), c.progress.nonce
-	c.lifecycle.Unlock()
-	st := SealStatus{Type: "shamir", Initialized: s.Initialized, Sealed: !c.Unsealed(), T: s.Threshold, N: s.Shares,
+	st := SealStatus{Type: c.SealType(), Initialized: s.Initialized, Sealed: !c.Unsealed(), T: s.Threshold, N: s.Shares,
 		Progress: progress, Nonce: nonce, Version: Version, BuildDate: BuildDate, StorageType: "jetstream"}
 	if s.Initialized && !st.Sealed {
 		st.ClusterName, st.ClusterID = c.opts.ClusterName, s.ClusterID
+	}
+	st.RecoverySeal = st.Type != "shamir"
+	if st.Sealed {
+		st.Migration = c.mode(s).migrate
+	}
+	if s.Recovery != nil {
+		escrow := len(s.Recovery.Escrow) > 0
+		st.RecoveryEscrow = &escrow
 	}
 	return st
 }
@@ -181,29 +200,38 @@ type InitRequest struct {
 	SecretThreshold int
 	// RootToken, when set, is used as the root token instead of a random one (dev mode only).
 	RootToken string
+	// RecoveryShares and RecoveryThreshold split the recovery key of an auto-seal.
+	RecoveryShares, RecoveryThreshold int
+	// RecoveryEscrow also wraps the root key under the recovery key (auto-seal only), so the
+	// recovery quorum can unseal if the external key is lost.
+	RecoveryEscrow bool
 }
 
 // InitResult is shown once and never stored: the shares and the root token.
 type InitResult struct {
-	Keys       [][]byte
-	RootToken  string
-	ClusterID  string
-	Shares     int
-	Threshold  int
-	RootPolicy []string
+	Keys [][]byte
+	// RecoveryKeys are the recovery shares of an auto-seal (Keys is then empty).
+	RecoveryKeys   [][]byte
+	RecoveryEscrow bool
+	RootToken      string
+	ClusterID      string
+	Shares         int
+	Threshold      int
+	RootPolicy     []string
 }
 
 // Init creates the root key, splits it into shares, creates the keyring and the root token, and
 // appends the seal state and the first events in one batch. The server stays sealed.
 func (c *Core) Init(ctx context.Context, req InitRequest) (*InitResult, error) {
+	if c.opts.Seal.Wrapper != nil {
+		return c.initAuto(ctx, req)
+	}
+	if req.RecoveryEscrow {
+		return nil, fmt.Errorf("recovery escrow needs an auto-seal (a seal stanza); with the Shamir seal the unseal keys are the only keys: %w", ErrInvalidInit)
+	}
 	n, t := req.SecretShares, req.SecretThreshold
-	switch {
-	case n < 1 || n > 255:
-		return nil, fmt.Errorf("secret_shares must be between 1 and 255, got %d: %w", n, ErrInvalidInit)
-	case t < 1 || t > n:
-		return nil, fmt.Errorf("secret_threshold must be between 1 and secret_shares (%d), got %d: %w", n, t, ErrInvalidInit)
-	case t == 1 && n > 1:
-		return nil, fmt.Errorf("secret_threshold of 1 with %d shares would let any one holder unseal alone; use a threshold of at least 2, or 1 share: %w", n, ErrInvalidInit)
+	if err := checkInitSplit("secret", n, t); err != nil {
+		return nil, err
 	}
 	c.lifecycle.Lock()
 	defer c.lifecycle.Unlock()
@@ -228,27 +256,50 @@ func (c *Core) Init(ctx context.Context, req InitRequest) (*InitResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("split root key: %w", err)
 	}
-	clusterID := newUUID()
-	initPayload, _ := json.Marshal(seal.InitializedPayload{Shares: n, Threshold: t, Keyring: wrapped, ClusterID: clusterID, Time: now})
-	events := []ledger.Event{{Type: seal.Initialized, Subject: ledger.SubjectFor("seal", "config"), Raw: true, Payload: initPayload}}
-	rootToken, tokenEvents, err := initialEvents(kr, req.RootToken, now)
+	rootToken, clusterID, err := c.commitInit(ctx, seal.InitializedPayload{Shares: n, Threshold: t, Keyring: wrapped, Time: now}, kr, req.RootToken)
 	if err != nil {
 		return nil, err
+	}
+	c.logger.Info("initialized", "shares", n, "threshold", t)
+	return &InitResult{Keys: shares, RootToken: rootToken, ClusterID: clusterID, Shares: n, Threshold: t}, nil
+}
+
+// checkInitSplit validates a Shamir split at init; what is "secret" or "recovery", as the API names them.
+func checkInitSplit(what string, n, t int) error {
+	switch {
+	case n < 1 || n > 255:
+		return fmt.Errorf("%s_shares must be between 1 and 255, got %d: %w", what, n, ErrInvalidInit)
+	case t < 1 || t > n:
+		return fmt.Errorf("%s_threshold must be between 1 and %s_shares (%d), got %d: %w", what, what, n, t, ErrInvalidInit)
+	case t == 1 && n > 1:
+		return fmt.Errorf("%s_threshold of 1 with %d shares would let any one holder act alone; use a threshold of at least 2, or 1 share: %w", what, n, ErrInvalidInit)
+	}
+	return nil
+}
+
+// commitInit appends the init event (p, with a new cluster id) and the root token's events in
+// one batch and waits until the seal view has applied it. Called with c.lifecycle held.
+func (c *Core) commitInit(ctx context.Context, p seal.InitializedPayload, kr *ledger.Keyring, rootTokenReq string) (rootToken, clusterID string, err error) {
+	p.ClusterID = newUUID()
+	initPayload, _ := json.Marshal(p)
+	events := []ledger.Event{{Type: seal.Initialized, Subject: ledger.SubjectFor("seal", "config"), Raw: true, Payload: initPayload}}
+	rootToken, tokenEvents, err := initialEvents(kr, rootTokenReq, p.Time)
+	if err != nil {
+		return "", "", err
 	}
 	events = append(events, tokenEvents...)
 	pos, err := c.log.Append(ctx, events, ledger.WithKeyring(kr))
 	if err != nil {
-		return nil, fmt.Errorf("append init: %w", err)
+		return "", "", fmt.Errorf("append init: %w", err)
 	}
 	if err := c.sealRunner.WaitFor(ctx, pos[0].Seq); err != nil {
-		return nil, fmt.Errorf("apply init: %w", err)
+		return "", "", fmt.Errorf("apply init: %w", err)
 	}
-	if st := c.sealView.State(); st.ClusterID != clusterID {
+	if st := c.sealView.State(); st.ClusterID != p.ClusterID {
 		// Another node initialised first; our batch is ignored by every view.
-		return nil, ErrAlreadyInitialized
+		return "", "", ErrAlreadyInitialized
 	}
-	c.logger.Info("initialized", "shares", n, "threshold", t)
-	return &InitResult{Keys: shares, RootToken: rootToken, ClusterID: clusterID, Shares: n, Threshold: t}, nil
+	return rootToken, p.ClusterID, nil
 }
 
 // ErrInvalidInit: init parameters out of range.
@@ -279,7 +330,13 @@ func (c *Core) Unseal(ctx context.Context, share []byte) (SealStatus, error) {
 	if c.Unsealed() {
 		return c.SealStatus(), nil
 	}
+	if m := c.mode(s); m.migrate || m.mismatch != "" || m.logType != "shamir" {
+		return c.UnsealWith(ctx, UnsealRequest{Share: share}) // says what to do instead
+	}
 	c.lifecycle.Lock()
+	if c.progress.kind != kindUnseal {
+		c.resetProgressLocked()
+	}
 	if len(share) != ledger.RootKeySize+1 {
 		c.lifecycle.Unlock()
 		return SealStatus{}, fmt.Errorf("key is %d bytes, want %d: %w", len(share), ledger.RootKeySize+1, ErrBadShare)
@@ -344,6 +401,7 @@ func (c *Core) resetProgressLocked() {
 // Seal drops the views and zeroes the keys; every non-sys request answers 503 afterwards.
 // In-flight requests finish first.
 func (c *Core) Seal() {
+	c.stopKeyCheck()
 	c.lifecycle.Lock()
 	defer c.lifecycle.Unlock()
 	c.mu.Lock()

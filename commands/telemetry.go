@@ -201,6 +201,14 @@ func (s stateCollector) Collect(ch chan<- prometheus.Metric) {
 		unsealed = 1
 	}
 	gauge("vault.core.unsealed", "1 if this node is unsealed.", unsealed)
+	if checked, ok, _, _ := c.SealKeyHealth(); !checked.IsZero() {
+		healthy := 0.0
+		if ok {
+			healthy = 1
+		}
+		gauge("ledger.seal.key_healthy", "1 if the auto-seal key last proved it decrypts the root key and is enabled; 0 if not (disabled, scheduled for deletion, unreachable).", healthy)
+		gauge("ledger.seal.key_checked_unix", "When the auto-seal key was last checked, Unix seconds.", float64(checked.Unix()))
+	}
 	if st == nil {
 		return
 	}

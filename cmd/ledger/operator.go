@@ -35,17 +35,26 @@ type initOutput struct {
 	RecoveryKeysShares    int      `json:"recovery_keys_shares"`
 	RecoveryKeysThreshold int      `json:"recovery_keys_threshold"`
 	RootToken             string   `json:"root_token"`
+	// RecoveryEscrow is Ledger's: set with an auto-seal.
+	RecoveryEscrow *bool `json:"recovery_escrow,omitempty"`
 }
 
 func (a *app) operatorInitCmd() *cobra.Command {
-	var shares, threshold int
-	var status bool
+	var shares, threshold, recShares, recThreshold int
+	var status, escrow bool
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Initialize a new server and print its unseal keys and root token",
 		Long: `Initialize a new server: generate the root key, split it into unseal key
 shares with Shamir's Secret Sharing, and print the shares and the initial root
 token. They are shown once and never stored by the server.
+
+With an auto-seal (a seal stanza in the server's config) the root key is wrapped by the
+seal's key instead, the server unseals itself, and what is printed are recovery keys
+(-recovery-shares, -recovery-threshold): they authorise generate-root, recovery-key rekey and
+seal migration, but do not unseal. -recovery-escrow also wraps the root key under the
+recovery keys, so they can unseal ("operator unseal -recovery") if the seal's key is ever lost;
+without it, losing that key loses every secret.
 
 With -status, only check: exit 0 if initialized, 2 if not, 1 on error.`,
 		Args: exactArgs(0),
@@ -73,11 +82,18 @@ With -status, only check: exit 0 if initialized, 2 if not, 1 on error.`,
 				p.Println("Ledger is not initialized")
 				return exitStatus(2)
 			}
-			req := map[string]int{"secret_shares": shares, "secret_threshold": threshold}
+			req := map[string]any{"secret_shares": shares, "secret_threshold": threshold,
+				"recovery_shares": recShares, "recovery_threshold": recThreshold}
+			if escrow {
+				req["recovery_escrow"] = true
+			}
 			var resp struct {
-				Keys      []string `json:"keys"`
-				KeysB64   []string `json:"keys_base64"`
-				RootToken string   `json:"root_token"`
+				Keys           []string `json:"keys"`
+				KeysB64        []string `json:"keys_base64"`
+				RecoveryKeys   []string `json:"recovery_keys"`
+				RecoveryB64    []string `json:"recovery_keys_base64"`
+				RecoveryEscrow bool     `json:"recovery_escrow"`
+				RootToken      string   `json:"root_token"`
 			}
 			if err := c.Call(ctx, http.MethodPut, "sys/init", req, &resp); err != nil {
 				return fail("initializing", err)
@@ -87,9 +103,14 @@ With -status, only check: exit 0 if initialized, 2 if not, 1 on error.`,
 				UnsealKeysHex:   nonNil(resp.Keys),
 				UnsealShares:    shares,
 				UnsealThreshold: threshold,
-				RecoveryKeysB64: []string{},
-				RecoveryKeysHex: []string{},
+				RecoveryKeysB64: nonNil(resp.RecoveryB64),
+				RecoveryKeysHex: nonNil(resp.RecoveryKeys),
 				RootToken:       resp.RootToken,
+			}
+			if len(resp.RecoveryKeys) > 0 {
+				out.UnsealShares, out.UnsealThreshold = 0, 0
+				out.RecoveryKeysShares, out.RecoveryKeysThreshold = recShares, recThreshold
+				out.RecoveryEscrow = &resp.RecoveryEscrow
 			}
 			if p.format != formatTable {
 				return p.Structured(out)
@@ -101,11 +122,17 @@ With -status, only check: exit 0 if initialized, 2 if not, 1 on error.`,
 	f := cmd.Flags()
 	f.IntVar(&shares, "key-shares", 5, "number of unseal key shares to generate")
 	f.IntVar(&threshold, "key-threshold", 3, "number of shares needed to unseal")
+	f.IntVar(&recShares, "recovery-shares", 5, "with an auto-seal: number of recovery key shares to generate")
+	f.IntVar(&recThreshold, "recovery-threshold", 3, "with an auto-seal: number of recovery shares needed to authorise an operation")
+	f.BoolVar(&escrow, "recovery-escrow", false, "with an auto-seal: also wrap the root key under the recovery keys, so they can unseal if the seal's key is lost")
 	f.BoolVar(&status, "status", false, "only report whether the server is initialized (exit 0 yes, 2 no)")
 	return cmd
 }
 
 func initText(out initOutput) string {
+	if len(out.RecoveryKeysHex) > 0 {
+		return recoveryInitText(out)
+	}
 	keys := out.UnsealKeysB64
 	if len(keys) == 0 {
 		keys = out.UnsealKeysHex
@@ -129,8 +156,36 @@ Use the root token to set up policies and auth methods, then revoke it
 	return b.String()
 }
 
+func recoveryInitText(out initOutput) string {
+	var b strings.Builder
+	for i, k := range out.RecoveryKeysB64 {
+		fmt.Fprintf(&b, "Recovery Key %d: %s\n", i+1, k)
+	}
+	fmt.Fprintf(&b, "\nInitial Root Token: %s\n\n", out.RootToken)
+	fmt.Fprintf(&b, `Success! Ledger is initialized and unsealed by its auto-seal.
+
+Recovery key initialized with %d key shares and a key threshold of %d. Recovery
+keys do not unseal the server; %d of them authorise generate-root, recovery-key
+rekey and seal migration. They are shown only this once.
+`, out.RecoveryKeysShares, out.RecoveryKeysThreshold, out.RecoveryKeysThreshold)
+	if out.RecoveryEscrow != nil && *out.RecoveryEscrow {
+		b.WriteString(`
+Recovery escrow is ON: the root key is also wrapped under the recovery keys, so
+if the seal's key is ever lost, "ledger operator unseal -recovery" with these
+keys brings the data back. Guard them like unseal keys.
+`)
+	} else {
+		b.WriteString(`
+Recovery escrow is OFF: if the seal's key is deleted or lost, every secret is
+lost for good; the recovery keys cannot decrypt anything. Back up the key (or
+re-initialize with -recovery-escrow) and test recovery before you need it.
+`)
+	}
+	return b.String()
+}
+
 func (a *app) operatorUnsealCmd() *cobra.Command {
-	var reset bool
+	var reset, migrate, recovery bool
 	cmd := &cobra.Command{
 		Use:   "unseal [KEY]",
 		Short: "Provide one unseal key share",
@@ -138,7 +193,12 @@ func (a *app) operatorUnsealCmd() *cobra.Command {
 
 Without KEY, the key is read without echo from the terminal (or as one line
 from stdin when it is not a terminal), so it stays out of shell history.
--reset discards the shares entered so far.`,
+-reset discards the shares entered so far.
+
+-migrate gives a key for a seal migration (the config has the new seal stanza and the
+old one with disabled = "true"): unseal keys when migrating from Shamir, recovery
+keys otherwise. -recovery gives a recovery key to unseal an auto-sealed server whose
+seal key is lost, when recovery escrow was enabled at init.`,
 		Args: rangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := a.printer()
@@ -165,7 +225,14 @@ from stdin when it is not a terminal), so it stays out of shell history.
 				if key == "" {
 					return &cliError{op: "reading unseal key", err: fmt.Errorf("the key is empty"), code: 1}
 				}
-				body = map[string]string{"key": key}
+				m := map[string]any{"key": key}
+				if migrate {
+					m["migrate"] = true
+				}
+				if recovery {
+					m["recovery"] = true
+				}
+				body = m
 			}
 			c, err := a.client()
 			if err != nil {
@@ -186,6 +253,8 @@ from stdin when it is not a terminal), so it stays out of shell history.
 		},
 	}
 	cmd.Flags().BoolVar(&reset, "reset", false, "discard the unseal key shares entered so far")
+	cmd.Flags().BoolVar(&migrate, "migrate", false, "the key is for a seal migration")
+	cmd.Flags().BoolVar(&recovery, "recovery", false, "the key is a recovery key, to unseal through the recovery escrow")
 	return cmd
 }
 

@@ -177,7 +177,11 @@ func runConfigured(ctx context.Context, out io.Writer, cfg *config.Config) error
 		}
 		specs = append(specs, sp)
 	}
-	s, err := startServer(ctx, logger, lo, commands.Options{ClusterName: cfg.ClusterName, Replicas: cfg.Storage.Replicas,
+	sealOpts, err := sealOptions(ctx, cfg, os.Getenv, logger)
+	if err != nil {
+		return err
+	}
+	s, err := startServer(ctx, logger, lo, commands.Options{ClusterName: cfg.ClusterName, Replicas: cfg.Storage.Replicas, Seal: sealOpts,
 		Audit:     commands.AuditOptions{RetentionAge: cfg.AuditRetentionAge, RetentionBytes: cfg.AuditRetentionBytes},
 		Telemetry: commands.TelemetryOptions{PrometheusRetention: cfg.Telemetry.PrometheusRetention, DisableHostname: cfg.Telemetry.DisableHostname},
 		Events:    commands.EventsOptions{NATSPrefix: cfg.EventsNATSSubjectPrefix, NATSURL: cfg.EventsNATSURL}},
@@ -186,6 +190,7 @@ func runConfigured(ctx context.Context, out io.Writer, cfg *config.Config) error
 		return err
 	}
 	reopenAuditOnSIGHUP(ctx, s.core, logger)
+	startAutoUnseal(ctx, s.core, logger)
 	fmt.Fprintf(out, "==> Ledger server started. Log data will stream in below.\n\n")
 	for i, ln := range s.lns {
 		scheme := "https"

@@ -24,6 +24,9 @@ type sealStatus struct {
 	ClusterID    string `json:"cluster_id,omitempty"`
 	RecoverySeal bool   `json:"recovery_seal"`
 	StorageType  string `json:"storage_type,omitempty"`
+	// RecoveryEscrow is Ledger's: with an auto-seal, whether the recovery keys can open the
+	// root key when the seal's key is lost.
+	RecoveryEscrow *bool `json:"recovery_escrow,omitempty"`
 }
 
 // leaderStatus is the answer of sys/leader.
@@ -100,14 +103,25 @@ func printSealStatus(ctx context.Context, c *Client, p *printer, st sealStatus) 
 }
 
 func sealStatusRows(s statusOutput) [][2]string {
-	rows := [][2]string{
-		{"Seal Type", s.Type},
-		{"Initialized", fmt.Sprint(s.Initialized)},
-		{"Sealed", fmt.Sprint(s.Sealed)},
-		{"Total Shares", fmt.Sprint(s.N)},
-		{"Threshold", fmt.Sprint(s.T)},
+	rows := [][2]string{{"Seal Type", s.Type}}
+	if s.RecoverySeal {
+		rows = append(rows, [2]string{"Recovery Seal Type", "shamir"})
 	}
-	if s.Sealed {
+	rows = append(rows,
+		[2]string{"Initialized", fmt.Sprint(s.Initialized)},
+		[2]string{"Sealed", fmt.Sprint(s.Sealed)},
+		[2]string{"Total Recovery Shares", fmt.Sprint(s.N)},
+		[2]string{"Threshold", fmt.Sprint(s.T)})
+	if !s.RecoverySeal {
+		rows[len(rows)-2][0] = "Total Shares"
+	}
+	if s.RecoveryEscrow != nil {
+		rows = append(rows, [2]string{"Recovery Escrow", fmt.Sprint(*s.RecoveryEscrow)})
+	}
+	if s.Migration {
+		rows = append(rows, [2]string{"Seal Migration in Progress", "true"})
+	}
+	if s.Sealed && !(s.RecoverySeal && !s.Migration) {
 		rows = append(rows,
 			[2]string{"Unseal Progress", fmt.Sprintf("%d/%d", s.Progress, s.T)},
 			[2]string{"Unseal Nonce", s.Nonce})

@@ -22,6 +22,7 @@ import (
 	"github.com/ledger-secrets/ledger/commands"
 	"github.com/ledger-secrets/ledger/engines"
 	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/ledger/autoseal"
 )
 
 // DefaultMaxRequestBytes is Vault's default request size limit.
@@ -114,8 +115,12 @@ func (a *api) fail(c echo.Context, reqID string, err error) error {
 		status, msg = http.StatusServiceUnavailable, "Vault is sealed"
 	case errors.Is(err, engines.ErrBadRequest), errors.Is(err, commands.ErrBadShare),
 		errors.Is(err, commands.ErrInvalidInit), errors.Is(err, commands.ErrAlreadyInitialized),
-		errors.Is(err, commands.ErrNotInitialized), errors.Is(err, commands.ErrInvalidPath):
+		errors.Is(err, commands.ErrNotInitialized), errors.Is(err, commands.ErrInvalidPath),
+		errors.Is(err, commands.ErrSealMode), errors.Is(err, commands.ErrNoRecoveryKey):
 		status, msg = http.StatusBadRequest, err.Error()
+	case errors.Is(err, autoseal.ErrUnreachable), errors.Is(err, autoseal.ErrKeyUnusable):
+		// The seal's key service: the message names the seal and the key, never key material.
+		status, msg = http.StatusServiceUnavailable, err.Error()
 	case errors.Is(err, engines.ErrPermissionDenied):
 		status, msg = http.StatusForbidden, "permission denied"
 		if err != engines.ErrPermissionDenied {

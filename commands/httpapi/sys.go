@@ -30,7 +30,7 @@ func (a *api) init(c echo.Context) error {
 	// silently means the default split.
 	var warnings []string
 	if unknown := engines.Unknown(data, "secret_shares", "secret_threshold", "pgp_keys", "root_token_pgp_key",
-		"stored_shares", "recovery_shares", "recovery_threshold", "recovery_pgp_keys"); len(unknown) > 0 {
+		"stored_shares", "recovery_shares", "recovery_threshold", "recovery_pgp_keys", "recovery_escrow"); len(unknown) > 0 {
 		warnings = []string{fmt.Sprintf("Endpoint ignored these unrecognized parameters: %v", unknown)}
 	}
 	if keys, _ := data["pgp_keys"].([]any); len(keys) > 0 {
@@ -44,20 +44,45 @@ func (a *api) init(c echo.Context) error {
 	if err != nil {
 		return a.fail(c, reqID, err)
 	}
-	res, err := a.core.Init(c.Request().Context(), commands.InitRequest{SecretShares: n, SecretThreshold: t})
+	if keys, _ := data["recovery_pgp_keys"].([]any); len(keys) > 0 {
+		return a.fail(c, reqID, engines.BadRequest("recovery_pgp_keys is not supported: hand each recovery share to its holder directly"))
+	}
+	rn, err := engines.Int(data, "recovery_shares", 5)
 	if err != nil {
 		return a.fail(c, reqID, err)
 	}
-	keysHex, keysB64 := make([]string, len(res.Keys)), make([]string, len(res.Keys))
-	for i, k := range res.Keys {
-		keysHex[i], keysB64[i] = hex.EncodeToString(k), base64.StdEncoding.EncodeToString(k)
+	rt, err := engines.Int(data, "recovery_threshold", 3)
+	if err != nil {
+		return a.fail(c, reqID, err)
 	}
+	escrow, err := engines.Bool(data, "recovery_escrow", false)
+	if err != nil {
+		return a.fail(c, reqID, err)
+	}
+	res, err := a.core.Init(c.Request().Context(), commands.InitRequest{SecretShares: n, SecretThreshold: t,
+		RecoveryShares: rn, RecoveryThreshold: rt, RecoveryEscrow: escrow})
+	if err != nil {
+		return a.fail(c, reqID, err)
+	}
+	keysHex, keysB64 := encodeShares(res.Keys)
 	c.Response().Header().Set("Cache-Control", "no-store")
 	out := map[string]any{"keys": keysHex, "keys_base64": keysB64, "root_token": res.RootToken}
+	if res.RecoveryKeys != nil {
+		out["recovery_keys"], out["recovery_keys_base64"] = encodeShares(res.RecoveryKeys)
+		out["recovery_escrow"] = res.RecoveryEscrow
+	}
 	if warnings != nil {
 		out["warnings"] = warnings
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+func encodeShares(keys [][]byte) (hexes, b64s []string) {
+	hexes, b64s = make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		hexes[i], b64s[i] = hex.EncodeToString(k), base64.StdEncoding.EncodeToString(k)
+	}
+	return hexes, b64s
 }
 
 func (a *api) unseal(c echo.Context) error {
@@ -87,7 +112,15 @@ func (a *api) unseal(c echo.Context) error {
 	if err != nil {
 		return a.fail(c, reqID, err)
 	}
-	st, err := a.core.Unseal(c.Request().Context(), share)
+	migrate, err := engines.Bool(data, "migrate", false)
+	if err != nil {
+		return a.fail(c, reqID, err)
+	}
+	recovery, err := engines.Bool(data, "recovery", false)
+	if err != nil {
+		return a.fail(c, reqID, err)
+	}
+	st, err := a.core.UnsealWith(c.Request().Context(), commands.UnsealRequest{Share: share, Migrate: migrate, Recovery: recovery})
 	if err != nil {
 		return a.fail(c, reqID, err)
 	}
@@ -142,6 +175,19 @@ func (a *api) health(c echo.Context) error {
 		"server_time_utc": time.Now().Unix(), "version": commands.Version,
 		"cluster_name": name, "cluster_id": id, "enterprise": false, "echo_duration_ms": 0,
 		"clock_skew_ms": 0, "replication_primary_canary_age_ms": 0, "removed_from_cluster": false,
+	}
+	if checked, ok, state, msg := a.core.SealKeyHealth(); !checked.IsZero() {
+		// Ledger's: the last proof that the auto-seal key still decrypts the root key.
+		body["seal_key_healthy"], body["seal_key_checked"] = ok, checked.Unix()
+		if state != "" {
+			body["seal_key_state"] = state
+		}
+		if msg != "" {
+			body["seal_key_error"] = msg
+		}
+	}
+	if msg := a.core.AutoUnsealError(); msg != "" && !unsealed {
+		body["seal_error"] = msg
 	}
 	if c.Request().Method == http.MethodHead {
 		return c.NoContent(status)

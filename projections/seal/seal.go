@@ -27,6 +27,15 @@ const (
 	Rekeyed = "seal.rekeyed.v1"
 	// RekeyBackupDeleted drops the PGP-encrypted backup of the last rekey's keys.
 	RekeyBackupDeleted = "seal.rekey_backup.deleted.v1"
+	// Migrated replaces the seal configuration (type, wrapped root key, share counts, recovery
+	// keys, and the keyring when it was rewrapped): `operator unseal -migrate` finished.
+	Migrated = "seal.migrated.v1"
+	// RecoveryRekeyed installs a new recovery key (share counts, check blob, escrow).
+	RecoveryRekeyed = "seal.recovery.rekeyed.v1"
+	// EscrowUsed records that the recovery-key quorum unsealed the node instead of the
+	// auto-seal (the external key was unusable). It changes nothing in the state; it is there
+	// for the audit trail.
+	EscrowUsed = "seal.escrow.used.v1"
 )
 
 // RekeyedPayload is the payload of Rekeyed. Nothing in it is secret: the keyring is wrapped
@@ -44,6 +53,44 @@ type RekeyedPayload struct {
 	Backup []byte    `json:"backup,omitempty"`
 }
 
+// Recovery describes the recovery keys of an auto-sealed log. Nothing in it is secret: Check
+// and Escrow are sealed under the recovery key, which exists only as shares held by people.
+type Recovery struct {
+	Shares    int `json:"shares"`
+	Threshold int `json:"threshold"`
+	// Check is a fixed text sealed under the recovery key: opening it proves a set of
+	// recovery shares is right without touching the root key.
+	Check []byte `json:"check"`
+	// Escrow, when set (opt-in at init), is the root key sealed under the recovery key, so the
+	// recovery quorum can unseal when the external key is gone.
+	Escrow []byte `json:"escrow,omitempty"`
+}
+
+// AutoSeal is the part of the state an auto-seal adds: which seal wraps the root key, and
+// the wrapped root key. Empty Type means the Shamir seal.
+type AutoSeal struct {
+	Type        string    `json:"type,omitempty"`
+	KeyID       string    `json:"key_id,omitempty"`
+	WrappedRoot []byte    `json:"wrapped_root,omitempty"`
+	Recovery    *Recovery `json:"recovery,omitempty"`
+}
+
+// MigratedPayload is the payload of Migrated: the whole new seal configuration.
+type MigratedPayload struct {
+	AutoSeal
+	From      string `json:"from"`
+	Shares    int    `json:"shares"`
+	Threshold int    `json:"threshold"`
+	// Keyring is set when the migration rewrapped the keyring under a new root key (to Shamir).
+	Keyring []byte    `json:"keyring,omitempty"`
+	Time    time.Time `json:"time"`
+}
+
+// RecoveryRekeyedPayload is the payload of RecoveryRekeyed.
+type RecoveryRekeyedPayload struct {
+	Recovery Recovery `json:"recovery"`
+}
+
 // InitializedPayload is the payload of Initialized. Nothing in it is secret: the keyring is
 // wrapped under the root key, which exists only as shares held by people.
 type InitializedPayload struct {
@@ -52,6 +99,7 @@ type InitializedPayload struct {
 	Keyring   []byte    `json:"keyring"`
 	ClusterID string    `json:"cluster_id"`
 	Time      time.Time `json:"time"`
+	AutoSeal
 }
 
 // RotatedPayload is the payload of KeyringRotated: the whole new keyring, wrapped.
@@ -112,6 +160,15 @@ type State struct {
 	// Rekeys counts the rekeys in force; RekeyBackup is the last one's sealed backup, if any.
 	Rekeys      int    `json:"rekeys,omitempty"`
 	RekeyBackup []byte `json:"rekey_backup,omitempty"`
+	AutoSeal
+}
+
+// SealType is the seal the log records: "shamir" or an auto-seal type.
+func (s State) SealType() string {
+	if s.Type == "" {
+		return "shamir"
+	}
+	return s.Type
 }
 
 // View holds the seal State.
@@ -133,6 +190,11 @@ func (v *View) State() State {
 	s := v.s
 	s.Keyring = append([]byte(nil), v.s.Keyring...)
 	s.RekeyBackup = append([]byte(nil), v.s.RekeyBackup...)
+	s.WrappedRoot = append([]byte(nil), v.s.WrappedRoot...)
+	if v.s.Recovery != nil {
+		r := *v.s.Recovery
+		s.Recovery = &r
+	}
 	if v.s.Restore != nil {
 		r := *v.s.Restore
 		s.Restore = &r
@@ -154,7 +216,7 @@ func (v *View) Apply(rec ledger.Record) error {
 			return nil // a second init lost the race; the first one stands
 		}
 		v.s = State{Initialized: true, Shares: p.Shares, Threshold: p.Threshold, Keyring: p.Keyring,
-			Term: 1, ClusterID: p.ClusterID, InitTime: p.Time}
+			Term: 1, ClusterID: p.ClusterID, InitTime: p.Time, AutoSeal: p.AutoSeal}
 	case KeyringRotated:
 		var p RotatedPayload
 		if err := projections.Decode(rec, &p); err != nil {
@@ -185,6 +247,32 @@ func (v *View) Apply(rec ledger.Record) error {
 		v.mu.Lock()
 		defer v.mu.Unlock()
 		v.s.RekeyBackup = nil
+	case Migrated:
+		var p MigratedPayload
+		if err := projections.Decode(rec, &p); err != nil {
+			return err
+		}
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if !v.s.Initialized || p.From != v.s.SealType() {
+			return nil // a second migration of the same source lost the race
+		}
+		v.s.AutoSeal = p.AutoSeal
+		v.s.Shares, v.s.Threshold = p.Shares, p.Threshold
+		if len(p.Keyring) > 0 {
+			v.s.Keyring = p.Keyring
+		}
+	case RecoveryRekeyed:
+		var p RecoveryRekeyedPayload
+		if err := projections.Decode(rec, &p); err != nil {
+			return err
+		}
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if v.s.Recovery != nil {
+			r := p.Recovery
+			v.s.Recovery = &r
+		}
 	case SnapshotRestored:
 		var p RestoredPayload
 		if err := projections.Decode(rec, &p); err != nil {

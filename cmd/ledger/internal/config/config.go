@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2/hclparse"
+
+	"github.com/ledger-secrets/ledger/ledger/autoseal"
 )
 
 // Defaults applied when the file leaves a setting out.
@@ -59,6 +61,9 @@ type Config struct {
 	Telemetry Telemetry
 	// ServiceRegistration is the service_registration "kubernetes" block; nil without one.
 	ServiceRegistration *ServiceRegistration
+	// Seals are the seal "TYPE" blocks: none (Shamir), one enabled, or, during a migration,
+	// an enabled one and a disabled one (or only a disabled one, to migrate to Shamir).
+	Seals []autoseal.Config
 
 	// Warnings describe parts of the file that were ignored, each prefixed
 	// with "file:line:", in file order.

@@ -444,7 +444,7 @@ listener "tcp" {
   tls_min_version = "tls12"
 }
 seal "transit" {
-  address = "https://vault:8200"
+  colour = "https://vault:8200"
 }
 foo = "bar"
 ui = true
@@ -457,7 +457,7 @@ disable_mlock = true
 	want := []string{
 		`ledger.hcl:3: unknown key "retry_join" in storage "jetstream" (ignored)`,
 		`ledger.hcl:9: unknown key "tls_min_version" in listener "tcp" (ignored)`,
-		`ledger.hcl:11: unknown key "seal" (ignored)`,
+		`ledger.hcl:12: unknown key "colour" in seal "transit" (ignored)`,
 		`ledger.hcl:14: unknown key "foo" (ignored)`,
 	}
 	if !reflect.DeepEqual(cfg.Warnings, want) {

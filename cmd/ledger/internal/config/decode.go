@@ -172,6 +172,7 @@ func (d *decoder) decodeRoot(body hcl.Body) *Config {
 			{Type: "listener", LabelNames: []string{"type"}},
 			{Type: "telemetry"},
 			{Type: "service_registration", LabelNames: []string{"type"}},
+			{Type: "seal", LabelNames: []string{"type"}},
 		},
 		// Vault settings with no meaning here: Ledger has no web UI and
 		// leaves memory locking to the operating system's configuration.
@@ -179,7 +180,7 @@ func (d *decoder) decodeRoot(body hcl.Body) *Config {
 	)
 
 	cfg := &Config{ClusterName: DefaultClusterName, LogLevel: DefaultLogLevel}
-	var storages, listeners, registrations []*hcl.Block
+	var storages, listeners, registrations, seals []*hcl.Block
 	for _, b := range c.Blocks {
 		switch b.Type {
 		case "service_registration":
@@ -190,6 +191,8 @@ func (d *decoder) decodeRoot(body hcl.Body) *Config {
 			listeners = append(listeners, b)
 		case "telemetry":
 			cfg.Telemetry = d.decodeTelemetry(b)
+		case "seal":
+			seals = append(seals, b)
 		}
 	}
 
@@ -205,6 +208,7 @@ func (d *decoder) decodeRoot(body hcl.Body) *Config {
 	}
 
 	cfg.ServiceRegistration = d.decodeServiceRegistrations(registrations)
+	cfg.Seals = d.decodeSeals(seals)
 
 	if len(listeners) == 0 {
 		d.errorf(hcl.Range{}, `no listener block; add listener "tcp" { address = %q }`, DefaultAddress)
