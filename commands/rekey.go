@@ -145,6 +145,11 @@ func (s *sysBackend) rekeyPaths(ctx context.Context, req *engines.Request, p str
 		// nothing to rekey.
 		return nil, errNoRecoveryKeys
 	}
+	if t := s.c.SealType(); t != "shamir" {
+		// The root key of an auto-sealed server is wrapped by the seal, not split: there are
+		// no unseal keys to rekey (Vault's stored shares are not supported).
+		return nil, engines.BadRequest("this server uses the %s auto-seal: it has no unseal keys to rekey; rekey the recovery keys with sys/rekey-recovery-key (ledger operator rekey -target=recovery)", t)
+	}
 	cs := s.st.ceremony
 	switch {
 	case rest == "init" && req.Op == engines.OpRead:
@@ -336,6 +341,16 @@ func (c *Core) quorum(progress *[][]byte, share []byte, required int) (done bool
 	}
 	given := *progress
 	*progress = nil
+	if _, _, ok := c.RecoverySharesConfig(); ok {
+		// With an auto-seal the recovery keys authorise the operation, as in Vault.
+		key, err := c.VerifyRecoveryShares(given)
+		wipeAll(given)
+		if err != nil {
+			return false, engines.BadRequest("the recovery keys given do not reconstruct the recovery key; progress was reset, submit current recovery keys again with the same nonce")
+		}
+		clear(key)
+		return true, nil
+	}
 	root, err := c.currentRoot(given)
 	wipeAll(given)
 	if err != nil {

@@ -275,7 +275,7 @@ func (c *Core) installSnapshot(ctx context.Context, f *replay.File, data []byte,
 	payload, _ := json.Marshal(seal.RestoredPayload{Shares: h.Seal.Shares, Threshold: h.Seal.Threshold,
 		Keyring: h.Seal.Keyring, Term: h.Seal.Term, ClusterID: h.ClusterID, InitTime: h.Seal.InitTime,
 		Object: name, SHA256: fmt.Sprintf("%x", f.SHA256), SnapshotSeq: h.Seq, SnapshotHash: h.Hash,
-		SnapshotTime: h.Created, PreviousClusterID: prev.ClusterID, Forced: force})
+		SnapshotTime: h.Created, PreviousClusterID: prev.ClusterID, Forced: force, AutoSeal: h.Seal.AutoSeal})
 	pos, err := c.log.Append(ctx, []ledger.Event{{Type: seal.SnapshotRestored, Subject: ledger.SubjectFor("seal", "config"), Raw: true, Payload: payload}})
 	if err != nil {
 		if derr := store.Delete(context.WithoutCancel(ctx), name); derr != nil {
@@ -348,7 +348,7 @@ func (c *Core) takeSnapshot(ctx context.Context, st *unsealed, withDataKeys bool
 	}
 	s := c.sealView.State()
 	snap.ClusterID = s.ClusterID
-	snap.Seal = replay.SealConfig{Shares: s.Shares, Threshold: s.Threshold, Term: kr.Term(), InitTime: s.InitTime, Keyring: wrapped}
+	snap.Seal = replay.SealConfig{Shares: s.Shares, Threshold: s.Threshold, Term: kr.Term(), InitTime: s.InitTime, Keyring: wrapped, AutoSeal: s.AutoSeal}
 	var buf bytes.Buffer
 	size := len(snap.DataKeys)
 	for _, p := range snap.Views {

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections/seal"
 )
 
 // A snapshot file is a gzip-compressed tar archive, the envelope Vault's raft snapshots use, so
@@ -85,6 +86,9 @@ type SealConfig struct {
 	InitTime  time.Time `json:"init_time"`
 	// Keyring is the keyring wrapped under the root key, as the seal view stores it.
 	Keyring []byte `json:"keyring"`
+	// AutoSeal is the auto-seal that wraps the root key (empty for Shamir), so a restore
+	// unseals with the same seal and recovery keys.
+	AutoSeal seal.AutoSeal `json:"auto_seal"`
 }
 
 // Section describes one sealed file of the archive.

@@ -101,6 +101,34 @@ func TestAutoSealAWSKMS(t *testing.T) {
 		}
 	})
 
+	t.Run("recovery keys authorise generate-root", func(t *testing.T) {
+		code, body := s.raw(http.MethodPut, "sys/generate-root/attempt", "", "")
+		if code != http.StatusOK {
+			t.Fatalf("generate-root attempt: %d %s", code, body)
+		}
+		var att struct {
+			Nonce string `json:"nonce"`
+		}
+		mustJSON(t, body, &att)
+		// A key that is not a recovery key is refused; progress resets.
+		bogus := strings.Repeat("A", 44)
+		s.raw(http.MethodPut, "sys/generate-root/update", "", `{"key":"`+bogus+`","nonce":"`+att.Nonce+`"}`)
+		code, body = s.raw(http.MethodPut, "sys/generate-root/update", "", `{"key":"`+res.RecoveryKeysB64[0]+`","nonce":"`+att.Nonce+`"}`)
+		if code != http.StatusBadRequest || !strings.Contains(body, "recovery keys") {
+			t.Fatalf("a bogus recovery key at the threshold: %d %s", code, body)
+		}
+		var last string
+		for _, k := range res.RecoveryKeysB64[:2] {
+			code, last = s.raw(http.MethodPut, "sys/generate-root/update", "", `{"key":"`+k+`","nonce":"`+att.Nonce+`"}`)
+			if code != http.StatusOK {
+				t.Fatalf("generate-root update: %d %s", code, last)
+			}
+		}
+		if !strings.Contains(last, `"complete":true`) || !strings.Contains(last, `"encoded_token":"`) {
+			t.Fatalf("generate-root with recovery keys did not complete: %s", last)
+		}
+	})
+
 	for _, how := range []string{"SIGTERM", "kill -9"} {
 		if how == "SIGTERM" {
 			s.stop()

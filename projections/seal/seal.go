@@ -134,6 +134,9 @@ type RestoredPayload struct {
 	// PreviousClusterID is the cluster this log belonged to before ("" when uninitialised).
 	PreviousClusterID string `json:"previous_cluster_id,omitempty"`
 	Forced            bool   `json:"forced,omitempty"`
+	// AutoSeal is the snapshot's auto-seal (empty for Shamir): the restored node unseals with
+	// the seal that wrapped the snapshot's root key.
+	AutoSeal
 }
 
 // Restore is where the node's state starts when a snapshot was restored into its log.
@@ -286,7 +289,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		v.s = State{Initialized: true, Shares: p.Shares, Threshold: p.Threshold, Keyring: p.Keyring,
 			Term: p.Term, ClusterID: p.ClusterID, InitTime: p.InitTime, Restore: &Restore{
 				Seq: rec.Pos.Seq, Object: p.Object, SHA256: p.SHA256, SnapshotSeq: p.SnapshotSeq,
-				SnapshotHash: p.SnapshotHash, SnapshotTime: p.SnapshotTime}}
+				SnapshotHash: p.SnapshotHash, SnapshotTime: p.SnapshotTime}, AutoSeal: p.AutoSeal}
 	}
 	return nil
 }
