@@ -187,6 +187,10 @@ type eventFacts struct {
 	Version  uint64   `json:"version"`
 	Versions []uint64 `json:"versions"`
 	Trim     []uint64 `json:"trim"`
+	// Imported versions (ledger operator import): the source's times, shown as such.
+	Imported bool      `json:"imported"`
+	Created  time.Time `json:"created"`
+	Deletion time.Time `json:"deletion"`
 	// Identity groups: who the members were after the change.
 	ID            string   `json:"id"`
 	MemberEntites []string `json:"member_entity_ids"`
@@ -240,6 +244,13 @@ func (s *sysBackend) history(ctx context.Context, req *engines.Request, p string
 			e["version"] = f.Version
 			if len(f.Trim) > 0 {
 				e["trimmed_versions"] = f.Trim
+			}
+			if f.Imported {
+				e["operation"] = "version imported"
+				e["source_created_time"] = f.Created.UTC().Format(time.RFC3339Nano)
+				if !f.Deletion.IsZero() {
+					e["source_deletion_time"] = f.Deletion.UTC().Format(time.RFC3339Nano)
+				}
 			}
 		case kvview.VersionsDeleted, kvview.VersionsUndeleted, kvview.VersionsDestroyed:
 			e["versions"] = f.Versions

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -141,13 +142,15 @@ func mountJSON(e mount.Entry) map[string]any {
 	if len(opts) == 0 {
 		options = nil
 	}
+	cfg := map[string]any{
+		"default_lease_ttl": int64(e.DefaultLeaseTTL / time.Second),
+		"max_lease_ttl":     int64(e.MaxLeaseTTL / time.Second),
+		"force_no_cache":    false,
+	}
+	addTunables(cfg, e)
 	return map[string]any{
 		"type": e.Type, "description": e.Description, "uuid": e.UUID, "accessor": e.Accessor,
-		"config": map[string]any{
-			"default_lease_ttl": int64(e.DefaultLeaseTTL / time.Second),
-			"max_lease_ttl":     int64(e.MaxLeaseTTL / time.Second),
-			"force_no_cache":    false,
-		},
+		"config":  cfg,
 		"options": options, "local": e.Local, "seal_wrap": e.SealWrap, "external_entropy_access": false,
 		"plugin_version": "", "running_plugin_version": "", "running_sha256": "",
 		"deprecation_status": "supported",
@@ -197,11 +200,13 @@ func (s *sysBackend) mountPath(req *engines.Request, rest string, auth bool) (*e
 		}
 		switch req.Op {
 		case engines.OpRead:
-			return &engines.Response{Data: map[string]any{
+			data := map[string]any{
 				"default_lease_ttl": int64(s.c.engineMount(existing).DefaultLeaseTTL / time.Second),
 				"max_lease_ttl":     int64(s.c.engineMount(existing).MaxLeaseTTL / time.Second),
 				"force_no_cache":    false, "description": existing.Description, "options": existing.Options,
-			}}, nil
+			}
+			addTunables(data, existing)
+			return &engines.Response{Data: data}, nil
 		case engines.OpCreate, engines.OpUpdate:
 			return s.tune(req, existing)
 		}
@@ -308,6 +313,12 @@ func (s *sysBackend) enable(req *engines.Request, path string, auth, exists bool
 		if e.MaxLeaseTTL, err = engines.Duration(cfg, "max_lease_ttl", 0); err != nil {
 			return nil, err
 		}
+		var t mount.TunedPayload
+		if err := readTunables(cfg, &t); err != nil {
+			return nil, err
+		}
+		e.ListingVisibility = deref(t.ListingVisibility)
+		e.AuditNonHMACRequestKeys, e.AuditNonHMACResponseKeys = derefs(t.AuditNonHMACRequestKeys), derefs(t.AuditNonHMACResponseKeys)
 	} else if req.Data["config"] != nil {
 		return nil, engines.BadRequest("field \"config\": expected an object")
 	}
@@ -346,6 +357,9 @@ func (s *sysBackend) tune(req *engines.Request, e mount.Entry) (*engines.Respons
 			return nil, err
 		}
 		p.Description = &d
+	}
+	if err := readTunables(req.Data, &p); err != nil {
+		return nil, err
 	}
 	opts, err := engines.StringMap(req.Data, "options")
 	if err != nil {
@@ -532,4 +546,64 @@ func (s *sysBackend) uiMount(req *engines.Request, path string) (*engines.Respon
 	}
 	d["options"] = opts
 	return &engines.Response{Data: d}, nil
+}
+
+// addTunables adds the tunables that are set to a mount's config (or tune) answer, as Vault
+// does: an unset one is absent.
+func addTunables(cfg map[string]any, e mount.Entry) {
+	if e.ListingVisibility != "" {
+		cfg["listing_visibility"] = e.ListingVisibility
+	}
+	if len(e.AuditNonHMACRequestKeys) > 0 {
+		cfg["audit_non_hmac_request_keys"] = e.AuditNonHMACRequestKeys
+	}
+	if len(e.AuditNonHMACResponseKeys) > 0 {
+		cfg["audit_non_hmac_response_keys"] = e.AuditNonHMACResponseKeys
+	}
+}
+
+// readTunables reads listing_visibility and audit_non_hmac_{request,response}_keys from a
+// mount's config (enable) or a tune request into p; absent fields stay nil (unchanged).
+func readTunables(data map[string]any, p *mount.TunedPayload) error {
+	if engines.Has(data, "listing_visibility") {
+		v, err := engines.String(data, "listing_visibility", "")
+		if err != nil {
+			return err
+		}
+		switch v {
+		case "", "unauth", "hidden":
+		default:
+			return engines.BadRequest("invalid listing_visibility %q: use \"unauth\", \"hidden\" or \"\"", v)
+		}
+		p.ListingVisibility = &v
+	}
+	for _, f := range []struct {
+		name string
+		dst  **[]string
+	}{{"audit_non_hmac_request_keys", &p.AuditNonHMACRequestKeys}, {"audit_non_hmac_response_keys", &p.AuditNonHMACResponseKeys}} {
+		if !engines.Has(data, f.name) {
+			continue
+		}
+		keys, err := engines.Strings(data, f.name)
+		if err != nil {
+			return err
+		}
+		keys = slices.DeleteFunc(keys, func(k string) bool { return strings.TrimSpace(k) == "" })
+		*f.dst = &keys
+	}
+	return nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func derefs(s *[]string) []string {
+	if s == nil || len(*s) == 0 {
+		return nil
+	}
+	return *s
 }

@@ -142,11 +142,15 @@ func printHistory(p *printer, s *Secret) error {
 			}
 			version = strings.Join(parts, ",")
 		}
+		op := stringOf(e["operation"])
+		if src := stringOf(e["source_created_time"]); src != "" {
+			op += " (source created " + src + ")"
+		}
 		actor := stringOf(e["actor"])
 		if actor == "" {
 			actor = "-"
 		}
-		rows = append(rows, []string{cellString(e["sequence"]), stringOf(e["time"]), stringOf(e["operation"]),
+		rows = append(rows, []string{cellString(e["sequence"]), stringOf(e["time"]), op,
 			version, actor, stringOf(e["request_id"])})
 	}
 	fmt.Fprintf(p.out, "History of %s\n\n", stringOf(s.Data["path"]))

@@ -20,6 +20,7 @@ func (a *app) operatorCmd() *cobra.Command {
 		a.operatorSnapshotCmd(),
 		a.operatorRekeyCmd(),        // operator_rekey.go
 		a.operatorGenerateRootCmd(), // operator_generateroot.go
+		a.operatorImportCmd(),       // import.go
 	)
 }
 

@@ -12,7 +12,7 @@ import (
 
 // startTestServer runs a real dev server (embedded JetStream in a temp dir, unsealed, KV v2 at
 // secret/) on a random loopback port, and returns its address and root token.
-func startTestServer(t *testing.T) (string, string) {
+func startTestServer(t testing.TB) (string, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -70,7 +70,7 @@ func route(p string) (endpoint, path string) {
 	if p == "config" {
 		return "config", ""
 	}
-	for _, e := range []string{"data", "metadata", "delete", "undelete", "destroy", "subkeys", "rollback"} {
+	for _, e := range []string{"data", "metadata", "delete", "undelete", "destroy", "subkeys", "rollback", "import"} {
 		if p == e {
 			return e + "$", "" // the endpoint's root, without a path
 		}
@@ -99,6 +99,8 @@ func (b *Backend) handleV2(ctx context.Context, req *engines.Request) (*engines.
 		return b.handleSubkeys(ctx, req, path)
 	case "rollback":
 		return b.handleRollback(ctx, req, path)
+	case "import":
+		return b.handleImport(ctx, req, path)
 	case "data$", "metadata$", "delete$", "undelete$", "destroy$":
 		return &engines.Response{Status: 404, Warnings: []string{"Non-listing operations on the root of a K/V v2 mount are not supported."}}, nil
 	}

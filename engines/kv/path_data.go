@@ -79,7 +79,7 @@ func (b *Backend) readData(ctx context.Context, req *engines.Request, path strin
 		return nil, err
 	}
 	meta := versionMetadata(s, n, v)
-	if v.Deleted(req.Now) || v.Destroyed {
+	if v.Deleted(req.Now) || !v.HasValue() {
 		// Vault answers 404 and still shows the version's metadata.
 		return &engines.Response{Status: 404, Data: map[string]any{"data": nil, "metadata": meta}}, nil
 	}
@@ -215,7 +215,7 @@ func (b *Backend) writeData(ctx context.Context, req *engines.Request, path stri
 		if !ok {
 			return nil, engines.ErrNotFound
 		}
-		if cur.Deleted(req.Now) || cur.Destroyed {
+		if cur.Deleted(req.Now) || !cur.HasValue() {
 			return &engines.Response{Status: 404, Data: versionMetadata(s, s.CurrentVersion, cur)}, nil
 		}
 		old, err := b.openJSON(ctx, cur.KeyID, cur.Sealed, valueAD(b.mount.UUID, path, s.CurrentVersion))

@@ -44,6 +44,8 @@ func (b *Backend) handleRollback(ctx context.Context, req *engines.Request, path
 		return nil, engines.BadRequest("cannot roll back to version %d: it has been destroyed", want)
 	case v.Deleted(req.Now):
 		return nil, engines.BadRequest("cannot roll back to version %d: it has been deleted (undelete it first)", want)
+	case !v.HasValue():
+		return nil, engines.BadRequest("cannot roll back to version %d: it was imported without its value (it was deleted at the source)", want)
 	}
 	cas := strconv.FormatUint(s.CurrentVersion, 10)
 	if engines.Has(req.Data, "cas") && req.Data["cas"] != nil {

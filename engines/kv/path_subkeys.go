@@ -28,7 +28,7 @@ func (b *Backend) handleSubkeys(ctx context.Context, req *engines.Request, path 
 		return nil, err
 	}
 	meta := versionMetadata(s, n, v)
-	if v.Deleted(req.Now) || v.Destroyed {
+	if v.Deleted(req.Now) || !v.HasValue() {
 		return &engines.Response{Status: 404, Data: map[string]any{"subkeys": nil, "metadata": meta}}, nil
 	}
 	data, err := b.openJSON(ctx, v.KeyID, v.Sealed, valueAD(b.mount.UUID, path, n))

@@ -63,5 +63,13 @@ func buildRoutes(v2 bool) []engines.Route {
 			Fields: []engines.Field{secretPath(),
 				{Name: "version", Type: "int", Description: "The version to restore."},
 				{Name: "cas", Type: "int", Description: "The current version the rollback expects."}}},
+		{Pattern: "import/{path...}", Operations: opsU, Summary: "Import one version of a secret from another server, with its source times (Ledger; sudo).",
+			Fields: []engines.Field{secretPath(),
+				{Name: "version", Type: "int", Description: "The source's version number; it must be after the current version."},
+				{Name: "created_time", Type: "string", Description: "The source's created_time (RFC 3339)."},
+				{Name: "deletion_time", Type: "string", Description: "The source's deletion_time (RFC 3339), if the version is deleted or scheduled for deletion."},
+				{Name: "destroyed", Type: "bool", Description: "The version is destroyed at the source: it is imported without a value, destroyed."},
+				{Name: "oldest_version", Type: "int", Description: "The source's oldest_version."},
+				{Name: "data", Type: "object", Description: "The version's value; absent for a destroyed or deleted version."}}},
 	}
 }

@@ -57,6 +57,10 @@ type VersionWrittenPayload struct {
 	// Patch marks a version written by PATCH (a merge of the previous one); the view ignores
 	// it, change events report it as kv-v2/data-patch.
 	Patch bool `json:"patch,omitempty"`
+	// Imported marks a version copied from another server by `ledger operator import`: Created
+	// is then the source's created_time (the event's own time is when it was imported), and a
+	// version without KeyID is one whose value the source would not give (deleted there).
+	Imported bool `json:"imported,omitempty"`
 }
 
 // VersionsPayload names versions of a path: deleted at Time, undeleted (Time is then the new
@@ -129,6 +133,10 @@ type Version struct {
 // Deleted reports whether the version counts as deleted at now: a deletion time that has
 // passed, whether set by a delete or scheduled by delete_version_after (as Vault decides).
 func (v Version) Deleted(now time.Time) bool { return !v.Deletion.IsZero() && v.Deletion.Before(now) }
+
+// HasValue reports whether the version holds a value: not destroyed, and not a version imported
+// without one (the source had it deleted, so its value could not be read).
+func (v Version) HasValue() bool { return !v.Destroyed && v.KeyID != "" }
 
 // Secret is a KV v2 path: its metadata and the versions kept.
 type Secret struct {

@@ -46,6 +46,11 @@ type Entry struct {
 	Local           bool              `json:"local"`
 	SealWrap        bool              `json:"seal_wrap"`
 	CreatedAt       time.Time         `json:"created_at"`
+	// Vault's tunables that only shape answers and audit records: "" (default), "unauth" or
+	// "hidden"; request and response keys audit devices record without HMAC.
+	ListingVisibility        string   `json:"listing_visibility,omitempty"`
+	AuditNonHMACRequestKeys  []string `json:"audit_non_hmac_request_keys,omitempty"`
+	AuditNonHMACResponseKeys []string `json:"audit_non_hmac_response_keys,omitempty"`
 }
 
 // IsAuth reports whether the entry is an auth method.
@@ -64,6 +69,10 @@ type TunedPayload struct {
 	MaxLeaseTTL     *time.Duration    `json:"max_lease_ttl,omitempty"`
 	Description     *string           `json:"description,omitempty"`
 	Options         map[string]string `json:"options,omitempty"`
+	// Nil: unchanged; an empty list clears.
+	ListingVisibility        *string   `json:"listing_visibility,omitempty"`
+	AuditNonHMACRequestKeys  *[]string `json:"audit_non_hmac_request_keys,omitempty"`
+	AuditNonHMACResponseKeys *[]string `json:"audit_non_hmac_response_keys,omitempty"`
 }
 
 // View is the mount table.
@@ -113,6 +122,15 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 		if p.Description != nil {
 			e.Description = *p.Description
+		}
+		if p.ListingVisibility != nil {
+			e.ListingVisibility = *p.ListingVisibility
+		}
+		if p.AuditNonHMACRequestKeys != nil {
+			e.AuditNonHMACRequestKeys = append([]string(nil), *p.AuditNonHMACRequestKeys...)
+		}
+		if p.AuditNonHMACResponseKeys != nil {
+			e.AuditNonHMACResponseKeys = append([]string(nil), *p.AuditNonHMACResponseKeys...)
 		}
 		if len(p.Options) > 0 {
 			opts := map[string]string{}

@@ -1,0 +1,419 @@
+package importer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+)
+
+// copySpec copies one configuration object (a role, a user, a connection) read from the
+// source into Ledger. body turns what the source answered into what is written; fields the
+// source answered but Ledger does not keep are dropped by the server (a warning, not an error).
+// Compare checks the written fields only, so fields Ledger adds by itself are not conflicts.
+type copySpec struct {
+	kind, path       string // report kind and path
+	srcPath, dstPath string
+	body             func(src map[string]any) map[string]any
+	// create adds what only a create needs (a password); nil: nothing.
+	create func(body map[string]any)
+	// after runs after a write (or when unchanged), e.g. set the role-id; it may return a
+	// reason the item must be re-issued by hand.
+	after func(ctx context.Context) (Status, string)
+}
+
+func (im *importer) copyObject(ctx context.Context, c copySpec) Item {
+	it := Item{Kind: c.kind, Path: c.path}
+	src, err := read(ctx, im.src, c.srcPath)
+	if err != nil || src == nil {
+		it.Status, it.Reason = Unreadable, "gone from the source while importing"
+		if err != nil {
+			it.Reason = reason("read", err)
+		}
+		return it
+	}
+	body := c.body(src)
+	have, err := read(ctx, im.dst, c.dstPath)
+	if err != nil && !(im.opt.DryRun && status(err) == http.StatusNotFound) {
+		it.Status, it.Reason = Failed, reason("read from Ledger", err)
+		return it
+	}
+	same := have != nil && subsetEqual(body, have)
+	switch {
+	case same:
+		it.Status = Unchanged
+	case have != nil && !im.opt.Overwrite:
+		it.Status, it.Reason = Conflict, "Ledger holds another configuration here (-overwrite to replace it)"
+		return it
+	case im.opt.DryRun:
+		it.Status = WouldImport
+		return it
+	default:
+		if have == nil && c.create != nil {
+			c.create(body)
+		}
+		if _, err := write(ctx, im.dst, c.dstPath, body); err != nil {
+			it.Status, it.Reason = Failed, reason("write", err)
+			return it
+		}
+		it.Status = Imported
+		if have != nil {
+			it.Status = Updated
+		}
+	}
+	if c.after != nil && !im.opt.DryRun {
+		if st, r := c.after(ctx); st != "" {
+			if st == Reissue && (it.Status == Unchanged) {
+				// Still to be done by hand: say so again on every run.
+				it.Status = Reissue
+			} else if st != Reissue || it.Status != Unchanged {
+				it.Status = st
+			}
+			it.Reason = r
+		}
+	}
+	return it
+}
+
+// subsetEqual says whether every field of want has the same value in have.
+func subsetEqual(want, have map[string]any) bool {
+	for k, v := range want {
+		if !equalJSON(v, have[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+// without copies m without the named keys.
+func without(m map[string]any, drop ...string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	for _, k := range drop {
+		delete(out, k)
+	}
+	return out
+}
+
+// randomPassword is set on users whose password the source does not reveal: nobody knows it,
+// so the user cannot log in until someone sets a new one. It is never printed.
+func randomPassword() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// listed lists a path and reports a listing the token may not do.
+func (im *importer) listed(ctx context.Context, kind, path string) []string {
+	keys, err := list(ctx, im.src, path)
+	if err != nil {
+		if ctx.Err() == nil {
+			im.add(Item{Kind: kind, Path: path, Status: Unreadable, Reason: reason("list", err)})
+		}
+		return nil
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// --- policies ---
+
+func (im *importer) importPolicies(ctx context.Context) {
+	names, err := im.src.Sys().ListPoliciesWithContext(ctx)
+	if err != nil {
+		im.add(Item{Kind: KindPolicy, Path: "sys/policies/acl", Status: Unreadable, Reason: reason("list", err)})
+		return
+	}
+	for _, name := range names {
+		p := "sys/policies/acl/" + name
+		if name == "root" || !im.wanted(p) {
+			continue
+		}
+		it := Item{Kind: KindPolicy, Path: p}
+		text, err := im.src.Sys().GetPolicyWithContext(ctx, name)
+		if err != nil {
+			it.Status, it.Reason = Unreadable, reason("read", err)
+			im.add(it)
+			continue
+		}
+		have, err := im.dst.Sys().GetPolicyWithContext(ctx, name)
+		if err != nil && status(err) != http.StatusNotFound {
+			it.Status, it.Reason = Failed, reason("read from Ledger", err)
+			im.add(it)
+			continue
+		}
+		switch {
+		case have == text:
+			it.Status = Unchanged
+		case have != "" && !im.opt.Overwrite:
+			it.Status, it.Reason = Conflict, "Ledger has another policy of this name (-overwrite to replace it)"
+		case im.opt.DryRun:
+			it.Status = WouldImport
+		default:
+			if err := im.dst.Sys().PutPolicyWithContext(ctx, name, text); err != nil {
+				it.Status, it.Reason = Failed, reason("write", err)
+			} else if have != "" {
+				it.Status = Updated
+			} else {
+				it.Status = Imported
+			}
+		}
+		im.add(it)
+	}
+}
+
+func (im *importer) importPasswordPolicies(ctx context.Context) {
+	names := im.listed(ctx, KindPasswordPolicy, "sys/policies/password")
+	for _, name := range names {
+		p := "sys/policies/password/" + name
+		if !im.wanted(p) {
+			continue
+		}
+		im.add(im.copyObject(ctx, copySpec{kind: KindPasswordPolicy, path: p, srcPath: p, dstPath: p,
+			body: func(s map[string]any) map[string]any { return map[string]any{"policy": s["policy"]} }}))
+	}
+}
+
+// --- transit ---
+
+func (im *importer) importTransit(ctx context.Context, m *mountInfo, spawn func(func())) {
+	for _, name := range im.listed(ctx, KindTransit, m.Path+"keys") {
+		p := m.Path + "keys/" + name
+		if !im.wanted(p) {
+			continue
+		}
+		spawn(func() { im.add(im.importTransitKey(ctx, m, name)) })
+	}
+}
+
+func (im *importer) importTransitKey(ctx context.Context, m *mountInfo, name string) Item {
+	p := m.Path + "keys/" + name
+	it := Item{Kind: KindTransit, Path: p}
+	src, err := read(ctx, im.src, p)
+	if err != nil || src == nil {
+		it.Status, it.Reason = Unreadable, "gone from the source while importing"
+		if err != nil {
+			it.Reason = reason("read", err)
+		}
+		return it
+	}
+	exportable, _ := src["exportable"].(bool)
+	backup, _ := src["allow_plaintext_backup"].(bool)
+	if !exportable || !backup {
+		it.Status = NotMovable
+		it.Reason = fmt.Sprintf("the source does not let this key leave it (exportable=%v, allow_plaintext_backup=%v): create a new key and re-encrypt (rewrap cannot cross servers)", exportable, backup)
+		return it
+	}
+	have, err := read(ctx, im.dst, p)
+	if err != nil && !(im.opt.DryRun && status(err) == http.StatusNotFound) {
+		it.Status, it.Reason = Failed, reason("read from Ledger", err)
+		return it
+	}
+	compare := []string{"type", "latest_version", "min_decryption_version", "min_encryption_version", "keys", "exportable", "allow_plaintext_backup", "deletion_allowed"}
+	if have != nil {
+		same := true
+		for _, k := range compare {
+			if !equalJSON(src[k], have[k]) {
+				same = false
+			}
+		}
+		switch {
+		case same:
+			it.Status = Unchanged
+			return it
+		case !im.opt.Overwrite:
+			it.Status, it.Reason = Conflict, "Ledger has another key of this name (-overwrite to restore the source's over it)"
+			return it
+		}
+	}
+	if im.opt.DryRun {
+		it.Status = WouldImport
+		return it
+	}
+	b, err := read(ctx, im.src, m.Path+"backup/"+name)
+	if err != nil || b == nil {
+		it.Status, it.Reason = Unreadable, "backup: the source gave none"
+		if err != nil {
+			it.Reason = reason("backup", err)
+		}
+		return it
+	}
+	body := map[string]any{"backup": b["backup"], "name": name}
+	if have != nil {
+		body["force"] = true
+	}
+	if _, err := write(ctx, im.dst, m.Path+"restore", body); err != nil {
+		it.Status, it.Reason = Failed, reason("restore", err)
+		return it
+	}
+	it.Status = Imported
+	if have != nil {
+		it.Status = Updated
+	}
+	return it
+}
+
+// --- approle, userpass ---
+
+// deprecatedTokenFields are the old names Vault still answers next to token_*; writing both
+// is refused, so only the token_* ones are copied.
+var deprecatedTokenFields = []string{"policies", "period", "bound_cidr_list", "num_uses", "ttl", "max_ttl", "bound_cidrs"}
+
+func (im *importer) importAppRoles(ctx context.Context, m *mountInfo, spawn func(func())) {
+	for _, name := range im.listed(ctx, KindAppRole, m.Path+"role") {
+		p := m.Path + "role/" + name
+		if !im.wanted(p) {
+			continue
+		}
+		spawn(func() {
+			im.add(im.copyObject(ctx, copySpec{kind: KindAppRole, path: p, srcPath: p, dstPath: p,
+				body: func(s map[string]any) map[string]any { return without(s, deprecatedTokenFields...) },
+				after: func(ctx context.Context) (Status, string) {
+					rid, err := read(ctx, im.src, p+"/role-id")
+					if err != nil || rid == nil {
+						return Unreadable, "role_id: " + reasonOrGone(err)
+					}
+					have, _ := read(ctx, im.dst, p+"/role-id")
+					if have == nil || !equalJSON(have["role_id"], rid["role_id"]) {
+						if _, err := write(ctx, im.dst, p+"/role-id", map[string]any{"role_id": rid["role_id"]}); err != nil {
+							return Failed, reason("set role_id", err)
+						}
+					}
+					ids, err := list(ctx, im.src, p+"/secret-id")
+					if err != nil {
+						return Reissue, reason("list secret_id accessors", err) + "; secret_ids cannot be read: issue new ones"
+					}
+					if len(ids) > 0 {
+						return Reissue, fmt.Sprintf("role_id kept; %d secret_id(s) cannot be read from the source: issue new ones (%swrite -f %s/secret-id)", len(ids), "ledger ", p)
+					}
+					return "", ""
+				}}))
+		})
+	}
+}
+
+func reasonOrGone(err error) string {
+	if err != nil {
+		return reason("read", err)
+	}
+	return "gone from the source"
+}
+
+func (im *importer) importUsers(ctx context.Context, m *mountInfo, spawn func(func())) {
+	for _, name := range im.listed(ctx, KindUser, m.Path+"users") {
+		p := m.Path + "users/" + name
+		if !im.wanted(p) {
+			continue
+		}
+		spawn(func() {
+			it := im.copyObject(ctx, copySpec{kind: KindUser, path: p, srcPath: p, dstPath: p,
+				body:   func(s map[string]any) map[string]any { return without(s, deprecatedTokenFields...) },
+				create: func(b map[string]any) { b["password"] = randomPassword() }})
+			switch it.Status {
+			case Imported, Unchanged, Updated:
+				it.Status = Reissue
+				it.Reason = fmt.Sprintf("the password cannot be read from the source: the user has a random one nobody knows; set it with `ledger write %s/password password=…`", p)
+			}
+			im.add(it)
+		})
+	}
+}
+
+// --- database ---
+
+func (im *importer) importDatabase(ctx context.Context, m *mountInfo, spawn func(func())) {
+	for _, name := range im.listed(ctx, KindDBConn, m.Path+"config") {
+		p := m.Path + "config/" + name
+		if !im.wanted(p) {
+			continue
+		}
+		spawn(func() {
+			var pw string
+			var have bool
+			if im.opt.DatabasePassword != nil {
+				var err error
+				if pw, have, err = im.opt.DatabasePassword(ctx, m.Path, name); err != nil {
+					im.add(Item{Kind: KindDBConn, Path: p, Status: Failed, Reason: reason("password", err)})
+					return
+				}
+			}
+			it := im.copyObject(ctx, copySpec{kind: KindDBConn, path: p, srcPath: p, dstPath: p,
+				body: func(s map[string]any) map[string]any {
+					b := without(s, "connection_details", "password", "verify_connection")
+					if d, ok := s["connection_details"].(map[string]any); ok {
+						for k, v := range d {
+							if k != "password" {
+								b[k] = v
+							}
+						}
+					}
+					return b
+				},
+				create: func(b map[string]any) {
+					b["verify_connection"] = false
+					if have {
+						b["password"] = pw
+					}
+				}})
+			if !have && (it.Status == Imported || it.Status == Updated || it.Status == Unchanged) {
+				it.Status = Reissue
+				it.Reason = fmt.Sprintf("the connection password cannot be read from the source: imported without it (not verified); give it with -database-password=%s%s=… or `ledger write %s password=…`", m.Path, name, p)
+			}
+			im.add(it)
+		})
+	}
+	for _, sub := range []string{"roles", "static-roles"} {
+		for _, name := range im.listed(ctx, KindDBRole, m.Path+sub) {
+			p := m.Path + sub + "/" + name
+			if !im.wanted(p) {
+				continue
+			}
+			spawn(func() {
+				im.add(im.copyObject(ctx, copySpec{kind: KindDBRole, path: p, srcPath: p, dstPath: p,
+					body: func(s map[string]any) map[string]any {
+						return without(s, "last_vault_rotation", "last_password", "next_vault_rotation")
+					}}))
+			})
+		}
+	}
+}
+
+// --- kubernetes, jwt, oidc ---
+
+// secretConfigFields are configuration fields a source never returns.
+var secretConfigFields = map[string]string{
+	"jwt":        "oidc_client_secret",
+	"oidc":       "oidc_client_secret",
+	"kubernetes": "token_reviewer_jwt",
+}
+
+func (im *importer) importAuthConfigAndRoles(ctx context.Context, m *mountInfo, spawn func(func())) {
+	p := m.Path + "config"
+	if im.wanted(p) {
+		it := im.copyObject(ctx, copySpec{kind: KindAuthConfig, path: p, srcPath: p, dstPath: p,
+			body: func(s map[string]any) map[string]any { return without(s, secretConfigFields[m.Type]) }})
+		if it.Status == Imported || it.Status == Updated {
+			it.Status = Reissue
+			it.Reason = fmt.Sprintf("%s is never returned by the source: set it by hand if the source had one", secretConfigFields[m.Type])
+		}
+		im.add(it)
+	}
+	for _, name := range im.listed(ctx, KindAuthRole, m.Path+"role") {
+		rp := m.Path + "role/" + name
+		if !im.wanted(rp) {
+			continue
+		}
+		spawn(func() {
+			im.add(im.copyObject(ctx, copySpec{kind: KindAuthRole, path: rp, srcPath: rp, dstPath: rp,
+				body: func(s map[string]any) map[string]any { return without(s, deprecatedTokenFields...) }}))
+		})
+	}
+}
+
+// trimSlash drops one trailing slash.
+func trimSlash(s string) string { return strings.TrimSuffix(s, "/") }
