@@ -436,3 +436,11 @@ func read(ctx context.Context, c *api.Client, path string) (map[string]any, erro
 func write(ctx context.Context, c *api.Client, path string, data map[string]any) (*api.Secret, error) {
 	return c.Logical().WriteWithContext(ctx, path, data)
 }
+
+// writtenStatus is the status of an item just written: updated when something was there.
+func writtenStatus(existed bool) Status {
+	if existed {
+		return Updated
+	}
+	return Imported
+}

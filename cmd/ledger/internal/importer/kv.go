@@ -82,10 +82,7 @@ func (im *importer) importKV1(ctx context.Context, m *mountInfo, rel string) Ite
 		it.Status, it.Reason = Failed, reason("write", err)
 		return it
 	}
-	it.Status = Imported
-	if have != nil {
-		it.Status = Updated
-	}
+	it.Status = writtenStatus(have != nil)
 	return it
 }
 

@@ -59,10 +59,7 @@ func (im *importer) copyObject(ctx context.Context, c copySpec) Item {
 			it.Status, it.Reason = Failed, reason("write", err)
 			return it
 		}
-		it.Status = Imported
-		if have != nil {
-			it.Status = Updated
-		}
+		it.Status = writtenStatus(have != nil)
 	}
 	if c.after != nil && !im.opt.DryRun {
 		if st, r := c.after(ctx); st != "" {
@@ -251,10 +248,7 @@ func (im *importer) importTransitKey(ctx context.Context, m *mountInfo, name str
 		it.Status, it.Reason = Failed, reason("restore", err)
 		return it
 	}
-	it.Status = Imported
-	if have != nil {
-		it.Status = Updated
-	}
+	it.Status = writtenStatus(have != nil)
 	return it
 }
 
