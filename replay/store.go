@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -122,19 +123,47 @@ func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 		return nil, fmt.Errorf("read snapshot %s: %w", name, err)
 	}
 	n, set := parts(info)
-	var buf bytes.Buffer
+	// Read each part straight into one buffer of the right size: growing a buffer (and
+	// copying each part once more) cost a third of unseal's CPU with 100k secrets.
+	sizes := make([]uint64, n)
+	total := uint64(0)
+	for i := range n {
+		if i > 0 {
+			pi, err := s.obs.GetInfo(ctx, partName(name, set, i))
+			if err != nil {
+				return nil, fmt.Errorf("read snapshot %s part %d: %w", name, i, err)
+			}
+			info = pi
+		}
+		sizes[i] = info.Size
+		total += info.Size
+	}
+	out := make([]byte, total)
+	at := uint64(0)
 	for i := range n {
 		obj := name
 		if i > 0 {
 			obj = partName(name, set, i)
 		}
-		b, err := s.obs.GetBytes(ctx, obj)
+		r, err := s.obs.Get(ctx, obj)
 		if err != nil {
 			return nil, fmt.Errorf("read snapshot %s: %w", obj, err)
 		}
-		buf.Write(b)
+		_, err = io.ReadFull(r, out[at:at+sizes[i]])
+		if err == nil {
+			// Read to the end: that is where the object store checks the object's digest.
+			var one [1]byte
+			if k, eerr := r.Read(one[:]); k != 0 || !errors.Is(eerr, io.EOF) {
+				err = fmt.Errorf("object longer than its size, or digest: %v", eerr)
+			}
+		}
+		r.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read snapshot %s: %w", obj, err)
+		}
+		at += sizes[i]
 	}
-	return buf.Bytes(), nil
+	return out, nil
 }
 
 // Delete removes a snapshot and its parts; a missing one is not an error.

@@ -35,7 +35,7 @@ const childSnapshotEnv = "LEDGER_TEST_CHILD_SNAPSHOT_EVERY"
 const childInfoEnv = "LEDGER_TEST_CHILD_INFO"
 
 // childProfileEnv, when set to a path, makes the child server write a CPU profile of its first
-// 30 seconds to path.<pid>.
+// 12 seconds to path.<pid>.
 const childProfileEnv = "LEDGER_TEST_CHILD_CPUPROFILE"
 
 func TestMain(m *testing.M) {
@@ -54,7 +54,7 @@ func serveChild(dir, addr string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	if file := os.Getenv(childProfileEnv); file != "" {
-		// The first 30 s of the process: start, unseal, first reads (benchmarks).
+		// The first 12 s of the process: start, unseal, first reads (benchmarks).
 		f, err := os.Create(fmt.Sprintf("%s.%d", file, os.Getpid()))
 		if err != nil {
 			return err
@@ -62,7 +62,7 @@ func serveChild(dir, addr string) error {
 		if err := pprof.StartCPUProfile(f); err != nil {
 			return err
 		}
-		time.AfterFunc(30*time.Second, func() { pprof.StopCPUProfile(); f.Close() })
+		time.AfterFunc(12*time.Second, func() { pprof.StopCPUProfile(); f.Close() })
 	}
 	level := slog.LevelWarn
 	if os.Getenv(childInfoEnv) != "" {
