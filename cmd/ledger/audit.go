@@ -26,7 +26,7 @@ func (a *app) auditEnableCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "enable [flags] TYPE [K=V...]",
-		Short: "Enable an audit device (file, syslog, socket, http) with K=V options",
+		Short: "Enable an audit device (file, syslog, socket, http, nats, rabbitmq, mqtt) with K=V options",
 		Long: `Enable an audit device. K=V pairs are the device's options, for example:
 
   ledger audit enable file file_path=/var/log/ledger/audit.log`,
