@@ -128,6 +128,30 @@ type rekeyBackup struct {
 // adRekeyBackup binds the sealed backup to its role.
 var adRekeyBackup = []byte("ledger rekey backup v1")
 
+// ceremonyRoutes describe sys/rekey*, sys/generate-root/* for help and OpenAPI.
+func ceremonyRoutes() []engines.Route {
+	key := []engines.Field{{Name: "key", Type: "string", Description: "One current key share, hex or base64."},
+		{Name: "nonce", Type: "string", Description: "The nonce of the attempt."}}
+	initFields := []engines.Field{{Name: "secret_shares", Type: "int", Description: "Number of new key shares."},
+		{Name: "secret_threshold", Type: "int", Description: "Number of new shares needed."},
+		{Name: "pgp_keys", Type: "array", Description: "Base64 PGP public keys, one per new share, to encrypt them to."},
+		{Name: "backup", Type: "bool", Description: "Keep the PGP-encrypted new keys on the server."},
+		{Name: "require_verification", Type: "bool", Description: "Put the new keys in force only once a threshold of them is given back."}}
+	var rs []engines.Route
+	for _, base := range []string{"rekey", "rekey-recovery-key"} {
+		rs = append(rs,
+			engines.Route{Pattern: base + "/init", Operations: opsRUD, Summary: "Read, start or cancel a rekey attempt.", Fields: initFields},
+			engines.Route{Pattern: base + "/update", Operations: opsU, Summary: "Give one current key to the rekey attempt.", Fields: key},
+			engines.Route{Pattern: base + "/verify", Operations: opsRUD, Summary: "Read, advance or restart the verification of the new keys.", Fields: key})
+	}
+	return append(rs,
+		engines.Route{Pattern: "rekey/backup", Operations: []engines.Operation{engines.OpRead, engines.OpDelete}, Summary: "Read or delete the PGP-encrypted backup of the last rekey's keys."},
+		engines.Route{Pattern: "generate-root/attempt", Operations: opsRUD, Summary: "Read, start or cancel a root token generation.",
+			Fields: []engines.Field{{Name: "otp", Type: "string", Description: "A one-time password of otp_length characters (omit: the server makes one)."},
+				{Name: "pgp_key", Type: "string", Description: "A base64 PGP public key to encrypt the token to."}}},
+		engines.Route{Pattern: "generate-root/update", Operations: opsU, Summary: "Give one key to the root token generation.", Fields: key})
+}
+
 func raw(v any) *engines.Response {
 	return &engines.Response{Data: map[string]any{RawBody: v, RawContentType: "application/json", RawStatusCode: 200}}
 }

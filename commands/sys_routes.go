@@ -121,6 +121,7 @@ func buildSysRoutes() []engines.Route {
 				{Name: "sync", Type: "bool", Description: "Wait for the revocations (default true)."}}})
 	}
 	rs = append(rs, wrappingRoutes()...)
+	rs = append(rs, ceremonyRoutes()...) // rekey.go
 	for _, pre := range []string{"leases/revoke-force", "revoke-force"} {
 		rs = append(rs, engines.Route{Pattern: pre + "/{prefix...}", Operations: opsU, Summary: "Forget every lease under a prefix without revoking it at the backend.",
 			Fields: []engines.Field{pathField("prefix", "The lease ID prefix.")}})
