@@ -72,6 +72,9 @@ func openPKCS11(p params) (w *PKCS11, err error) {
 		}
 	}()
 	key, err := c.FindKey(nil, []byte(label))
+	if err != nil && strings.Contains(err.Error(), "was not found") {
+		key, err = nil, nil // crypto11 says "not found" with an error; generate_key decides
+	}
 	if err != nil {
 		return nil, fmt.Errorf("seal %q: find key %q: %w", typ, label, pkcs11Error(err))
 	}
