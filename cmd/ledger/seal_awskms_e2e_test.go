@@ -25,7 +25,7 @@ func kmsClient(endpoint string) *kms.Client {
 
 // createKMSKey makes a symmetric key (or, with usage SIGN_VERIFY, one that cannot encrypt)
 // and, when alias is set, names it.
-func createKMSKey(t *testing.T, c *kms.Client, alias string, spec types.KeySpec, usage types.KeyUsageType) string {
+func createKMSKey(t testing.TB, c *kms.Client, alias string, spec types.KeySpec, usage types.KeyUsageType) string {
 	t.Helper()
 	ctx := context.Background()
 	out, err := c.CreateKey(ctx, &kms.CreateKeyInput{KeySpec: spec, KeyUsage: usage})
