@@ -21,8 +21,18 @@ import (
 // source's. A version deleted at the source cannot be read there (Vault answers 404), so it
 // may come without "data": it is recorded as deleted and never has a value here.
 
-// importFields are the fields import/:path reads.
-var importFields = []string{"version", "created_time", "deletion_time", "destroyed", "oldest_version", "data"}
+// importFields are the fields import/:path reads: one version's fields, or "versions", a list
+// of such objects imported in order in one append (a secret's whole history in one request).
+var importFields = []string{"version", "created_time", "deletion_time", "destroyed", "oldest_version", "data", "versions"}
+
+// importedVersion is one version to import, as decoded and checked.
+type importedVersion struct {
+	n         uint64
+	created   time.Time
+	deletion  time.Time
+	destroyed bool
+	value     map[string]any
+}
 
 func (b *Backend) handleImport(ctx context.Context, req *engines.Request, path string) (*engines.Response, error) {
 	if !isWrite(req.Op) {
@@ -31,85 +41,117 @@ func (b *Backend) handleImport(ctx context.Context, req *engines.Request, path s
 	if err := checkPath(path); err != nil {
 		return nil, err
 	}
-	n, err := engines.Int(req.Data, "version", 0)
-	if err != nil {
-		return nil, err
-	}
-	if n < 1 {
-		return nil, engines.BadRequest("field \"version\": the source's version number is required, 1 or more")
-	}
-	created, err := importTime(req.Data, "created_time")
-	if err != nil {
-		return nil, err
-	}
-	if created.IsZero() {
-		return nil, engines.BadRequest("field \"created_time\": the source's created_time is required (RFC 3339)")
-	}
-	if created.After(req.Now) {
-		return nil, engines.BadRequest("field \"created_time\": %s is in the future (the server's clock reads %s)", created.Format(time.RFC3339Nano), req.Now.UTC().Format(time.RFC3339Nano))
-	}
-	deletion, err := importTime(req.Data, "deletion_time")
-	if err != nil {
-		return nil, err
-	}
-	destroyed, err := engines.Bool(req.Data, "destroyed", false)
-	if err != nil {
-		return nil, err
-	}
 	oldest, err := engines.Int(req.Data, "oldest_version", 0)
 	if err != nil {
 		return nil, err
 	}
-	if oldest < 0 || oldest > n {
-		return nil, engines.BadRequest("field \"oldest_version\": %d is not between 0 and the version (%d)", oldest, n)
-	}
-	var value map[string]any
-	if engines.Has(req.Data, "data") && req.Data["data"] != nil {
-		if destroyed {
-			return nil, engines.BadRequest("field \"data\": a destroyed version is imported without its value")
+	specs := []map[string]any{req.Data}
+	if engines.Has(req.Data, "versions") && req.Data["versions"] != nil {
+		list, ok := req.Data["versions"].([]any)
+		if !ok || len(list) == 0 {
+			return nil, engines.BadRequest("field \"versions\": expected a list of versions to import, oldest first")
 		}
-		if value, err = dataArg(req.Data); err != nil {
-			return nil, err
+		specs = specs[:0]
+		for i, raw := range list {
+			m, ok := raw.(map[string]any)
+			if !ok {
+				return nil, engines.BadRequest("field \"versions\": item %d is not an object", i)
+			}
+			specs = append(specs, m)
 		}
-	} else if !destroyed && deletion.IsZero() {
-		return nil, engines.BadRequest("no data provided: only a destroyed or deleted version may be imported without its value")
 	}
-
 	s, _ := b.view.Secret(b.mount.UUID, path)
-	v := uint64(n)
-	if v <= s.CurrentVersion {
-		return nil, engines.BadRequest("version %d of %q is already here (the current version is %d): versions are imported once, in order", v, path, s.CurrentVersion)
-	}
-	p := kvview.VersionWrittenPayload{
-		Mount: b.mount.UUID, Path: path, Version: v, Created: created, Deletion: deletion,
-		Oldest: max(s.OldestVersion, uint64(oldest)), Imported: true,
-	}
-	if value != nil {
-		plaintext, err := json.Marshal(value)
-		if err != nil {
-			return nil, engines.BadRequest("field \"data\": cannot be encoded as JSON")
-		}
-		defer clear(plaintext)
-		if p.KeyID, p.Sealed, err = b.seal(ctx, plaintext, valueAD(b.mount.UUID, path, v)); err != nil {
-			return nil, err
-		}
-	}
-	written, err := b.event(req, kvview.VersionWritten, b.subject(path), p)
-	if err != nil {
-		return nil, err
-	}
-	resp := respond(versionMetadata(s, v, kvview.Version{Created: created, Deletion: deletion, Destroyed: destroyed}), written)
-	if destroyed {
-		gone, err := b.event(req, kvview.VersionsDestroyed, b.subject(path), kvview.VersionsPayload{
-			Mount: b.mount.UUID, Path: path, Versions: []uint64{v}, Time: req.Now.UTC(),
-		})
+	after := s.CurrentVersion
+	versions := make([]importedVersion, 0, len(specs))
+	for _, spec := range specs {
+		v, err := parseImported(spec, req.Now)
 		if err != nil {
 			return nil, err
 		}
-		resp.Events = append(resp.Events, gone)
+		if v.n <= after {
+			return nil, engines.BadRequest("version %d of %q is already here (the current version is %d): versions are imported once, in order", v.n, path, after)
+		}
+		after = v.n
+		versions = append(versions, v)
 	}
+	if oldest < 0 || uint64(oldest) > versions[0].n {
+		return nil, engines.BadRequest("field \"oldest_version\": %d is not between 0 and the first version imported (%d)", oldest, versions[0].n)
+	}
+	resp := &engines.Response{}
+	for _, v := range versions {
+		p := kvview.VersionWrittenPayload{
+			Mount: b.mount.UUID, Path: path, Version: v.n, Created: v.created, Deletion: v.deletion,
+			Oldest: max(s.OldestVersion, uint64(oldest)), Imported: true,
+		}
+		if v.value != nil {
+			plaintext, err := json.Marshal(v.value)
+			if err != nil {
+				return nil, engines.BadRequest("field \"data\": cannot be encoded as JSON")
+			}
+			p.KeyID, p.Sealed, err = b.seal(ctx, plaintext, valueAD(b.mount.UUID, path, v.n))
+			clear(plaintext)
+			if err != nil {
+				return nil, err
+			}
+		}
+		written, err := b.event(req, kvview.VersionWritten, b.subject(path), p)
+		if err != nil {
+			return nil, err
+		}
+		resp.Events = append(resp.Events, written)
+		if v.destroyed {
+			gone, err := b.event(req, kvview.VersionsDestroyed, b.subject(path), kvview.VersionsPayload{
+				Mount: b.mount.UUID, Path: path, Versions: []uint64{v.n}, Time: req.Now.UTC(),
+			})
+			if err != nil {
+				return nil, err
+			}
+			resp.Events = append(resp.Events, gone)
+		}
+	}
+	last := versions[len(versions)-1]
+	resp.Data = versionMetadata(s, last.n, kvview.Version{Created: last.created, Deletion: last.deletion, Destroyed: last.destroyed})
 	resp.Warnings = ignored(req.Data, importFields...)
 	return resp, nil
+}
+
+// parseImported reads and checks one version to import.
+func parseImported(spec map[string]any, now time.Time) (importedVersion, error) {
+	var v importedVersion
+	n, err := engines.Int(spec, "version", 0)
+	if err != nil {
+		return v, err
+	}
+	if n < 1 {
+		return v, engines.BadRequest("field \"version\": the source's version number is required, 1 or more")
+	}
+	v.n = uint64(n)
+	if v.created, err = importTime(spec, "created_time"); err != nil {
+		return v, err
+	}
+	if v.created.IsZero() {
+		return v, engines.BadRequest("field \"created_time\": the source's created_time is required (RFC 3339)")
+	}
+	if v.created.After(now) {
+		return v, engines.BadRequest("field \"created_time\": %s is in the future (the server's clock reads %s)", v.created.Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339Nano))
+	}
+	if v.deletion, err = importTime(spec, "deletion_time"); err != nil {
+		return v, err
+	}
+	if v.destroyed, err = engines.Bool(spec, "destroyed", false); err != nil {
+		return v, err
+	}
+	if engines.Has(spec, "data") && spec["data"] != nil {
+		if v.destroyed {
+			return v, engines.BadRequest("field \"data\": a destroyed version is imported without its value")
+		}
+		if v.value, err = dataArg(spec); err != nil {
+			return v, err
+		}
+	} else if !v.destroyed && v.deletion.IsZero() {
+		return v, engines.BadRequest("no data provided: only a destroyed or deleted version may be imported without its value")
+	}
+	return v, nil
 }
 
 // importTime reads an RFC 3339 time; absent, null or "" is the zero time.

@@ -90,3 +90,28 @@ func TestImportBadInput(t *testing.T) {
 		t.Fatalf("Sudo() = %v: import must need sudo", got)
 	}
 }
+
+func TestImportManyVersionsInOneRequest(t *testing.T) {
+	h := newHarness(t, "2")
+	c := epoch.Add(-time.Hour).Format(time.RFC3339Nano)
+	// Out of order: refused whole, nothing written.
+	if err := h.fails(opUpdate, "import/x", body(`{"versions":[{"version":2,"created_time":"`+c+`","data":{"a":"2"}},{"version":1,"created_time":"`+c+`","data":{"a":"1"}}]}`), engines.ErrBadRequest, ""); !strings.Contains(err.Error(), "in order") {
+		t.Fatalf("out of order: %v", err)
+	}
+	if _, ok := h.view.Secret(h.mount.UUID, "x"); ok {
+		t.Fatal("a refused batch left versions behind")
+	}
+	h.fails(opUpdate, "import/x", body(`{"versions":[]}`), engines.ErrBadRequest, "")
+	h.fails(opUpdate, "import/x", body(`{"versions":["v1"]}`), engines.ErrBadRequest, "")
+	resp := h.ok(opUpdate, "import/x", body(`{"oldest_version":2,"versions":[
+		{"version":2,"created_time":"`+c+`","destroyed":true},
+		{"version":3,"created_time":"`+c+`","data":{"a":"3"}},
+		{"version":4,"created_time":"`+c+`","data":{"a":"4"}}]}`))
+	if len(resp.Events) != 4 {
+		t.Fatalf("events: %d, want 4 (3 written, 1 destroyed)", len(resp.Events))
+	}
+	s, _ := h.view.Secret(h.mount.UUID, "x")
+	if s.CurrentVersion != 4 || s.OldestVersion != 2 || !s.Versions[2].Destroyed || !s.Versions[3].HasValue() {
+		t.Fatalf("after batch: %+v", s)
+	}
+}

@@ -70,6 +70,7 @@ func buildRoutes(v2 bool) []engines.Route {
 				{Name: "deletion_time", Type: "string", Description: "The source's deletion_time (RFC 3339), if the version is deleted or scheduled for deletion."},
 				{Name: "destroyed", Type: "bool", Description: "The version is destroyed at the source: it is imported without a value, destroyed."},
 				{Name: "oldest_version", Type: "int", Description: "The source's oldest_version."},
-				{Name: "data", Type: "object", Description: "The version's value; absent for a destroyed or deleted version."}}},
+				{Name: "data", Type: "object", Description: "The version's value; absent for a destroyed or deleted version."},
+				{Name: "versions", Type: "array", Description: "Instead of one version's fields: a list of them, oldest first, imported in one append."}}},
 	}
 }

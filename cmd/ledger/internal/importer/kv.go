@@ -292,13 +292,28 @@ func (im *importer) syncKV2(ctx context.Context, m *mountInfo, rel string, src *
 	now := time.Now()
 	written := 0
 	var notes []string
-	// New versions, in order.
+	// New versions, in order, sent in as few requests as fit (one for most secrets): each
+	// request is one append on the Ledger side.
+	var batch []any
+	size := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if _, err := write(ctx, im.dst, m.Path+"import/"+rel, map[string]any{"oldest_version": src.Oldest, "versions": batch}); err != nil {
+			return err
+		}
+		written += len(batch)
+		im.versions.Add(int64(len(batch)))
+		batch, size = nil, 0
+		return nil
+	}
 	for n := have.Current + 1; n <= src.Current; n++ {
 		v, ok := src.Versions[n]
 		if !ok {
 			continue // trimmed at the source (below oldest_version)
 		}
-		body := map[string]any{"version": n, "created_time": v.Created, "oldest_version": src.Oldest}
+		body := map[string]any{"version": n, "created_time": v.Created}
 		switch {
 		case v.Destroyed:
 			body["destroyed"] = true
@@ -319,16 +334,24 @@ func (im *importer) syncKV2(ctx context.Context, m *mountInfo, rel string, src *
 				body["deletion_time"] = now.UTC().Format(time.RFC3339Nano)
 			} else {
 				body["data"] = data
+				if b, err := json.Marshal(data); err == nil {
+					size += len(b)
+					clear(b)
+				}
 			}
 			if v.Deletion != "" {
 				body["deletion_time"] = v.Deletion // scheduled by delete_version_after
 			}
 		}
-		if _, err := write(ctx, im.dst, m.Path+"import/"+rel, body); err != nil {
-			return Failed, reason(fmt.Sprintf("import version %d", n), err), written
+		batch = append(batch, body)
+		if size > maxImportBatchBytes {
+			if err := flush(); err != nil {
+				return Failed, reason(fmt.Sprintf("import versions up to %d", n), err), written
+			}
 		}
-		written++
-		im.versions.Add(1)
+	}
+	if err := flush(); err != nil {
+		return Failed, reason(fmt.Sprintf("import versions up to %d", src.Current), err), written
 	}
 	// States of versions that were here already.
 	var del, undel, destroy []uint64
@@ -376,6 +399,10 @@ func (im *importer) syncKV2(ctx context.Context, m *mountInfo, rel string, src *
 	}
 	return st, strings.Join(notes, "; "), written
 }
+
+// maxImportBatchBytes bounds the values sent in one import request, well under the server's
+// 32 MiB request limit.
+const maxImportBatchBytes = 4 << 20
 
 // ours says whether Ledger's versions of a secret are the source's, imported earlier: every
 // version here is one the source has (or had: trimmed since), with the source's created_time.
