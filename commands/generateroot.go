@@ -77,7 +77,7 @@ func (s *sysBackend) generateRootPaths(ctx context.Context, req *engines.Request
 }
 
 func (s *sysBackend) rootStatusLocked(otp string) GenerateRootStatus {
-	st := GenerateRootStatus{Required: s.c.sealView.State().Threshold, OTP: otp, OTPLength: OTPLength}
+	st := GenerateRootStatus{Required: s.c.required(s.c.SealType() != "shamir"), OTP: otp, OTPLength: OTPLength}
 	if a := s.st.ceremony.root; a != nil {
 		st.Started, st.Nonce, st.Progress = true, a.nonce, len(a.progress)
 		if a.pgp != nil {
@@ -146,8 +146,10 @@ func (s *sysBackend) generateRootUpdate(ctx context.Context, req *engines.Reques
 		clear(share)
 		return nil, engines.BadRequest("incorrect nonce: this key was meant for another root generation attempt; read the current one with GET sys/generate-root/attempt (ledger operator generate-root -status)")
 	}
-	required := s.c.sealView.State().Threshold
-	if done, err := s.c.quorum(&a.progress, share, required); err != nil || !done {
+	// With an auto-seal the recovery keys authorise it, as in Vault.
+	recovery := s.c.SealType() != "shamir"
+	required := s.c.required(recovery)
+	if done, err := s.c.quorum(&a.progress, share, required, recovery); err != nil || !done {
 		if err == nil {
 			s.c.logger.Info("root generation progress", "progress", len(a.progress), "required", required)
 			return raw(s.rootStatusLocked("")), nil

@@ -28,9 +28,18 @@ import (
 // ceremonies is the per-node state of the attempts, dropped (and zeroed) with the unsealed
 // state.
 type ceremonies struct {
-	mu    sync.Mutex
-	rekey *rekeyAttempt
-	root  *rootAttempt
+	mu            sync.Mutex
+	rekey         *rekeyAttempt // sys/rekey: the unseal keys
+	recoveryRekey *rekeyAttempt // sys/rekey-recovery-key: the recovery keys of an auto-seal
+	root          *rootAttempt
+}
+
+// slot is the attempt of a rekey target.
+func (cs *ceremonies) slot(recovery bool) **rekeyAttempt {
+	if recovery {
+		return &cs.recoveryRekey
+	}
+	return &cs.rekey
 }
 
 // clear zeroes every share and key held and forgets the attempts.
@@ -38,11 +47,13 @@ func (cs *ceremonies) clear() {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	cs.rekey.wipe()
+	cs.recoveryRekey.wipe()
 	cs.root.wipe()
-	cs.rekey, cs.root = nil, nil
+	cs.rekey, cs.recoveryRekey, cs.root = nil, nil, nil
 }
 
 type rekeyAttempt struct {
+	recovery          bool // the recovery keys, not the unseal keys
 	nonce             string
 	shares, threshold int
 	pgp               []pgpKey
@@ -76,8 +87,6 @@ func wipeAll(shares [][]byte) {
 
 // Errors of the ceremonies (all 400s: the caller can fix them).
 var (
-	errNoRekey        = engines.BadRequest("no rekey in progress; start one with PUT sys/rekey/init (ledger operator rekey -init)")
-	errRekeyStarted   = engines.BadRequest("rekey already in progress; finish it, or cancel it with DELETE sys/rekey/init (ledger operator rekey -cancel)")
 	errNoVerification = engines.BadRequest("no rekey verification in progress")
 	errNoRecoveryKeys = engines.BadRequest("this server uses the Shamir seal and has no recovery keys; rekey its unseal keys with sys/rekey (ledger operator rekey without -target=recovery)")
 )
@@ -160,55 +169,63 @@ func noContent() *engines.Response {
 	return &engines.Response{Data: map[string]any{RawBody: nil, RawStatusCode: 204}}
 }
 
+// rekeyBase is the API path of a rekey target, for messages.
+func rekeyBase(recovery bool) string {
+	if recovery {
+		return "sys/rekey-recovery-key"
+	}
+	return "sys/rekey"
+}
+
 // rekeyPaths serves sys/rekey/* and sys/rekey-recovery-key/*.
 func (s *sysBackend) rekeyPaths(ctx context.Context, req *engines.Request, p string) (*engines.Response, error) {
 	recovery := strings.HasPrefix(p, "rekey-recovery-key")
 	rest := strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(p, "rekey-recovery-key"), "rekey"), "/")
-	if recovery {
-		// Recovery keys exist only with an auto-seal; until one is configured there is
-		// nothing to rekey.
+	switch typ := s.c.SealType(); {
+	case rest == "backup" || rest == "recovery-key-backup":
+	case recovery && typ == "shamir":
 		return nil, errNoRecoveryKeys
-	}
-	if t := s.c.SealType(); t != "shamir" {
+	case !recovery && typ != "shamir":
 		// The root key of an auto-sealed server is wrapped by the seal, not split: there are
 		// no unseal keys to rekey (Vault's stored shares are not supported).
-		return nil, engines.BadRequest("this server uses the %s auto-seal: it has no unseal keys to rekey; rekey the recovery keys with sys/rekey-recovery-key (ledger operator rekey -target=recovery)", t)
+		return nil, engines.BadRequest("this server uses the %s auto-seal: it has no unseal keys to rekey; rekey the recovery keys with sys/rekey-recovery-key (ledger operator rekey -target=recovery)", typ)
 	}
 	cs := s.st.ceremony
+	slot := cs.slot(recovery)
 	switch {
 	case rest == "init" && req.Op == engines.OpRead:
-		return raw(s.rekeyStatus()), nil
+		return raw(s.rekeyStatus(recovery)), nil
 	case rest == "init" && isWrite(req.Op):
-		return s.rekeyInit(req)
+		return s.rekeyInit(req, recovery)
 	case rest == "init" && req.Op == engines.OpDelete:
 		cs.mu.Lock()
 		defer cs.mu.Unlock()
-		if cs.rekey != nil {
-			if n, _ := req.Data["nonce"].(string); n != "" && subtle.ConstantTimeCompare([]byte(n), []byte(cs.rekey.nonce)) != 1 {
+		if a := *slot; a != nil {
+			if n, _ := req.Data["nonce"].(string); n != "" && subtle.ConstantTimeCompare([]byte(n), []byte(a.nonce)) != 1 {
 				return nil, engines.BadRequest("incorrect nonce: the rekey in progress has another one; nothing was cancelled")
 			}
-			cs.rekey.wipe()
-			cs.rekey = nil
-			s.c.logger.Info("rekey cancelled")
+			a.wipe()
+			*slot = nil
+			s.c.logger.Info("rekey cancelled", "recovery", recovery)
 		}
 		return noContent(), nil
 	case rest == "update" && isWrite(req.Op):
-		return s.rekeyUpdate(ctx, req)
+		return s.rekeyUpdate(ctx, req, recovery)
 	case rest == "verify" && req.Op == engines.OpRead:
 		cs.mu.Lock()
 		defer cs.mu.Unlock()
-		a := cs.rekey
+		a := *slot
 		if a == nil || a.verifyNonce == "" {
 			return nil, errNoVerification
 		}
 		return raw(RekeyVerifyStatus{Nonce: a.verifyNonce, Started: true, T: a.threshold, N: a.shares, Progress: len(a.verifyProgress)}), nil
 	case rest == "verify" && isWrite(req.Op):
-		return s.rekeyVerify(ctx, req)
+		return s.rekeyVerify(ctx, req, recovery)
 	case rest == "verify" && req.Op == engines.OpDelete:
 		// Restarts the verification only: the progress and its nonce; the new keys stay.
 		cs.mu.Lock()
 		defer cs.mu.Unlock()
-		a := cs.rekey
+		a := *slot
 		if a == nil || a.verifyNonce == "" {
 			return nil, errNoVerification
 		}
@@ -230,19 +247,29 @@ func (s *sysBackend) rekeyPaths(ctx context.Context, req *engines.Request, p str
 		}
 		return noContent(), nil
 	case rest == "recovery-key-backup":
-		return nil, errNoRecoveryKeys
+		return nil, engines.Errorf(engines.ErrNotFound, "no backed-up recovery keys: Ledger does not back up recovery keys (rekey them with pgp_keys and keep the ciphertexts)")
 	case rest == "init" || rest == "update" || rest == "verify" || rest == "backup":
 		return nil, engines.ErrUnsupported
 	}
 	return nil, engines.Errorf(engines.ErrNotFound, "no handler for route %q: route entry not found", "sys/"+p)
 }
 
-func (s *sysBackend) rekeyStatus() RekeyStatus {
+// required is how many current keys a rekey or generate-root needs: the unseal threshold, or
+// the recovery threshold.
+func (c *Core) required(recovery bool) int {
+	if recovery {
+		_, t, _ := c.RecoverySharesConfig()
+		return t
+	}
+	return c.sealView.State().Threshold
+}
+
+func (s *sysBackend) rekeyStatus(recovery bool) RekeyStatus {
 	cs := s.st.ceremony
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	st := RekeyStatus{Required: s.c.sealView.State().Threshold}
-	if a := cs.rekey; a != nil {
+	st := RekeyStatus{Required: s.c.required(recovery)}
+	if a := *cs.slot(recovery); a != nil {
 		st.Nonce, st.Started, st.T, st.N, st.Progress = a.nonce, true, a.threshold, a.shares, len(a.progress)
 		st.PGPFingerprints, st.Backup, st.VerificationRequired = fingerprints(a.pgp), a.backup, a.requireVerify
 		st.VerificationNonce = a.verifyNonce
@@ -265,7 +292,7 @@ func checkSplit(n, t int) error {
 	return nil
 }
 
-func (s *sysBackend) rekeyInit(req *engines.Request) (*engines.Response, error) {
+func (s *sysBackend) rekeyInit(req *engines.Request, recovery bool) (*engines.Response, error) {
 	d := req.Data
 	if !engines.Has(d, "secret_shares") || !engines.Has(d, "secret_threshold") {
 		return nil, engines.BadRequest("secret_shares and secret_threshold are required: how many new keys, and how many of them unseal")
@@ -284,7 +311,7 @@ func (s *sysBackend) rekeyInit(req *engines.Request) (*engines.Response, error) 
 	if stored, err := engines.Int(d, "stored_shares", 0); err != nil {
 		return nil, err
 	} else if stored > 0 {
-		return nil, engines.BadRequest("stored_shares applies to auto-seals only; this server uses the Shamir seal")
+		return nil, engines.BadRequest("stored_shares is not supported: Ledger stores no key shares")
 	}
 	keys, err := engines.Strings(d, "pgp_keys")
 	if err != nil {
@@ -307,20 +334,24 @@ func (s *sysBackend) rekeyInit(req *engines.Request) (*engines.Response, error) 
 	if backup && len(keys) == 0 {
 		return nil, engines.BadRequest("cannot request a backup of the new keys without providing PGP keys for encryption (pgp_keys)")
 	}
+	if backup && recovery {
+		return nil, engines.BadRequest("backup is not supported for recovery keys: hand them out encrypted with pgp_keys and keep the ciphertexts")
+	}
 	pgp, err := parsePGPKeys(keys, n)
 	if err != nil {
 		return nil, err
 	}
 	cs := s.st.ceremony
 	cs.mu.Lock()
-	if cs.rekey != nil {
+	slot := cs.slot(recovery)
+	if *slot != nil {
 		cs.mu.Unlock()
-		return nil, errRekeyStarted
+		return nil, engines.BadRequest("rekey already in progress; finish it, or cancel it with DELETE %s/init (ledger operator rekey -cancel)", rekeyBase(recovery))
 	}
-	cs.rekey = &rekeyAttempt{nonce: newUUID(), shares: n, threshold: t, pgp: pgp, backup: backup, requireVerify: verify}
+	*slot = &rekeyAttempt{recovery: recovery, nonce: newUUID(), shares: n, threshold: t, pgp: pgp, backup: backup, requireVerify: verify}
 	cs.mu.Unlock()
-	s.c.logger.Info("rekey started", "shares", n, "threshold", t, "pgp", len(pgp) > 0, "backup", backup, "verify", verify)
-	return raw(s.rekeyStatus()), nil
+	s.c.logger.Info("rekey started", "recovery", recovery, "shares", n, "threshold", t, "pgp", len(pgp) > 0, "backup", backup, "verify", verify)
+	return raw(s.rekeyStatus(recovery)), nil
 }
 
 // shareAndNonce reads {key, nonce}; the key is never echoed in an error.
@@ -356,7 +387,7 @@ func sameNonce(given, want string) bool {
 
 // quorum adds one share to an attempt's progress. Once required shares are in, it checks that
 // they reconstruct the root key in force (resetting the progress either way) and reports done.
-func (c *Core) quorum(progress *[][]byte, share []byte, required int) (done bool, err error) {
+func (c *Core) quorum(progress *[][]byte, share []byte, required int, recovery bool) (done bool, err error) {
 	if *progress, err = addShare(*progress, share); err != nil {
 		return false, err
 	}
@@ -365,17 +396,12 @@ func (c *Core) quorum(progress *[][]byte, share []byte, required int) (done bool
 	}
 	given := *progress
 	*progress = nil
-	if _, _, ok := c.RecoverySharesConfig(); ok {
-		// With an auto-seal the recovery keys authorise the operation, as in Vault.
-		key, err := c.VerifyRecoveryShares(given)
-		wipeAll(given)
-		if err != nil {
-			return false, engines.BadRequest("the recovery keys given do not reconstruct the recovery key; progress was reset, submit current recovery keys again with the same nonce")
-		}
-		clear(key)
-		return true, nil
+	var root []byte
+	if recovery {
+		root, err = c.VerifyRecoveryShares(given)
+	} else {
+		root, err = c.currentRoot(given)
 	}
-	root, err := c.currentRoot(given)
 	wipeAll(given)
 	if err != nil {
 		return false, err
@@ -411,7 +437,7 @@ func (c *Core) currentRoot(shares [][]byte) ([]byte, error) {
 	return root, nil
 }
 
-func (s *sysBackend) rekeyUpdate(ctx context.Context, req *engines.Request) (*engines.Response, error) {
+func (s *sysBackend) rekeyUpdate(ctx context.Context, req *engines.Request, recovery bool) (*engines.Response, error) {
 	share, nonce, err := shareAndNonce(req.Data)
 	if err != nil {
 		return nil, err
@@ -419,20 +445,21 @@ func (s *sysBackend) rekeyUpdate(ctx context.Context, req *engines.Request) (*en
 	cs := s.st.ceremony
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	a := cs.rekey
+	slot := cs.slot(recovery)
+	a, base := *slot, rekeyBase(recovery)
 	switch {
 	case a == nil:
 		clear(share)
-		return nil, errNoRekey
+		return nil, engines.BadRequest("no rekey in progress; start one with PUT %s/init (ledger operator rekey -init)", base)
 	case !sameNonce(nonce, a.nonce):
 		clear(share)
-		return nil, engines.BadRequest("incorrect nonce: this key was meant for another rekey attempt; read the current one with GET sys/rekey/init (ledger operator rekey -status)")
+		return nil, engines.BadRequest("incorrect nonce: this key was meant for another rekey attempt; read the current one with GET %s/init (ledger operator rekey -status)", base)
 	case a.verifyNonce != "":
 		clear(share)
-		return nil, engines.BadRequest("the new keys were generated and await verification: submit the new keys to sys/rekey/verify (ledger operator rekey -verify), or cancel with DELETE sys/rekey/init")
+		return nil, engines.BadRequest("the new keys were generated and await verification: submit the new keys to %s/verify (ledger operator rekey -verify), or cancel with DELETE %s/init", base, base)
 	}
-	required := s.c.sealView.State().Threshold
-	if done, err := s.c.quorum(&a.progress, share, required); err != nil || !done {
+	required := s.c.required(recovery)
+	if done, err := s.c.quorum(&a.progress, share, required, recovery); err != nil || !done {
 		if err == nil {
 			s.c.logger.Info("rekey progress", "progress", len(a.progress), "required", required)
 			return s.rekeyStatusLocked(a, required), nil
@@ -465,11 +492,12 @@ func (s *sysBackend) rekeyUpdate(ctx context.Context, req *engines.Request) (*en
 		return raw(res), nil
 	}
 	defer clear(newRoot)
-	if err := s.c.commitRekey(ctx, s.st, a, newRoot, out, req.ID); err != nil {
-		cs.rekey = nil
+	err = s.c.commitRekey(ctx, s.st, a, newRoot, out, req.ID)
+	a.wipe()
+	*slot = nil
+	if err != nil {
 		return nil, err
 	}
-	cs.rekey = nil
 	return raw(res), nil
 }
 
@@ -506,7 +534,7 @@ func encodeKeys(keys [][]byte) (hexKeys, b64Keys []string) {
 	return hexKeys, b64Keys
 }
 
-func (s *sysBackend) rekeyVerify(ctx context.Context, req *engines.Request) (*engines.Response, error) {
+func (s *sysBackend) rekeyVerify(ctx context.Context, req *engines.Request, recovery bool) (*engines.Response, error) {
 	share, nonce, err := shareAndNonce(req.Data)
 	if err != nil {
 		return nil, err
@@ -514,7 +542,8 @@ func (s *sysBackend) rekeyVerify(ctx context.Context, req *engines.Request) (*en
 	cs := s.st.ceremony
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	a := cs.rekey
+	slot := cs.slot(recovery)
+	a := *slot
 	switch {
 	case a == nil || a.verifyNonce == "":
 		clear(share)
@@ -538,14 +567,13 @@ func (s *sysBackend) rekeyVerify(ctx context.Context, req *engines.Request) (*en
 		return nil, engines.BadRequest("the keys given do not reconstruct the new root key: verification progress was reset and the old keys stay in force; submit new keys again")
 	}
 	clear(got)
-	if err := s.c.commitRekey(ctx, s.st, a, a.newRoot, a.newKeys, req.ID); err != nil {
-		cs.rekey.wipe()
-		cs.rekey = nil
+	err = s.c.commitRekey(ctx, s.st, a, a.newRoot, a.newKeys, req.ID)
+	res := map[string]any{"nonce": a.verifyNonce, "complete": true}
+	a.wipe()
+	*slot = nil
+	if err != nil {
 		return nil, err
 	}
-	res := map[string]any{"nonce": a.verifyNonce, "complete": true}
-	cs.rekey.wipe()
-	cs.rekey = nil
 	return raw(res), nil
 }
 
@@ -556,6 +584,9 @@ var errRekeyRaced = errors.New("a keyring rotation raced this rekey; the old uns
 // seal event. Rotations and snapshots wrap under st.rootKey while holding st.keyMu, so none of
 // them can seal a keyring under the old root key once the new one is in the log.
 func (c *Core) commitRekey(ctx context.Context, st *unsealed, a *rekeyAttempt, newRoot []byte, keys [][]byte, reqID string) error {
+	if a.recovery {
+		return c.replaceRecoveryKey(ctx, st, newRoot, a.shares, a.threshold)
+	}
 	st.keyMu.Lock()
 	defer st.keyMu.Unlock()
 	kr := st.keyring.Load()

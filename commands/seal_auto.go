@@ -184,16 +184,24 @@ func verifyRecovery(r *seal.Recovery, shares [][]byte) ([]byte, error) {
 func (c *Core) ReplaceRecoveryKey(ctx context.Context, newKey []byte, shares, threshold int) error {
 	c.lifecycle.Lock()
 	defer c.lifecycle.Unlock()
-	s := c.sealView.State()
-	if s.Recovery == nil {
-		return ErrNoRecoveryKey
-	}
 	c.mu.RLock()
 	st := c.st
 	c.mu.RUnlock()
 	if st == nil {
 		return ErrSealed
 	}
+	return c.replaceRecoveryKey(ctx, st, newKey, shares, threshold)
+}
+
+// replaceRecoveryKey is ReplaceRecoveryKey for a caller inside a request (holding c.mu for
+// reading, so it must not take c.lifecycle); st.keyMu guards the root key it re-escrows.
+func (c *Core) replaceRecoveryKey(ctx context.Context, st *unsealed, newKey []byte, shares, threshold int) error {
+	s := c.sealView.State()
+	if s.Recovery == nil {
+		return ErrNoRecoveryKey
+	}
+	st.keyMu.Lock()
+	defer st.keyMu.Unlock()
 	r, err := newRecovery(newKey, st.rootKey, shares, threshold, len(s.Recovery.Escrow) > 0)
 	if err != nil {
 		return err
@@ -201,7 +209,7 @@ func (c *Core) ReplaceRecoveryKey(ctx context.Context, newKey []byte, shares, th
 	payload, _ := json.Marshal(seal.RecoveryRekeyedPayload{Recovery: *r})
 	pos, err := c.log.Append(ctx, []ledger.Event{{Type: seal.RecoveryRekeyed, Subject: ledger.SubjectFor("seal", "config"), Raw: true, Payload: payload}})
 	if err != nil {
-		return fmt.Errorf("append recovery rekey: %w", err)
+		return fmt.Errorf("append recovery rekey: %w; the old recovery keys stay in force", err)
 	}
 	return c.sealRunner.WaitFor(ctx, pos[0].Seq)
 }

@@ -32,6 +32,7 @@ type ceremonyServer struct {
 	keys   []string // hex, as init gave them
 	root   string
 	closed bool
+	seal   commands.SealOptions // zero: Shamir
 }
 
 func startCeremonyServerUninit(t testing.TB) *ceremonyServer {
@@ -64,11 +65,16 @@ func (s *ceremonyServer) start() {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	core, err := commands.New(ctx, l, commands.Options{Logger: logger})
+	core, err := commands.New(ctx, l, commands.Options{Logger: logger, Seal: s.seal})
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	s.l, s.core, s.closed = l, core, false
+	if s.seal.Wrapper != nil && core.Initialized() {
+		if err := core.AutoUnseal(ctx); err != nil {
+			s.t.Fatalf("auto-unseal: %v", err)
+		}
+	}
 	s.hs = httptest.NewServer(httpapi.New(core, httpapi.Options{Logger: logger}))
 }
 
