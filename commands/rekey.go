@@ -398,7 +398,10 @@ func (c *Core) quorum(progress *[][]byte, share []byte, required int, recovery b
 	*progress = nil
 	var root []byte
 	if recovery {
-		root, err = c.VerifyRecoveryShares(given)
+		// With an auto-seal the recovery keys authorise the operation, as in Vault.
+		if root, err = c.VerifyRecoveryShares(given); err != nil {
+			err = engines.BadRequest("the recovery keys given do not reconstruct the recovery key; progress was reset, submit current recovery keys again with the same nonce")
+		}
 	} else {
 		root, err = c.currentRoot(given)
 	}
