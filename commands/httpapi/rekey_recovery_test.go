@@ -53,7 +53,7 @@ func TestRecoveryKeysAuthoriseCeremonies(t *testing.T) {
 	s, rec := startTransitSealed(t)
 	c := s.client("")
 	_, err := c.Sys().RekeyInit(&vault.RekeyInitRequest{SecretShares: 3, SecretThreshold: 2})
-	respErr(t, err, 400, "use sys/rekey-recovery-key")
+	respErr(t, err, 400, "rekey the recovery keys with sys/rekey-recovery-key")
 	st, err := c.Sys().RekeyRecoveryKeyStatus()
 	if err != nil || st.Started || st.Required != 2 {
 		t.Fatalf("recovery rekey status: %+v %v", st, err)
