@@ -69,18 +69,10 @@ func (c *Core) startAudit(ctx context.Context, st *unsealed) error {
 	a.devices = audit.NewManager(c.log.JetStream(), a.view, st.keyring.Load, c.logger).WithProduct(Version)
 	rctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
-	a.wg.Add(3)
-	go func() {
-		defer a.wg.Done()
-		a.devices.Run(rctx)
-	}()
+	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
 		c.watchAuditRetention(rctx, st, retAge, retBytes)
-	}()
-	go func() {
-		defer a.wg.Done()
-		c.checkpoints(rctx, st)
 	}()
 	if c.opts.Events.NATSPrefix != "" {
 		a.wg.Add(1)
@@ -90,6 +82,15 @@ func (c *Core) startAudit(ctx context.Context, st *unsealed) error {
 		}()
 	}
 	return nil
+}
+
+// deliver runs the audit devices and the checkpointer until ctx ends: a side effect of the
+// active node only (runDuties), so each record reaches each device from one node.
+func (c *Core) deliverAudit(ctx context.Context, st *unsealed) {
+	var wg sync.WaitGroup
+	wg.Go(func() { st.audit.devices.Run(ctx) })
+	wg.Go(func() { c.checkpoints(ctx, st) })
+	wg.Wait()
 }
 
 // stop ends the devices and the checkpointer and lets the stream's writer finish.

@@ -53,6 +53,8 @@ type Options struct {
 	Events EventsOptions
 	// Seal configures an auto-seal and seal migration (see seal_auto.go); zero is Shamir.
 	Seal SealOptions
+	// HA, when set, makes this node one of a cluster (ha.go).
+	HA *HAOptions
 }
 
 // Core ties the log, the seal state and, while unsealed, the views and backends together.
@@ -79,6 +81,8 @@ type Core struct {
 
 	telemetry     *Telemetry // telemetry.go; created on first use
 	telemetryOnce sync.Once
+
+	ha *haState // nil without HA (ha.go)
 }
 
 type unsealProgress struct {
@@ -109,12 +113,21 @@ func New(ctx context.Context, log *ledger.Log, opts Options) (*Core, error) {
 			c.logger.Error("seal state follower stopped", "err", err)
 		}
 	}()
+	if err := c.startHA(ctx); err != nil {
+		c.stopSeal()
+		return nil, fmt.Errorf("high availability: %w", err)
+	}
 	return c, nil
 }
 
 // Close seals and stops following the log. The log itself is closed by its owner.
 func (c *Core) Close() {
 	c.Seal()
+	if c.ha != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c.ha.el.Stop(ctx) // resign: a standby takes over now, not after the TTL
+		cancel()
+	}
 	c.stopSeal()
 	waitStopped(c.logger, "seal state follower", c.sealDone)
 }
@@ -411,9 +424,11 @@ func (c *Core) Seal() {
 	if st == nil {
 		return
 	}
+	c.dutiesOnSeal(st)
 	c.log.SetKeyring(nil)
 	st.close(c.logger)
 	c.logger.Info("sealed")
+	go c.haReconcile() // resign: a sealed node leaves the HA set
 }
 
 // KeyStatus is the body of sys/key-status.

@@ -124,6 +124,15 @@ func (s *sysBackend) HandleRequest(ctx context.Context, req *engines.Request) (*
 	case p == "seal" && isWrite(req.Op):
 		s.after = s.c.Seal
 		return nil, nil
+	case p == "step-down" && isWrite(req.Op):
+		s.after = func() {
+			if err := s.c.StepDown(context.Background()); err != nil {
+				s.c.logger.Error("step-down", "err", err)
+			}
+		}
+		return nil, nil
+	case p == "ha-status" && req.Op == engines.OpRead:
+		return s.haStatusPath(ctx)
 	}
 	if resp, ok, err := s.miscPaths(ctx, req, p); ok {
 		return resp, err

@@ -86,6 +86,8 @@ func buildSysRoutes() []engines.Route {
 		{Pattern: "key-status", Operations: opsR, Summary: "The current term and install time of the keyring's primary key."},
 		{Pattern: "rotate", Operations: opsU, Summary: "Add a new primary key to the keyring; old keys keep decrypting."},
 		{Pattern: "seal", Operations: opsU, Summary: "Seal this server: views dropped, keys zeroed."},
+		{Pattern: "step-down", Operations: opsU, Summary: "Make the active node give up the lease; a standby takes over."},
+		{Pattern: "ha-status", Operations: opsR, Summary: "The nodes of the cluster and which one is active."},
 		{Pattern: "leases/lookup", Operations: opsU, Summary: "Look up a lease.",
 			Fields: []engines.Field{{Name: "lease_id", Type: "string", Description: "The ID of the lease."}}},
 		{Pattern: "leases/lookup/{prefix...}", Operations: opsL, Summary: "List the lease IDs under a prefix.",

@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"fmt"
+	"github.com/ledger-secrets/ledger/replay"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,8 @@ import (
 
 // unsealed is everything that exists only while the keyring is open. Sealing drops it whole.
 type unsealed struct {
+	base       *replay.Base // the snapshot the views were built from (automatic snapshots)
+	stopDuties func()       // ends the side effects started for this unseal (no HA; ha.go)
 	// keyMu guards rootKey: a rekey replaces it, rotations and snapshots wrap under it.
 	keyMu     sync.Mutex
 	rootKey   []byte
@@ -160,22 +163,35 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 	c.mu.Lock()
 	c.st = st
 	c.mu.Unlock()
-	go c.expireTokens(rctx, st)
-	go st.expire.run(rctx)
-	go c.tidyAppRoles(rctx, st)
-	go c.rotateStaticRoles(rctx, st)
-	go c.rotateTransitKeys(rctx, st)
-	go c.autoTidyPKI(rctx, st)
-	go c.reportOrphans(rctx, st)
-	go c.reconcileDataKeys(rctx, st)
-	go c.reconcileCubbyholes(rctx, st)
-	go c.snapshotLoop(rctx, st, base)
+	st.base = base
+	c.dutiesOnUnseal(st)
 	go c.reportInvalidUTF8Keys(st)
-	go c.backfillFingerprints(rctx, st)
 	c.logger.Info("unsealed", "applied_seq", st.runner.Applied(), "rebuild", time.Since(started).Round(time.Millisecond),
 		"snapshot_load", loaded.Round(time.Millisecond), "tail", (caughtUp - loaded).Round(time.Millisecond),
 		"data_keys_and_audit", (time.Since(started) - caughtUp).Round(time.Millisecond))
 	return nil
+}
+
+// runDuties starts what touches the outside world or appends on its own schedule: the
+// expiration manager, tidies and rotations, reconcilers, automatic snapshots and audit device
+// delivery. Only the active node runs them (ha.go); they end with ctx.
+func (c *Core) runDuties(ctx context.Context, st *unsealed, wg *sync.WaitGroup) {
+	for _, f := range []func(){
+		func() { c.expireTokens(ctx, st) },
+		func() { st.expire.run(ctx) },
+		func() { c.tidyAppRoles(ctx, st) },
+		func() { c.rotateStaticRoles(ctx, st) },
+		func() { c.rotateTransitKeys(ctx, st) },
+		func() { c.autoTidyPKI(ctx, st) },
+		func() { c.reportOrphans(ctx, st) },
+		func() { c.reconcileDataKeys(ctx, st) },
+		func() { c.reconcileCubbyholes(ctx, st) },
+		func() { c.snapshotLoop(ctx, st, st.base) },
+		func() { c.backfillFingerprints(ctx, st) },
+		func() { c.deliverAudit(ctx, st) },
+	} {
+		wg.Go(f)
+	}
 }
 
 func (st *unsealed) close(logger *slog.Logger) {

@@ -96,6 +96,12 @@ func (l *Log) createStream(ctx context.Context, o Options, cfg jetstream.StreamC
 		cctx, cancel := context.WithTimeout(ctx, min(2*time.Second, max(time.Until(deadline), 100*time.Millisecond)))
 		st, err := l.js.CreateOrUpdateStream(cctx, cfg)
 		cancel()
+		if err == nil && cfg.Replicas > 1 {
+			// A new replicated stream answers only once its replicas elected a leader.
+			ictx, icancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err = st.Info(ictx)
+			icancel()
+		}
 		if err == nil {
 			return st, nil
 		}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,6 +47,9 @@ type ElectorOptions struct {
 	// OnChange is called (on the elector's goroutine) after this node became active or stopped
 	// being active. It must not block long: demotion waits for it.
 	OnChange func(active bool, epoch uint64)
+	// Eligible, when set, says whether this node may hold the lease now (a sealed node may
+	// not): an ineligible node does not campaign, and resigns if it holds the lease.
+	Eligible func() bool
 	Logger   *slog.Logger
 }
 
@@ -74,12 +79,25 @@ func (l *Log) NewElector(ctx context.Context, o ElectorOptions) (*Elector, error
 	if o.Logger == nil {
 		o.Logger = l.log
 	}
-	kv, err := l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: HABucket, Description: "Ledger active-node lease", History: 1, TTL: o.TTL,
-		Storage: jetstream.FileStorage, Replicas: l.replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("lease bucket: %w", err)
+	// A cluster that has just formed may still be placing its first streams: retry the
+	// transient errors for a while, as the log's stream creation does.
+	var kv jetstream.KeyValue
+	var err error
+	deadline := time.Now().Add(DefaultFormTimeout)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		kv, err = l.js.CreateOrUpdateKeyValue(cctx, jetstream.KeyValueConfig{
+			Bucket: HABucket, Description: "Ledger active-node lease", History: 1, TTL: o.TTL,
+			Storage: jetstream.FileStorage, Replicas: l.replicas,
+		})
+		cancel()
+		if err == nil {
+			break
+		}
+		if !retryableCreate(err) || time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("lease bucket: %w", err)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 	e := &Elector{log: l, kv: kv, o: o, wake: make(chan struct{}, 1)}
 	gate := e.gate
@@ -177,9 +195,17 @@ func (e *Elector) run(ctx context.Context, done chan struct{}) {
 }
 
 func (e *Elector) tick(ctx context.Context) {
+	e.heartbeat(ctx)
 	e.mu.Lock()
 	active, rev, epoch, holdOff := e.active, e.rev, e.epoch, e.holdOff
 	e.mu.Unlock()
+	eligible := e.o.Eligible == nil || e.o.Eligible()
+	if active && !eligible {
+		if err := e.resign(ctx); err != nil {
+			e.o.Logger.Warn("ha: resign", "err", err)
+		}
+		return
+	}
 	sent := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, e.renewEvery())
 	defer cancel()
@@ -198,7 +224,7 @@ func (e *Elector) tick(ctx context.Context) {
 		e.mu.Unlock()
 		return
 	}
-	if time.Now().Before(holdOff) {
+	if time.Now().Before(holdOff) || !eligible {
 		return
 	}
 	li := LeaderInfo{Node: e.o.Node, APIAddr: e.o.APIAddr, Since: time.Now().UTC()}
@@ -255,4 +281,44 @@ func (e *Elector) resign(ctx context.Context) error {
 		return fmt.Errorf("resign lease: %w (a standby takes over when it expires)", err)
 	}
 	return nil
+}
+
+// Member is one node that announced itself in the lease bucket within the TTL.
+type Member struct {
+	Node     string    `json:"node"`
+	APIAddr  string    `json:"api_addr"`
+	LastSeen time.Time `json:"last_seen"`
+}
+
+const memberPrefix = "member."
+
+// heartbeat announces this node (it expires with the bucket's TTL when the node stops).
+func (e *Elector) heartbeat(ctx context.Context) {
+	b, _ := json.Marshal(Member{Node: e.o.Node, APIAddr: e.o.APIAddr, LastSeen: time.Now().UTC()})
+	cctx, cancel := context.WithTimeout(ctx, e.renewEvery())
+	defer cancel()
+	if _, err := e.kv.Put(cctx, memberPrefix+e.o.Node, b); err != nil && ctx.Err() == nil {
+		e.o.Logger.Debug("ha: heartbeat", "err", err)
+	}
+}
+
+// Members lists the nodes seen within the lease TTL, sorted by name.
+func (e *Elector) Members(ctx context.Context) ([]Member, error) {
+	keys, err := e.kv.ListKeysFiltered(ctx, memberPrefix+">")
+	if err != nil {
+		return nil, fmt.Errorf("list members: %w", err)
+	}
+	var out []Member
+	for k := range keys.Keys() {
+		ent, err := e.kv.Get(ctx, k)
+		if err != nil {
+			continue // expired between list and get
+		}
+		var m Member
+		if json.Unmarshal(ent.Value(), &m) == nil {
+			out = append(out, m)
+		}
+	}
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Node, b.Node) })
+	return out, nil
 }

@@ -139,9 +139,18 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 		l.shutdownConn()
 		return nil, err
 	}
-	if err := l.resync(ctx); err != nil {
-		l.shutdownConn()
-		return nil, err
+	// A replicated stream that has just been placed may time out its first answers while its
+	// replicas settle: retry within the formation timeout.
+	for deadline := time.Now().Add(max(o.FormTimeout, DefaultFormTimeout)); ; {
+		err := l.resync(ctx)
+		if err == nil {
+			break
+		}
+		if replicas == 1 || time.Now().After(deadline) || ctx.Err() != nil {
+			l.shutdownConn()
+			return nil, err
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 	l.w = newBatcher(l.maxMsg, "append outcome unknown", l.store)
 	go l.w.run()

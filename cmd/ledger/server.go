@@ -181,7 +181,12 @@ func runConfigured(ctx context.Context, out io.Writer, cfg *config.Config) error
 	if err != nil {
 		return err
 	}
-	s, err := startServer(ctx, logger, lo, commands.Options{ClusterName: cfg.ClusterName, Replicas: cfg.Storage.Replicas, Seal: sealOpts,
+	var ha *commands.HAOptions
+	if cfg.Storage.Cluster != nil || (cfg.Storage.URL != "" && cfg.Storage.Replicas > 1) {
+		// A cluster: one active node, standbys that serve reads and forward writes to api_addr.
+		ha = &commands.HAOptions{Node: lo.NodeName, APIAddr: cfg.APIAddr}
+	}
+	s, err := startServer(ctx, logger, lo, commands.Options{ClusterName: cfg.ClusterName, Replicas: cfg.Storage.Replicas, Seal: sealOpts, HA: ha,
 		Audit:     commands.AuditOptions{RetentionAge: cfg.AuditRetentionAge, RetentionBytes: cfg.AuditRetentionBytes},
 		Telemetry: commands.TelemetryOptions{PrometheusRetention: cfg.Telemetry.PrometheusRetention, DisableHostname: cfg.Telemetry.DisableHostname},
 		Events:    commands.EventsOptions{NATSPrefix: cfg.EventsNATSSubjectPrefix, NATSURL: cfg.EventsNATSURL}},

@@ -58,6 +58,7 @@ func New(core *commands.Core, opts Options) *echo.Echo {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = a.echoError
 	e.Pre(a.cors) // sys/config/cors, before routing so preflights (OPTIONS) reach it
+	e.Pre(a.haEdge)
 	registerMetrics(e, a)
 	e.GET("/v1/sys/init", a.initStatus)
 	e.PUT("/v1/sys/init", a.init)
@@ -135,6 +136,10 @@ func (a *api) fail(c echo.Context, reqID string, err error) error {
 		status, msg = http.StatusMethodNotAllowed, "unsupported operation"
 	case errors.Is(err, engines.ErrRateLimited):
 		status, msg = http.StatusTooManyRequests, err.Error()
+	case commands.IsStandbyErr(err):
+		// A request the standby tried to answer itself needed a write (a read that issues a
+		// lease); with no active node to forward to, Vault's message.
+		status, msg = http.StatusInternalServerError, noActiveMsg
 	case errors.Is(err, ledger.ErrConflict):
 		status, msg = http.StatusServiceUnavailable, "another node wrote concurrently; retry the request"
 	case errors.Is(err, errBodyTooLarge):

@@ -148,13 +148,17 @@ func (a *api) health(c echo.Context) error {
 	var status int
 	var err error
 	initialized, unsealed := a.core.Initialized(), a.core.Unsealed()
-	standbyOK := q.Get("standbyok") == "true" || q.Get("perfstandbyok") == "true"
-	_ = standbyOK // one node is always active until HA arrives; the parameter is accepted
+	// Every Ledger standby serves reads from its own views: a performance standby, 473 unless
+	// perfstandbyok, as Vault's.
+	perfStandbyOK := q.Get("perfstandbyok") == "true"
+	standby := unsealed && a.core.IsStandby()
 	switch {
 	case !initialized:
 		status, err = code("uninitcode", http.StatusNotImplemented)
 	case !unsealed:
 		status, err = code("sealedcode", http.StatusServiceUnavailable)
+	case standby && !perfStandbyOK:
+		status, err = code("performancestandbycode", 473)
 	default:
 		status, err = code("activecode", http.StatusOK)
 	}
@@ -170,7 +174,7 @@ func (a *api) health(c echo.Context) error {
 	}
 	name, id := a.core.ClusterInfo()
 	body := map[string]any{
-		"initialized": initialized, "sealed": !unsealed, "standby": false, "performance_standby": false,
+		"initialized": initialized, "sealed": !unsealed, "standby": standby, "performance_standby": standby,
 		"replication_performance_mode": "disabled", "replication_dr_mode": "disabled",
 		"server_time_utc": time.Now().Unix(), "version": commands.Version,
 		"cluster_name": name, "cluster_id": id, "enterprise": false, "echo_duration_ms": 0,
@@ -199,9 +203,22 @@ func (a *api) leader(c echo.Context) error {
 	if !a.core.Unsealed() {
 		return a.fail(c, newRequestID(), commands.ErrSealed)
 	}
+	st := a.core.HAStatus(c.Request().Context())
+	if !st.Enabled {
+		return c.JSON(http.StatusOK, map[string]any{
+			"ha_enabled": false, "is_self": true, "active_time": time.Time{}, "leader_address": a.opts.APIAddr,
+			"leader_cluster_address": "", "performance_standby": false, "performance_standby_last_remote_wal": 0,
+			"raft_committed_index": 0, "raft_applied_index": 0,
+		})
+	}
+	applied := a.core.Applied()
+	leaderAddr, activeTime := "", time.Time{}
+	if st.LeaderKnown {
+		leaderAddr, activeTime = st.Leader.APIAddr, st.Leader.Since
+	}
 	return c.JSON(http.StatusOK, map[string]any{
-		"ha_enabled": false, "is_self": true, "active_time": time.Time{}, "leader_address": a.opts.APIAddr,
-		"leader_cluster_address": "", "performance_standby": false, "performance_standby_last_remote_wal": 0,
-		"raft_committed_index": 0, "raft_applied_index": 0,
+		"ha_enabled": true, "is_self": st.Active, "active_time": activeTime, "leader_address": leaderAddr,
+		"leader_cluster_address": "", "performance_standby": !st.Active, "performance_standby_last_remote_wal": applied,
+		"raft_committed_index": applied, "raft_applied_index": applied,
 	})
 }
