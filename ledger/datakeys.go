@@ -231,22 +231,37 @@ type dkRaw struct {
 // scan delivers the wraps stream's messages from sequence from, in order, until it has read
 // everything it holds, and returns the highest sequence delivered.
 func (d *DataKeys) scan(ctx context.Context, from uint64, fn func(dkRaw) error) (uint64, error) {
-	info, err := d.stream.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("stream %s info: %w", DataKeysStream, err)
+	var (
+		info *jetstream.StreamInfo
+		cons jetstream.Consumer
+		err  error
+	)
+	// On a cluster, a stream whose leader is moving answers "no responders" or 503 for a
+	// moment; nothing has been delivered yet, so these first steps are safe to retry.
+	for attempt := 0; ; attempt++ {
+		info, err = d.stream.Info(ctx)
+		if err == nil {
+			if info.State.Msgs == 0 || info.State.LastSeq < from {
+				return 0, nil
+			}
+			cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+			if from > 1 {
+				cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+			}
+			cons, err = d.stream.OrderedConsumer(ctx, cfg)
+		}
+		if err == nil {
+			break
+		}
+		if attempt == 20 || !retryableCreate(err) || ctx.Err() != nil {
+			return 0, fmt.Errorf("read %s: %w", DataKeysStream, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	var last uint64
-	if info.State.Msgs == 0 || info.State.LastSeq < from {
-		return 0, nil
-	}
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
-	if from > 1 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
-	}
-	cons, err := d.stream.OrderedConsumer(ctx, cfg)
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", DataKeysStream, err)
-	}
 	for {
 		// NoWait: the server hands over what it holds and says when there is nothing more.
 		batch, err := cons.FetchNoWait(1024)
@@ -571,6 +586,22 @@ func (d *DataKeys) moved(ctx context.Context) (bool, error) {
 // not the writer. A standby that follows a busy active node should tail the wraps subject
 // instead (a future change: resolve() already accepts wraps in any order).
 func (d *DataKeys) catchUp(ctx context.Context) error {
+	// A clustered stream whose leader is moving answers "no responders" or 503 for a moment;
+	// a reload builds a fresh tree and swaps it in only when whole, so it can be retried.
+	for attempt := 0; ; attempt++ {
+		err := d.catchUpOnce(ctx)
+		if err == nil || attempt == 30 || !retryableCreate(err) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (d *DataKeys) catchUpOnce(ctx context.Context) error {
 	moved, err := d.moved(ctx)
 	if err != nil || !moved {
 		return err
