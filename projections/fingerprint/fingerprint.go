@@ -15,14 +15,16 @@
 package fingerprint
 
 import (
-	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/projections"
 	"github.com/ledger-secrets/ledger/projections/approle"
 	kvview "github.com/ledger-secrets/ledger/projections/kv"
 	"github.com/ledger-secrets/ledger/projections/lease"
@@ -104,14 +106,81 @@ func (l Location) Live() bool { return l.State == StateLive || l.State == StateD
 
 type key struct{ mount, path string }
 
+// The view holds one entry per recorded value and, inside it, one field per fingerprint, with
+// the strings that repeat (kind, mount, actor, field name) shared and a standard fingerprint
+// ("fp1:" and 64 hex digits) kept as its 32 bytes. Entries chain by path, fields by
+// fingerprint, in log order. A Location is built only when asked for: at 100,000 KV secrets a
+// Location per field and a slice per index key held over 60 MB, this holds about a third.
+type entry struct {
+	kind, mount, path, ref, accessor string
+	actor, request                   string
+	version, seq                     uint64
+	written                          time.Time
+	state                            uint8 // index into states
+	backfill                         bool
+	fields                           []field
+	nextPath                         *entry // the path's next entry
+}
+
+type field struct {
+	e    *entry
+	name string
+	fp   [32]byte // a standard fingerprint's bytes
+	odd  string   // any other fingerprint text, as is (fp is then zero)
+	next *field   // the next field with the same fingerprint
+}
+
+// text is the fingerprint as recorded.
+func (f *field) text() string {
+	if f.odd != "" {
+		return f.odd
+	}
+	return ledger.FingerprintPrefix + hex.EncodeToString(f.fp[:])
+}
+
+type fpChain struct{ head, tail *field }
+type pathChain struct{ head, tail *entry }
+
+var states = []string{StateLive, StateDeleted, StateDestroyed, StateRotated, StateRevoked}
+
+const (
+	live uint8 = iota
+	deleted
+	destroyed
+	rotated
+	revoked
+)
+
+// parseFP returns a standard fingerprint's bytes. Only lowercase hex is standard, so the text
+// round-trips exactly.
+func parseFP(s string) ([32]byte, bool) {
+	var out [32]byte
+	hexPart, ok := strings.CutPrefix(s, ledger.FingerprintPrefix)
+	if !ok || len(hexPart) != 64 {
+		return out, false
+	}
+	for i := 0; i < 64; i++ {
+		if c := hexPart[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return out, false
+		}
+	}
+	if _, err := hex.Decode(out[:], []byte(hexPart)); err != nil {
+		return out, false
+	}
+	return out, true
+}
+
 // View is the fingerprint view.
 type View struct {
 	mu       sync.RWMutex
-	all      []*Location            // in log order: the snapshot's and digest's order
-	byFP     map[string][]*Location // fingerprint → locations
-	byPath   map[key][]*Location
-	byRef    map[string][]*Location
+	all      []*entry // in log order: the snapshot's and digest's order
+	n        int      // fields in all
+	byFP     map[[32]byte]fpChain
+	byOdd    map[string]fpChain // fingerprints not in the standard form
+	byPath   map[key]pathChain
+	byRef    map[string][]*entry
 	leases   map[string]string // lease ID → Ref (the database username) of credentials
+	strs     map[string]string // interned kinds, mounts, actors, field names
 	backfill BackfillPayload
 }
 
@@ -123,12 +192,22 @@ func New() *View {
 }
 
 func (v *View) reset() {
-	v.all = nil
-	v.byFP = map[string][]*Location{}
-	v.byPath = map[key][]*Location{}
-	v.byRef = map[string][]*Location{}
+	v.all, v.n = nil, 0
+	v.byFP = map[[32]byte]fpChain{}
+	v.byOdd = map[string]fpChain{}
+	v.byPath = map[key]pathChain{}
+	v.byRef = map[string][]*entry{}
 	v.leases = map[string]string{}
+	v.strs = map[string]string{}
 	v.backfill = BackfillPayload{}
+}
+
+func (v *View) intern(s string) string {
+	if t, ok := v.strs[s]; ok {
+		return t
+	}
+	v.strs[s] = s
+	return s
 }
 
 // Name implements projections.View.
@@ -165,7 +244,7 @@ func (v *View) Apply(rec ledger.Record) error {
 		if err := dec(&p); err != nil {
 			return err
 		}
-		v.setVersions(key{p.Mount, p.Path}, p.Trim, StateDestroyed, nil)
+		v.setVersions(key{p.Mount, p.Path}, p.Trim, destroyed, nil)
 	case kvview.VersionsDeleted, kvview.VersionsUndeleted, kvview.VersionsDestroyed:
 		var p kvview.VersionsPayload
 		if err := dec(&p); err != nil {
@@ -173,20 +252,20 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 		switch rec.Type {
 		case kvview.VersionsDeleted:
-			v.setVersions(key{p.Mount, p.Path}, p.Versions, StateDeleted, []string{StateLive})
+			v.setVersions(key{p.Mount, p.Path}, p.Versions, deleted, []uint8{live})
 		case kvview.VersionsUndeleted:
-			v.setVersions(key{p.Mount, p.Path}, p.Versions, StateLive, []string{StateDeleted})
+			v.setVersions(key{p.Mount, p.Path}, p.Versions, live, []uint8{deleted})
 		default:
-			v.setVersions(key{p.Mount, p.Path}, p.Versions, StateDestroyed, nil)
+			v.setVersions(key{p.Mount, p.Path}, p.Versions, destroyed, nil)
 		}
 	case kvview.MetadataDeleted, kvview.V1Deleted:
 		var p kvview.PathPayload
 		if err := dec(&p); err != nil {
 			return err
 		}
-		for _, l := range v.byPath[key{p.Mount, p.Path}] {
-			if l.Kind == KindKV || l.Kind == KindKVv1 {
-				l.State = StateDestroyed
+		for e := v.byPath[key{p.Mount, p.Path}].head; e != nil; e = e.nextPath {
+			if e.kind == KindKV || e.kind == KindKVv1 {
+				e.state = destroyed
 			}
 		}
 	case lease.Issued:
@@ -202,8 +281,8 @@ func (v *View) Apply(rec ledger.Record) error {
 		if json.Unmarshal(p.InternalData, &d) != nil || d.Username == "" {
 			return nil
 		}
-		for _, l := range v.byRef[d.Username] {
-			if l.Kind == KindCreds && l.Mount == p.MountUUID {
+		for _, e := range v.byRef[d.Username] {
+			if e.kind == KindCreds && e.mount == p.MountUUID {
 				v.leases[p.ID] = d.Username
 				break
 			}
@@ -214,9 +293,9 @@ func (v *View) Apply(rec ledger.Record) error {
 			return err
 		}
 		if ref, ok := v.leases[p.ID]; ok {
-			for _, l := range v.byRef[ref] {
-				if l.Kind == KindCreds {
-					l.State = StateRevoked
+			for _, e := range v.byRef[ref] {
+				if e.kind == KindCreds {
+					e.state = revoked
 				}
 			}
 			delete(v.leases, p.ID)
@@ -226,16 +305,16 @@ func (v *View) Apply(rec ledger.Record) error {
 		if err := dec(&p); err != nil {
 			return err
 		}
-		for _, l := range v.byRef[p.MAC] {
-			l.State = StateRevoked
+		for _, e := range v.byRef[p.MAC] {
+			e.state = revoked
 		}
 	case approle.RoleDeleted:
 		var p approle.RoleDeletedPayload
 		if err := dec(&p); err != nil {
 			return err
 		}
-		for _, l := range v.byPath[key{p.Mount, "role/" + p.Name + "/secret-id"}] {
-			l.State = StateRevoked
+		for e := v.byPath[key{p.Mount, "role/" + p.Name + "/secret-id"}].head; e != nil; e = e.nextPath {
+			e.state = revoked
 		}
 	case mount.Disabled:
 		var p mount.DisabledPayload
@@ -244,113 +323,215 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 		// The engine shreds a disabled KV mount's data keys; database passwords may still
 		// work in the database, so their state stays as it was.
-		for _, l := range v.all {
-			if l.Mount == p.UUID && (l.Kind == KindKV || l.Kind == KindKVv1) {
-				l.State = StateDestroyed
+		for _, e := range v.all {
+			if e.mount == p.UUID && (e.kind == KindKV || e.kind == KindKVv1) {
+				e.state = destroyed
 			}
 		}
 	}
 	return nil
 }
 
-// record adds a value's locations. Recording the same (kind, mount, path, version, ref) again
-// — a backfill that raced a write, a retried backfill — replaces the earlier fingerprints
-// rather than adding locations. A KV v1 write, a static-role or root rotation supersede the
-// path's older values.
+// record adds a value's entry. Recording the same (kind, mount, path, version, ref) again — a
+// backfill that raced a write, a retried backfill — replaces the earlier fingerprints rather
+// than adding an entry. A KV v1 write, a static-role or root rotation supersede the path's
+// older values.
 func (v *View) record(rec ledger.Record, p RecordedPayload) {
 	k := key{p.Mount, p.Path}
-	state := StateLive
-	for _, l := range v.byPath[k] {
-		if l.Kind != p.Kind || l.Ref != p.Ref {
+	state := live
+	for e := v.byPath[k].head; e != nil; {
+		next := e.nextPath
+		if e.kind != p.Kind || e.ref != p.Ref {
+			e = next
 			continue
 		}
-		if l.Version == p.Version && p.Kind != KindKVv1 && p.Kind != KindRoot {
+		if e.version == p.Version && p.Kind != KindKVv1 && p.Kind != KindRoot {
 			if p.Backfilled {
 				return // the value is known already, from its write
 			}
-			v.drop(l)
+			v.drop(e)
+			e = next
 			continue
 		}
 		switch p.Kind {
 		case KindKVv1:
-			l.State = StateDestroyed
+			e.state = destroyed
 		case KindRoot:
-			l.State = StateRotated
+			e.state = rotated
 		case KindStaticRole:
-			if l.Version < p.Version {
-				l.State = StateRotated
+			if e.version < p.Version {
+				e.state = rotated
 			} else {
-				state = StateRotated // an older generation arriving late
+				state = rotated // an older generation arriving late
 			}
 		}
+		e = next
 	}
-	fields := make([]string, 0, len(p.Fields))
-	for f := range p.Fields {
-		fields = append(fields, f)
+	if len(p.Fields) == 0 {
+		return
 	}
-	sort.Strings(fields)
-	for _, f := range fields {
-		l := &Location{
-			Kind: p.Kind, Mount: p.Mount, Path: p.Path, Version: p.Version, Field: f, Ref: p.Ref,
-			Accessor: p.Accessor, State: state, Written: p.Time, Actor: rec.Actor, Request: rec.Request,
-			Seq: rec.Pos.Seq, FP: p.Fields[f], Backfill: p.Backfilled,
+	e := &entry{
+		kind: v.intern(p.Kind), mount: v.intern(p.Mount), path: p.Path, ref: p.Ref, accessor: p.Accessor,
+		actor: v.intern(rec.Actor), request: rec.Request, version: p.Version, seq: rec.Pos.Seq,
+		written: p.Time, state: state, backfill: p.Backfilled,
+	}
+	e.fields = make([]field, 0, len(p.Fields))
+	for _, name := range projections.SortedKeys(p.Fields) {
+		e.fields = append(e.fields, v.newField(e, name, p.Fields[name]))
+	}
+	v.add(e)
+}
+
+func (v *View) newField(e *entry, name, fp string) field {
+	f := field{e: e, name: v.intern(name)}
+	var ok bool
+	if f.fp, ok = parseFP(fp); !ok {
+		f.odd = fp
+	}
+	return f
+}
+
+func (v *View) add(e *entry) {
+	v.all = append(v.all, e)
+	v.n += len(e.fields)
+	k := key{e.mount, e.path}
+	pc := v.byPath[k]
+	if pc.tail == nil {
+		pc.head = e
+	} else {
+		pc.tail.nextPath = e
+	}
+	pc.tail = e
+	v.byPath[k] = pc
+	if e.ref != "" {
+		v.byRef[e.ref] = append(v.byRef[e.ref], e)
+	}
+	for i := range e.fields {
+		f := &e.fields[i]
+		var c fpChain
+		if f.odd != "" {
+			c = v.byOdd[f.odd]
+		} else {
+			c = v.byFP[f.fp]
 		}
-		v.add(l)
+		if c.tail == nil {
+			c.head = f
+		} else {
+			c.tail.next = f
+		}
+		c.tail = f
+		if f.odd != "" {
+			v.byOdd[f.odd] = c
+		} else {
+			v.byFP[f.fp] = c
+		}
 	}
 }
 
-func (v *View) add(l *Location) {
-	v.all = append(v.all, l)
-	v.byFP[l.FP] = append(v.byFP[l.FP], l)
-	k := key{l.Mount, l.Path}
-	v.byPath[k] = append(v.byPath[k], l)
-	if l.Ref != "" {
-		v.byRef[l.Ref] = append(v.byRef[l.Ref], l)
+// drop removes an entry (rare: a value recorded again).
+func (v *View) drop(e *entry) {
+	out := v.all[:0]
+	for _, x := range v.all {
+		if x != e {
+			out = append(out, x)
+		}
 	}
-}
-
-func (v *View) drop(l *Location) {
-	del := func(s []*Location) []*Location {
-		out := s[:0]
-		for _, x := range s {
-			if x != l {
-				out = append(out, x)
+	clear(v.all[len(out):])
+	v.all = out
+	v.n -= len(e.fields)
+	k := key{e.mount, e.path}
+	pc := v.byPath[k]
+	var prev *entry
+	for x := pc.head; x != nil; prev, x = x, x.nextPath {
+		if x != e {
+			continue
+		}
+		if prev == nil {
+			pc.head = x.nextPath
+		} else {
+			prev.nextPath = x.nextPath
+		}
+		if pc.tail == x {
+			pc.tail = prev
+		}
+		break
+	}
+	if pc.head == nil {
+		delete(v.byPath, k)
+	} else {
+		v.byPath[k] = pc
+	}
+	if e.ref != "" {
+		refs := v.byRef[e.ref][:0]
+		for _, x := range v.byRef[e.ref] {
+			if x != e {
+				refs = append(refs, x)
 			}
 		}
-		return out
+		if len(refs) == 0 {
+			delete(v.byRef, e.ref)
+		} else {
+			v.byRef[e.ref] = refs
+		}
 	}
-	v.all = del(v.all)
-	if v.byFP[l.FP] = del(v.byFP[l.FP]); len(v.byFP[l.FP]) == 0 {
-		delete(v.byFP, l.FP)
-	}
-	k := key{l.Mount, l.Path}
-	v.byPath[k] = del(v.byPath[k])
-	if l.Ref != "" {
-		v.byRef[l.Ref] = del(v.byRef[l.Ref])
+	for i := range e.fields {
+		f := &e.fields[i]
+		var c fpChain
+		if f.odd != "" {
+			c = v.byOdd[f.odd]
+		} else {
+			c = v.byFP[f.fp]
+		}
+		var prev *field
+		for x := c.head; x != nil; prev, x = x, x.next {
+			if x != f {
+				continue
+			}
+			if prev == nil {
+				c.head = x.next
+			} else {
+				prev.next = x.next
+			}
+			if c.tail == x {
+				c.tail = prev
+			}
+			break
+		}
+		switch {
+		case c.head == nil && f.odd != "":
+			delete(v.byOdd, f.odd)
+		case c.head == nil:
+			delete(v.byFP, f.fp)
+		case f.odd != "":
+			v.byOdd[f.odd] = c
+		default:
+			v.byFP[f.fp] = c
+		}
 	}
 }
 
 // setVersions sets the state of the KV versions of a path, when their state is one of from
 // (any state when from is nil; destroyed is final).
-func (v *View) setVersions(k key, versions []uint64, state string, from []string) {
+func (v *View) setVersions(k key, versions []uint64, state uint8, from []uint8) {
 	if len(versions) == 0 {
 		return
 	}
-	want := map[uint64]bool{}
-	for _, n := range versions {
-		want[n] = true
-	}
-	for _, l := range v.byPath[k] {
-		if l.Kind != KindKV || !want[l.Version] || l.State == StateDestroyed {
+	for e := v.byPath[k].head; e != nil; e = e.nextPath {
+		if e.kind != KindKV || !slices.Contains(versions, e.version) || e.state == destroyed {
 			continue
 		}
-		ok := from == nil
-		for _, s := range from {
-			ok = ok || l.State == s
+		if from == nil || slices.Contains(from, e.state) {
+			e.state = state
 		}
-		if ok {
-			l.State = state
-		}
+	}
+}
+
+func (f *field) location() Location {
+	e := f.e
+	return Location{
+		Kind: e.kind, Mount: e.mount, Path: e.path, Version: e.version, Field: f.name, Ref: e.ref,
+		Accessor: e.accessor, State: states[e.state], Written: e.written, Actor: e.actor, Request: e.request,
+		Seq: e.seq, FP: f.text(), Backfill: e.backfill,
 	}
 }
 
@@ -358,10 +539,15 @@ func (v *View) setVersions(k key, versions []uint64, state string, from []string
 func (v *View) Lookup(fp string) []Location {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	ls := v.byFP[fp]
-	out := make([]Location, len(ls))
-	for i, l := range ls {
-		out[i] = *l
+	var c fpChain
+	if b, ok := parseFP(fp); ok {
+		c = v.byFP[b]
+	} else {
+		c = v.byOdd[fp]
+	}
+	out := []Location{}
+	for f := c.head; f != nil; f = f.next {
+		out = append(out, f.location())
 	}
 	return out
 }
@@ -370,10 +556,11 @@ func (v *View) Lookup(fp string) []Location {
 func (v *View) Path(mountUUID, path string) []Location {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	ls := v.byPath[key{mountUUID, path}]
-	out := make([]Location, len(ls))
-	for i, l := range ls {
-		out[i] = *l
+	out := []Location{}
+	for e := v.byPath[key{mountUUID, path}].head; e != nil; e = e.nextPath {
+		for i := range e.fields {
+			out = append(out, e.fields[i].location())
+		}
 	}
 	return out
 }
@@ -382,8 +569,8 @@ func (v *View) Path(mountUUID, path string) []Location {
 func (v *View) Has(kind, mountUUID, path string, version uint64) bool {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	for _, l := range v.byPath[key{mountUUID, path}] {
-		if l.Kind == kind && l.Version == version {
+	for e := v.byPath[key{mountUUID, path}].head; e != nil; e = e.nextPath {
+		if e.kind == kind && e.version == version {
 			return true
 		}
 	}
@@ -397,49 +584,11 @@ func (v *View) Backfill() BackfillPayload {
 	return v.backfill
 }
 
-// Len is the number of locations recorded.
+// Len is the number of locations (fingerprinted fields) recorded.
 func (v *View) Len() int {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	return len(v.all)
-}
-
-type snapshot struct {
-	Locations []*Location       `json:"locations"`
-	Leases    map[string]string `json:"leases,omitempty"`
-	Backfill  BackfillPayload   `json:"backfill"`
-}
-
-// Snapshot implements projections.View.
-func (v *View) Snapshot() ([]byte, error) {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	return json.Marshal(snapshot{Locations: v.all, Leases: v.leases, Backfill: v.backfill})
-}
-
-// Digest implements projections.View.
-func (v *View) Digest() [32]byte {
-	b, _ := v.Snapshot()
-	return sha256.Sum256(b)
-}
-
-// Restore implements projections.View.
-func (v *View) Restore(data []byte) error {
-	var s snapshot
-	if err := json.Unmarshal(data, &s); err != nil {
-		return fmt.Errorf("restore fingerprint view: %w", err)
-	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.reset()
-	for _, l := range s.Locations {
-		v.add(l)
-	}
-	v.backfill = s.Backfill
-	if s.Leases != nil {
-		v.leases = s.Leases
-	}
-	return nil
+	return v.n
 }
 
 // FieldFingerprints fingerprints the fields of a KV value with fp: each string leaf by its

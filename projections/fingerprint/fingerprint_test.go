@@ -2,6 +2,8 @@ package fingerprint
 
 import (
 	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,5 +120,133 @@ func TestFieldFingerprints(t *testing.T) {
 		if got[k] != w {
 			t.Errorf("%s: %q, want %q", k, got[k], w)
 		}
+	}
+}
+
+// A standard fingerprint ("fp1:" and 64 lowercase hex digits) is held as its bytes and comes
+// back as the same text; anything else is kept as is.
+func TestStandardFingerprintRoundTrip(t *testing.T) {
+	std := ledger.FingerprintPrefix + strings.Repeat("0a", 32)
+	upper := ledger.FingerprintPrefix + strings.Repeat("0A", 32)
+	v := New()
+	if err := v.Apply(rec(1, Recorded, RecordedPayload{Kind: KindKV, Mount: "m1", Path: "p", Version: 1,
+		Fields: map[string]string{"a": std, "b": upper}})); err != nil {
+		t.Fatal(err)
+	}
+	snap, _ := v.Snapshot()
+	restored := New()
+	if err := restored.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	for _, view := range []*View{v, restored} {
+		for _, want := range []string{std, upper} {
+			got := view.Lookup(want)
+			if len(got) != 1 || got[0].FP != want {
+				t.Fatalf("lookup %s: %+v", want, got)
+			}
+		}
+		if len(view.Lookup(ledger.FingerprintPrefix+strings.Repeat("0b", 32))) != 0 {
+			t.Fatal("an unknown standard fingerprint matched")
+		}
+	}
+	if restored.Digest() != v.Digest() {
+		t.Fatal("restore changed the state")
+	}
+}
+
+// A snapshot in the JSON of earlier builds (format 1) restores to the state the log builds:
+// the same digest as a rebuild, so replay verify agrees after an upgrade.
+func TestRestoreFormat1(t *testing.T) {
+	rebuilt := New()
+	var locs []Location
+	for _, r := range history() {
+		if err := rebuilt.Apply(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, e := range rebuilt.all {
+		for i := range e.fields {
+			locs = append(locs, e.fields[i].location())
+		}
+	}
+	old, err := json.Marshal(map[string]any{"locations": locs, "leases": rebuilt.leases, "backfill": rebuilt.backfill})
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := New()
+	if err := restored.Restore(old); err != nil {
+		t.Fatal(err)
+	}
+	if restored.Digest() != rebuilt.Digest() || restored.Len() != rebuilt.Len() {
+		t.Fatal("format 1 restored to another state")
+	}
+	bad, _ := json.Marshal(map[string]any{"locations": []Location{{Kind: KindKV, State: "gone"}}})
+	if err := New().Restore(bad); err == nil || !strings.Contains(err.Error(), "unknown state") {
+		t.Fatalf("unknown state accepted: %v", err)
+	}
+}
+
+// Every truncation of a binary snapshot, and a state byte out of range, is refused with the
+// view's error, never a panic, and leaves the view as it was.
+func TestRestoreRefusesMalformed(t *testing.T) {
+	v := New()
+	for _, r := range history() {
+		if err := v.Apply(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, _ := v.Snapshot()
+	before := v.Digest()
+	for n := 1; n < len(snap); n++ {
+		if err := v.Restore(snap[:n]); !errors.Is(err, errSnapshot) {
+			t.Fatalf("truncated to %d of %d bytes: %v", n, len(snap), err)
+		}
+	}
+	if err := v.Restore(append(snap[:len(snap):len(snap)], 0)); !errors.Is(err, errSnapshot) {
+		t.Fatalf("trailing byte: %v", err)
+	}
+	// The first entry's state byte: after 0x02, the count, kind, mount, path, version, ref
+	// and accessor.
+	e := v.all[0]
+	at := 2 + 1 + len(e.kind) + 1 + len(e.mount) + 1 + len(e.path) + 1 + 1 + len(e.ref) + 1 + len(e.accessor)
+	if snap[at] != e.state {
+		t.Fatalf("test's offset is wrong: byte %d is %d", at, snap[at])
+	}
+	bad := append([]byte(nil), snap...)
+	bad[at] = byte(len(states))
+	if err := v.Restore(bad); !errors.Is(err, errSnapshot) {
+		t.Fatalf("state out of range: %v", err)
+	}
+	if v.Digest() != before {
+		t.Fatal("a refused restore changed the view")
+	}
+}
+
+// Recording a version again (not as a backfill) replaces its fingerprints everywhere: lookup,
+// path, count and snapshot.
+func TestRecordAgainReplaces(t *testing.T) {
+	v := New()
+	w := func(seq uint64, path, val string) ledger.Record {
+		return rec(seq, Recorded, RecordedPayload{Kind: KindKV, Mount: "m1", Path: path, Version: 1, Fields: map[string]string{"k": fp(val), "same": fp("shared")}})
+	}
+	for _, r := range []ledger.Record{w(1, "a", "old"), w(2, "b", "other"), w(3, "a", "new")} {
+		if err := v.Apply(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(v.Lookup(fp("old"))) != 0 || len(v.Lookup(fp("new"))) != 1 || v.Len() != 4 {
+		t.Fatalf("old %d, new %d, len %d", len(v.Lookup(fp("old"))), len(v.Lookup(fp("new"))), v.Len())
+	}
+	shared := v.Lookup(fp("shared"))
+	if len(shared) != 2 || shared[0].Path != "b" || shared[1].Path != "a" || shared[1].Seq != 3 {
+		t.Fatalf("shared: %+v", shared)
+	}
+	if p := v.Path("m1", "a"); len(p) != 2 || p[0].Seq != 3 {
+		t.Fatalf("path: %+v", p)
+	}
+	snap, _ := v.Snapshot()
+	restored := New()
+	if err := restored.Restore(snap); err != nil || restored.Digest() != v.Digest() {
+		t.Fatalf("restore: %v", err)
 	}
 }

@@ -3,7 +3,6 @@ package kv
 import (
 	"encoding/binary"
 	"errors"
-	"math"
 	"sort"
 	"time"
 
@@ -63,7 +62,7 @@ func (v *View) Snapshot() ([]byte, error) {
 	disabled := projections.SortedKeys(v.disabled)
 	b = binary.AppendUvarint(b, uint64(len(disabled)))
 	for _, uuid := range disabled {
-		b = appendString(b, uuid)
+		b = projections.AppendString(b, uuid)
 	}
 	var uuids []string
 	for uuid, ms := range v.mounts {
@@ -75,31 +74,31 @@ func (v *View) Snapshot() ([]byte, error) {
 	b = binary.AppendUvarint(b, uint64(len(uuids)))
 	for _, uuid := range uuids {
 		ms := v.mounts[uuid]
-		b = appendString(b, uuid)
+		b = projections.AppendString(b, uuid)
 		if c := ms.config; c == nil {
 			b = append(b, 0)
 		} else {
 			b = append(b, 1)
 			b = binary.AppendVarint(b, int64(c.MaxVersions))
-			b = appendBool(b, c.CASRequired)
+			b = projections.AppendBool(b, c.CASRequired)
 			b = binary.AppendVarint(b, int64(c.DeleteVersionAfter))
 		}
 		paths := projections.SortedKeys(ms.secrets)
 		b = binary.AppendUvarint(b, uint64(len(paths)))
 		for _, p := range paths {
 			s := ms.secrets[p]
-			b = appendString(b, p)
+			b = projections.AppendString(b, p)
 			b = binary.AppendUvarint(b, s.current)
 			b = binary.AppendUvarint(b, s.oldest)
 			b = binary.AppendVarint(b, int64(s.maxVersions))
-			b = appendBool(b, s.cas)
+			b = projections.AppendBool(b, s.cas)
 			b = binary.AppendVarint(b, int64(s.dva))
 			keys := projections.SortedKeys(s.custom)
 			b = binary.AppendUvarint(b, uint64(len(keys)))
 			for _, k := range keys {
-				b = appendString(appendString(b, k), s.custom[k])
+				b = projections.AppendString(projections.AppendString(b, k), s.custom[k])
 			}
-			b = appendTime(appendTime(b, s.created), s.updated)
+			b = projections.AppendTime(projections.AppendTime(b, s.created), s.updated)
 			b = binary.AppendUvarint(b, uint64(len(s.versions)))
 			for _, ver := range s.versions {
 				b = appendVersion(binary.AppendUvarint(b, ver.n), &ver.Version)
@@ -108,7 +107,7 @@ func (v *View) Snapshot() ([]byte, error) {
 		paths = projections.SortedKeys(ms.values)
 		b = binary.AppendUvarint(b, uint64(len(paths)))
 		for _, p := range paths {
-			b = appendVersion(appendString(b, p), ms.values[p])
+			b = appendVersion(projections.AppendString(b, p), ms.values[p])
 		}
 	}
 	return b, nil
@@ -169,51 +168,51 @@ func decodeJSON(data []byte) (map[string]*mountState, map[string]bool, error) {
 }
 
 func decodeBinary(data []byte) (map[string]*mountState, map[string]bool, error) {
-	r := reader{b: data}
-	n := r.count()
+	r := projections.NewReader(data, errSnapshot)
+	n := r.Count()
 	disabled := make(map[string]bool, n)
 	for range n {
-		disabled[r.string()] = true
+		disabled[r.String()] = true
 	}
-	n = r.count()
+	n = r.Count()
 	mounts := make(map[string]*mountState, n)
 	for range n {
-		uuid := r.string()
+		uuid := r.String()
 		ms := newMountState()
-		if r.bool() {
-			ms.config = &Config{MaxVersions: int(r.varint()), CASRequired: r.bool(), DeleteVersionAfter: time.Duration(r.varint())}
+		if r.Bool() {
+			ms.config = &Config{MaxVersions: int(r.Varint()), CASRequired: r.Bool(), DeleteVersionAfter: time.Duration(r.Varint())}
 		}
-		secrets := r.count()
+		secrets := r.Count()
 		ms.secrets = make(map[string]*secret, secrets)
 		for range secrets {
-			p := r.string()
-			s := &secret{current: r.uvarint(), oldest: r.uvarint(), maxVersions: int(r.varint()), cas: r.bool(), dva: time.Duration(r.varint())}
-			if k := r.count(); k > 0 {
+			p := r.String()
+			s := &secret{current: r.Uvarint(), oldest: r.Uvarint(), maxVersions: int(r.Varint()), cas: r.Bool(), dva: time.Duration(r.Varint())}
+			if k := r.Count(); k > 0 {
 				s.custom = make(map[string]string, k)
 				for range k {
-					key := r.string()
-					s.custom[key] = r.string()
+					key := r.String()
+					s.custom[key] = r.String()
 				}
 			}
-			s.created, s.updated = r.time(), r.time()
-			vn := r.count()
+			s.created, s.updated = r.Time(), r.Time()
+			vn := r.Count()
 			s.versions = make([]numbered, vn)
 			for i := range s.versions {
-				s.versions[i].n = r.uvarint()
-				r.version(&s.versions[i].Version)
+				s.versions[i].n = r.Uvarint()
+				readVersion(r, &s.versions[i].Version)
 			}
-			if r.err != nil {
+			if r.Err != nil {
 				break
 			}
 			ms.secrets[p] = s
 			ms.index(p)
 		}
-		values := r.count()
+		values := r.Count()
 		for range values {
-			p := r.string()
+			p := r.String()
 			var val Version
-			r.version(&val)
-			if r.err != nil {
+			readVersion(r, &val)
+			if r.Err != nil {
 				break
 			}
 			if _, ok := ms.secrets[p]; !ok {
@@ -223,130 +222,26 @@ func decodeBinary(data []byte) (map[string]*mountState, map[string]bool, error) 
 		}
 		mounts[uuid] = ms
 	}
-	if r.err == nil && len(r.b) != 0 {
-		r.err = errSnapshot
+	if r.Err == nil && r.Rest() != 0 {
+		r.Err = errSnapshot
 	}
-	if r.err != nil {
-		return nil, nil, r.err
+	if r.Err != nil {
+		return nil, nil, r.Err
 	}
 	return mounts, disabled, nil
 }
 
-func appendString(b []byte, s string) []byte {
-	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
-}
-
-func appendBool(b []byte, v bool) []byte {
-	if v {
-		return append(b, 1)
-	}
-	return append(b, 0)
-}
-
-func appendTime(b []byte, t time.Time) []byte {
-	if t.IsZero() {
-		return append(b, 0)
-	}
-	t = t.UTC()
-	return binary.AppendUvarint(binary.AppendVarint(append(b, 1), t.Unix()), uint64(t.Nanosecond()))
-}
-
-func appendVersion(b []byte, v *Version) []byte {
-	b = appendTime(appendTime(b, v.Created), v.Deletion)
-	b = appendString(appendBool(b, v.Destroyed), v.KeyID)
-	return append(binary.AppendUvarint(b, uint64(len(v.Sealed))), v.Sealed...)
-}
-
-// reader decodes format 2. The first error sticks; later reads return zero values.
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) fail() { r.err, r.b = errSnapshot, nil }
-
-func (r *reader) uvarint() uint64 {
-	x, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[n:]
-	return x
-}
-
-func (r *reader) varint() int64 {
-	x, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[n:]
-	return x
-}
-
-// count reads a length that must fit in what is left (every item takes at least one byte),
-// so a corrupt count cannot make the decoder allocate without bound.
-func (r *reader) count() int {
-	x := r.uvarint()
-	if x > uint64(len(r.b)) {
-		r.fail()
-		return 0
-	}
-	return int(x)
-}
-
-func (r *reader) byte() byte {
-	if len(r.b) == 0 {
-		r.fail()
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
-}
-
-// bool reads a flag byte, which must be 0 or 1: one state, one encoding.
-func (r *reader) bool() bool {
-	switch r.byte() {
-	case 0:
-		return false
-	case 1:
-		return true
-	}
-	r.fail()
-	return false
-}
-
-func (r *reader) bytes() []byte {
-	n := r.count()
-	if r.err != nil {
-		return nil
-	}
-	out := r.b[:n:n]
-	r.b = r.b[n:]
-	return out
-}
-
-func (r *reader) string() string { return string(r.bytes()) }
-
-func (r *reader) time() time.Time {
-	if !r.bool() {
-		return time.Time{}
-	}
-	sec, nsec := r.varint(), r.uvarint()
-	if nsec >= 1e9 || sec == math.MinInt64 {
-		r.fail()
-		return time.Time{}
-	}
-	return time.Unix(sec, int64(nsec)).UTC()
-}
-
-func (r *reader) version(v *Version) {
-	v.Created, v.Deletion = r.time(), r.time()
-	v.Destroyed, v.KeyID = r.bool(), r.string()
-	if sealed := r.bytes(); len(sealed) > 0 {
+func readVersion(r *projections.Reader, v *Version) {
+	v.Created, v.Deletion = r.Time(), r.Time()
+	v.Destroyed, v.KeyID = r.Bool(), r.String()
+	if sealed := r.Bytes(); len(sealed) > 0 {
 		// A copy: a view must not keep the whole decoded snapshot alive through one value.
 		v.Sealed = append([]byte(nil), sealed...)
 	}
+}
+
+func appendVersion(b []byte, v *Version) []byte {
+	b = projections.AppendTime(projections.AppendTime(b, v.Created), v.Deletion)
+	b = projections.AppendString(projections.AppendBool(b, v.Destroyed), v.KeyID)
+	return projections.AppendBytes(b, v.Sealed)
 }
