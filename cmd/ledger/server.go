@@ -48,6 +48,8 @@ secrets: the data directory is deleted on exit and the root token is printed.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// The server's GC defaults (commands/gcpolicy.go); GOGC and GOMEMLIMIT win.
+			commands.GCDefaults(os.Getenv)
 			out := cmd.OutOrStdout()
 			if dev {
 				return runDev(ctx, out, devOptions{Listen: devListen, RootToken: devRootID, LogLevel: devLogLevel})

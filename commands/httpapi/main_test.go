@@ -53,6 +53,7 @@ func TestMain(m *testing.M) {
 func serveChild(dir, addr string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
+	commands.GCDefaults(os.Getenv) // as `ledger server` does
 	if file := os.Getenv(childProfileEnv); file != "" {
 		// The first 12 s of the process: start, unseal, first reads (benchmarks).
 		f, err := os.Create(fmt.Sprintf("%s.%d", file, os.Getpid()))
