@@ -32,6 +32,11 @@ type batcher struct {
 	// store writes one batch of count events and returns its sequence. It runs on the writer
 	// goroutine only, so it may own the chain position without a lock.
 	store func(batch []*appendReq, count int) (uint64, error)
+	// launch, when set, replaces store with a pipeline: it starts storing a batch and returns a
+	// wait for its sequence. Waits run on a second goroutine in launch order, so up to
+	// pipelineDepth batches are in flight while appenders are still answered in order.
+	launch  func(batch []*appendReq, count int) (wait func() (uint64, error))
+	flights chan flight
 
 	// observe, when set, hears each stored batch: its events and how long the store took.
 	observe atomic.Pointer[func(events int, d time.Duration)]
@@ -47,6 +52,39 @@ type batcher struct {
 func newBatcher(maxMsg int, unknown string, store func([]*appendReq, int) (uint64, error)) *batcher {
 	return &batcher{maxMsg: maxMsg, unknown: unknown, store: store,
 		reqs: make(chan *appendReq, 1024), quit: make(chan struct{}), done: make(chan struct{})}
+}
+
+// pipelineDepth bounds the batches a pipelined batcher has launched and not yet answered.
+const pipelineDepth = 8
+
+// flight is a launched batch waiting for its outcome.
+type flight struct {
+	batch []*appendReq
+	count int
+	wait  func() (uint64, error)
+	start time.Time
+}
+
+// newPipelinedBatcher is a batcher whose batches are launched by launch and answered, in
+// launch order, by a second goroutine: the next batch goes out while earlier ones wait for
+// their acknowledgement.
+func newPipelinedBatcher(maxMsg int, unknown string, launch func([]*appendReq, int) func() (uint64, error)) *batcher {
+	b := newBatcher(maxMsg, unknown, nil)
+	b.launch = launch
+	b.flights = make(chan flight, pipelineDepth-1)
+	return b
+}
+
+// complete answers launched batches in launch order until the writer stops launching.
+func (b *batcher) complete(finished chan<- struct{}) {
+	defer close(finished)
+	for f := range b.flights {
+		seq, err := f.wait()
+		b.answer(f.batch, seq, err)
+		if obs := b.observe.Load(); obs != nil {
+			(*obs)(f.count, time.Since(f.start))
+		}
+	}
 }
 
 // submit queues r and waits for its batch. Errors: ErrClosed, the store's error, or ctx's error —
@@ -99,6 +137,11 @@ func (b *batcher) close() bool {
 // a quarter of the last store's duration (capped at 500µs): at low load it never waits.
 func (b *batcher) run() {
 	defer close(b.done)
+	if b.launch != nil {
+		finished := make(chan struct{})
+		go b.complete(finished)
+		defer func() { close(b.flights); <-finished }()
+	}
 	var carry *appendReq
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
@@ -149,6 +192,10 @@ func (b *batcher) run() {
 			<-linger.C
 		}
 		t0 := time.Now()
+		if b.launch != nil {
+			b.flights <- flight{batch: batch, count: count, wait: b.launch(batch, count), start: t0}
+			continue
+		}
 		b.commit(batch, count)
 		lastReqs, lastStore = len(batch), time.Since(t0)
 		if f := b.observe.Load(); f != nil {
@@ -161,6 +208,12 @@ func (b *batcher) run() {
 // with the positions of its own events in the stored message.
 func (b *batcher) commit(batch []*appendReq, count int) {
 	seq, err := b.store(batch, count)
+	b.answer(batch, seq, err)
+}
+
+// answer replies to each append of a batch: all with err, or each with the positions of its
+// own events in the message stored at seq.
+func (b *batcher) answer(batch []*appendReq, seq uint64, err error) {
 	if err != nil {
 		for _, r := range batch {
 			r.done <- appendResult{err: err}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -48,11 +49,20 @@ type Stream struct {
 	keyring func() *Keyring
 	maxMsg  int
 
-	w *batcher // the group-commit writer; store runs on it
+	w *batcher // the pipelined group-commit writer: launch and settle run on it
 
-	// writer state, owned by the writer goroutine
+	// The chain head: the last message's sequence, hash and message id. While batches are in
+	// flight it is the head they will make once stored (predicted); settle puts it back to
+	// the stream's real head when a batch fails.
+	mu       sync.Mutex
+	drained  *sync.Cond // signalled when a broken pipeline has emptied
 	lastSeq  uint64
 	prevHash [32]byte
+	lastID   string
+	inflight int  // launched, not yet settled
+	broken   bool // a batch failed: no launches until the in-flight ones have settled
+	failed   error
+	ackedSeq uint64 // the last sequence a batch of ours was acknowledged at
 }
 
 // OpenStream creates (or updates the limits of) the stream and starts its writer. keyring
@@ -93,7 +103,8 @@ func OpenStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, k
 	if err := s.resync(ctx); err != nil {
 		return nil, err
 	}
-	s.w = newBatcher(s.maxMsg, fmt.Sprintf("append to %s: outcome unknown", cfg.Name), s.store)
+	s.drained = sync.NewCond(&s.mu)
+	s.w = newPipelinedBatcher(s.maxMsg, fmt.Sprintf("append to %s: outcome unknown", cfg.Name), s.launch)
 	go s.w.run()
 	return s, nil
 }
@@ -154,9 +165,102 @@ func (s *Stream) Append(ctx context.Context, evs []Event) ([]Position, error) {
 	return s.w.submit(ctx, r)
 }
 
-// store publishes one batch, re-chaining it after any other writer's message.
-func (s *Stream) store(batch []*appendReq, count int) (uint64, error) {
-	return s.publish(batchEvents(batch, count))
+// launch sends one batch without waiting for its acknowledgement, fenced twice on its
+// predecessor: the stream's last sequence must be the predicted one and its last message id
+// that of the batch launched before it. So a batch is stored only right after the one before
+// it: what is stored of the pipeline is always a prefix of it, in launch order, chained.
+func (s *Stream) launch(batch []*appendReq, count int) func() (uint64, error) {
+	evs := batchEvents(batch, count)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.broken {
+		s.drained.Wait()
+	}
+	data := encodeBatch(s.prevHash, evs)
+	msgID := newID()
+	msg := &nats.Msg{Subject: s.cfg.Subject, Data: data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, msgID)
+	msg.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(s.lastSeq, 10))
+	if s.lastID != "" {
+		msg.Header.Set(jetstream.ExpectedLastMsgIDHeader, s.lastID)
+	}
+	fut, err := s.js.PublishMsgAsync(msg)
+	s.inflight++
+	if err == nil {
+		s.lastSeq, s.prevHash, s.lastID = s.lastSeq+1, sha256.Sum256(data), msgID
+	}
+	return func() (uint64, error) { return s.settle(fut, err, evs, msgID) }
+}
+
+// settle waits for a launched batch's acknowledgement. A batch that was refused or not
+// acknowledged in time breaks the pipeline: no more launches until every batch in flight has
+// settled, and each failed one is looked for in the stream (its ack may be what was lost) or
+// else stored again, synchronously, chained after the stream's real head (another writer may
+// have appended). If that fails too, the batch and every batch after it in flight fail: none is
+// acknowledged after one that was not.
+func (s *Stream) settle(fut jetstream.PubAckFuture, err error, evs []StoredEvent, msgID string) (uint64, error) {
+	var ack *jetstream.PubAck
+	if err == nil {
+		t := time.NewTimer(publishTimeout)
+		select {
+		case ack = <-fut.Ok():
+		case err = <-fut.Err():
+		case <-t.C:
+			err = errors.New("no acknowledgement in time")
+		}
+		t.Stop()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer func() {
+		s.inflight--
+		if s.inflight == 0 && s.broken {
+			// Take up the stream's real head before launching again; if it cannot be read,
+			// the next batch's fence fails and it comes back here.
+			if rerr := s.resync(context.Background()); rerr != nil {
+				s.log.Warn("stream resync", "stream", s.cfg.Name, "err", rerr)
+			}
+			s.broken, s.failed = false, nil
+			s.drained.Broadcast()
+		}
+	}()
+	if s.failed != nil {
+		return 0, s.failed
+	}
+	if ack != nil {
+		s.ackedSeq = max(s.ackedSeq, ack.Sequence)
+		return ack.Sequence, nil
+	}
+	if !s.broken {
+		s.log.Warn("stream pipeline broken; storing in order", "stream", s.cfg.Name, "err", err)
+	}
+	s.broken = true
+	seq, err := s.recover(evs, msgID)
+	if err != nil {
+		s.failed = err
+		return 0, err
+	}
+	s.ackedSeq = seq
+	return seq, nil
+}
+
+// recover finds a batch whose acknowledgement was lost among the messages stored after our
+// last acknowledged one, or stores it again with the synchronous, re-chaining publish.
+func (s *Stream) recover(evs []StoredEvent, msgID string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	if err := s.resync(ctx); err == nil {
+		for seq := s.lastSeq; seq > s.ackedSeq && seq+pipelineDepth*4 > s.lastSeq; seq-- {
+			m, err := s.stream.GetMsg(ctx, seq)
+			if err != nil {
+				break
+			}
+			if m.Header.Get(jetstream.MsgIDHeader) == msgID {
+				return seq, nil
+			}
+		}
+	}
+	return s.publish(evs)
 }
 
 // publish stores one batch exactly once, chained to the stream's last message. A lost ack is
@@ -175,7 +279,7 @@ func (s *Stream) publish(evs []StoredEvent) (uint64, error) {
 		ack, err := s.js.PublishMsg(ctx, msg)
 		cancel()
 		if err == nil {
-			s.lastSeq, s.prevHash = ack.Sequence, sha256.Sum256(data)
+			s.lastSeq, s.prevHash, s.lastID = ack.Sequence, sha256.Sum256(data), msgID
 			return ack.Sequence, nil
 		}
 		var apiErr *jetstream.APIError
@@ -240,7 +344,7 @@ func (s *Stream) resync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("stream %s info: %w", s.cfg.Name, err)
 	}
-	last, prev := info.State.LastSeq, [32]byte{}
+	last, prev, id := info.State.LastSeq, [32]byte{}, ""
 	if last > 0 && info.State.Msgs > 0 {
 		m, err := s.stream.GetMsg(ctx, last)
 		switch {
@@ -249,10 +353,10 @@ func (s *Stream) resync(ctx context.Context) error {
 		case err != nil:
 			return fmt.Errorf("read %s seq %d: %w", s.cfg.Name, last, err)
 		default:
-			prev = sha256.Sum256(m.Data)
+			prev, id = sha256.Sum256(m.Data), m.Header.Get(jetstream.MsgIDHeader)
 		}
 	}
-	s.lastSeq, s.prevHash = last, prev
+	s.lastSeq, s.prevHash, s.lastID = last, prev, id
 	return nil
 }
 

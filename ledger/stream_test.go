@@ -150,3 +150,110 @@ func TestStreamRefusals(t *testing.T) {
 		t.Fatalf("stream config: %+v", info.Config)
 	}
 }
+
+// appendAll runs n concurrent single-event appends and returns, per payload, the position it
+// was acknowledged at (missing: the append failed).
+func appendAll(t *testing.T, s *Stream, n int, during func(i int)) (map[string]Position, int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	got, failed := map[string]Position{}, 0
+	for i := range n {
+		if during != nil {
+			during(i)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := fmt.Sprintf("payload-%d", i)
+			pos, err := s.Append(context.Background(), []Event{{Type: "test.read.v1", Subject: "t.x", Payload: []byte(p)}})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed++
+				return
+			}
+			got[p] = pos[0]
+		}()
+	}
+	wg.Wait()
+	return got, failed
+}
+
+// storedAt opens every event of the stream (whose chain chainOf checks) by position.
+func storedAt(t *testing.T, l *Log, k *Keyring, name string) map[Position]string {
+	t.Helper()
+	out := map[Position]string{}
+	for _, b := range chainOf(t, l, name) {
+		for i, se := range b.Events {
+			pos := Position{Seq: b.Seq, Index: uint32(i)}
+			e, err := se.Open(k, pos)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[pos] = string(e.Payload)
+		}
+	}
+	return out
+}
+
+// With several batches in flight, each append is answered with the position its own event was
+// stored at, every event is stored once, and the chain stays whole.
+func TestStreamPipelineOrder(t *testing.T) {
+	l := openTest(t, t.TempDir())
+	k := testKeyring(t)
+	s := openTestStream(t, l, k)
+	for round := range 3 {
+		got, failed := appendAll(t, s, 300, nil)
+		if failed != 0 {
+			t.Fatalf("round %d: %d appends failed", round, failed)
+		}
+		stored := storedAt(t, l, k, "TEST_AUDIT")
+		if len(stored) != 300*(round+1) {
+			t.Fatalf("round %d: %d events stored, want %d", round, len(stored), 300*(round+1))
+		}
+		for p, pos := range got {
+			if stored[pos] != p {
+				t.Fatalf("%s acknowledged at %v, which holds %q", p, pos, stored[pos])
+			}
+		}
+	}
+}
+
+// A batch JetStream refuses fails its appenders and every batch in flight behind it; no append
+// is acknowledged unless its event is stored at the position it was given.
+func TestStreamPipelineFailsClosed(t *testing.T) {
+	l := openTest(t, t.TempDir())
+	k := testKeyring(t)
+	s := openTestStream(t, l, k)
+	ctx := context.Background()
+	st, err := l.JetStream().Stream(ctx, "TEST_AUDIT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, failed := appendAll(t, s, 400, func(i int) {
+		if i != 200 {
+			return
+		}
+		cfg := st.CachedInfo().Config
+		cfg.Sealed = true // from now on JetStream refuses every message
+		if _, err := l.JetStream().UpdateStream(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if failed == 0 {
+		t.Fatal("no append failed after the stream was sealed")
+	}
+	stored := storedAt(t, l, k, "TEST_AUDIT")
+	for p, pos := range got {
+		if stored[pos] != p {
+			t.Fatalf("%s acknowledged at %v, which holds %q", p, pos, stored[pos])
+		}
+	}
+	if len(got) > len(stored) {
+		t.Fatalf("%d appends acknowledged, %d events stored", len(got), len(stored))
+	}
+	if _, err := s.Append(ctx, []Event{{Type: "test.read.v1", Payload: []byte("late")}}); err == nil {
+		t.Fatal("an append to a sealed stream was acknowledged")
+	}
+}
