@@ -262,6 +262,7 @@ func (d *DataKeys) scan(ctx context.Context, from uint64, fn func(dkRaw) error) 
 		}
 	}
 	var last uint64
+	var behind time.Time
 	for {
 		// NoWait: the server hands over what it holds and says when there is nothing more.
 		batch, err := cons.FetchNoWait(1024)
@@ -284,11 +285,34 @@ func (d *DataKeys) scan(ctx context.Context, from uint64, fn func(dkRaw) error) 
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 			return 0, fmt.Errorf("read %s: %w", DataKeysStream, err)
 		}
-		if done || n == 0 {
+		if !done && n > 0 {
+			continue
+		}
+		// The consumer reads one replica: on a cluster, JetStream places it on any member,
+		// including a node that has just restarted and is still catching up, which "holds
+		// everything" short of what the stream leader reported. Read on until the leader's last
+		// sequence is delivered, or is not there any more (erased), within scanCatchUp.
+		if last >= info.State.LastSeq || ctx.Err() != nil {
 			return last, ctx.Err()
+		}
+		if _, err := d.stream.GetMsg(ctx, info.State.LastSeq); errors.Is(err, jetstream.ErrMsgNotFound) {
+			return last, nil
+		}
+		if behind.IsZero() {
+			behind = time.Now()
+		} else if time.Since(behind) > scanCatchUp {
+			return 0, fmt.Errorf("read %s: this node's replica is at seq %d, the stream at %d after %v",
+				DataKeysStream, last, info.State.LastSeq, scanCatchUp)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
+
+// scanCatchUp bounds how long scan waits for a lagging replica to reach the stream's end.
+const scanCatchUp = 15 * time.Second
 
 // legacyKey is a key of the first layouts, sealed under the keyring.
 type legacyKey struct {

@@ -182,9 +182,42 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
+// listWait bounds one listing of the bucket, and listRetry how long a bucket whose stream
+// cannot answer yet (a cluster electing its leader) is asked again.
+const (
+	listWait  = 30 * time.Second
+	listRetry = 10 * time.Second
+)
+
 // list returns the stored snapshots whose names start with prefix, newest position first.
+//
+// nats.go's ObjectStore.List ends when its watcher sends the "initial values done" marker. For
+// an empty bucket that marker comes only if the watcher's own last-message lookup answers "not
+// found"; any other answer (no responders, 503: a clustered stream still electing its leader)
+// is dropped, and List waits for a message that never comes. The first unseal of a three-node
+// cluster hung there. So an empty bucket is answered from the stream's state, asked again while
+// the stream cannot answer, and the listing itself is bounded.
 func (s *Store) list(ctx context.Context, prefix string) ([]Info, error) {
-	objs, err := s.obs.List(ctx)
+	var st jetstream.ObjectStoreStatus
+	var err error
+	for start := time.Now(); ; {
+		if st, err = s.obs.Status(ctx); err == nil || ctx.Err() != nil || time.Since(start) > listRetry {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", Bucket, err)
+	}
+	if st.Size() == 0 {
+		return nil, nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, listWait)
+	defer cancel()
+	objs, err := s.obs.List(lctx)
 	if errors.Is(err, jetstream.ErrNoObjectsFound) {
 		return nil, nil
 	}
