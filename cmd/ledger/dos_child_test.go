@@ -28,7 +28,7 @@ var (
 )
 
 // ledgerBinary builds cmd/ledger once per test run.
-func ledgerBinary(t *testing.T) string {
+func ledgerBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "ledger-bin-")
