@@ -101,6 +101,10 @@ func (l *Log) createStream(ctx context.Context, o Options, cfg jetstream.StreamC
 			ictx, icancel := context.WithTimeout(ctx, 2*time.Second)
 			_, err = st.Info(ictx)
 			icancel()
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				// The create was answered before this member's meta layer applied it.
+				err = fmt.Errorf("stream created but not yet visible here: %w", context.DeadlineExceeded)
+			}
 		}
 		if err == nil {
 			return st, nil

@@ -195,7 +195,8 @@ func (e *Elector) run(ctx context.Context, done chan struct{}) {
 }
 
 func (e *Elector) tick(ctx context.Context) {
-	e.heartbeat(ctx)
+	// The heartbeat goes after the lease's own request, so a slow one never delays a renewal.
+	defer e.heartbeat(ctx)
 	e.mu.Lock()
 	active, rev, epoch, holdOff := e.active, e.rev, e.epoch, e.holdOff
 	e.mu.Unlock()
@@ -207,7 +208,7 @@ func (e *Elector) tick(ctx context.Context) {
 		return
 	}
 	sent := time.Now()
-	cctx, cancel := context.WithTimeout(ctx, e.renewEvery())
+	cctx, cancel := context.WithTimeout(ctx, e.requestTimeout())
 	defer cancel()
 	if active {
 		li := LeaderInfo{Node: e.o.Node, APIAddr: e.o.APIAddr, Epoch: epoch}
@@ -230,7 +231,14 @@ func (e *Elector) tick(ctx context.Context) {
 	li := LeaderInfo{Node: e.o.Node, APIAddr: e.o.APIAddr, Since: time.Now().UTC()}
 	b, _ := json.Marshal(li)
 	newRev, err := e.kv.Create(cctx, haKey, b)
+	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		// A create that timed out may still have been stored: the lease would then be held in
+		// this node's name while it does not know, and nobody would be active until it
+		// expired — under load, again and again. Adopt it if it is this very campaign's.
+		newRev, err = e.adopt(ctx, b)
+	}
 	if err != nil {
+		e.o.Logger.Debug("ha: campaign", "node", e.o.Node, "err", err)
 		return // someone holds it, or the cluster has no quorum: stay standby
 	}
 	// The epoch is the creation revision; write it into the value for readers.
@@ -248,6 +256,26 @@ func (e *Elector) tick(ctx context.Context) {
 	if e.o.OnChange != nil {
 		e.o.OnChange(true, li.Epoch)
 	}
+}
+
+// requestTimeout bounds each lease request. A renewal answered later than TTL/2 after it was
+// sent leaves the node inactive anyway (validTill is counted from the send), so waiting longer
+// than that is useless; shorter would fail renewals and campaigns on a loaded machine.
+func (e *Elector) requestTimeout() time.Duration { return e.o.TTL / 3 }
+
+// adopt reads the lease after a create whose answer was lost, and returns its revision if it
+// holds exactly the value this campaign wrote (its start time is the nonce).
+func (e *Elector) adopt(ctx context.Context, want []byte) (uint64, error) {
+	cctx, cancel := context.WithTimeout(ctx, e.requestTimeout())
+	defer cancel()
+	ent, err := e.kv.Get(cctx, haKey)
+	if err != nil {
+		return 0, fmt.Errorf("campaign outcome unknown, lease unreadable: %w", err)
+	}
+	if ent.Operation() != jetstream.KeyValuePut || string(ent.Value()) != string(want) {
+		return 0, errors.New("campaign lost: the lease is someone else's")
+	}
+	return ent.Revision(), nil
 }
 
 // demote closes the write gate at once and tells the owner.
