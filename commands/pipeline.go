@@ -80,6 +80,10 @@ func (c *Core) Handle(ctx context.Context, r *Request) (*engines.Response, error
 		c.mu.RUnlock()
 		return nil, ErrSealed
 	}
+	if c.IsStandby() && c.activeOnly(st, r.Path) {
+		c.mu.RUnlock()
+		return nil, ErrStandby
+	}
 	var trail auditTrail
 	resp, after, err := c.quotaGate(ctx, st, r, &trail)
 	if !trail.committed {

@@ -187,6 +187,13 @@ type PathsSpecial interface {
 	Sudo() []string
 }
 
+// ActiveOnly lists paths (relative to the mount, trailing "*" a prefix glob) whose answer
+// depends on what only the active node holds in memory, such as an OIDC callback's state: a
+// standby never answers them itself but forwards them, whatever the method.
+type ActiveOnly interface {
+	ActiveOnly() []string
+}
+
 // Factory builds the backend for a mount. Backends are rebuilt at every unseal.
 type Factory func(m Mount) (Backend, error)
 

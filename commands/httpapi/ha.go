@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httputil"
@@ -13,6 +14,9 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/ledger-secrets/ledger/commands"
+	"github.com/ledger-secrets/ledger/engines"
 )
 
 // High availability at the HTTP edge. Standbys answer reads from their own views; writes (and
@@ -64,7 +68,10 @@ func readOnly(r *http.Request) bool {
 func (a *api) haEdge(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		a.trustForwarded(r)
+		if a.trustForwarded(r) {
+			r = r.WithContext(context.WithValue(r.Context(), forwardedKey{}, true))
+			c.SetRequest(r)
+		}
 		c.Response().Before(func() {
 			// A forwarded answer keeps the active node's position (it is the one that wrote).
 			if c.Response().Header().Get(indexHeader) != "" {
@@ -142,11 +149,36 @@ func (a *api) parseIndex(v string) (uint64, bool) {
 	return best, found
 }
 
-// forward sends the request to the active node, or answers 307 / Vault's 500 message.
+// forwardedKey marks, in a request's context, a request another node of the cluster forwarded
+// here: it is never forwarded again (two nodes that disagree on the active one would bounce
+// it), so its client sees Vault's "no active node" answer and retries.
+type forwardedKey struct{}
+
+func wasForwarded(r *http.Request) bool { v, _ := r.Context().Value(forwardedKey{}).(bool); return v }
+
+// forwardAfter reports whether a request the standby tried to answer itself, and that failed
+// with err, goes to the active node instead: the command layer said only the active node may
+// answer it (a read that appends, such as database/creds/<role> issuing a lease or a
+// limited-use token spending a use; a sudo path; an OIDC callback), and nothing of the
+// request was consumed here (its body is unread: reads carry their parameters in the query).
+func forwardAfter(r *http.Request, op engines.Operation, err error) bool {
+	return err != nil && commands.IsStandbyErr(err) && (op == engines.OpRead || op == engines.OpList) &&
+		!isNodeLocal(r.URL.Path) && !wasForwarded(r)
+}
+
+// unboundedForward are the paths whose body the active node takes without max_request_size
+// (snapshot uploads), so a standby forwards them without its own limit.
+func unboundedForward(path string) bool {
+	return path == "/v1/sys/storage/raft/snapshot" || path == "/v1/sys/storage/raft/snapshot-force"
+}
+
+// forward sends the request to the active node, or answers 307 / Vault's 500 message. A body
+// over max_request_size is refused with 413 here (before any byte is sent when its length is
+// declared; as soon as the limit is crossed otherwise), never passed on cut short.
 func (a *api) forward(c echo.Context) error {
 	r := c.Request()
 	st := a.core.HAStatus(r.Context())
-	if !st.LeaderKnown || st.Leader.APIAddr == "" || st.Leader.Node == st.Node {
+	if wasForwarded(r) || !st.LeaderKnown || st.Leader.APIAddr == "" || st.Leader.Node == st.Node {
 		writeErrors(c, http.StatusInternalServerError, noActiveMsg)
 		return nil
 	}
@@ -159,6 +191,14 @@ func (a *api) forward(c echo.Context) error {
 		loc := *target
 		loc.Path, loc.RawQuery = r.URL.Path, r.URL.RawQuery
 		return c.Redirect(http.StatusTemporaryRedirect, loc.String())
+	}
+	limit := a.opts.MaxRequestBytes
+	if !unboundedForward(r.URL.Path) && r.Body != nil && r.Body != http.NoBody {
+		if r.ContentLength > limit {
+			writeErrors(c, http.StatusRequestEntityTooLarge, tooLargeMsg(limit))
+			return nil
+		}
+		r.Body = http.MaxBytesReader(c.Response(), r.Body, limit)
 	}
 	remote := r.RemoteAddr
 	claim := remote + "|" + strconv.FormatInt(time.Now().Unix(), 10)
@@ -174,6 +214,10 @@ func (a *api) forward(c echo.Context) error {
 			}
 		},
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+				writeErrors(c, http.StatusRequestEntityTooLarge, tooLargeMsg(limit))
+				return
+			}
 			a.log.Warn("ha: forwarding to the active node", "active", st.Leader.APIAddr, "err", err)
 			// The active node did not answer: let the client go there itself.
 			loc := *target
@@ -188,24 +232,30 @@ func (a *api) forward(c echo.Context) error {
 
 // trustForwarded takes the client address a standby vouched for under the keyring, so token
 // CIDR bindings and audit see the real client, never the standby.
-func (a *api) trustForwarded(r *http.Request) {
+// It reports whether the request carried a claim this cluster made.
+func (a *api) trustForwarded(r *http.Request) bool {
 	claim, sig := r.Header.Get(forwardedForHeader), r.Header.Get(forwardedSigHeader)
 	r.Header.Del(forwardedForHeader)
 	r.Header.Del(forwardedSigHeader)
 	if claim == "" {
-		return
+		return false
 	}
 	want, ok := a.core.HAMAC("forward", claim)
 	if !ok || subtle.ConstantTimeCompare([]byte(want), []byte(sig)) != 1 {
-		return
+		return false
 	}
 	i := strings.LastIndexByte(claim, '|')
 	if i < 0 {
-		return
+		return false
 	}
 	ts, err := strconv.ParseInt(claim[i+1:], 10, 64)
 	if err != nil || time.Since(time.Unix(ts, 0)).Abs() > forwardSkew {
-		return
+		return false
 	}
 	r.RemoteAddr = claim[:i]
+	return true
+}
+
+func tooLargeMsg(limit int64) string {
+	return fmt.Sprintf("%s: the limit is %d bytes (listener max_request_size)", errBodyTooLarge, limit)
 }

@@ -40,6 +40,13 @@ func (n *haTestNode) stop() {
 // JetStream cluster (R3), its Core with HA and its HTTP API on loopback.
 func startHACluster(t *testing.T) []*haTestNode {
 	t.Helper()
+	return startHAClusterWith(t, httpapi.Options{})
+}
+
+// startHAClusterWith is startHACluster with the nodes' HTTP options (Logger and APIAddr are
+// set per node).
+func startHAClusterWith(t *testing.T, hopts httpapi.Options) []*haTestNode {
+	t.Helper()
 	dir := t.TempDir()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	var routes, listens []string
@@ -74,7 +81,9 @@ func startHACluster(t *testing.T) []*haTestNode {
 				errs[i] = err
 				return
 			}
-			hs := &http.Server{Handler: httpapi.New(core, httpapi.Options{Logger: logger, APIAddr: api})}
+			o := hopts
+			o.Logger, o.APIAddr = logger, api
+			hs := &http.Server{Handler: httpapi.New(core, o)}
 			go hs.Serve(lns[i])
 			nodes[i] = &haTestNode{url: api, core: core, log: l, hs: hs}
 		})
@@ -111,8 +120,10 @@ func activeIndex(nodes []*haTestNode, skip int) int {
 	return -1
 }
 
-func TestHAClusterOverHTTP(t *testing.T) {
-	nodes := startHACluster(t)
+// initHACluster initialises the cluster through a standby-to-be, unseals every node and waits
+// for an active one.
+func initHACluster(t *testing.T, nodes []*haTestNode) *vault.InitResponse {
+	t.Helper()
 	// Init on whichever node answers: a standby forwards it to the active node.
 	var init *vault.InitResponse
 	deadline := time.Now().Add(20 * time.Second)
@@ -148,6 +159,12 @@ func TestHAClusterOverHTTP(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return init
+}
+
+func TestHAClusterOverHTTP(t *testing.T) {
+	nodes := startHACluster(t)
+	init := initHACluster(t, nodes)
 	act := activeIndex(nodes, -1)
 	sb := (act + 1) % 3
 	t.Logf("active: node%d, writing through standby node%d", act+1, sb+1)
@@ -245,7 +262,7 @@ func TestHAClusterOverHTTP(t *testing.T) {
 	// kill the active node: a standby takes over within 15 s and writes through any node work.
 	killed := time.Now()
 	nodes[act].stop()
-	deadline = time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	var next int
 	for {
 		next = activeIndex(nodes, act)

@@ -254,6 +254,9 @@ func (a *api) logical(c echo.Context) error {
 	ctx, limits := commands.WithRateLimitHeaders(r.Context())
 	resp, err := a.core.Handle(ctx, req)
 	drain() // before the answer, so a refused client is not cut off mid-send
+	if forwardAfter(r, req.Op, err) {
+		return a.forward(c)
+	}
 	limits.Each(c.Response().Header().Set)
 	if err != nil {
 		return a.fail(c, reqID, err)

@@ -81,6 +81,10 @@ func (b *Backend) Unauthenticated() []string {
 // Sudo implements engines.PathsSpecial.
 func (b *Backend) Sudo() []string { return nil }
 
+// ActiveOnly implements engines.ActiveOnly: a callback's state is held by the node that
+// handed it out at oidc/auth_url (a write, so the active node).
+func (b *Backend) ActiveOnly() []string { return []string{"oidc/callback"} }
+
 // LockKey implements engines.Locker.
 func (b *Backend) LockKey(req *engines.Request) string {
 	p := strings.TrimSuffix(req.Path, "/")
