@@ -90,6 +90,12 @@ func (s *sysBackend) HandleRequest(ctx context.Context, req *engines.Request) (*
 		return s.auditPaths(ctx, req, p)
 	case strings.HasPrefix(p, "storage/raft/snapshot"):
 		return s.snapshotPaths(ctx, req, p)
+	case p == "storage/raft/configuration" && req.Op == engines.OpRead:
+		return s.raftConfigurationPath(ctx)
+	case p == "storage/raft/autopilot/state" && req.Op == engines.OpRead:
+		return s.raftAutopilotStatePath(ctx)
+	case p == "storage/raft/autopilot/configuration":
+		return s.raftAutopilotConfigPath(req)
 	case strings.HasPrefix(p, "ledger/audit/") || p == "ledger/audit":
 		return s.auditLedgerPaths(ctx, req, strings.TrimPrefix(strings.TrimPrefix(p, "ledger/audit"), "/"))
 	case strings.HasPrefix(p, "ledger/replay/") || p == "ledger/replay":

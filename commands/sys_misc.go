@@ -34,6 +34,8 @@ type miscState struct {
 	cors atomic.Pointer[corsview.Config] // last CORS configuration seen unsealed (cors.go)
 
 	leaseQuotaLocks sync.Map // lease-count quota name → *sync.Mutex (quotas.go)
+
+	raft raftTracker // addresses and stability of the cluster's nodes (raft.go)
 }
 
 // leaseQuotaLock locks the lease-count quota called name and returns its unlock.

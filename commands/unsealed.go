@@ -64,6 +64,10 @@ type unsealed struct {
 	pki *pkiview.View // separate group: other lanes add views above
 	ssh *sshview.View
 
+	// restoreSeq is the batch of the last snapshot restore the seal state held when these views
+	// were built: a later one (restored through another node) rebuilds them (raft_restore.go).
+	restoreSeq uint64
+
 	fingerprints *fpview.View // value fingerprints (issue 16)
 	fpMatch      *matchLimiter
 
@@ -107,6 +111,7 @@ func (c *Core) newUnsealed(rootKey []byte, kr *ledger.Keyring) *unsealed {
 		fpMatch:      newMatchLimiter(),
 	}
 	st.keyring.Store(kr)
+	st.restoreSeq = restoreSeqOf(c.sealView.State())
 	st.acls.m = map[string]*acl.ACL{}
 	st.audit = newAuditState()
 	st.runner = projections.NewRunner(c.log, kr, st.mounts, st.policies, st.tokens, st.kv, st.leases, st.approle, st.userpass, st.authroles, st.identity, st.database, st.transit, st.pki, historyview.New("kv", "policy", "identity"), st.audit.view)
@@ -164,6 +169,9 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 	c.st = st
 	c.mu.Unlock()
 	st.base = base
+	if c.ha != nil {
+		go c.followRestores(rctx, st)
+	}
 	c.dutiesOnUnseal(st)
 	go c.reportInvalidUTF8Keys(st)
 	c.logger.Info("unsealed", "applied_seq", st.runner.Applied(), "rebuild", time.Since(started).Round(time.Millisecond),

@@ -134,15 +134,75 @@ func (l *Log) createStream(ctx context.Context, o Options, cfg jetstream.StreamC
 }
 
 // retryableCreate reports errors a forming cluster gives: no meta leader yet, too few peers,
-// or a request that timed out while the cluster elected.
+// a stream another member is creating at the same moment, or a request that timed out while
+// the cluster elected.
 func retryableCreate(err error) bool {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode {
-		case 10008 /* cluster temporarily unavailable */, 10023 /* insufficient resources */, 10005 /* no suitable peers */, 10074 /* cluster not available */ :
+		case 10008 /* cluster temporarily unavailable */, 10023 /* insufficient resources */, 10005 /* no suitable peers */, 10074, /* cluster not available */
+			10059 /* stream not found: members starting together race to create it */ :
 			return true
 		}
 	}
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
 		strings.Contains(err.Error(), "timeout") || strings.Contains(err.Error(), "no responders")
+}
+
+// LogReplica is one JetStream server holding a copy of the log, as the log stream's leader
+// reports it.
+type LogReplica struct {
+	Name    string        // the server name: the Ledger node id
+	Leader  bool          // the stream's leader (orders the appends; not necessarily the active node)
+	Current bool          // caught up with the leader
+	Offline bool          // not seen by the leader recently
+	Active  time.Duration // since the leader last heard from it (0 for the leader)
+	Lag     uint64        // log entries behind the leader
+}
+
+// LogCluster is the replication state of the log's stream.
+type LogCluster struct {
+	Leader      string
+	LeaderSince time.Time
+	Replicas    []LogReplica // the leader first, then the others sorted by name
+	LastSeq     uint64       // the stream's last position
+}
+
+// ClusterState asks the log stream's leader (through the JetStream API) who holds a copy of the
+// log and how far each copy lags. A stream without a leader (no quorum) answers with an error.
+// A standalone node reports itself as the only replica.
+func (l *Log) ClusterState(ctx context.Context) (LogCluster, error) {
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return LogCluster{}, fmt.Errorf("log stream info: %w", err)
+	}
+	out := LogCluster{LastSeq: info.State.LastSeq}
+	ci := info.Cluster
+	if ci == nil || ci.Leader == "" {
+		if l.replicas > 1 {
+			return LogCluster{}, errors.New("log stream info: the stream has no leader")
+		}
+		name := "ledger"
+		if l.ns != nil {
+			name = l.ns.Name()
+		}
+		out.Leader = name
+		out.Replicas = []LogReplica{{Name: name, Leader: true, Current: true}}
+		return out, nil
+	}
+	out.Leader = ci.Leader
+	if ci.LeaderSince != nil {
+		out.LeaderSince = *ci.LeaderSince
+	}
+	out.Replicas = append(out.Replicas, LogReplica{Name: ci.Leader, Leader: true, Current: true})
+	var others []LogReplica
+	for _, p := range ci.Replicas {
+		if p == nil || p.Name == ci.Leader {
+			continue
+		}
+		others = append(others, LogReplica{Name: p.Name, Current: p.Current, Offline: p.Offline, Active: p.Active, Lag: p.Lag})
+	}
+	slices.SortFunc(others, func(a, b LogReplica) int { return strings.Compare(a.Name, b.Name) })
+	out.Replicas = append(out.Replicas, others...)
+	return out, nil
 }

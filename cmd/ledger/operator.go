@@ -14,6 +14,7 @@ func (a *app) operatorCmd() *cobra.Command {
 		a.operatorInitCmd(),
 		a.operatorUnsealCmd(),
 		a.operatorSealCmd(),
+		a.operatorStepDownCmd(), // operator_raft.go
 		a.operatorRotateCmd(),
 		a.operatorKeyStatusCmd(),
 		a.operatorRaftCmd(),

@@ -20,10 +20,12 @@ import (
 )
 
 // operator raft snapshot save|restore|inspect, as Vault spells it, and operator snapshot … as
-// an alias: Ledger has no raft, but scripts written for Vault call it that.
+// an alias: Ledger's log replicates through JetStream's raft, and scripts written for Vault
+// call it that.
 
 func (a *app) operatorRaftCmd() *cobra.Command {
-	return group("raft", "Raft-compatible operations: snapshots",
+	return group("raft", "Raft-compatible operations: peers, autopilot state, snapshots",
+		a.raftListPeersCmd(), a.raftAutopilotCmd(), // operator_raft.go
 		group("snapshot", "Save, restore and inspect snapshots",
 			a.snapshotSaveCmd(), a.snapshotRestoreCmd(), a.snapshotInspectCmd()))
 }

@@ -149,6 +149,9 @@ func sealStatusRows(s statusOutput) [][2]string {
 		if s.IsSelf && s.ActiveTime != "" {
 			rows = append(rows, [2]string{"Active Since", s.ActiveTime})
 		}
+		if !s.IsSelf {
+			rows = append(rows, [2]string{"Active Node Address", s.LeaderAddress})
+		}
 	}
 	return rows
 }

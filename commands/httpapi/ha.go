@@ -40,9 +40,10 @@ const (
 	noActiveMsg = "local node not active but active cluster node not found"
 )
 
-// nodeLocal are the paths every node answers itself, active or not.
+// nodeLocal are the paths every node answers itself, active or not. sys/step-down is not one
+// of them: as in Vault, a standby forwards it, and the active node steps down.
 var nodeLocal = []string{"/v1/sys/health", "/v1/sys/leader", "/v1/sys/ha-status", "/v1/sys/seal-status", "/v1/sys/unseal",
-	"/v1/sys/seal", "/v1/sys/step-down", "/v1/sys/metrics", "/v1/sys/storage/raft/autopilot/state",
+	"/v1/sys/seal", "/v1/sys/metrics", "/v1/sys/storage/raft/autopilot/state",
 	"/v1/sys/storage/raft/configuration", "/v1/sys/host-info", "/v1/sys/in-flight-req", "/v1/sys/pprof"}
 
 func isNodeLocal(path string) bool {
