@@ -237,8 +237,9 @@ func (d *DataKeys) scan(ctx context.Context, from uint64, fn func(dkRaw) error) 
 		err  error
 	)
 	// On a cluster, a stream whose leader is moving answers "no responders" or 503 for a
-	// moment; nothing has been delivered yet, so these first steps are safe to retry.
-	for attempt := 0; ; attempt++ {
+	// moment (seconds on a loaded machine, after a member was killed); nothing has been
+	// delivered yet, so these first steps are safe to retry, for up to scanCatchUp.
+	for began := time.Now(); ; {
 		info, err = d.stream.Info(ctx)
 		if err == nil {
 			if info.State.Msgs == 0 || info.State.LastSeq < from {
@@ -253,7 +254,7 @@ func (d *DataKeys) scan(ctx context.Context, from uint64, fn func(dkRaw) error) 
 		if err == nil {
 			break
 		}
-		if attempt == 20 || !retryableCreate(err) || ctx.Err() != nil {
+		if time.Since(began) > scanCatchUp || !retryableCreate(err) || ctx.Err() != nil {
 			return 0, fmt.Errorf("read %s: %w", DataKeysStream, err)
 		}
 		select {
