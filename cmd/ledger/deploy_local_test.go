@@ -172,6 +172,15 @@ func unsealed(code int) bool { return code == 200 || code == 429 || code == 473 
 // given, and returns its standard output; it must succeed within a minute.
 func (c *localCluster) cli(i int, stdin string, args ...string) string {
 	c.t.Helper()
+	out, err := c.tryCLI(i, stdin, args...)
+	if err != nil {
+		c.t.Fatalf("node%d: %v", i+1, err)
+	}
+	return out
+}
+
+// tryCLI is cli that returns the failure (with the command's standard error) instead.
+func (c *localCluster) tryCLI(i int, stdin string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.bin, args...)
@@ -181,9 +190,9 @@ func (c *localCluster) cli(i int, stdin string, args ...string) string {
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		c.t.Fatalf("node%d: ledger %s: %v\n%s", i+1, strings.Join(args, " "), err, stderr.String())
+		return "", fmt.Errorf("ledger %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
 	}
-	return stdout.String()
+	return stdout.String(), nil
 }
 
 // initUnseal is the README's quick start: `ledger operator init` on node1 (5 key shares,
