@@ -292,7 +292,7 @@ func (l *Log) publish(subject string, data []byte, epoch uint64) (uint64, error)
 	expect := l.lastSeq
 	deadline := time.Now().Add(commitDeadline)
 	backoff := 20 * time.Millisecond
-	for {
+	for attempt := 0; ; attempt++ {
 		msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
 		msg.Header.Set(jetstream.MsgIDHeader, msgID)
 		msg.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(expect, 10))
@@ -300,6 +300,17 @@ func (l *Log) publish(subject string, data []byte, epoch uint64) (uint64, error)
 			cur, err := (*g)()
 			if err == nil && cur != epoch {
 				err = ErrNotActive
+			}
+			if err != nil && attempt > 0 {
+				// An earlier attempt may have been stored with its answer lost: ErrNotActive would
+				// tell the caller nothing was written (and a retry elsewhere would write it twice).
+				ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+				seq, id, rerr := l.lastMessage(ctx)
+				cancel()
+				if rerr == nil && id == msgID {
+					return seq, nil
+				}
+				return 0, fmt.Errorf("append outcome unknown: this node lost the lease while retrying (%v)", err)
 			}
 			if err != nil {
 				return 0, fmt.Errorf("append: this node lost the lease: %w", err)
