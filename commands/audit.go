@@ -74,13 +74,6 @@ func (c *Core) startAudit(ctx context.Context, st *unsealed) error {
 		defer a.wg.Done()
 		c.watchAuditRetention(rctx, st, retAge, retBytes)
 	}()
-	if c.opts.Events.NATSPrefix != "" {
-		a.wg.Add(1)
-		go func() {
-			defer a.wg.Done()
-			c.publishEvents(rctx, st)
-		}()
-	}
 	return nil
 }
 

@@ -31,12 +31,19 @@ func EventSubject(prefix, eventType string) string {
 	return prefix + "." + strings.ReplaceAll(eventType, "/", ".")
 }
 
-// publishEvents is the active node's NATS publisher of change events: a durable consumer of
-// the log (so a restart or a NATS outage resumes where it stopped, nothing skipped) that
+// publishEvents is the active node's NATS publisher of change events (a duty: runDuties starts
+// it on promotion and stops it on demotion, so one node publishes). Its cursor is a durable
+// consumer of the log, replicated with the log: every start — a restart, a NATS outage, a
+// failover — resumes just after the last batch acknowledged as published (the ack floor), so
+// nothing is skipped, even a batch the previous active node had fetched and not published. It
 // publishes every committed change after the local views applied it, each message carrying the
-// event id as Nats-Msg-Id so a JetStream stream on those subjects drops a repeat.
+// event id as Nats-Msg-Id: what a node published but had not acknowledged when it stopped is
+// published again by its successor, and a JetStream stream on those subjects drops the repeat.
 func (c *Core) publishEvents(ctx context.Context, st *unsealed) {
 	o := c.opts.Events
+	if o.NATSPrefix == "" {
+		return
+	}
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := c.publishEventsOnce(ctx, st, o)
@@ -69,17 +76,7 @@ func (c *Core) publishEventsOnce(ctx context.Context, st *unsealed, o EventsOpti
 		defer own.Close()
 		nc = own
 	}
-	js := c.log.JetStream()
-	name := eventsConsumer(o.NATSPrefix)
-	cons, err := js.Consumer(ctx, ledger.StreamName, name)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		// First start: from what is committed next. Later starts resume at the ack floor.
-		cons, err = js.CreateConsumer(ctx, ledger.StreamName, jetstream.ConsumerConfig{
-			Durable: name, Description: "change events to NATS subjects " + o.NATSPrefix + ".>",
-			AckPolicy: jetstream.AckAllPolicy, AckWait: 10 * time.Minute, MaxDeliver: -1,
-			DeliverPolicy: jetstream.DeliverNewPolicy,
-		})
-	}
+	cons, err := c.eventsCursor(ctx, o.NATSPrefix)
 	if err != nil {
 		return fmt.Errorf("consumer: %w", err)
 	}
@@ -160,4 +157,35 @@ func (c *Core) publishBatch(ctx context.Context, st *unsealed, nc *nats.Conn, pr
 		}
 	}
 	return nil
+}
+
+// eventsCursor opens the publisher's durable consumer positioned just after its ack floor.
+// First start: from what is committed next. A later start recreates it at the ack floor, so
+// batches delivered to a publisher that stopped before acknowledging them (a failed-over
+// active node; they would wait out the ack wait, and a later acknowledgement of everything up
+// to a newer batch would skip them) are delivered again at once, in order.
+func (c *Core) eventsCursor(ctx context.Context, prefix string) (jetstream.Consumer, error) {
+	js := c.log.JetStream()
+	name := eventsConsumer(prefix)
+	cfg := jetstream.ConsumerConfig{
+		Durable: name, Description: "change events to NATS subjects " + prefix + ".>",
+		AckPolicy: jetstream.AckAllPolicy, AckWait: 10 * time.Minute, MaxDeliver: -1,
+		DeliverPolicy: jetstream.DeliverNewPolicy,
+	}
+	cons, err := js.Consumer(ctx, ledger.StreamName, name)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		return js.CreateConsumer(ctx, ledger.StreamName, cfg)
+	case err != nil:
+		return nil, err
+	}
+	info := cons.CachedInfo()
+	if info.NumAckPending == 0 && info.Delivered.Stream == info.AckFloor.Stream {
+		return cons, nil // nothing delivered and left unacknowledged
+	}
+	if err := js.DeleteConsumer(ctx, ledger.StreamName, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, err
+	}
+	cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, info.AckFloor.Stream+1
+	return js.CreateConsumer(ctx, ledger.StreamName, cfg)
 }

@@ -202,6 +202,7 @@ func (c *Core) runDuties(ctx context.Context, st *unsealed, wg *sync.WaitGroup) 
 		func() { c.snapshotLoop(ctx, st, st.base) },
 		func() { c.backfillFingerprints(ctx, st) },
 		func() { c.deliverAudit(ctx, st) },
+		func() { c.publishEvents(ctx, st) },
 	} {
 		wg.Go(f)
 	}

@@ -45,7 +45,8 @@ func startHACluster(t *testing.T) []*haTestNode {
 
 // startHAClusterWith is startHACluster with the nodes' HTTP options (Logger and APIAddr are
 // set per node).
-func startHAClusterWith(t *testing.T, hopts httpapi.Options) []*haTestNode {
+// Each of cfg may adjust node i's commands.Options.
+func startHAClusterWith(t *testing.T, hopts httpapi.Options, cfg ...func(i int, o *commands.Options)) []*haTestNode {
 	t.Helper()
 	dir := t.TempDir()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
@@ -74,8 +75,12 @@ func startHAClusterWith(t *testing.T, hopts httpapi.Options) []*haTestNode {
 				return
 			}
 			api := "http://" + lns[i].Addr().String()
-			core, err := commands.New(context.Background(), l, commands.Options{Logger: logger, Replicas: 3,
-				HA: &commands.HAOptions{Node: name, APIAddr: api, TTL: 3 * time.Second}})
+			copts := commands.Options{Logger: logger, Replicas: 3,
+				HA: &commands.HAOptions{Node: name, APIAddr: api, TTL: 3 * time.Second}}
+			for _, f := range cfg {
+				f(i, &copts)
+			}
+			core, err := commands.New(context.Background(), l, copts)
 			if err != nil {
 				l.Close()
 				errs[i] = err
