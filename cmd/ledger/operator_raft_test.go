@@ -230,3 +230,19 @@ func TestOperatorRaftCLI(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// TestOperatorRaftStandalone: a node without HA answers with itself as the only server, the
+// leader and a voter; autopilot says healthy with no failure tolerance.
+func TestOperatorRaftStandalone(t *testing.T) {
+	c := newCLI(t)
+	states := peersTable(t, c.ok("operator", "raft", "list-peers"))
+	if len(states) != 1 || leaderOf(states) == "" {
+		t.Fatalf("standalone list-peers: %v", states)
+	}
+	out := c.ok("operator", "raft", "autopilot", "state")
+	if !hasRow(out, "Healthy:", "true") || !hasRow(out, "Failure Tolerance:", "0") || !hasRow(out, "Leader:", leaderOf(states)) {
+		t.Fatalf("standalone autopilot state:\n%s", out)
+	}
+	r := c.run("operator", "raft", "list-peers", "extra")
+	expect(t, r, 2, "Usage")
+}
