@@ -232,7 +232,13 @@ func (c *Core) handle(ctx context.Context, st *unsealed, r *Request, trail *audi
 			}
 			events[i].Request = r.ID
 		}
-		pos, err := c.log.Append(ctx, events)
+		// The request's context does not end the append nor the wait for the view: a client
+		// that gives up (or times out) would otherwise release the aggregate's lock while its
+		// batch is still queued and lands later, and the next writer would decide on a view
+		// without it (two check-and-set writes both making the same KV version). The log bounds
+		// the append itself (its commit deadline); the wait for the view is bounded here.
+		held := context.WithoutCancel(ctx)
+		pos, err := c.log.Append(held, events)
 		if err != nil {
 			if issued != nil {
 				// The side effect happened but its lease was not recorded: undo it now.
@@ -245,7 +251,10 @@ func (c *Core) handle(ctx context.Context, st *unsealed, r *Request, trail *audi
 			return nil, nil, fmt.Errorf("append: %w", err)
 		}
 		trail.committed = true
-		if err := st.runner.WaitFor(ctx, pos[len(pos)-1].Seq); err != nil {
+		wctx, cancel := context.WithTimeout(held, applyWait)
+		err = st.runner.WaitFor(wctx, pos[len(pos)-1].Seq)
+		cancel()
+		if err != nil {
 			return nil, nil, fmt.Errorf("apply: %w", err)
 		}
 		c.afterEvents(ctx, st, events)
@@ -264,6 +273,10 @@ func (c *Core) handle(ctx context.Context, st *unsealed, r *Request, trail *audi
 	}
 	return resp, nil, nil
 }
+
+// applyWait bounds how long a write holds its aggregate's lock waiting for this node's views to
+// apply its own committed batch.
+const applyWait = 2 * time.Minute
 
 // shredder is implemented by backends that destroy data keys after their events are applied.
 type shredder interface {
