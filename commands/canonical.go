@@ -15,7 +15,25 @@ import (
 // An empty segment anywhere else ("a//b", "//a") is refused instead of collapsed: KV stores
 // "a//b" and "a/b" under different keys, and folding one into the other would make two
 // secrets one. A path made only of slashes is empty and refused.
+//
+// One place keeps its slashes: an OCSP GET ("<pki mount>/ocsp/<request>") carries a base64
+// request, whose alphabet includes "/", and RFC 6960 clients do not all escape it. Only a read
+// is let through that way, and only the text after the "ocsp" segment.
 func CanonicalPath(p string, list bool) (string, error) {
+	return canonicalPath(p, list, false)
+}
+
+// CanonicalReadPath is CanonicalPath for a read: it keeps an OCSP request's slashes.
+func CanonicalReadPath(p string) (string, error) {
+	return canonicalPath(p, false, true)
+}
+
+func canonicalPath(p string, list, read bool) (string, error) {
+	if read {
+		if i := strings.Index(p, "/ocsp/"); i > 0 && !strings.Contains(p[:i], "//") && !strings.HasPrefix(p, "/") {
+			return p, nil
+		}
+	}
 	if trimmed := strings.TrimRight(p, "/"); trimmed != p {
 		if trimmed == "" {
 			return "", fmt.Errorf("path %q is made only of slashes: %w", p, ErrInvalidPath)

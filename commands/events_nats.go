@@ -39,14 +39,18 @@ func EventSubject(prefix, eventType string) string {
 // publishes every committed change after the local views applied it, each message carrying the
 // event id as Nats-Msg-Id: what a node published but had not acknowledged when it stopped is
 // published again by its successor, and a JetStream stream on those subjects drops the repeat.
-func (c *Core) publishEvents(ctx context.Context, st *unsealed) {
+//
+// from is the last sequence the views had applied when the duty began; a cursor created now
+// (the first start) begins after it, not at whatever the log holds once the consumer exists —
+// under load that is seconds later, and the changes committed meanwhile would be skipped.
+func (c *Core) publishEvents(ctx context.Context, st *unsealed, from uint64) {
 	o := c.opts.Events
 	if o.NATSPrefix == "" {
 		return
 	}
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		err := c.publishEventsOnce(ctx, st, o)
+		err := c.publishEventsOnce(ctx, st, o, from)
 		if ctx.Err() != nil {
 			return
 		}
@@ -66,7 +70,7 @@ func eventsConsumer(prefix string) string {
 	return "EVENTS_NATS_" + hex.EncodeToString(h[:6])
 }
 
-func (c *Core) publishEventsOnce(ctx context.Context, st *unsealed, o EventsOptions) error {
+func (c *Core) publishEventsOnce(ctx context.Context, st *unsealed, o EventsOptions, from uint64) error {
 	nc := c.log.JetStream().Conn()
 	if o.NATSURL != "" {
 		own, err := nats.Connect(o.NATSURL, nats.Name("ledger change events"), nats.MaxReconnects(-1))
@@ -76,7 +80,7 @@ func (c *Core) publishEventsOnce(ctx context.Context, st *unsealed, o EventsOpti
 		defer own.Close()
 		nc = own
 	}
-	cons, err := c.eventsCursor(ctx, o.NATSPrefix)
+	cons, err := c.eventsCursor(ctx, o.NATSPrefix, from)
 	if err != nil {
 		return fmt.Errorf("consumer: %w", err)
 	}
@@ -160,17 +164,17 @@ func (c *Core) publishBatch(ctx context.Context, st *unsealed, nc *nats.Conn, pr
 }
 
 // eventsCursor opens the publisher's durable consumer positioned just after its ack floor.
-// First start: from what is committed next. A later start recreates it at the ack floor, so
+// First start: just after from (what the views held when this node's duties began). A later start recreates it at the ack floor, so
 // batches delivered to a publisher that stopped before acknowledging them (a failed-over
 // active node; they would wait out the ack wait, and a later acknowledgement of everything up
 // to a newer batch would skip them) are delivered again at once, in order.
-func (c *Core) eventsCursor(ctx context.Context, prefix string) (jetstream.Consumer, error) {
+func (c *Core) eventsCursor(ctx context.Context, prefix string, from uint64) (jetstream.Consumer, error) {
 	js := c.log.JetStream()
 	name := eventsConsumer(prefix)
 	cfg := jetstream.ConsumerConfig{
 		Durable: name, Description: "change events to NATS subjects " + prefix + ".>",
 		AckPolicy: jetstream.AckAllPolicy, AckWait: 10 * time.Minute, MaxDeliver: -1,
-		DeliverPolicy: jetstream.DeliverNewPolicy,
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from + 1,
 	}
 	cons, err := js.Consumer(ctx, ledger.StreamName, name)
 	switch {

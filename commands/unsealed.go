@@ -189,6 +189,9 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 // expiration manager, tidies and rotations, reconcilers, automatic snapshots and audit device
 // delivery. Only the active node runs them (ha.go); they end with ctx.
 func (c *Core) runDuties(ctx context.Context, st *unsealed, wg *sync.WaitGroup) {
+	// What the views held when this term's duties began: every change this node commits comes
+	// after it, so a publisher that starts from here skips none of them.
+	from := st.runner.Applied()
 	for _, f := range []func(){
 		func() { c.expireTokens(ctx, st) },
 		func() { st.expire.run(ctx) },
@@ -202,7 +205,7 @@ func (c *Core) runDuties(ctx context.Context, st *unsealed, wg *sync.WaitGroup) 
 		func() { c.snapshotLoop(ctx, st, st.base) },
 		func() { c.backfillFingerprints(ctx, st) },
 		func() { c.deliverAudit(ctx, st) },
-		func() { c.publishEvents(ctx, st) },
+		func() { c.publishEvents(ctx, st, from) },
 	} {
 		wg.Go(f)
 	}

@@ -247,7 +247,11 @@ func (a *api) logical(c echo.Context) error {
 		}
 		drain = b.drain
 	}
-	if req.Path, err = commands.CanonicalPath(req.Path, req.Op == engines.OpList); err != nil {
+	canonical := commands.CanonicalPath
+	if req.Op == engines.OpRead {
+		canonical = func(p string, _ bool) (string, error) { return commands.CanonicalReadPath(p) }
+	}
+	if req.Path, err = canonical(req.Path, req.Op == engines.OpList); err != nil {
 		drain()
 		return a.fail(c, reqID, err)
 	}

@@ -281,9 +281,12 @@ func TestRaftOpsOverHTTP(t *testing.T) {
 	dead := (act + 1) % 3
 	nodes[dead].stop()
 	var st *vault.AutopilotState
+	// While the log's cluster re-forms around the loss, the state may know nothing of any
+	// server (every one unhealthy, none "failed"); wait for the log's leader to answer.
 	waitFor(t, 60*time.Second, "autopilot noticing the dead node", func() bool {
 		st, err = haClient(t, nodes[act].url, root).Sys().RaftAutopilotState()
-		return err == nil && !st.Healthy && st.Servers[nodeName(dead)] != nil && !st.Servers[nodeName(dead)].Healthy
+		return err == nil && !st.Healthy && st.Servers[nodeName(dead)] != nil && !st.Servers[nodeName(dead)].Healthy &&
+			st.Servers[nodeName(dead)].NodeStatus == "failed"
 	})
 	if st.FailureTolerance != 0 || st.Leader != nodeName(act) || st.Servers[nodeName(dead)].NodeStatus != "failed" {
 		t.Fatalf("autopilot with node%d dead: %s", dead+1, st)
