@@ -104,7 +104,21 @@ func OpenStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, k
 		return nil, err
 	}
 	s.drained = sync.NewCond(&s.mu)
-	s.w = newPipelinedBatcher(s.maxMsg, fmt.Sprintf("append to %s: outcome unknown", cfg.Name), s.launch)
+	unknown := fmt.Sprintf("append to %s: outcome unknown", cfg.Name)
+	if max(cfg.Replicas, 1) > 1 {
+		// A replicated stream is one that every node of a cluster appends to (standbys write
+		// the records of the reads they answer): a pipeline of batches fenced on predicted
+		// positions breaks on nearly every batch another node lands first. One batch at a
+		// time, re-chained after the other writer's on a refusal, keeps group commit and lets
+		// every writer make progress.
+		s.w = newBatcher(s.maxMsg, unknown, func(batch []*appendReq, count int) (uint64, error) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.publish(batchEvents(batch, count))
+		})
+	} else {
+		s.w = newPipelinedBatcher(s.maxMsg, unknown, s.launch)
+	}
 	go s.w.run()
 	return s, nil
 }
@@ -235,7 +249,7 @@ func (s *Stream) settle(fut jetstream.PubAckFuture, err error, evs []StoredEvent
 		s.log.Warn("stream pipeline broken; storing in order", "stream", s.cfg.Name, "err", err)
 	}
 	s.broken = true
-	seq, err := s.recover(evs, msgID)
+	seq, err := s.recover(evs, msgID, refusedByFence(err))
 	if err != nil {
 		s.failed = err
 		return 0, err
@@ -245,10 +259,19 @@ func (s *Stream) settle(fut jetstream.PubAckFuture, err error, evs []StoredEvent
 }
 
 // recover finds a batch whose acknowledgement was lost among the messages stored after our
-// last acknowledged one, or stores it again with the synchronous, re-chaining publish.
-func (s *Stream) recover(evs []StoredEvent, msgID string) (uint64, error) {
+// last acknowledged one, or stores it again with the synchronous, re-chaining publish. A batch
+// the stream refused on its fence (refused) was not stored: no search. That is the common case
+// when several nodes append to one stream (a cluster's audit records), and searching for every
+// refused batch of a pipeline costs dozens of reads each time another node's batch lands first.
+func (s *Stream) recover(evs []StoredEvent, msgID string, refused bool) (uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 	defer cancel()
+	if refused {
+		if err := s.resync(ctx); err != nil {
+			s.log.Warn("stream resync", "stream", s.cfg.Name, "err", err)
+		}
+		return s.publish(evs)
+	}
 	if err := s.resync(ctx); err == nil {
 		for seq := s.lastSeq; seq > s.ackedSeq && seq+pipelineDepth*4 > s.lastSeq; seq-- {
 			m, err := s.stream.GetMsg(ctx, seq)
@@ -286,8 +309,7 @@ func (s *Stream) publish(evs []StoredEvent) (uint64, error) {
 		if !errors.As(err, &apiErr) {
 			apiErr = nil
 		}
-		fence := apiErr != nil && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+		fence := apiErr != nil && refusedByFence(err)
 		if fence {
 			ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 			stored, rerr := s.storedAsLast(ctx, msgID)
@@ -319,6 +341,24 @@ func (s *Stream) publish(evs []StoredEvent) (uint64, error) {
 			backoff = min(backoff*2, time.Second)
 		}
 	}
+}
+
+// jsErrCodeStreamWrongLastMsgID is JetStream's refusal of a message whose expected last
+// message id is not the stream's (nats.go names no constant for it).
+const jsErrCodeStreamWrongLastMsgID jetstream.ErrorCode = 10070
+
+// refusedByFence reports an error that is JetStream refusing a batch on its expected-last
+// fence: the batch was not stored.
+func refusedByFence(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode {
+	case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant, jsErrCodeStreamWrongLastMsgID:
+		return true
+	}
+	return false
 }
 
 // storedAsLast re-reads the stream's last message into the writer's chain position and reports

@@ -49,7 +49,11 @@ func startHACluster(t *testing.T) []*haTestNode {
 func startHAClusterWith(t *testing.T, hopts httpapi.Options, cfg ...func(i int, o *commands.Options)) []*haTestNode {
 	t.Helper()
 	dir := t.TempDir()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	level := slog.LevelError
+	if os.Getenv("LEDGER_TEST_HA_LOG") == "warn" { // to see elections and retries
+		level = slog.LevelWarn
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	var routes, listens []string
 	var lns []net.Listener
 	for range 3 {
