@@ -163,6 +163,9 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 	}
 	rctx, cancel := context.WithCancel(context.Background())
 	st.cancel = cancel
+	st.runner.OnFollowRetry = func(err error) {
+		c.logger.Warn("log follower lost the log's feed; following again", "applied_seq", st.runner.Applied(), "err", err)
+	}
 	go func() {
 		defer close(st.done)
 		if err := st.runner.Run(rctx); err != nil {

@@ -235,57 +235,82 @@ func (d *DataKeys) scan(ctx context.Context, from uint64, fn func(dkRaw) error) 
 		info *jetstream.StreamInfo
 		cons jetstream.Consumer
 		err  error
+		last uint64
 	)
 	// On a cluster, a stream whose leader is moving answers "no responders" or 503 for a
-	// moment (seconds on a loaded machine, after a member was killed); nothing has been
-	// delivered yet, so these first steps are safe to retry, for up to scanCatchUp.
-	for began := time.Now(); ; {
-		info, err = d.stream.Info(ctx)
-		if err == nil {
-			if info.State.Msgs == 0 || info.State.LastSeq < from {
-				return 0, nil
+	// moment (seconds on a loaded machine, after a member was killed), and so does a consumer
+	// placed on a member that is restarting. Opening is retried, and a fetch that fails that way
+	// reopens the consumer just after the last message delivered (fn saw each once, in order),
+	// for up to scanCatchUp since the last progress.
+	open := func() error {
+		for began := time.Now(); ; {
+			if info == nil {
+				info, err = d.stream.Info(ctx)
 			}
-			cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
-			if from > 1 {
-				cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+			if err == nil {
+				start := max(from, last+1)
+				cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+				if start > 1 {
+					cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
+				}
+				cons, err = d.stream.OrderedConsumer(ctx, cfg)
 			}
-			cons, err = d.stream.OrderedConsumer(ctx, cfg)
-		}
-		if err == nil {
-			break
-		}
-		if time.Since(began) > scanCatchUp || !retryableCreate(err) || ctx.Err() != nil {
-			return 0, fmt.Errorf("read %s: %w", DataKeysStream, err)
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond):
+			if err == nil {
+				return nil
+			}
+			if time.Since(began) > scanCatchUp || !retryableCreate(err) || ctx.Err() != nil {
+				return fmt.Errorf("read %s: %w", DataKeysStream, err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
 		}
 	}
-	var last uint64
-	var behind time.Time
+	if err := open(); err != nil {
+		return 0, err
+	}
+	if info.State.Msgs == 0 || info.State.LastSeq < from {
+		return 0, nil
+	}
+	var behind, failing time.Time
 	for {
 		// NoWait: the server hands over what it holds and says when there is nothing more.
 		batch, err := cons.FetchNoWait(1024)
-		if err != nil {
-			return 0, fmt.Errorf("read %s: %w", DataKeysStream, err)
-		}
 		n, done := 0, false
-		for m := range batch.Messages() {
-			n++
-			md, err := m.Metadata()
-			if err != nil {
-				return 0, fmt.Errorf("read %s: metadata: %w", DataKeysStream, err)
+		if err == nil {
+			for m := range batch.Messages() {
+				md, merr := m.Metadata()
+				if merr != nil {
+					return 0, fmt.Errorf("read %s: metadata: %w", DataKeysStream, merr)
+				}
+				if md.Sequence.Stream <= last {
+					continue // a reopened consumer's repeat
+				}
+				n++
+				if err := fn(dkRaw{subject: m.Subject(), seq: md.Sequence.Stream, stored: md.Timestamp, data: m.Data()}); err != nil {
+					return 0, err
+				}
+				last = md.Sequence.Stream
+				done = md.NumPending == 0
 			}
-			if err := fn(dkRaw{subject: m.Subject(), seq: md.Sequence.Stream, stored: md.Timestamp, data: m.Data()}); err != nil {
-				return 0, err
+			if berr := batch.Error(); berr != nil && !errors.Is(berr, jetstream.ErrNoMessages) {
+				err = berr
 			}
-			last = max(last, md.Sequence.Stream)
-			done = md.NumPending == 0
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return 0, fmt.Errorf("read %s: %w", DataKeysStream, err)
+		if err != nil {
+			if n > 0 || failing.IsZero() {
+				failing = time.Now()
+			}
+			if !retryableCreate(err) || time.Since(failing) > scanCatchUp || ctx.Err() != nil {
+				return 0, fmt.Errorf("read %s: %w", DataKeysStream, err)
+			}
+			if oerr := open(); oerr != nil {
+				return 0, oerr
+			}
+			continue
 		}
+		failing = time.Time{}
 		if !done && n > 0 {
 			continue
 		}

@@ -22,3 +22,8 @@ var (
 // ErrNotActive: this node is not the cluster's active node (a standby, or one deposed or cut
 // off from the majority), so it appends nothing.
 var ErrNotActive = errors.New("ledger: not the active node")
+
+// ErrFollowLost: a Follow lost the log's feed (its consumer could not be created or failed
+// while a clustered stream's leader moved); nothing was applied wrongly, and following again
+// from the next sequence is safe.
+var ErrFollowLost = errors.New("ledger: lost the log's feed")

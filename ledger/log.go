@@ -409,11 +409,11 @@ func (l *Log) Follow(ctx context.Context, from uint64, sealOnly bool, fn func(Ba
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("follow from %d: %w", from, err)
+		return fmt.Errorf("follow from %d: %w: %w", from, ErrFollowLost, err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(512))
 	if err != nil {
-		return fmt.Errorf("follow from %d: %w", from, err)
+		return fmt.Errorf("follow from %d: %w: %w", from, ErrFollowLost, err)
 	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
@@ -430,7 +430,7 @@ func (l *Log) Follow(ctx context.Context, from uint64, sealOnly bool, fn func(Ba
 			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return nil
 			}
-			return fmt.Errorf("follow: %w", err)
+			return fmt.Errorf("follow: %w: %w", ErrFollowLost, err)
 		}
 		md, err := m.Metadata()
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ledger-secrets/ledger/ledger"
 )
@@ -62,6 +63,9 @@ type Runner struct {
 	changed  chan struct{}
 	err      error
 	stopped  bool
+
+	// OnFollowRetry, when set before Run, hears each lost feed Run follows again after.
+	OnFollowRetry func(error)
 }
 
 // NewRunner builds a runner over views. With a nil keyring it is seal-only: it reads only
@@ -281,6 +285,9 @@ func (r *Runner) applyPrepared(p *prepared) error {
 	return nil
 }
 
+// followLostFor is how long Run keeps following again after a lost feed with no batch applied.
+const followLostFor = 2 * time.Minute
+
 // Hold runs fn between two batches: while it runs no view changes, and seq and hash are the
 // position every view has applied. Snapshots use it to cut all views at one sequence. fn
 // should be quick (serialise, don't do I/O): batches wait for it.
@@ -293,8 +300,37 @@ func (r *Runner) Hold(fn func(seq uint64, hash [32]byte) error) error {
 
 // Run follows the log until ctx ends (nil) or a batch cannot be applied (the error, which also
 // wakes every waiter). Run may be called after CatchUp.
+//
+// A lost feed (ledger.ErrFollowLost: on a cluster, the log stream's leader moving under a
+// loaded machine) is followed again from the next sequence, with backoff, for as long as
+// followLostFor passes without a batch applied; only then does Run give up.
 func (r *Runner) Run(ctx context.Context) error {
-	err := r.log.Follow(ctx, r.Applied()+1, r.sealOnly, r.applyBatch)
+	var err error
+	backoff := 100 * time.Millisecond
+	lastProgress, progressAt := r.Applied(), time.Now()
+	for {
+		err = r.log.Follow(ctx, r.Applied()+1, r.sealOnly, r.applyBatch)
+		if err == nil || ctx.Err() != nil || !errors.Is(err, ledger.ErrFollowLost) {
+			break
+		}
+		if a := r.Applied(); a != lastProgress {
+			lastProgress, progressAt, backoff = a, time.Now(), 100*time.Millisecond
+		}
+		if time.Since(progressAt) > followLostFor {
+			break
+		}
+		if r.OnFollowRetry != nil {
+			r.OnFollowRetry(err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+	if ctx.Err() != nil {
+		err = nil
+	}
 	r.mu.Lock()
 	r.stopped = true
 	if err != nil && r.err == nil {
