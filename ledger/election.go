@@ -59,6 +59,10 @@ type Elector struct {
 	kv  jetstream.KeyValue
 	o   ElectorOptions
 
+	// opMu orders the lease's own requests: a renewal in flight and a resignation never
+	// overlap, so a step-down deletes the revision the last renewal wrote (a delete fenced on
+	// the revision before it would fail and leave the lease held for a whole TTL).
+	opMu      sync.Mutex
 	mu        sync.Mutex
 	active    bool
 	epoch     uint64
@@ -139,6 +143,8 @@ func (e *Elector) Stop(ctx context.Context) {
 	}
 	cancel()
 	<-done
+	e.opMu.Lock()
+	defer e.opMu.Unlock()
 	e.resign(ctx)
 }
 
@@ -152,6 +158,8 @@ func (e *Elector) StepDown(ctx context.Context, hold time.Duration) error {
 	if !wasActive {
 		return nil
 	}
+	e.opMu.Lock()
+	defer e.opMu.Unlock()
 	return e.resign(ctx)
 }
 
@@ -197,6 +205,8 @@ func (e *Elector) run(ctx context.Context, done chan struct{}) {
 func (e *Elector) tick(ctx context.Context) {
 	// The heartbeat goes after the lease's own request, so a slow one never delays a renewal.
 	defer e.heartbeat(ctx)
+	e.opMu.Lock()
+	defer e.opMu.Unlock()
 	e.mu.Lock()
 	active, rev, epoch, holdOff := e.active, e.rev, e.epoch, e.holdOff
 	e.mu.Unlock()
@@ -294,7 +304,7 @@ func (e *Elector) demote(why string, err error) {
 	}
 }
 
-// resign demotes and deletes the lease key if it is still ours.
+// resign demotes and deletes the lease key if it is still ours. The caller holds opMu.
 func (e *Elector) resign(ctx context.Context) error {
 	e.mu.Lock()
 	was, rev := e.active, e.rev
