@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -184,5 +185,51 @@ func TestHAStepDownIsQuick(t *testing.T) {
 	t.Logf("step-down: n%d active after %s", next+1, time.Since(start).Round(time.Millisecond))
 	if _, err := nodes[first].log.Append(context.Background(), []Event{{Type: "test.written.v1", Payload: []byte("x")}}); !errors.Is(err, ErrNotActive) {
 		t.Fatalf("a standby appended: %v", err)
+	}
+}
+
+// TestLogLeaseEndedInFlightNotAcknowledged: a batch that left while the write gate was open but
+// whose acknowledgement came back after the gate closed (a node paused or starved past its
+// lease) is stored, yet answered as an unknown outcome, never as a success; the writer's chain
+// goes on after it.
+func TestLogLeaseEndedInFlightNotAcknowledged(t *testing.T) {
+	l := openTest(t, t.TempDir())
+	l.SetKeyring(testKeyring(t))
+	var calls atomic.Int32
+	var closeAfter atomic.Int32 // the gate call from which the lease is gone (0: never)
+	gate := func() (uint64, error) {
+		n := calls.Add(1)
+		if c := closeAfter.Load(); c > 0 && n >= c {
+			return 0, ErrNotActive
+		}
+		return 7, nil
+	}
+	l.gate.Store(&gate)
+	ctx := context.Background()
+	if _, err := l.Append(ctx, []Event{{Type: "test.written.v1", Payload: []byte("before")}}); err != nil {
+		t.Fatalf("append with the lease held: %v", err)
+	}
+	before, err := l.LastSeq(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// store asks the gate once, publish once before sending, once after the acknowledgement:
+	// the third call of the next append is the first after the batch was stored.
+	calls.Store(0)
+	closeAfter.Store(3)
+	_, err = l.Append(ctx, []Event{{Type: "test.written.v1", Payload: []byte("in flight")}})
+	if err == nil || errors.Is(err, ErrNotActive) || !strings.Contains(err.Error(), "outcome unknown") {
+		t.Fatalf("append whose lease ended in flight: %v; want an unknown outcome (not a success, not ErrNotActive)", err)
+	}
+	if after, _ := l.LastSeq(ctx); after != before+1 {
+		t.Fatalf("the batch in flight is not stored: last seq %d, was %d", after, before)
+	}
+	// The lease is back (same term): the next batch chains after the one in flight.
+	closeAfter.Store(0)
+	if _, err := l.Append(ctx, []Event{{Type: "test.written.v1", Payload: []byte("after")}}); err != nil {
+		t.Fatalf("append after the unknown outcome: %v", err)
+	}
+	if after, _ := l.LastSeq(ctx); after != before+2 {
+		t.Fatalf("last seq %d, want %d", after, before+2)
 	}
 }

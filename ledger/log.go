@@ -273,11 +273,15 @@ func (l *Log) store(batch []*appendReq, count int) (uint64, error) {
 	}
 	data := encodeBatch(l.prevHash, batchEvents(batch, count))
 	seq, err := l.publish(subject, data, epoch)
+	if seq != 0 {
+		// Stored, even when the answer is an error (the lease ended while it was in flight):
+		// the chain goes on after it.
+		l.lastSeq, l.prevHash = seq, sha256.Sum256(data)
+		l.acked.Store(seq)
+	}
 	if err != nil {
 		return 0, err
 	}
-	l.lastSeq, l.prevHash = seq, sha256.Sum256(data)
-	l.acked.Store(seq)
 	return seq, nil
 }
 
@@ -308,7 +312,8 @@ func (l *Log) publish(subject string, data []byte, epoch uint64) (uint64, error)
 				seq, id, rerr := l.lastMessage(ctx)
 				cancel()
 				if rerr == nil && id == msgID {
-					return seq, nil
+					// Stored, but perhaps after the lease ended: not acknowledged either.
+					return seq, fmt.Errorf("append outcome unknown: stored at %d, but this node lost the lease while retrying (%v)", seq, err)
 				}
 				return 0, fmt.Errorf("append outcome unknown: this node lost the lease while retrying (%v)", err)
 			}
@@ -321,6 +326,16 @@ func (l *Log) publish(subject string, data []byte, epoch uint64) (uint64, error)
 		ack, err := l.js.PublishMsg(ctx, msg)
 		cancel()
 		if err == nil {
+			// The gate was open when the batch left; ask again now that it is stored. A node
+			// paused (SIGSTOP, a VM freeze) or starved between the two may have lost the lease
+			// meanwhile, and a successor may already be active: the batch is in the log, in
+			// order and fenced, but this node cannot vouch that it was stored while it was the
+			// active node, so it does not acknowledge it — the outcome is reported unknown.
+			if g := l.gate.Load(); g != nil {
+				if cur, gerr := (*g)(); gerr != nil || cur != epoch {
+					return ack.Sequence, fmt.Errorf("append outcome unknown: stored at %d, but this node's lease ended while the batch was in flight", ack.Sequence)
+				}
+			}
 			return ack.Sequence, nil
 		}
 		var apiErr *jetstream.APIError
