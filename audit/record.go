@@ -32,11 +32,30 @@ const (
 	Checkpointed = "audit.checkpoint.v1"
 )
 
-// The stream of read and denial records.
+// The stream of read and denial records. A single node writes StreamSubject; each node of a
+// cluster writes its own NodeSubject, a hash chain of its own (Verify checks per subject).
 const (
 	StreamName    = "LEDGER_AUDIT"
 	StreamSubject = "ledger_audit.batch"
 )
+
+// StreamSubjects are the audit stream's subjects: the single node's and every cluster node's.
+func StreamSubjects() []string { return []string{StreamSubject, StreamSubject + ".>"} }
+
+// NodeSubject is the audit subject of a cluster node: its name, with whatever a NATS subject
+// token may not hold replaced by '_'.
+func NodeSubject(node string) string {
+	b := []byte(node)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 {
+		b = []byte("_")
+	}
+	return StreamSubject + "." + string(b)
+}
 
 // Subject is the log subject of audit events.
 var Subject = ledger.SubjectFor("audit", "trail")

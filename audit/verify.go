@@ -60,6 +60,10 @@ type VerifyOptions struct {
 	Retained bool
 	// MaxProblems caps the problems listed (default 100).
 	MaxProblems int
+	// ChainPerSubject: each batch chains to the previous batch on its own subject, not to the
+	// stream's previous message (the audit stream, which each node of a cluster writes on its
+	// own subject). Sequences must still run without a gap across the whole stream.
+	ChainPerSubject bool
 }
 
 // Verify recomputes the hash chain of a stream over its raw messages — each batch must carry
@@ -104,6 +108,10 @@ func Verify(ctx context.Context, js jetstream.JetStream, stream string, o Verify
 		}
 		prev, rep.Trusted = b.Prev, &cp
 	}
+	if o.ChainPerSubject && from > max(first, 1) {
+		// A checkpoint vouches for one message's hash, not for every subject's chain head.
+		return rep, fmt.Errorf("verify %s from %d: a stream chained per subject is verified whole (from its first retained message)", stream, from)
+	}
 	rep.From = from
 	cps := map[uint64]string{}
 	for _, c := range o.Checkpoints {
@@ -124,10 +132,33 @@ func Verify(ctx context.Context, js jetstream.JetStream, stream string, o Verify
 	// Where each batch hash was seen, to recognise a copy re-published at the end.
 	seen := map[[32]byte]uint64{}
 	expected := from
-	err = scan(ctx, js, stream, from, last, func(seq uint64, _ time.Time, data []byte) error {
+	// Per subject: the previous batch's hash and sequence, once known. A subject first met is
+	// known to start from zero only when the whole stream is read from 1; after a gap no
+	// subject's head is known (the missing batch may have been any subject's).
+	type head struct {
+		hash [32]byte
+		seq  uint64
+	}
+	heads := map[string]head{}
+	startKnown := known
+	err = scanMsgs(ctx, js, stream, from, last, func(seq uint64, subject string, data []byte) error {
 		if seq != expected {
 			problem(Problem{Seq: expected, Kind: "missing", Detail: gap(expected, seq-1)})
 			known = false
+			clear(heads)
+			startKnown = false
+		}
+		prevSeq := seq - 1
+		if o.ChainPerSubject {
+			h, ok := heads[subject]
+			switch {
+			case ok:
+				prev, known, prevSeq = h.hash, true, h.seq
+			case startKnown:
+				prev, known, prevSeq = [32]byte{}, true, 0
+			default:
+				known = false
+			}
 		}
 		expected = seq + 1
 		rep.Batches++
@@ -139,9 +170,12 @@ func Verify(ctx context.Context, js jetstream.JetStream, stream string, o Verify
 		}
 		h := sha256.Sum256(data)
 		if known && b.Prev != prev {
-			d := fmt.Sprintf("seq %d does not chain to seq %d: the batch at %d is not the one %d was written after (one of them was altered)", seq, seq-1, seq-1, seq)
+			d := fmt.Sprintf("seq %d does not chain to seq %d: the batch at %d is not the one %d was written after (one of them was altered)", seq, prevSeq, prevSeq, seq)
+			if prevSeq == 0 {
+				d = fmt.Sprintf("seq %d does not start its chain (%s): it names a predecessor that is not there", seq, subject)
+			}
 			if at, ok := seen[b.Prev]; ok {
-				d = fmt.Sprintf("seq %d chains to seq %d, not to seq %d: a batch re-published out of place", seq, at, seq-1)
+				d = fmt.Sprintf("seq %d chains to seq %d, not to seq %d: a batch re-published out of place", seq, at, prevSeq)
 			}
 			problem(Problem{Seq: seq, Kind: "unchained", Detail: d})
 		}
@@ -167,6 +201,7 @@ func Verify(ctx context.Context, js jetstream.JetStream, stream string, o Verify
 			seen[h] = seq
 		}
 		prev, known = h, true
+		heads[subject] = head{hash: h, seq: seq}
 		rep.HeadHash = HashHex(h)
 		return nil
 	})
@@ -227,7 +262,27 @@ func scan(ctx context.Context, js jetstream.JetStream, stream string, from, to u
 	return scanWith(ctx, js, stream, cfg, to, fn)
 }
 
+// scanMsgs is scan with each message's subject.
+func scanMsgs(ctx context.Context, js jetstream.JetStream, stream string, from, to uint64, fn func(seq uint64, subject string, data []byte) error) error {
+	if to < from {
+		return nil
+	}
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	if from > 1 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+	}
+	return scanEach(ctx, js, stream, cfg, to, func(seq uint64, subject string, _ time.Time, data []byte) error {
+		return fn(seq, subject, data)
+	})
+}
+
 func scanWith(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.OrderedConsumerConfig, to uint64, fn func(seq uint64, stored time.Time, data []byte) error) error {
+	return scanEach(ctx, js, stream, cfg, to, func(seq uint64, _ string, stored time.Time, data []byte) error {
+		return fn(seq, stored, data)
+	})
+}
+
+func scanEach(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.OrderedConsumerConfig, to uint64, fn func(seq uint64, subject string, stored time.Time, data []byte) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cons, err := js.OrderedConsumer(ctx, stream, cfg)
@@ -260,7 +315,7 @@ func scanWith(ctx context.Context, js jetstream.JetStream, stream string, cfg je
 		if md.Sequence.Stream > to {
 			return nil
 		}
-		if err := fn(md.Sequence.Stream, md.Timestamp, m.Data()); err != nil {
+		if err := fn(md.Sequence.Stream, m.Subject(), md.Timestamp, m.Data()); err != nil {
 			return err
 		}
 		if md.Sequence.Stream >= to || md.NumPending == 0 {

@@ -57,11 +57,18 @@ func (c *Core) startAudit(ctx context.Context, st *unsealed) error {
 	a := st.audit
 	o := c.opts.Audit
 	retAge, retBytes := auditRetention(o)
-	s, err := ledger.OpenStream(ctx, c.log.JetStream(), ledger.StreamConfig{
-		Name: audit.StreamName, Subject: audit.StreamSubject, Description: "Ledger audit records of reads and denials (encrypted batches)",
-		MaxAge: retAge, MaxBytes: retBytes, Replicas: max(c.opts.Replicas, 1), Logger: c.logger,
+	cfg := ledger.StreamConfig{
+		Name: audit.StreamName, Subject: audit.StreamSubject, Subjects: audit.StreamSubjects(),
+		Description: "Ledger audit records of reads and denials (encrypted batches)",
+		MaxAge:      retAge, MaxBytes: retBytes, Replicas: max(c.opts.Replicas, 1), Logger: c.logger,
 		AsyncPersist: !o.SyncReads,
-	}, c.log.Keyring)
+	}
+	if c.opts.HA != nil {
+		// Every node of a cluster records the reads it answers: each on its own subject, its
+		// own hash chain, so the nodes never refuse each other's batches.
+		cfg.Subject, cfg.ChainPerSubject = audit.NodeSubject(c.opts.HA.Node), true
+	}
+	s, err := ledger.OpenStream(ctx, c.log.JetStream(), cfg, c.log.Keyring)
 	if err != nil {
 		return fmt.Errorf("audit stream: %w", err)
 	}
@@ -348,7 +355,7 @@ func (s *sysBackend) auditVerify(ctx context.Context, req *engines.Request) (*en
 	if err != nil {
 		return nil, err
 	}
-	auditRep, err := audit.Verify(ctx, s.c.log.JetStream(), audit.StreamName, audit.VerifyOptions{Keyring: kr, Retained: true})
+	auditRep, err := audit.Verify(ctx, s.c.log.JetStream(), audit.StreamName, audit.VerifyOptions{Keyring: kr, Retained: true, ChainPerSubject: true})
 	if err != nil {
 		return nil, err
 	}

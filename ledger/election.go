@@ -68,6 +68,10 @@ type Elector struct {
 	epoch     uint64
 	rev       uint64    // revision of our last write of the key
 	validTill time.Time // monotonic: we may append until then
+	// draining: resigning, the gate closed, the lease key not yet deleted while the batches
+	// in flight finish; they are acknowledged if stored before drainTill (the old validTill).
+	draining  bool
+	drainTill time.Time
 	holdOff   time.Time // after a step-down, do not campaign before this
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -106,6 +110,8 @@ func (l *Log) NewElector(ctx context.Context, o ElectorOptions) (*Elector, error
 	e := &Elector{log: l, kv: kv, o: o, wake: make(chan struct{}, 1)}
 	gate := e.gate
 	l.gate.Store(&gate)
+	held := e.held
+	l.held.Store(&held)
 	return e, nil
 }
 
@@ -117,6 +123,18 @@ func (e *Elector) gate() (uint64, error) {
 		return 0, ErrNotActive
 	}
 	return e.epoch, nil
+}
+
+// held reports whether the lease of epoch is certainly still this node's: active in that
+// term, or resigning from it with its batches in flight, and within the lease's validity.
+func (e *Elector) held(epoch uint64) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := time.Now()
+	if e.epoch != epoch {
+		return false
+	}
+	return (e.active && now.Before(e.validTill)) || (e.draining && now.Before(e.drainTill))
 }
 
 // Start campaigns until Stop. Safe to call again after Stop.
@@ -307,12 +325,25 @@ func (e *Elector) demote(why string, err error) {
 // resign demotes and deletes the lease key if it is still ours. The caller holds opMu.
 func (e *Elector) resign(ctx context.Context) error {
 	e.mu.Lock()
-	was, rev := e.active, e.rev
+	was, rev, till := e.active, e.rev, e.validTill
+	if was {
+		e.draining, e.drainTill = true, till
+	}
 	e.mu.Unlock()
 	if !was {
 		return nil
 	}
+	// Close the gate to new batches, let the one in flight finish (it is acknowledged: nobody
+	// can take the lease before the key is deleted, or expires after till), then let go.
 	e.demote("resigned", nil)
+	deadline := time.Now().Add(2 * time.Second)
+	if till.Before(deadline) {
+		deadline = till
+	}
+	e.log.waitIdle(deadline)
+	e.mu.Lock()
+	e.draining = false
+	e.mu.Unlock()
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := e.kv.Delete(cctx, haKey, jetstream.LastRevision(rev)); err != nil {

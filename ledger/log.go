@@ -77,8 +77,33 @@ type Log struct {
 	replicas int
 	// gate, when set (by an Elector), is asked before every publish: the leader epoch to stamp
 	// on the batch, or ErrNotActive.
-	gate       atomic.Pointer[func() (uint64, error)]
-	wroteEpoch uint64 // writer goroutine: the epoch of its last batch
+	gate atomic.Pointer[func() (uint64, error)]
+	// held, when set (by an Elector), is asked after a batch is stored: whether the lease of
+	// epoch was certainly still this node's. Unlike gate it stays true while a resigning node
+	// lets its batches in flight finish (the lease key is deleted only after them).
+	held       atomic.Pointer[func(epoch uint64) bool]
+	storing    atomic.Int32 // a batch is being stored (waitIdle)
+	wroteEpoch uint64       // writer goroutine: the epoch of its last batch
+}
+
+// waitIdle waits until no batch is being stored, or until deadline.
+func (l *Log) waitIdle(deadline time.Time) {
+	for l.storing.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// leaseHeld reports whether the lease of epoch is still certainly this node's (true without
+// an elector).
+func (l *Log) leaseHeld(epoch uint64) bool {
+	if h := l.held.Load(); h != nil {
+		return (*h)(epoch)
+	}
+	if g := l.gate.Load(); g != nil {
+		cur, err := (*g)()
+		return err == nil && cur == epoch
+	}
+	return true
 }
 
 // Open starts (or connects to) JetStream, ensures the stream exists and starts the writer.
@@ -245,6 +270,8 @@ func (l *Log) Append(ctx context.Context, evs []Event, opts ...AppendOption) ([]
 
 // store publishes one batch, fenced on the writer's chain position, and advances the position.
 func (l *Log) store(batch []*appendReq, count int) (uint64, error) {
+	l.storing.Add(1)
+	defer l.storing.Add(-1)
 	seal := false
 	for _, r := range batch {
 		seal = seal || r.seal
@@ -305,6 +332,9 @@ func (l *Log) publish(subject string, data []byte, epoch uint64) (uint64, error)
 			if err == nil && cur != epoch {
 				err = ErrNotActive
 			}
+			if err != nil && attempt > 0 && l.leaseHeld(epoch) {
+				err = nil // resigning, with this batch in flight: the lease is still ours
+			}
 			if err != nil && attempt > 0 {
 				// An earlier attempt may have been stored with its answer lost: ErrNotActive would
 				// tell the caller nothing was written (and a retry elsewhere would write it twice).
@@ -312,7 +342,7 @@ func (l *Log) publish(subject string, data []byte, epoch uint64) (uint64, error)
 				seq, id, rerr := l.lastMessage(ctx)
 				cancel()
 				if rerr == nil && id == msgID {
-					// Stored, but perhaps after the lease ended: not acknowledged either.
+					// Stored, but perhaps after the lease ended: not acknowledged.
 					return seq, fmt.Errorf("append outcome unknown: stored at %d, but this node lost the lease while retrying (%v)", seq, err)
 				}
 				return 0, fmt.Errorf("append outcome unknown: this node lost the lease while retrying (%v)", err)
@@ -331,10 +361,8 @@ func (l *Log) publish(subject string, data []byte, epoch uint64) (uint64, error)
 			// meanwhile, and a successor may already be active: the batch is in the log, in
 			// order and fenced, but this node cannot vouch that it was stored while it was the
 			// active node, so it does not acknowledge it — the outcome is reported unknown.
-			if g := l.gate.Load(); g != nil {
-				if cur, gerr := (*g)(); gerr != nil || cur != epoch {
-					return ack.Sequence, fmt.Errorf("append outcome unknown: stored at %d, but this node's lease ended while the batch was in flight", ack.Sequence)
-				}
+			if l.gate.Load() != nil && !l.leaseHeld(epoch) {
+				return ack.Sequence, fmt.Errorf("append outcome unknown: stored at %d, but this node's lease ended while the batch was in flight", ack.Sequence)
 			}
 			return ack.Sequence, nil
 		}

@@ -19,8 +19,14 @@ type StreamConfig struct {
 	// Name of the JetStream stream, e.g. "LEDGER_AUDIT".
 	Name        string
 	Description string
-	// Subject is the stream's only subject; it must not overlap the log's.
+	// Subject is the subject this node's writer appends on; it must not overlap the log's.
 	Subject string
+	// Subjects are the stream's subjects (default: Subject alone); they must include Subject.
+	Subjects []string
+	// ChainPerSubject: batches chain to the last batch on their own subject, and are fenced
+	// with Nats-Expected-Last-Subject-Sequence. Each node of a cluster then writes its own
+	// subject, and no node's batch can be refused because another node's landed first.
+	ChainPerSubject bool
 	// MaxAge and MaxBytes bound retention (0: unbounded). Old batches go first.
 	MaxAge   time.Duration
 	MaxBytes int64
@@ -79,11 +85,15 @@ func OpenStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, k
 	if nc := js.Conn(); nc != nil && nc.MaxPayload() > 0 {
 		s.maxMsg = int(nc.MaxPayload()) - 4096
 	}
+	subjects := cfg.Subjects
+	if len(subjects) == 0 {
+		subjects = []string{cfg.Subject}
+	}
 	var err error
 	s.stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        cfg.Name,
 		Description: cfg.Description,
-		Subjects:    []string{cfg.Subject},
+		Subjects:    subjects,
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
@@ -105,7 +115,7 @@ func OpenStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, k
 	}
 	s.drained = sync.NewCond(&s.mu)
 	unknown := fmt.Sprintf("append to %s: outcome unknown", cfg.Name)
-	if max(cfg.Replicas, 1) > 1 {
+	if max(cfg.Replicas, 1) > 1 || cfg.ChainPerSubject {
 		// A replicated stream is one that every node of a cluster appends to (standbys write
 		// the records of the reads they answer): a pipeline of batches fenced on predicted
 		// positions breaks on nearly every batch another node lands first. One batch at a
@@ -297,7 +307,11 @@ func (s *Stream) publish(evs []StoredEvent) (uint64, error) {
 	for {
 		msg := &nats.Msg{Subject: s.cfg.Subject, Data: data, Header: nats.Header{}}
 		msg.Header.Set(jetstream.MsgIDHeader, msgID)
-		msg.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(s.lastSeq, 10))
+		if s.cfg.ChainPerSubject {
+			msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(s.lastSeq, 10))
+		} else {
+			msg.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(s.lastSeq, 10))
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 		ack, err := s.js.PublishMsg(ctx, msg)
 		cancel()
@@ -377,9 +391,23 @@ func (s *Stream) storedAsLast(ctx context.Context, msgID string) (bool, error) {
 	return m.Header.Get(jetstream.MsgIDHeader) == msgID, nil
 }
 
-// resync takes the chain position from the stream's last message. On error the position is
-// left as it was, so a stale batch can only fail its fence, never break the chain.
+// resync takes the chain position from the stream's last message (with ChainPerSubject, the
+// last message on the writer's subject). On error the position is left as it was, so a stale
+// batch can only fail its fence, never break the chain.
 func (s *Stream) resync(ctx context.Context) error {
+	if s.cfg.ChainPerSubject {
+		m, err := s.stream.GetLastMsgForSubject(ctx, s.cfg.Subject)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			// Nothing on this subject yet (or it aged out): the chain starts from zero.
+			s.lastSeq, s.prevHash, s.lastID = 0, [32]byte{}, ""
+			return nil
+		case err != nil:
+			return fmt.Errorf("read %s's last message on %s: %w", s.cfg.Name, s.cfg.Subject, err)
+		}
+		s.lastSeq, s.prevHash, s.lastID = m.Sequence, sha256.Sum256(m.Data), m.Header.Get(jetstream.MsgIDHeader)
+		return nil
+	}
 	info, err := s.stream.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("stream %s info: %w", s.cfg.Name, err)
