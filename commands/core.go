@@ -102,8 +102,21 @@ func New(ctx context.Context, log *ledger.Log, opts Options) (*Core, error) {
 	}
 	c := &Core{log: log, logger: opts.Logger, opts: opts, sealView: seal.New(), sealDone: make(chan struct{})}
 	c.sealRunner = projections.NewRunner(log, nil, c.sealView)
-	if err := c.sealRunner.CatchUp(ctx); err != nil {
-		return nil, fmt.Errorf("read seal state: %w", err)
+	// A cluster that is forming (or loaded) may not answer at once: retry what is transient,
+	// for as long as the log itself waits for its cluster.
+	for began := time.Now(); ; {
+		err := c.sealRunner.CatchUp(ctx)
+		if err == nil {
+			break
+		}
+		if !ledger.Transient(err) || time.Since(began) > ledger.DefaultFormTimeout || ctx.Err() != nil {
+			return nil, fmt.Errorf("read seal state: %w", err)
+		}
+		opts.Logger.Warn("reading the seal state: the log's cluster does not answer yet; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 	rctx, cancel := context.WithCancel(context.Background())
 	c.stopSeal = cancel

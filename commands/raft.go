@@ -2,6 +2,8 @@ package commands
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -252,6 +254,38 @@ func (s *sysBackend) raftAutopilotStatePath(ctx context.Context) (*engines.Respo
 		data["non_voters"] = nonVoters
 	}
 	return &engines.Response{Data: data}, nil
+}
+
+// raftRemovePeerPath answers sys/storage/raft/remove-peer (Vault's shape: server_id): the
+// node's JetStream server gives up its copy of every stream, which JetStream moves to another
+// server — so a node can be retired for good. JetStream keeps every stream at its replica
+// count, so there must be a server to move to: add a node first (it joins as a non-voter).
+func (s *sysBackend) raftRemovePeerPath(ctx context.Context, req *engines.Request) (*engines.Response, error) {
+	if req.Op != engines.OpUpdate && req.Op != engines.OpCreate {
+		return nil, engines.Errorf(engines.ErrUnsupported, "remove-peer is a write: POST server_id")
+	}
+	raw, present := req.Data["server_id"]
+	id, isString := raw.(string)
+	if present && raw != nil && !isString {
+		return nil, engines.BadRequest("server_id must be a string: the node's id as list-peers shows it")
+	}
+	if id == "" {
+		return nil, engines.BadRequest("missing server_id: the id of the node to remove, as `ledger operator raft list-peers` shows it")
+	}
+	if s.c.ha == nil {
+		return nil, engines.BadRequest("this server is not part of a cluster: there is no peer to remove")
+	}
+	moved, err := s.c.log.RemovePeer(ctx, id)
+	switch {
+	case errors.Is(err, ledger.ErrNotReplica):
+		return nil, engines.BadRequest("%q holds no copy of the log or of any other stream: it is not a voter (see list-peers); nothing was changed", id)
+	case errors.Is(err, ledger.ErrNoReplacement) && len(moved) == 0:
+		return nil, engines.BadRequest("%v. Every stream keeps its %d copies, and no other server can take this one's: add a node first (it joins as a non-voter), then remove this one; nothing was changed", err, max(s.c.opts.Replicas, 1))
+	case err != nil:
+		return nil, fmt.Errorf("%w; moved so far: %s; run remove-peer again to finish", err, strings.Join(moved, ", "))
+	}
+	s.c.logger.Warn("raft: peer removed: its copies of the streams move to other servers", "server_id", id, "streams", moved)
+	return nil, nil
 }
 
 // raftAutopilotConfigPath answers sys/storage/raft/autopilot/configuration: the fixed rules

@@ -38,7 +38,7 @@ func (s *sysBackend) Unauthenticated() []string {
 // Sudo implements engines.PathsSpecial: Vault's root-protected sys paths.
 func (s *sysBackend) Sudo() []string {
 	return []string{"rotate", "seal", "step-down", "audit", "audit/*", "raw/*", "leases/revoke-force/*",
-		"leases/revoke-prefix/*", "leases/lookup/*", "revoke-force/*", "revoke-prefix/*", "storage/raft/snapshot", "storage/raft/snapshot-force",
+		"leases/revoke-prefix/*", "leases/lookup/*", "revoke-force/*", "revoke-prefix/*", "storage/raft/snapshot", "storage/raft/snapshot-force", "storage/raft/remove-peer",
 		"mounts/auth/*", "config/auditing/*", "config/cors", "plugins/catalog/*", "pprof", "pprof/*",
 		"remount", "rekey/backup", "rekey/recovery-key-backup"}
 }
@@ -94,6 +94,8 @@ func (s *sysBackend) HandleRequest(ctx context.Context, req *engines.Request) (*
 		return s.raftConfigurationPath(ctx)
 	case p == "storage/raft/autopilot/state" && req.Op == engines.OpRead:
 		return s.raftAutopilotStatePath(ctx)
+	case p == "storage/raft/remove-peer":
+		return s.raftRemovePeerPath(ctx, req)
 	case p == "storage/raft/autopilot/configuration":
 		return s.raftAutopilotConfigPath(req)
 	case strings.HasPrefix(p, "ledger/audit/") || p == "ledger/audit":

@@ -143,6 +143,8 @@ func buildSysRoutes() []engines.Route {
 		engines.Route{Pattern: "storage/raft/snapshot", Operations: opsRU, Summary: "Download a snapshot (GET) or restore one (POST the file)."},
 		engines.Route{Pattern: "storage/raft/snapshot-force", Operations: opsU, Summary: "Restore a snapshot taken by another cluster."},
 		engines.Route{Pattern: "storage/raft/configuration", Operations: opsR, Summary: "The nodes of the cluster: which hold a copy of the log (voters) and which is active (leader)."},
+		engines.Route{Pattern: "storage/raft/remove-peer", Operations: opsU, Summary: "Retire a node: JetStream moves its copies of the streams to another server.",
+			Fields: []engines.Field{{Name: "server_id", Type: "string", Description: "The node's id, as list-peers shows it."}}},
 		engines.Route{Pattern: "storage/raft/autopilot/state", Operations: opsR, Summary: "The health of every node's copy of the log, and how many nodes the cluster can lose."},
 		engines.Route{Pattern: "storage/raft/autopilot/configuration", Operations: opsRU, Summary: "The fixed rules the autopilot state applies (read only)."},
 		engines.Route{Pattern: "ledger/history/{path...}", Operations: opsR, Summary: "Every change to a secret, policy or mount: when, what, by whom; never a value.",

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -136,6 +137,10 @@ func (l *Log) createStream(ctx context.Context, o Options, cfg jetstream.StreamC
 // retryableCreate reports errors a forming cluster gives: no meta leader yet, too few peers,
 // a stream another member is creating at the same moment, or a request that timed out while
 // the cluster elected.
+// Transient reports an error a clustered JetStream answers while it forms or moves a stream's
+// leader (timeouts, no responders, "temporarily unavailable"): worth retrying for a while.
+func Transient(err error) bool { return err != nil && retryableCreate(err) }
+
 func retryableCreate(err error) bool {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
@@ -206,3 +211,76 @@ func (l *Log) ClusterState(ctx context.Context) (LogCluster, error) {
 	out.Replicas = append(out.Replicas, others...)
 	return out, nil
 }
+
+// ErrNotReplica: the server named holds no copy of any of the cluster's streams.
+var ErrNotReplica = errors.New("ledger: the server holds no stream replica")
+
+// RemovePeer takes the JetStream server peer (a Ledger node id) out of every stream it holds a
+// copy of — the log first, then the audit, data-key and lease streams — through JetStream's
+// stream peer-remove, which moves each copy to another server of the cluster. JetStream keeps
+// every stream at its replica count: with no other server to move a copy to, it refuses, and
+// so does RemovePeer (the log is done first, so a refusal there changes nothing). A later
+// refusal leaves the streams already moved moved; calling RemovePeer again finishes the rest.
+// It returns the streams moved.
+func (l *Log) RemovePeer(ctx context.Context, peer string) ([]string, error) {
+	if l.replicas <= 1 {
+		return nil, errors.New("ledger: this node is not part of a cluster (replicas = 1)")
+	}
+	var held []string
+	lister := l.js.ListStreams(ctx)
+	for info := range lister.Info() {
+		if info.Cluster == nil {
+			continue
+		}
+		on := info.Cluster.Leader == peer
+		for _, r := range info.Cluster.Replicas {
+			on = on || (r != nil && r.Name == peer)
+		}
+		if on {
+			held = append(held, info.Config.Name)
+		}
+	}
+	if err := lister.Err(); err != nil {
+		return nil, fmt.Errorf("list streams: %w", err)
+	}
+	if len(held) == 0 {
+		return nil, fmt.Errorf("%q: %w", peer, ErrNotReplica)
+	}
+	slices.SortStableFunc(held, func(a, b string) int {
+		if a == StreamName {
+			return -1
+		}
+		if b == StreamName {
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	body, _ := json.Marshal(map[string]string{"peer": peer})
+	var moved []string
+	for _, name := range held {
+		msg, err := l.js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.PEER.REMOVE."+name, body)
+		if err != nil {
+			return moved, fmt.Errorf("remove %s from stream %s: %w", peer, name, err)
+		}
+		var resp struct {
+			Success bool                `json:"success"`
+			Error   *jetstream.APIError `json:"error"`
+		}
+		if err := json.Unmarshal(msg.Data, &resp); err != nil {
+			return moved, fmt.Errorf("remove %s from stream %s: %w", peer, name, err)
+		}
+		if resp.Error != nil || !resp.Success {
+			desc := "not removed"
+			if resp.Error != nil {
+				desc = resp.Error.Description
+			}
+			return moved, fmt.Errorf("remove %s from stream %s: JetStream refused (%s): %w", peer, name, desc, ErrNoReplacement)
+		}
+		moved = append(moved, name)
+	}
+	return moved, nil
+}
+
+// ErrNoReplacement: JetStream refused to take a server out of a stream, typically because
+// no other server can take its copy (every stream keeps its replica count).
+var ErrNoReplacement = errors.New("ledger: JetStream did not move the copy")

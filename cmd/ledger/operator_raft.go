@@ -230,3 +230,29 @@ Needs sudo on sys/step-down.`,
 		},
 	}
 }
+
+func (a *app) raftRemovePeerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove-peer <server_id>",
+		Short: "Retire a node: its copies of the log and streams move to another server",
+		Long: `Remove a node from the cluster for good. JetStream moves the node's copy of the
+log (and of the audit, data-key and lease streams) to another server of the cluster, which
+then catches up; the node may already be dead. Every stream keeps its replica count, so
+there must be a server to move to: start a new node first (it joins as a non-voter, see
+list-peers), then remove the old one.
+
+Needs sudo on sys/storage/raft/remove-peer.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			if _, err := c.Post(cmd.Context(), "sys/storage/raft/remove-peer", map[string]any{"server_id": args[0]}); err != nil {
+				return fail("removing the peer", err)
+			}
+			fmt.Fprintln(a.stdout, "Peer removed successfully!")
+			return nil
+		},
+	}
+}

@@ -25,7 +25,7 @@ import (
 
 func (a *app) operatorRaftCmd() *cobra.Command {
 	return group("raft", "Raft-compatible operations: peers, autopilot state, snapshots",
-		a.raftListPeersCmd(), a.raftAutopilotCmd(), // operator_raft.go
+		a.raftListPeersCmd(), a.raftRemovePeerCmd(), a.raftAutopilotCmd(), // operator_raft.go
 		group("snapshot", "Save, restore and inspect snapshots",
 			a.snapshotSaveCmd(), a.snapshotRestoreCmd(), a.snapshotInspectCmd()))
 }

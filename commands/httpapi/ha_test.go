@@ -48,6 +48,13 @@ func startHACluster(t *testing.T) []*haTestNode {
 // Each of cfg may adjust node i's commands.Options.
 func startHAClusterWith(t *testing.T, hopts httpapi.Options, cfg ...func(i int, o *commands.Options)) []*haTestNode {
 	t.Helper()
+	return startHAClusterN(t, 3, hopts, cfg...)
+}
+
+// startHAClusterN is startHAClusterWith with n nodes (the streams keep 3 replicas: a fourth
+// node joins as a non-voter).
+func startHAClusterN(t *testing.T, n int, hopts httpapi.Options, cfg ...func(i int, o *commands.Options)) []*haTestNode {
+	t.Helper()
 	dir := t.TempDir()
 	level := slog.LevelError
 	if os.Getenv("LEDGER_TEST_HA_LOG") == "warn" { // to see elections and retries
@@ -56,7 +63,7 @@ func startHAClusterWith(t *testing.T, hopts httpapi.Options, cfg ...func(i int, 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	var routes, listens []string
 	var lns []net.Listener
-	for range 3 {
+	for range n {
 		route := freeAddr(t)
 		listens = append(listens, route)
 		routes = append(routes, "nats://"+route)
@@ -66,10 +73,10 @@ func startHAClusterWith(t *testing.T, hopts httpapi.Options, cfg ...func(i int, 
 		}
 		lns = append(lns, ln)
 	}
-	nodes := make([]*haTestNode, 3)
-	errs := make([]error, 3)
+	nodes := make([]*haTestNode, n)
+	errs := make([]error, n)
 	var wg sync.WaitGroup
-	for i := range 3 {
+	for i := range n {
 		wg.Go(func() {
 			name := fmt.Sprintf("node%d", i+1)
 			l, err := ledger.Open(context.Background(), ledger.Options{Dir: filepath.Join(dir, name), Replicas: 3, NodeName: name, Logger: logger,

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	vault "github.com/hashicorp/vault/api"
+
+	"github.com/ledger-secrets/ledger/commands/httpapi"
 )
 
 // vaultRaftServer and vaultRaftConfig mirror Vault's physical/raft RaftServer and
@@ -223,6 +225,23 @@ func TestRaftOpsOverHTTP(t *testing.T) {
 	err = haClient(t, nodes[sb].url, reader.ClientToken).Sys().RaftSnapshot(&bytes.Buffer{})
 	denied(t, err)
 
+	// remove-peer: sudo; bad input refused; with three servers for three copies there is
+	// nowhere to move a voter's copy, so JetStream refuses and nothing changes.
+	removePeer := func(c *vault.Client, body map[string]any) error {
+		_, err := c.Logical().Write("sys/storage/raft/remove-peer", body)
+		return err
+	}
+	putPolicy(t, rootC, "raft-remover", `path "sys/storage/raft/remove-peer" { capabilities = ["update"] }`)
+	remover := newToken(t, rootC, &vault.TokenCreateRequest{Policies: []string{"raft-remover"}})
+	denied(t, removePeer(haClient(t, nodes[sb].url, remover.ClientToken), map[string]any{"server_id": nodeName(sb)}))
+	respErr(t, removePeer(haClient(t, nodes[sb].url, root), map[string]any{}), http.StatusBadRequest, "missing server_id")
+	respErr(t, removePeer(haClient(t, nodes[sb].url, root), map[string]any{"server_id": 7}), http.StatusBadRequest, "must be a string")
+	respErr(t, removePeer(haClient(t, nodes[sb].url, root), map[string]any{"server_id": "node9"}), http.StatusBadRequest, "not a voter")
+	respErr(t, removePeer(haClient(t, nodes[sb].url, root), map[string]any{"server_id": nodeName(sb)}), http.StatusBadRequest, "add a node first")
+	if cfg := raftConfig(t, rootC); len(cfg.Servers) != 3 || !cfg.Servers[0].Voter || !cfg.Servers[1].Voter || !cfg.Servers[2].Voter {
+		t.Fatalf("after a refused remove-peer: %+v", cfg.Servers)
+	}
+
 	// Snapshot saved through a standby, restored through the other standby (both forwarded to
 	// the active node): a secret written after the snapshot is gone everywhere.
 	if err := rootC.Sys().Mount("secret", &vault.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
@@ -259,10 +278,20 @@ func TestRaftOpsOverHTTP(t *testing.T) {
 		}
 	}
 
-	// Step-down sent to a standby is forwarded: the active node gives up the lease.
-	if err := haClient(t, nodes[sb].url, root).Sys().StepDown(); err != nil {
-		t.Fatalf("step-down through a standby: %v", err)
-	}
+	// Step-down sent to a standby is forwarded: the active node gives up the lease. The
+	// restore may itself have moved the lease (a node is not eligible while it reopens on the
+	// restored log), so step down whichever node is active now. Right after the restore the
+	// standby may not know the active node yet (Vault's 500 "active cluster node not found",
+	// which changes nothing): ask again then.
+	act = haWaitActive(t, nodes, -1)
+	sb = (act + 1) % 3
+	haPoll(t, "step-down through a standby", 30*time.Second, func() error {
+		err := haClient(t, nodes[sb].url, root).Sys().StepDown()
+		if err != nil && !strings.Contains(err.Error(), "active cluster node not found") {
+			t.Fatalf("step-down through a standby: %v", err)
+		}
+		return err
+	})
 	waitFor(t, 30*time.Second, "new active node after step-down", func() bool {
 		i := activeIndex(nodes, act)
 		return i >= 0 && nodes[act].core.IsStandby()
@@ -296,4 +325,73 @@ func TestRaftOpsOverHTTP(t *testing.T) {
 			t.Errorf("live node %s reported unhealthy: %s", id, s)
 		}
 	}
+}
+
+// TestRaftRemovePeer: four nodes, the streams on three of them (the fourth a non-voter). A
+// voter dies for good; remove-peer through a standby moves its copies to the fourth node,
+// which becomes a voter; the dead node is no voter any more; the cluster is healthy again
+// and a write made afterwards is read on the new voter.
+func TestRaftRemovePeer(t *testing.T) {
+	nodes := startHAClusterN(t, 4, httpapi.Options{})
+	root := readyHACluster(t, nodes)
+	act := activeIndex(nodes, -1)
+	index := func(id string) int { return int(id[len("node")] - '1') }
+	var cfg vaultRaftConfig
+	spare := -1
+	waitFor(t, 60*time.Second, "three voters and one non-voter", func() bool {
+		cfg = raftConfig(t, haClient(t, nodes[act].url, root))
+		voters := 0
+		for _, s := range cfg.Servers {
+			if s.Voter {
+				voters++
+			} else {
+				spare = index(s.NodeID)
+			}
+		}
+		return len(cfg.Servers) == 4 && voters == 3 && spare >= 0
+	})
+	victim := -1
+	for _, s := range cfg.Servers {
+		if i := index(s.NodeID); s.Voter && i != act && victim < 0 {
+			victim = i
+		}
+	}
+	via := -1
+	for i := range nodes {
+		if i != act && i != victim && via < 0 {
+			via = i
+		}
+	}
+	t.Logf("active node%d, spare node%d, removing node%d through node%d", act+1, spare+1, victim+1, via+1)
+	nodes[victim].stop()
+	c := haClient(t, nodes[via].url, root)
+	haPoll(t, "remove-peer", 30*time.Second, func() error {
+		_, err := c.Logical().Write("sys/storage/raft/remove-peer", map[string]any{"server_id": nodeName(victim)})
+		return err
+	})
+	waitFor(t, 90*time.Second, "the spare node a voter, the removed one not", func() bool {
+		cfg = raftConfig(t, haClient(t, nodes[act].url, root))
+		voter := map[string]bool{}
+		for _, s := range cfg.Servers {
+			voter[s.NodeID] = s.Voter
+		}
+		return voter[nodeName(spare)] && !voter[nodeName(victim)] && voter[nodeName(act)] && voter[nodeName(via)]
+	})
+	waitFor(t, 90*time.Second, "autopilot healthy with three voters", func() bool {
+		st, err := haClient(t, nodes[act].url, root).Sys().RaftAutopilotState()
+		return err == nil && st.Healthy && len(st.Voters) == 3 && !slices.Contains(st.Voters, nodeName(victim))
+	})
+	if err := haClient(t, nodes[act].url, root).Sys().Mount("secret", &vault.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := haClient(t, nodes[act].url, root).KVv2("secret").Put(context.Background(), "after-removal", map[string]any{"v": "1"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the write read on the new voter", func() bool {
+		s, err := haClient(t, nodes[spare].url, root).KVv2("secret").Get(context.Background(), "after-removal")
+		return err == nil && s.Data["v"] == "1"
+	})
+	// Removing it again: it holds nothing now.
+	_, err := c.Logical().Write("sys/storage/raft/remove-peer", map[string]any{"server_id": nodeName(victim)})
+	respErr(t, err, http.StatusBadRequest, "not a voter")
 }
