@@ -249,7 +249,11 @@ func (d *DataKeys) scan(ctx context.Context, from uint64, fn func(dkRaw) error) 
 			}
 			if err == nil {
 				start := max(from, last+1)
-				cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+				// A bounded reset: FetchNoWait takes no context, and an ordered consumer whose
+				// stream stops answering (a cluster going away) otherwise recreates itself
+				// forever — inside a request holding the node's state lock, so that nothing,
+				// not even a seal, could go on. The retries above and below cover a leader's move.
+				cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy, MaxResetAttempts: 3}
 				if start > 1 {
 					cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
 				}
