@@ -82,13 +82,14 @@ func (a *app) incidentCmd() *cobra.Command {
 		contain, yes          bool
 	)
 	cmd := &cobra.Command{
-		Use:   "incident [flags] VALUE | -path PATH",
+		Use:   "incident [flags] [--] VALUE | -path PATH",
 		Short: "Who wrote and read a leaked value, what they hold now; -contain locks it down",
 		Long: `Report on a leaked value (or a secret by -path): the secret and version it
 belongs to, when it was written and by whom, every request that returned it
 (time, accessor, entity, remote address, token policies) from the audit trail,
 the tokens and leases those readers hold now, and what else they touched since.
-VALUE "-" reads the value from stdin (keeps it out of shell history).
+VALUE "-" reads the value from stdin (keeps it out of shell history); a value
+that begins with '-' goes after "--" (ledger incident -- -value).
 
 -contain then locks it down, each step confirmed (or all with -yes) and each
 its own audited request: a new KV version with a generated value (or a

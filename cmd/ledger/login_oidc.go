@@ -80,13 +80,25 @@ func (a *app) oidcLogin(ctx context.Context, c *Client, mount string, params map
 		} else {
 			fmt.Fprint(w, "<html><body><h1>Signed in to Ledger</h1><p>You can close this window and return to the terminal.</p></body></html>")
 		}
+		// The page goes out before the login ends: the server is shut down right after.
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
 		select {
 		case done <- result{s, err}:
 		default:
 		}
 	})}
 	go srv.Serve(ln)
-	defer srv.Close()
+	defer func() {
+		// Shutdown, not Close: the callback's page is still being written when the login
+		// ends (the browser got EOF instead of "Signed in" once in CI).
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		if srv.Shutdown(sctx) != nil {
+			srv.Close()
+		}
+	}()
 
 	fmt.Fprintf(a.stderr, "Complete the login via your OIDC provider. Launching browser to:\n\n    %s\n\n", authURL)
 	if params["skip_browser"] != "true" {
