@@ -25,21 +25,7 @@ import (
 func haBoot(t *testing.T) ([]*haTestNode, string) {
 	t.Helper()
 	nodes := startHACluster(t)
-	var init *vault.InitResponse
-	haPoll(t, "init", 30*time.Second, func() error {
-		var err error
-		init, err = haClient(t, nodes[2].url, "").Sys().Init(&vault.InitRequest{SecretShares: 1, SecretThreshold: 1})
-		return err
-	})
-	for i, n := range nodes {
-		haPoll(t, fmt.Sprintf("unseal node%d", i+1), 30*time.Second, func() error {
-			st, err := haClient(t, n.url, "").Sys().Unseal(init.KeysB64[0])
-			if err == nil && st.Sealed {
-				err = errors.New("still sealed")
-			}
-			return err
-		})
-	}
+	init := initHACluster(t, nodes)
 	haWaitActive(t, nodes, -1)
 	haPoll(t, "mount secret/", 30*time.Second, func() error {
 		err := haClient(t, nodes[0].url, init.RootToken).Sys().Mount("secret", &vault.MountInput{Type: "kv", Options: map[string]string{"version": "2"}})

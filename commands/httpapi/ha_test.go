@@ -142,7 +142,7 @@ func initHACluster(t *testing.T, nodes []*haTestNode) *vault.InitResponse {
 	t.Helper()
 	// Init on whichever node answers: a standby forwards it to the active node.
 	var init *vault.InitResponse
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var err error
 		init, err = haClient(t, nodes[2].url, "").Sys().Init(&vault.InitRequest{SecretShares: 1, SecretThreshold: 1})
@@ -156,7 +156,7 @@ func initHACluster(t *testing.T, nodes []*haTestNode) *vault.InitResponse {
 	}
 	// Every node is unsealed separately, as in Vault with Shamir.
 	for i, n := range nodes {
-		deadline := time.Now().Add(15 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for {
 			st, err := haClient(t, n.url, "").Sys().Unseal(init.KeysB64[0])
 			if err == nil && !st.Sealed {
@@ -168,7 +168,7 @@ func initHACluster(t *testing.T, nodes []*haTestNode) *vault.InitResponse {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	deadline = time.Now().Add(15 * time.Second)
+	deadline = time.Now().Add(30 * time.Second)
 	for activeIndex(nodes, -1) < 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("no active node after unseal")

@@ -32,38 +32,10 @@ type vaultRaftConfig struct {
 	Index   uint64             `json:"index"`
 }
 
-// readyHACluster initialises the cluster through node 3 (a standby forwards it), unseals every
-// node and waits for an active node; it returns the root token.
+// readyHACluster is initHACluster returning the root token.
 func readyHACluster(t *testing.T, nodes []*haTestNode) string {
 	t.Helper()
-	var init *vault.InitResponse
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var err error
-		init, err = haClient(t, nodes[2].url, "").Sys().Init(&vault.InitRequest{SecretShares: 1, SecretThreshold: 1})
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("init: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	for i, n := range nodes {
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			st, err := haClient(t, n.url, "").Sys().Unseal(init.KeysB64[0])
-			if err == nil && !st.Sealed {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("unseal node%d: %v %+v", i+1, err, st)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	waitFor(t, 30*time.Second, "an active node", func() bool { return activeIndex(nodes, -1) >= 0 })
-	return init.RootToken
+	return initHACluster(t, nodes).RootToken
 }
 
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
