@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/ledger-secrets/ledger/engines"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ledger-secrets/ledger/ledger"
@@ -31,7 +32,17 @@ type haState struct {
 	campaigning bool
 	activeSince time.Time
 	stopDuties  func() // ends the side effects of the current term and waits for them
+	term        uint64 // the epoch this node holds the lease in (0: none)
+
+	// ready is the epoch whose beginning (beginTerm) is complete: the views have applied
+	// everything stored before the term. Until then the node holds the lease but decides
+	// nothing as the active node (IsStandby).
+	ready atomic.Uint64
 }
+
+// termCatchUp bounds how long a newly elected node may take to apply the log up to where its
+// term begins; past it, it steps down so that another node can take over.
+const termCatchUp = 30 * time.Second
 
 // startHA creates the elector. Campaigning starts when the node can serve writes (haReconcile).
 func (c *Core) startHA(ctx context.Context) error {
@@ -75,29 +86,81 @@ func (c *Core) haChanged(active bool, epoch uint64) {
 	c.ha.mu.Lock()
 	stop := c.ha.stopDuties
 	c.ha.stopDuties = nil
+	c.ha.term = 0
 	if active {
 		c.ha.activeSince = time.Now().UTC()
+		c.ha.term = epoch
 	}
 	c.ha.mu.Unlock()
 	if stop != nil {
 		stop() // a demotion (or a new term) ends the old term's side effects first
 	}
-	if !active {
-		return
+	if active {
+		// Not on the elector's goroutine: catching up may take longer than a renewal period.
+		go c.beginTerm(epoch)
 	}
+}
+
+// beginTerm makes this node the active one of epoch. Until now another node may have been
+// appending, and this node's views may lag the log (or its follower may have lost the feed):
+// the log writer takes up the chain where the stream ends, the views apply everything up to
+// there, and only then does the node decide anything as the active node (IsStandby turns
+// false) and start its side effects. A node that cannot catch up within termCatchUp steps down.
+func (c *Core) beginTerm(epoch uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), termCatchUp)
+	defer cancel()
+	began := time.Now()
+	last, err := c.log.BeginTerm(ctx, epoch)
 	c.mu.RLock()
 	st := c.st
 	c.mu.RUnlock()
-	if st == nil {
+	if err == nil && st != nil {
+		err = st.runner.WaitFor(ctx, last)
+	}
+	c.ha.mu.Lock()
+	defer c.ha.mu.Unlock()
+	if c.ha.term != epoch {
+		return // demoted (or a newer term began) meanwhile
+	}
+	if err != nil {
+		c.logger.Error("ha: elected, but could not apply the log up to where the term begins; stepping down",
+			"epoch", epoch, "term_begins_at", last, "err", err)
+		go func() {
+			sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer scancel()
+			if err := c.StepDown(sctx); err != nil {
+				c.logger.Warn("ha: step-down after a failed catch-up", "err", err)
+			}
+		}()
+		return
+	}
+	c.ha.ready.Store(epoch)
+	c.mu.RLock()
+	current := c.st == st
+	c.mu.RUnlock()
+	if st == nil || !current || c.ha.stopDuties != nil {
 		return // sealed (or initializing): duties start when the node unseals
 	}
-	c.startDutiesLocked(st)
-	c.logger.Info("ha: side effects started on the active node", "epoch", epoch, "applied_seq", st.runner.Applied())
+	c.ha.stopDuties = c.dutiesStopper(st)
+	c.logger.Info("ha: active; side effects started", "epoch", epoch, "applied_seq", st.runner.Applied(),
+		"caught_up_in", time.Since(began).Round(time.Millisecond))
 }
 
 // startDutiesLocked starts the side effects of the active node for st and records how to
 // stop them.
 func (c *Core) startDutiesLocked(st *unsealed) {
+	stop := c.dutiesStopper(st)
+	if c.ha == nil {
+		st.stopDuties = stop
+		return
+	}
+	c.ha.mu.Lock()
+	c.ha.stopDuties = stop
+	c.ha.mu.Unlock()
+}
+
+// dutiesStopper starts the side effects for st and returns what stops them.
+func (c *Core) dutiesStopper(st *unsealed) func() {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	c.runDuties(ctx, st, &wg)
@@ -111,13 +174,7 @@ func (c *Core) startDutiesLocked(st *unsealed) {
 			c.logger.Warn("ha: side effects still stopping after 2s")
 		}
 	}
-	if c.ha == nil {
-		st.stopDuties = stop
-		return
-	}
-	c.ha.mu.Lock()
-	c.ha.stopDuties = stop
-	c.ha.mu.Unlock()
+	return stop
 }
 
 // dutiesOnUnseal starts the side effects when this node may run them: always without HA, and
@@ -127,8 +184,10 @@ func (c *Core) dutiesOnUnseal(st *unsealed) {
 		c.startDutiesLocked(st)
 		return
 	}
-	if ok, _ := c.ha.el.Active(); ok {
-		c.startDutiesLocked(st)
+	if ok, epoch := c.ha.el.Active(); ok {
+		// Elected while sealed: begin the term again now that there are views to catch up.
+		c.ha.ready.Store(0)
+		go c.beginTerm(epoch)
 	}
 	c.haReconcile()
 }
@@ -224,8 +283,8 @@ func (c *Core) IsStandby() bool {
 	if c.ha == nil {
 		return false
 	}
-	ok, _ := c.ha.el.Active()
-	return !ok
+	ok, epoch := c.ha.el.Active()
+	return !ok || c.ha.ready.Load() != epoch
 }
 
 // IsStandbyErr reports whether err means "not the active node".

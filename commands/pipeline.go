@@ -80,9 +80,21 @@ func (c *Core) Handle(ctx context.Context, r *Request) (*engines.Response, error
 		c.mu.RUnlock()
 		return nil, ErrSealed
 	}
-	if c.IsStandby() && c.activeOnly(st, r.Path) {
+	standby := c.IsStandby()
+	if standby && c.activeOnly(st, r.Path) {
 		c.mu.RUnlock()
 		return nil, ErrStandby
+	}
+	if f := c.log.Floor(); !standby && f > st.runner.Applied() {
+		// The writer took up the chain past what the views hold (another writer's batch,
+		// found by a fence refusal): nothing is decided on views without it.
+		wctx, cancel := context.WithTimeout(ctx, floorWait)
+		err := st.runner.WaitFor(wctx, f)
+		cancel()
+		if err != nil {
+			c.mu.RUnlock()
+			return nil, fmt.Errorf("this node's views have not caught up with the log (%v): %w", err, ledger.ErrConflict)
+		}
 	}
 	var trail auditTrail
 	resp, after, err := c.quotaGate(ctx, st, r, &trail)
@@ -273,6 +285,10 @@ func (c *Core) handle(ctx context.Context, st *unsealed, r *Request, trail *audi
 	}
 	return resp, nil, nil
 }
+
+// floorWait bounds how long a request waits for the views to apply batches another writer
+// stored before this node's chain (Handle).
+const floorWait = 10 * time.Second
 
 // applyWait bounds how long a write holds its aggregate's lock waiting for this node's views to
 // apply its own committed batch.

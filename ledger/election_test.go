@@ -233,3 +233,99 @@ func TestLogLeaseEndedInFlightNotAcknowledged(t *testing.T) {
 		t.Fatalf("last seq %d, want %d", after, before+2)
 	}
 }
+
+// TestLogTermBeginsWhereTheStreamEnds: a writer whose term was not begun with BeginTerm
+// refuses its first batch when another writer appended since its own last one (the batch was
+// decided on views that may lack those batches); BeginTerm takes up the chain at the stream's
+// end and reports it; a deposed writer's batch landing after that makes the next append fail
+// with ErrConflict, nothing stored, and raises Floor.
+func TestLogTermBeginsWhereTheStreamEnds(t *testing.T) {
+	logs := openCluster3(t)
+	k := testKeyring(t)
+	ctx := context.Background()
+	var epochA, epochB atomic.Uint64 // 0: not active
+	gateOf := func(e *atomic.Uint64) *func() (uint64, error) {
+		g := func() (uint64, error) {
+			if v := e.Load(); v != 0 {
+				return v, nil
+			}
+			return 0, ErrNotActive
+		}
+		return &g
+	}
+	a, b := logs[0], logs[1]
+	a.SetKeyring(k)
+	b.SetKeyring(k)
+	a.gate.Store(gateOf(&epochA))
+	b.gate.Store(gateOf(&epochB))
+	a.held.Store(nil)
+	b.held.Store(nil)
+	last := func() uint64 {
+		t.Helper()
+		s, err := a.LastSeq(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	appendAs := func(l *Log, p string) error {
+		_, err := l.Append(ctx, []Event{{Type: "test.written.v1", Payload: []byte(p)}})
+		return err
+	}
+
+	epochA.Store(1)
+	if _, err := a.BeginTerm(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := appendAs(a, "a1"); err != nil {
+		t.Fatalf("a1: %v", err)
+	}
+	// B is elected (epoch 2) and appends without beginning its term.
+	epochA.Store(0)
+	epochB.Store(2)
+	before := last()
+	if err := appendAs(b, "b1"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("first batch of a term not begun, after another writer appended: %v, want ErrConflict", err)
+	}
+	if got := last(); got != before {
+		t.Fatalf("the refused batch was stored: last seq %d, was %d", got, before)
+	}
+	if b.Floor() != before {
+		t.Fatalf("floor %d after taking up the chain, want %d", b.Floor(), before)
+	}
+	if err := appendAs(b, "b2"); err != nil {
+		t.Fatalf("b2, after the chain was taken up: %v", err)
+	}
+
+	// A is elected again (epoch 3) and begins its term where the stream ends.
+	epochA.Store(3)
+	begin, err := a.BeginTerm(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if begin != last() || a.Floor() != begin {
+		t.Fatalf("BeginTerm at %d (floor %d), the stream ends at %d", begin, a.Floor(), last())
+	}
+	// B, deposed, still has a batch in flight under its old term: it lands after A's beginning.
+	if err := appendAs(b, "b3"); err != nil {
+		t.Fatalf("b3: %v", err)
+	}
+	deposed := last()
+	if err := appendAs(a, "a2"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("append after a deposed writer's batch landed: %v, want ErrConflict", err)
+	}
+	if got := last(); got != deposed || a.Floor() != deposed {
+		t.Fatalf("after the refusal: last seq %d (want %d), floor %d", got, deposed, a.Floor())
+	}
+	epochB.Store(0)
+	if err := appendAs(a, "a3"); err != nil {
+		t.Fatalf("a3: %v", err)
+	}
+	var got []string
+	for _, r := range readAll(t, a, k) {
+		got = append(got, string(r.Payload))
+	}
+	if want := "a1 b2 b3 a3"; strings.Join(got, " ") != want {
+		t.Fatalf("log holds %q, want %q", strings.Join(got, " "), want)
+	}
+}

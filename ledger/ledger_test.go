@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -423,4 +424,50 @@ func TestCrashChild(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestFollowWatchdog: a follower's feed that has been silent for followStall while the stream
+// holds more than was delivered is ended as stalled (the runner follows again); one that is
+// up to date, or busy applying a batch, is left alone.
+func TestFollowWatchdog(t *testing.T) {
+	l := openTest(t, t.TempDir())
+	l.SetKeyring(testKeyring(t))
+	ctx := context.Background()
+	for i := range 3 {
+		if _, err := l.Append(ctx, []Event{{Type: "test.written.v1", Payload: fmt.Appendf(nil, "e%d", i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last, err := l.LastSeq(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch := func(delivered uint64, lastAt int64) error {
+		wctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		var d atomic.Uint64
+		var at atomic.Int64
+		d.Store(delivered)
+		at.Store(lastAt)
+		done := make(chan struct{})
+		go func() { defer close(done); l.watchFollow(wctx, cancel, false, &d, &at) }()
+		select {
+		case <-done:
+		case <-time.After(2 * followStall):
+			cancel(nil)
+			<-done
+			return nil
+		}
+		return context.Cause(wctx)
+	}
+	silent := time.Now().Add(-2 * followStall).UnixNano()
+	if err := watch(last-1, silent); !errors.Is(err, errFollowStalled) {
+		t.Fatalf("silent and behind: %v, want stalled", err)
+	}
+	if err := watch(last, silent); err != nil {
+		t.Fatalf("silent but up to date: ended with %v", err)
+	}
+	if err := watch(last-1, 0); err != nil {
+		t.Fatalf("behind while applying a batch: ended with %v", err)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,10 +70,15 @@ type Log struct {
 
 	w *batcher // the group-commit writer; store runs on it
 
-	// writer state, owned by the writer goroutine
+	// writer state: the writer goroutine's, and BeginTerm's under chainMu
+	chainMu  sync.Mutex
 	lastSeq  uint64
 	prevHash [32]byte
 	acked    atomic.Uint64 // last sequence this writer committed
+	// floor is the stream's last sequence when the writer last took up the chain from the
+	// stream (resync): every batch up to it may be another writer's, so a decision made on
+	// views that have not applied it may be stale (Floor).
+	floor atomic.Uint64
 
 	replicas int
 	// gate, when set (by an Elector), is asked before every publish: the leader epoch to stamp
@@ -272,6 +278,8 @@ func (l *Log) Append(ctx context.Context, evs []Event, opts ...AppendOption) ([]
 func (l *Log) store(batch []*appendReq, count int) (uint64, error) {
 	l.storing.Add(1)
 	defer l.storing.Add(-1)
+	l.chainMu.Lock()
+	defer l.chainMu.Unlock()
 	seal := false
 	for _, r := range batch {
 		seal = seal || r.seal
@@ -287,8 +295,11 @@ func (l *Log) store(batch []*appendReq, count int) (uint64, error) {
 			return 0, err
 		}
 		if epoch != l.wroteEpoch {
-			// A new term: whatever this node wrote before, others have appended since. Take
-			// up the chain where the stream is, so the first batch of the term is not refused.
+			// A term that was not begun with BeginTerm. Others may have appended since this
+			// node last wrote, and this batch was decided on views that may not hold their
+			// batches: take up the chain where the stream is, and refuse this batch (nothing
+			// stored; the caller decides again) unless nobody else appended meanwhile.
+			before := l.lastSeq
 			ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 			err := l.resync(ctx)
 			cancel()
@@ -296,6 +307,9 @@ func (l *Log) store(batch []*appendReq, count int) (uint64, error) {
 				return 0, err
 			}
 			l.wroteEpoch = epoch
+			if l.lastSeq != before {
+				return 0, fmt.Errorf("append: a new term began after another writer appended at %d: %w", l.lastSeq, ErrConflict)
+			}
 		}
 	}
 	data := encodeBatch(l.prevHash, batchEvents(batch, count))
@@ -412,8 +426,28 @@ func (l *Log) lastMessage(ctx context.Context) (uint64, string, error) {
 	return m.Sequence, m.Header.Get(jetstream.MsgIDHeader), nil
 }
 
-// resync takes the writer's chain position from the stream's last message. Called at open and
-// after a fence failure, never while a batch is being committed.
+// BeginTerm starts this node's term of epoch as the only writer: the writer takes up the chain
+// where the stream ends, and that position is returned. Every batch up to it may be another
+// node's, so the caller decides nothing on views that have not applied it. Batches of the term
+// are then fenced on this chain: a deposed writer's batch landing after it makes the next
+// append fail with ErrConflict (nothing stored) instead of being built upon unseen.
+func (l *Log) BeginTerm(ctx context.Context, epoch uint64) (uint64, error) {
+	l.chainMu.Lock()
+	defer l.chainMu.Unlock()
+	if err := l.resync(ctx); err != nil {
+		return 0, err
+	}
+	l.wroteEpoch = epoch
+	return l.lastSeq, nil
+}
+
+// Floor is the stream's last sequence when the writer last took up the chain from the stream
+// (at open, BeginTerm, and after a fence failure). Batches at or below it may be other
+// writers'; views that decide what this node appends must have applied it.
+func (l *Log) Floor() uint64 { return l.floor.Load() }
+
+// resync takes the writer's chain position from the stream's last message. Called at open,
+// BeginTerm and after a fence failure, never while a batch is being committed.
 func (l *Log) resync(ctx context.Context) error {
 	info, err := l.stream.Info(ctx)
 	if err != nil {
@@ -428,6 +462,7 @@ func (l *Log) resync(ctx context.Context) error {
 		l.prevHash = sha256.Sum256(m.Data)
 	}
 	l.acked.Store(l.lastSeq)
+	l.floor.Store(l.lastSeq)
 	return nil
 }
 
@@ -461,6 +496,17 @@ func (l *Log) Follow(ctx context.Context, from uint64, sealOnly bool, fn func(Ba
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	defer it.Stop()
+	// The watchdog: an ordered consumer placed while a replicated stream's leader moves can sit
+	// silent with the stream growing (seen: a standby's views stuck at sequence 1 for the whole
+	// life of a test cluster, and that node then elected). When nothing arrived for
+	// followStall and the stream holds more than was delivered, the feed is lost.
+	fctx, fcancel := context.WithCancelCause(ctx)
+	defer fcancel(nil)
+	var delivered atomic.Uint64
+	var lastAt atomic.Int64
+	delivered.Store(from - 1)
+	lastAt.Store(time.Now().UnixNano())
+	go l.watchFollow(fctx, fcancel, sealOnly, &delivered, &lastAt)
 	// A batch appended under an older epoch than one already seen is a deposed leader's, and is
 	// skipped by every follower alike. The writer's fence (a new leader resyncs and appends after
 	// the old one's last batch) keeps this from happening; this is the second lock on the door.
@@ -468,8 +514,11 @@ func (l *Log) Follow(ctx context.Context, from uint64, sealOnly bool, fn func(Ba
 	for {
 		// Next watches ctx itself: Stop alone does not wake an ordered consumer that is busy
 		// resetting (seen after the stream was rebuilt under it).
-		m, err := it.Next(jetstream.NextContext(ctx))
+		m, err := it.Next(jetstream.NextContext(fctx))
 		if err != nil {
+			if cause := context.Cause(fctx); ctx.Err() == nil && errors.Is(cause, errFollowStalled) {
+				return fmt.Errorf("follow: %w: %w", ErrFollowLost, cause)
+			}
 			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return nil
 			}
@@ -479,6 +528,8 @@ func (l *Log) Follow(ctx context.Context, from uint64, sealOnly bool, fn func(Ba
 		if err != nil {
 			return fmt.Errorf("follow: metadata: %w", err)
 		}
+		delivered.Store(md.Sequence.Stream)
+		lastAt.Store(time.Now().UnixNano())
 		b, err := DecodeBatch(md.Sequence.Stream, m.Data())
 		if err != nil {
 			return err
@@ -491,13 +542,66 @@ func (l *Log) Follow(ctx context.Context, from uint64, sealOnly bool, fn func(Ba
 			continue
 		}
 		maxEpoch = b.Epoch
-		if err := fn(b); err != nil {
+		lastAt.Store(0) // applying: a slow apply (a checkpoint holding the views) is not a stall
+		err = fn(b)
+		lastAt.Store(time.Now().UnixNano())
+		if err != nil {
 			if errors.Is(err, errStop) {
 				return nil
 			}
 			return err
 		}
 	}
+}
+
+// followStall is how long a follower waits with nothing delivered before it asks the stream
+// whether it is behind.
+const followStall = 3 * time.Second
+
+var errFollowStalled = errors.New("nothing delivered while the stream holds more")
+
+// watchFollow ends a Follow (cancel with errFollowStalled) whose feed went silent while the
+// stream holds batches past the last one delivered.
+func (l *Log) watchFollow(ctx context.Context, cancel context.CancelCauseFunc, sealOnly bool, delivered *atomic.Uint64, lastAt *atomic.Int64) {
+	t := time.NewTicker(followStall / 3)
+	defer t.Stop()
+	var checked time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if at := lastAt.Load(); at == 0 || time.Since(time.Unix(0, at)) < followStall || time.Since(checked) < followStall {
+			continue
+		}
+		checked = time.Now() // an idle follower asks once per followStall
+		qctx, qcancel := context.WithTimeout(ctx, publishTimeout)
+		last, err := l.lastFor(qctx, sealOnly)
+		qcancel()
+		if err != nil {
+			continue // the stream cannot answer either: the consumer's own errors will tell
+		}
+		if at := lastAt.Load(); last > delivered.Load() && at != 0 && time.Since(time.Unix(0, at)) >= followStall {
+			cancel(fmt.Errorf("%w (delivered up to %d, the stream ends at %d)", errFollowStalled, delivered.Load(), last))
+			return
+		}
+	}
+}
+
+// lastFor is the stream's last sequence, or with sealOnly its last seal batch's.
+func (l *Log) lastFor(ctx context.Context, sealOnly bool) (uint64, error) {
+	if !sealOnly {
+		return l.LastSeq(ctx)
+	}
+	m, err := l.stream.GetLastMsgForSubject(ctx, SubjectSeal)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return m.Sequence, nil
 }
 
 // ReadRange delivers the batches with sequences in [from, to] and returns. With to == 0 it reads
