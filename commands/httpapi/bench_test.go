@@ -7,6 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -33,6 +36,13 @@ func hammer(b *testing.B, conc int, op func(w, i int) error) benchResult {
 	var total atomic.Int64
 	lat := make([][]time.Duration, conc)
 	var failed atomic.Value
+	if dir := os.Getenv("LEDGER_BENCH_PROFILE_DIR"); dir != "" {
+		// A CPU profile of this window alone (the benchmark's name, slashes as dashes).
+		f, err := os.Create(filepath.Join(dir, strings.ReplaceAll(b.Name(), "/", "-")+".cpu.pprof"))
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	deadline := time.Now().Add(httpBenchWindow)
 	start := time.Now()
 	for w := range conc {
