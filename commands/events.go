@@ -104,7 +104,27 @@ func (c *Core) SubscribeEvents(ctx context.Context, r SubscribeRequest) (*EventS
 // type matches the pattern and the token may see its path (see mayReceive); nothing is said of
 // the others, not even that they were skipped.
 func (s *EventSubscription) Run(ctx context.Context, send func(events.Event) error) error {
-	return s.c.log.Follow(ctx, max(s.from, 1), false, func(b ledger.Batch) error {
+	next := max(s.from, 1)
+	for {
+		err := s.follow(ctx, next, send, &next)
+		if !errors.Is(err, ledger.ErrFollowLost) || ctx.Err() != nil {
+			return err
+		}
+		// The log's feed was lost (a stream leader moving): go on from the next batch, after a
+		// pause; nothing is delivered twice or skipped.
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// follow is Run's one pass over the log from `from`; *next is the batch after the last one
+// delivered.
+func (s *EventSubscription) follow(ctx context.Context, from uint64, send func(events.Event) error, next *uint64) error {
+	return s.c.log.Follow(ctx, from, false, func(b ledger.Batch) error {
+		defer func() { *next = b.Seq + 1 }()
 		st, err := s.c.current()
 		if err != nil {
 			return err

@@ -633,25 +633,46 @@ func (l *Log) ReadRange(ctx context.Context, from, to uint64, sealOnly bool, fn 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := false
-	err := l.Follow(ctx, from, sealOnly, func(b Batch) error {
-		if b.Seq > to {
-			done = true
-			return errStop
+	next := from
+	// A lost feed (a consumer placed while a replicated stream's leader moves, or one the
+	// watchdog found silent) is read again from the next batch: up to readRangeRetries times
+	// in a row without progress.
+	backoff := 100 * time.Millisecond
+	for lost := 0; ; {
+		err := l.Follow(ctx, next, sealOnly, func(b Batch) error {
+			if b.Seq > to {
+				done = true
+				return errStop
+			}
+			if err := fn(b); err != nil {
+				return err
+			}
+			next, lost, backoff = b.Seq+1, 0, 100*time.Millisecond
+			if b.Seq >= to {
+				done = true
+				return errStop
+			}
+			return nil
+		})
+		if errors.Is(err, ErrFollowLost) && !done && ctx.Err() == nil && lost < readRangeRetries {
+			lost++
+			l.log.Warn("ledger: reading the log again after a lost feed", "from", next, "to", to, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 2*time.Second)
+			continue
 		}
-		if err := fn(b); err != nil {
-			return err
+		if err == nil && !done && ctx.Err() == nil {
+			return errors.New("read range: stream ended early")
 		}
-		if b.Seq >= to {
-			done = true
-			return errStop
-		}
-		return nil
-	})
-	if err == nil && !done && ctx.Err() == nil {
-		return errors.New("read range: stream ended early")
+		return err
 	}
-	return err
 }
+
+// readRangeRetries bounds the lost feeds in a row that ReadRange reads again after.
+const readRangeRetries = 10
 
 // ObserveCommits sets fn to hear every group commit of the log: the events it stored and the
 // time the store took (telemetry). fn runs on the writer goroutine and must be quick.
