@@ -129,26 +129,43 @@ func (c *Core) newUnsealed(rootKey []byte, kr *ledger.Keyring) *unsealed {
 func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) error {
 	st := c.newUnsealed(rootKey, kr)
 	started := time.Now()
+	// Without a restored snapshot in the seal state, no restore can be the base and the data
+	// keys do not depend on it: they load beside the views (each a few hundred milliseconds at
+	// 100k secrets). After a restore they are the snapshot's, installed once the base is known.
+	var early chan openedDataKeys
+	if c.sealView.State().Restore == nil {
+		early = make(chan openedDataKeys, 1)
+		go func() { early <- c.openDataKeys(ctx, st, nil) }()
+	}
+	fail := func(what string, err error) error {
+		if early != nil {
+			if r := <-early; r.dk != nil {
+				r.dk.Close()
+			}
+		}
+		clear(rootKey)
+		return fmt.Errorf("%s: %w", what, err)
+	}
 	base, err := c.loadBase(ctx, st)
 	if err != nil {
-		clear(rootKey)
-		return fmt.Errorf("load snapshot: %w", err)
+		return fail("load snapshot", err)
 	}
 	loaded := time.Since(started)
 	if err := st.runner.CatchUp(ctx); err != nil {
-		clear(rootKey)
-		return fmt.Errorf("rebuild views: %w", err)
+		return fail("rebuild views", err)
 	}
 	caughtUp := time.Since(started)
-	dk, err := ledger.OpenDataKeys(ctx, c.log.JetStream(), max(c.opts.Replicas, 1))
-	if err != nil {
-		clear(rootKey)
-		return fmt.Errorf("data keys: %w", err)
+	var r openedDataKeys
+	if early != nil {
+		r = <-early
+	} else {
+		r = c.openDataKeys(ctx, st, base)
 	}
-	if err := c.loadDataKeys(ctx, st, dk, base); err != nil {
+	if r.err != nil {
 		clear(rootKey)
-		return fmt.Errorf("data keys: %w", err)
+		return fmt.Errorf("data keys: %w", r.err)
 	}
+	dk := r.dk
 	st.datakeys = dk
 	if base != nil && base.Snapshot != nil {
 		// The views hold copies of what they need: keeping the sections' bytes for as long as
@@ -186,6 +203,25 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 		"snapshot_load", loaded.Round(time.Millisecond), "tail", (caughtUp - loaded).Round(time.Millisecond),
 		"data_keys_and_audit", (time.Since(started) - caughtUp).Round(time.Millisecond))
 	return nil
+}
+
+// openedDataKeys is openDataKeys' result.
+type openedDataKeys struct {
+	dk  *ledger.DataKeys
+	err error
+}
+
+// openDataKeys opens the data-key store and loads its keys (after a restore, base's).
+func (c *Core) openDataKeys(ctx context.Context, st *unsealed, base *replay.Base) openedDataKeys {
+	dk, err := ledger.OpenDataKeys(ctx, c.log.JetStream(), max(c.opts.Replicas, 1))
+	if err != nil {
+		return openedDataKeys{err: err}
+	}
+	if err := c.loadDataKeys(ctx, st, dk, base); err != nil {
+		dk.Close()
+		return openedDataKeys{err: err}
+	}
+	return openedDataKeys{dk: dk}
 }
 
 // runDuties starts what touches the outside world or appends on its own schedule: the
