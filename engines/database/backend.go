@@ -394,6 +394,11 @@ func (b *Backend) Exists(_ context.Context, req *engines.Request) (bool, error) 
 	return ok, nil
 }
 
+// ActiveOnly implements engines.ActiveOnly: reading creds/<role> creates a user in the database
+// and issues a lease, so a standby forwards it before touching the database (one owner for
+// side effects) instead of creating the user, failing to record its lease and dropping it.
+func (b *Backend) ActiveOnly() []string { return []string{"creds/*"} }
+
 // LockKey implements engines.Locker: the aggregate a write decides about. rotate-root and reset
 // act on the configuration, rotate-role on the static role.
 func (b *Backend) LockKey(req *engines.Request) string {
