@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -504,6 +506,9 @@ func linCheck(t *testing.T, h []porcupine.Operation, want bool) {
 			t.Logf("visualization: %v", err)
 		}
 		t.Errorf("porcupine: %s, want linearizable=%v; visualization: %s", res, want, path)
+		if want {
+			linLogIllegal(t, h)
+		}
 		if dir := os.Getenv("LEDGER_TEST_LIN_DUMP"); dir != "" {
 			var b strings.Builder
 			for _, op := range h {
@@ -512,6 +517,26 @@ func linCheck(t *testing.T, h []porcupine.Operation, want bool) {
 			os.WriteFile(filepath.Join(dir, "history.tsv"), []byte(b.String()), 0o600)
 			porcupine.VisualizePath(linModel, info, filepath.Join(dir, "linearizability.html"))
 		}
+	}
+}
+
+// linLogIllegal logs, for each key whose own history is not linearizable, its operations in
+// call order (times in ms from the start; a return past the end is an unknown outcome), so
+// that a failure in CI can be read from the test's log alone.
+func linLogIllegal(t *testing.T, h []porcupine.Operation) {
+	t.Helper()
+	for _, part := range linModel.Partition(h) {
+		if porcupine.CheckOperations(linModel, part) {
+			continue
+		}
+		ops := slices.Clone(part)
+		slices.SortFunc(ops, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
+		var b strings.Builder
+		for _, op := range ops {
+			fmt.Fprintf(&b, "\n  client %d  %6d..%-6d ms  %s  [%v]", op.ClientId, op.Call/1e6, op.Return/1e6,
+				linModel.DescribeOperation(op.Input, op.Output), op.Metadata)
+		}
+		t.Logf("k%d is not linearizable on its own; its %d operations:%s", ops[0].Input.(linInput).key, len(ops), b.String())
 	}
 }
 
