@@ -41,8 +41,19 @@ type haState struct {
 }
 
 // termCatchUp bounds how long a newly elected node may take to apply the log up to where its
-// term begins; past it, it steps down so that another node can take over.
-const termCatchUp = 30 * time.Second
+// term begins; past it, it steps down so that another node can take over. beginTermAttempt
+// bounds each request for the stream's end within it.
+const (
+	termCatchUp      = 30 * time.Second
+	beginTermAttempt = 3 * time.Second
+)
+
+// stillTerm reports whether this node still holds the lease in epoch.
+func (c *Core) stillTerm(epoch uint64) bool {
+	c.ha.mu.Lock()
+	defer c.ha.mu.Unlock()
+	return c.ha.term == epoch
+}
 
 // startHA creates the elector. Campaigning starts when the node can serve writes (haReconcile).
 func (c *Core) startHA(ctx context.Context) error {
@@ -110,7 +121,21 @@ func (c *Core) beginTerm(epoch uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), termCatchUp)
 	defer cancel()
 	began := time.Now()
-	last, err := c.log.BeginTerm(ctx, epoch)
+	// The stream may have lost its leader with the old active node (it is often the same
+	// server): its first answers time out while JetStream elects another. Ask again, briefly
+	// each time, until the catch-up deadline.
+	var last uint64
+	var err error
+	for {
+		actx, acancel := context.WithTimeout(ctx, beginTermAttempt)
+		last, err = c.log.BeginTerm(actx, epoch)
+		acancel()
+		if err == nil || ctx.Err() != nil || !c.stillTerm(epoch) {
+			break
+		}
+		c.logger.Warn("ha: elected; the log does not answer yet, asking again", "epoch", epoch, "err", err)
+		time.Sleep(250 * time.Millisecond)
+	}
 	c.mu.RLock()
 	st := c.st
 	c.mu.RUnlock()
