@@ -208,7 +208,7 @@ func eachBackend[B engines.Backend](c *Core, st *unsealed, typ string, fn func(m
 
 // commit appends events and waits until the views applied them.
 func (c *Core) commit(ctx context.Context, st *unsealed, evs []ledger.Event) error {
-	pos, err := c.log.Append(ctx, evs)
+	pos, err := c.log.Append(ctx, evs, c.termOf(ctx)...)
 	if err != nil {
 		return err
 	}

@@ -166,7 +166,7 @@ func (c *Core) beginTerm(epoch uint64) {
 	if st == nil || !current || c.ha.stopDuties != nil {
 		return // sealed (or initializing): duties start when the node unseals
 	}
-	c.ha.stopDuties = c.dutiesStopper(st)
+	c.ha.stopDuties = c.dutiesStopper(st, epoch)
 	c.logger.Info("ha: active; side effects started", "epoch", epoch, "applied_seq", st.runner.Applied(),
 		"caught_up_in", time.Since(began).Round(time.Millisecond))
 }
@@ -174,7 +174,7 @@ func (c *Core) beginTerm(epoch uint64) {
 // startDutiesLocked starts the side effects of the active node for st and records how to
 // stop them.
 func (c *Core) startDutiesLocked(st *unsealed) {
-	stop := c.dutiesStopper(st)
+	stop := c.dutiesStopper(st, 0)
 	if c.ha == nil {
 		st.stopDuties = stop
 		return
@@ -184,9 +184,13 @@ func (c *Core) startDutiesLocked(st *unsealed) {
 	c.ha.mu.Unlock()
 }
 
-// dutiesStopper starts the side effects for st and returns what stops them.
-func (c *Core) dutiesStopper(st *unsealed) func() {
+// dutiesStopper starts the side effects for st, in the leader term epoch (0 without HA; what
+// they append is stored only in that term), and returns what stops them.
+func (c *Core) dutiesStopper(st *unsealed, epoch uint64) func() {
 	ctx, cancel := context.WithCancel(context.Background())
+	if epoch != 0 {
+		ctx = context.WithValue(ctx, termKey{}, epoch)
+	}
 	var wg sync.WaitGroup
 	c.runDuties(ctx, st, &wg)
 	stop := func() {
@@ -310,6 +314,19 @@ func (c *Core) IsStandby() bool {
 	}
 	ok, epoch := c.ha.el.Active()
 	return !ok || c.ha.ready.Load() != epoch
+}
+
+// decisionTerm is the epoch in which this node decides as the active one (0 without HA), or
+// standby when it must not decide writes.
+func (c *Core) decisionTerm() (epoch uint64, standby bool) {
+	if c.ha == nil {
+		return 0, false
+	}
+	ok, epoch := c.ha.el.Active()
+	if !ok || c.ha.ready.Load() != epoch {
+		return 0, true
+	}
+	return epoch, false
 }
 
 // IsStandbyErr reports whether err means "not the active node".

@@ -186,7 +186,7 @@ func (x *expiration) attempt(ctx context.Context, id, reason string) error {
 }
 
 func (x *expiration) append(ctx context.Context, evs []ledger.Event) error {
-	pos, err := x.c.log.Append(ctx, evs)
+	pos, err := x.c.log.Append(ctx, evs, x.c.termOf(ctx)...)
 	if err == nil {
 		err = x.st.runner.WaitFor(ctx, pos[len(pos)-1].Seq)
 	}

@@ -80,10 +80,16 @@ func (c *Core) Handle(ctx context.Context, r *Request) (*engines.Response, error
 		c.mu.RUnlock()
 		return nil, ErrSealed
 	}
-	standby := c.IsStandby()
-	if standby && c.activeOnly(st, r.Path) {
+	term, standby := c.decisionTerm()
+	sys := r.Path == "sys" || strings.HasPrefix(r.Path, "sys/")
+	if standby && (c.activeOnly(st, r.Path) || (!sys && r.Op != engines.OpRead && r.Op != engines.OpList)) {
+		// A write reaches a standby only when it lost the lease (or has not finished beginning
+		// its term) after the HTTP edge looked: it is refused, never decided on these views.
 		c.mu.RUnlock()
 		return nil, ErrStandby
+	}
+	if term != 0 {
+		ctx = context.WithValue(ctx, termKey{}, term)
 	}
 	if f := c.log.Floor(); !standby && f > st.runner.Applied() {
 		// The writer took up the chain past what the views hold (another writer's batch,
@@ -250,7 +256,7 @@ func (c *Core) handle(ctx context.Context, st *unsealed, r *Request, trail *audi
 		// without it (two check-and-set writes both making the same KV version). The log bounds
 		// the append itself (its commit deadline); the wait for the view is bounded here.
 		held := context.WithoutCancel(ctx)
-		pos, err := c.log.Append(held, events)
+		pos, err := c.log.Append(held, events, c.termOf(ctx)...)
 		if err != nil {
 			if issued != nil {
 				// The side effect happened but its lease was not recorded: undo it now.
@@ -284,6 +290,18 @@ func (c *Core) handle(ctx context.Context, st *unsealed, r *Request, trail *audi
 		return resp, sb.after, nil
 	}
 	return resp, nil, nil
+}
+
+// termKey carries, in a request's context, the leader epoch it is decided in.
+type termKey struct{}
+
+// termOf is the append option that stores a request's events only in the term it was decided
+// in (none without HA).
+func (c *Core) termOf(ctx context.Context) []ledger.AppendOption {
+	if t, ok := ctx.Value(termKey{}).(uint64); ok && t != 0 {
+		return []ledger.AppendOption{ledger.InTerm(t)}
+	}
+	return nil
 }
 
 // floorWait bounds how long a request waits for the views to apply batches another writer

@@ -19,6 +19,7 @@ type appendReq struct {
 	seal    bool
 	size    int
 	done    chan appendResult
+	term    uint64 // the leader epoch the events were decided in (0: not said)
 }
 
 // batcher is the group-commit writer shared by Log and Stream: one goroutine that packs the

@@ -321,11 +321,27 @@ func TestLogTermBeginsWhereTheStreamEnds(t *testing.T) {
 	if err := appendAs(a, "a3"); err != nil {
 		t.Fatalf("a3: %v", err)
 	}
+	// Events decided in term 3 are not stored once the node is in term 5 (it lost the lease
+	// and won it again: others may have written meanwhile); events of term 5 are.
+	epochA.Store(5)
+	if _, err := a.BeginTerm(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	before = last()
+	if _, err := a.Append(ctx, []Event{{Type: "test.written.v1", Payload: []byte("stale")}}, InTerm(3)); !errors.Is(err, ErrConflict) {
+		t.Fatalf("events decided in an earlier term: %v, want ErrConflict", err)
+	}
+	if got := last(); got != before {
+		t.Fatalf("events of an earlier term were stored: last seq %d, was %d", got, before)
+	}
+	if _, err := a.Append(ctx, []Event{{Type: "test.written.v1", Payload: []byte("a4")}}, InTerm(5)); err != nil {
+		t.Fatalf("events of the current term: %v", err)
+	}
 	var got []string
 	for _, r := range readAll(t, a, k) {
 		got = append(got, string(r.Payload))
 	}
-	if want := "a1 b2 b3 a3"; strings.Join(got, " ") != want {
+	if want := "a1 b2 b3 a3 a4"; strings.Join(got, " ") != want {
 		t.Fatalf("log holds %q, want %q", strings.Join(got, " "), want)
 	}
 }

@@ -231,6 +231,12 @@ func (l *Log) LastSeq(ctx context.Context) (uint64, error) {
 // AppendOption adjusts one Append.
 type AppendOption func(*appendReq)
 
+// InTerm says the events were decided while this node was the active one in epoch: they are
+// stored only in that term. A batch holding events of an earlier term fails with ErrConflict,
+// nothing stored (the node lost the lease and won it again meanwhile: others may have
+// written, and the decision may rest on views without their batches).
+func InTerm(epoch uint64) AppendOption { return func(r *appendReq) { r.term = epoch } }
+
 // WithKeyring seals this append's payloads with k instead of the installed keyring; init uses
 // it to write the first events under a keyring the node does not yet hold.
 func WithKeyring(k *Keyring) AppendOption { return func(r *appendReq) { r.keyring = k } }
@@ -293,6 +299,11 @@ func (l *Log) store(batch []*appendReq, count int) (uint64, error) {
 		var err error
 		if epoch, err = (*g)(); err != nil {
 			return 0, err
+		}
+		for _, r := range batch {
+			if r.term != 0 && r.term != epoch {
+				return 0, fmt.Errorf("append: decided in term %d, stored in term %d: %w", r.term, epoch, ErrConflict)
+			}
 		}
 		if epoch != l.wroteEpoch {
 			// A term that was not begun with BeginTerm. Others may have appended since this
