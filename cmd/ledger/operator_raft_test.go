@@ -102,6 +102,25 @@ func leaderOf(states map[string]string) string {
 // TestOperatorRaftCLI: the lesson's Part 10 commands against a three-node cluster: status,
 // list-peers and autopilot state from a standby, snapshot save through one standby and restore
 // through another, step-down through a standby, and a token without the capability refused.
+// activeByStatus polls `ledger status` on every node until one reports HA Mode active and
+// returns its index, or -1 after d. It leaves c.addr on the last node asked.
+func (c *cli) activeByStatus(addrs []string, d time.Duration) int {
+	deadline := time.Now().Add(d)
+	for {
+		active := -1
+		for i, a := range addrs {
+			c.addr = a
+			if hasRow(c.ok("status"), "HA Mode", "active") {
+				active = i
+			}
+		}
+		if active >= 0 || time.Now().After(deadline) {
+			return active
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func TestOperatorRaftCLI(t *testing.T) {
 	addrs := startCLICluster(t)
 	c := &cli{t: t, addr: addrs[2], home: t.TempDir()}
@@ -114,21 +133,7 @@ func TestOperatorRaftCLI(t *testing.T) {
 	}
 
 	// status on every node: HA enabled, one active, the standbys name it.
-	var active int
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		active = -1
-		for i, a := range addrs {
-			c.addr = a
-			if hasRow(c.ok("status"), "HA Mode", "active") {
-				active = i
-			}
-		}
-		if active >= 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	active := c.activeByStatus(addrs, 60*time.Second)
 	if active < 0 {
 		t.Fatal("no node reports HA Mode active")
 	}
@@ -153,7 +158,7 @@ func TestOperatorRaftCLI(t *testing.T) {
 	}
 
 	// autopilot state from a standby: healthy, with the active node as leader.
-	deadline = time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		out := c.ok("operator", "raft", "autopilot", "state")
 		if hasRow(out, "Healthy:", "true") && hasRow(out, "Leader:", fmt.Sprintf("node%d", active+1)) &&
@@ -198,20 +203,7 @@ func TestOperatorRaftCLI(t *testing.T) {
 
 	// The restore may itself have moved the lease (a node is not eligible while it reopens on
 	// the restored log): the step-down below is of whichever node is active now.
-	deadline = time.Now().Add(60 * time.Second)
-	for {
-		active = -1
-		for i, a := range addrs {
-			c.addr = a
-			if hasRow(c.ok("status"), "HA Mode", "active") {
-				active = i
-			}
-		}
-		if active >= 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	active = c.activeByStatus(addrs, 60*time.Second)
 	if active < 0 {
 		t.Fatal("no node reports HA Mode active after the restore")
 	}
