@@ -309,11 +309,8 @@ func (c *Core) ClusterPeers() []string { return c.log.ClusterPeers() }
 
 // IsStandby reports a node that must not handle writes itself.
 func (c *Core) IsStandby() bool {
-	if c.ha == nil {
-		return false
-	}
-	ok, epoch := c.ha.el.Active()
-	return !ok || c.ha.ready.Load() != epoch
+	_, standby := c.decisionTerm()
+	return standby
 }
 
 // decisionTerm is the epoch in which this node decides as the active one (0 without HA), or
