@@ -41,8 +41,10 @@ type haState struct {
 }
 
 // termCatchUp bounds how long a newly elected node may take to apply the log up to where its
-// term begins; past it, it steps down so that another node can take over. beginTermAttempt
-// bounds each request for the stream's end within it.
+// term begins; past it, it steps down so that another node can take over. Each request for the
+// stream's end within it is bounded by one second more than the one before, up to
+// beginTermAttempt: a request the stream drops while it has no leader is asked again soon
+// after a successor is elected, and a slow answer on a loaded machine still gets its time.
 const (
 	termCatchUp      = 30 * time.Second
 	beginTermAttempt = 3 * time.Second
@@ -126,15 +128,15 @@ func (c *Core) beginTerm(epoch uint64) {
 	// each time, until the catch-up deadline.
 	var last uint64
 	var err error
-	for {
-		actx, acancel := context.WithTimeout(ctx, beginTermAttempt)
+	for attempt := 1; ; attempt++ {
+		actx, acancel := context.WithTimeout(ctx, min(time.Duration(attempt)*time.Second, beginTermAttempt))
 		last, err = c.log.BeginTerm(actx, epoch)
 		acancel()
 		if err == nil || ctx.Err() != nil || !c.stillTerm(epoch) {
 			break
 		}
 		c.logger.Warn("ha: elected; the log does not answer yet, asking again", "epoch", epoch, "err", err)
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 	c.mu.RLock()
 	st := c.st

@@ -217,6 +217,7 @@ func (c *Core) openDataKeys(ctx context.Context, st *unsealed, base *replay.Base
 	if err != nil {
 		return openedDataKeys{err: err}
 	}
+	dk.SetLogger(c.logger)
 	if err := c.loadDataKeys(ctx, st, dk, base); err != nil {
 		dk.Close()
 		return openedDataKeys{err: err}

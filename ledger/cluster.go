@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strings"
@@ -140,6 +141,39 @@ func (l *Log) createStream(ctx context.Context, o Options, cfg jetstream.StreamC
 // Transient reports an error a clustered JetStream answers while it forms or moves a stream's
 // leader (timeouts, no responders, "temporarily unavailable"): worth retrying for a while.
 func Transient(err error) bool { return err != nil && retryableCreate(err) }
+
+// jsAttempt bounds one JetStream API request on a read path that retries. On a cluster, a
+// request for a stream whose leader (or for the meta leader, which creates consumers) was just
+// killed is not refused but dropped until a successor is elected: unbounded, it would wait out
+// the caller's whole context (a minute, for a data-key flush) instead of asking again once the
+// successor is there, seconds later.
+const jsAttempt = 2 * time.Second
+
+// retryJS runs fn, each attempt bounded by jsAttempt, and retries what Transient reports for up
+// to within (or until ctx ends). what names the request in the warning logged on retries.
+func retryJS(ctx context.Context, log *slog.Logger, what string, within time.Duration, fn func(context.Context) error) error {
+	began := time.Now()
+	backoff := 50 * time.Millisecond
+	var warned time.Time
+	for {
+		actx, cancel := context.WithTimeout(ctx, jsAttempt)
+		err := fn(actx)
+		cancel()
+		if err == nil || !retryableCreate(err) || ctx.Err() != nil || time.Since(began) > within {
+			return err
+		}
+		if log != nil && time.Since(warned) > 5*time.Second {
+			log.Warn("JetStream does not answer yet; asking again", "request", what, "waited", time.Since(began).Round(time.Millisecond), "err", err)
+			warned = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 500*time.Millisecond)
+	}
+}
 
 func retryableCreate(err error) bool {
 	var apiErr *jetstream.APIError

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sort"
 	"strings"
@@ -125,7 +126,12 @@ type DataKeys struct {
 	kick     chan struct{} // ShredLater → writer: a deadline to watch
 	closed   bool
 	stats    DataKeyStats
+	log      *slog.Logger // warnings: JetStream not answering; nil: none
 }
+
+// SetLogger sets where the store warns that JetStream does not answer (a cluster electing a
+// stream's leader). Call before Load.
+func (d *DataKeys) SetLogger(l *slog.Logger) { d.log = l }
 
 // DataKeyStats are counters for telemetry.
 type DataKeyStats struct {
@@ -234,7 +240,6 @@ func (d *DataKeys) scan(ctx context.Context, from uint64, fn func(dkRaw) error) 
 	var (
 		info *jetstream.StreamInfo
 		cons jetstream.Consumer
-		err  error
 		last uint64
 	)
 	// On a cluster, a stream whose leader is moving answers "no responders" or 503 for a
@@ -243,33 +248,30 @@ func (d *DataKeys) scan(ctx context.Context, from uint64, fn func(dkRaw) error) 
 	// reopens the consumer just after the last message delivered (fn saw each once, in order),
 	// for up to scanCatchUp since the last progress.
 	open := func() error {
-		for began := time.Now(); ; {
+		err := retryJS(ctx, d.log, "open a reader of "+DataKeysStream, scanCatchUp, func(actx context.Context) error {
+			var err error
 			if info == nil {
-				info, err = d.stream.Info(ctx)
-			}
-			if err == nil {
-				start := max(from, last+1)
-				// A bounded reset: FetchNoWait takes no context, and an ordered consumer whose
-				// stream stops answering (a cluster going away) otherwise recreates itself
-				// forever — inside a request holding the node's state lock, so that nothing,
-				// not even a seal, could go on. The retries above and below cover a leader's move.
-				cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy, MaxResetAttempts: 3}
-				if start > 1 {
-					cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
+				if info, err = d.stream.Info(actx); err != nil {
+					info = nil
+					return err
 				}
-				cons, err = d.stream.OrderedConsumer(ctx, cfg)
 			}
-			if err == nil {
-				return nil
+			start := max(from, last+1)
+			// A bounded reset: FetchNoWait takes no context, and an ordered consumer whose
+			// stream stops answering (a cluster going away) otherwise recreates itself
+			// forever — inside a request holding the node's state lock, so that nothing,
+			// not even a seal, could go on. The retries here and below cover a leader's move.
+			cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy, MaxResetAttempts: 3}
+			if start > 1 {
+				cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
 			}
-			if time.Since(began) > scanCatchUp || !retryableCreate(err) || ctx.Err() != nil {
-				return fmt.Errorf("read %s: %w", DataKeysStream, err)
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(100 * time.Millisecond):
-			}
+			cons, err = d.stream.OrderedConsumer(actx, cfg)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("read %s: %w", DataKeysStream, err)
 		}
+		return nil
 	}
 	if err := open(); err != nil {
 		return 0, err
@@ -277,7 +279,7 @@ func (d *DataKeys) scan(ctx context.Context, from uint64, fn func(dkRaw) error) 
 	if info.State.Msgs == 0 || info.State.LastSeq < from {
 		return 0, nil
 	}
-	var behind, failing time.Time
+	var behind, stalled, failing time.Time
 	for {
 		// NoWait: the server hands over what it holds and says when there is nothing more.
 		batch, err := cons.FetchNoWait(1024)
@@ -325,14 +327,28 @@ func (d *DataKeys) scan(ctx context.Context, from uint64, fn func(dkRaw) error) 
 		if last >= info.State.LastSeq || ctx.Err() != nil {
 			return last, ctx.Err()
 		}
-		if _, err := d.stream.GetMsg(ctx, info.State.LastSeq); errors.Is(err, jetstream.ErrMsgNotFound) {
+		gctx, gcancel := context.WithTimeout(ctx, jsAttempt)
+		_, gerr := d.stream.GetMsg(gctx, info.State.LastSeq)
+		gcancel()
+		if errors.Is(gerr, jetstream.ErrMsgNotFound) {
 			return last, nil
 		}
-		if behind.IsZero() {
-			behind = time.Now()
+		if n > 0 || behind.IsZero() {
+			behind, stalled = time.Now(), time.Now()
 		} else if time.Since(behind) > scanCatchUp {
 			return 0, fmt.Errorf("read %s: this node's replica is at seq %d, the stream at %d after %v",
 				DataKeysStream, last, info.State.LastSeq, scanCatchUp)
+		} else if time.Since(stalled) > jsAttempt {
+			// Nothing new for a while: the consumer may sit on a member that was killed (the
+			// meta leader had not noticed when it placed it) or that lags far behind. A new
+			// one is placed again.
+			if d.log != nil {
+				d.log.Warn("data-key reader stalled; reading from another replica", "at", last, "stream_ends_at", info.State.LastSeq)
+			}
+			if oerr := open(); oerr != nil {
+				return 0, oerr
+			}
+			stalled = time.Now()
 		}
 		select {
 		case <-ctx.Done():
@@ -394,6 +410,17 @@ func decodeLegacy(subject string, data []byte) ([]legacyKey, error) {
 	return out, nil
 }
 
+// lastFor is st.GetLastMsgForSubject, retried while a cluster elects the stream's leader.
+func (d *DataKeys) lastFor(ctx context.Context, st jetstream.Stream, subj string) (*jetstream.RawStreamMsg, error) {
+	var m *jetstream.RawStreamMsg
+	err := retryJS(ctx, d.log, "read the last "+subj, scanCatchUp, func(actx context.Context) error {
+		var err error
+		m, err = st.GetLastMsgForSubject(actx, subj)
+		return err
+	})
+	return m, err
+}
+
 // readTree reads the root in force and every wrap, and builds the tree. It also returns the
 // root messages older than the one in force (a crash between a root write and the erase of the
 // previous one), the first layouts' live keys and messages, and wraps messages that hold
@@ -408,7 +435,7 @@ func (d *DataKeys) readTree(ctx context.Context, kr *Keyring) (t *dkTree, oldRoo
 		if err != nil {
 			return nil, nil, nil, nil, nil, err
 		}
-		m, err := d.rootStream.GetLastMsgForSubject(ctx, dataKeyRootSubj)
+		m, err := d.lastFor(ctx, d.rootStream, dataKeyRootSubj)
 		var now uint64
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
@@ -431,7 +458,7 @@ func (d *DataKeys) readTree(ctx context.Context, kr *Keyring) (t *dkTree, oldRoo
 func (d *DataKeys) readTreeOnce(ctx context.Context, kr *Keyring) (t *dkTree, oldRoots []uint64, legacy []legacyKey, legacyMsgs, garbage []uint64, err error) {
 	shelves := map[uint64]*dkInner{}
 	var rootSeq uint64
-	m, err := d.rootStream.GetLastMsgForSubject(ctx, dataKeyRootSubj)
+	m, err := d.lastFor(ctx, d.rootStream, dataKeyRootSubj)
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 	case err != nil:
@@ -441,7 +468,12 @@ func (d *DataKeys) readTreeOnce(ctx context.Context, kr *Keyring) (t *dkTree, ol
 			return nil, nil, nil, nil, nil, fmt.Errorf("data key root at seq %d: %w", m.Sequence, err)
 		}
 		rootSeq = m.Sequence
-		info, err := d.rootStream.Info(ctx)
+		var info *jetstream.StreamInfo
+		err := retryJS(ctx, d.log, DataKeysRootStream+" info", scanCatchUp, func(actx context.Context) error {
+			var err error
+			info, err = d.rootStream.Info(actx)
+			return err
+		})
 		if err != nil {
 			return nil, nil, nil, nil, nil, fmt.Errorf("stream %s info: %w", DataKeysRootStream, err)
 		}
@@ -614,7 +646,7 @@ func (d *DataKeys) moved(ctx context.Context) (bool, error) {
 	rootSeq, wrapsSeq := d.t.rootSeq, d.t.wrapsSeq
 	d.mu.RUnlock()
 	lastOn := func(st jetstream.Stream, subj string) (uint64, error) {
-		m, err := st.GetLastMsgForSubject(ctx, subj)
+		m, err := d.lastFor(ctx, st, subj)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return 0, nil
 		}
@@ -1148,6 +1180,9 @@ func (d *DataKeys) store(ctx context.Context, st jetstream.Stream, subject strin
 				return 0, errFenced
 			}
 			return 0, err
+		}
+		if d.log != nil {
+			d.log.Warn("data-key store: no acknowledgement from JetStream yet; retrying", "subject", subject, "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -81,17 +84,55 @@ func BenchmarkHA(b *testing.B) {
 			next, d := c.waitActive(rest, 60*time.Second)
 			toActive = append(toActive, d)
 			vc := c.client(next)
+			var errs []string
+			dumped := make(chan struct{})
+			if dir := os.Getenv("LEDGER_BENCH_SLOW_DIR"); dir != "" {
+				go func(k, node int) {
+					select {
+					case <-dumped:
+						return
+					case <-time.After(15*time.Second - time.Since(killedAt)):
+					}
+					req, _ := http.NewRequest("GET", c.addrs[node]+"/v1/sys/pprof/goroutine?debug=2", nil)
+					req.Header.Set("X-Vault-Token", c.root)
+					resp, err := haHTTP.Do(req)
+					if err != nil {
+						fmt.Fprintf(os.Stderr, "kill %d: goroutine dump: %v\n", k+1, err)
+						return
+					}
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					os.WriteFile(filepath.Join(dir, fmt.Sprintf("kill%d-node%d.goroutines", k+1, node+1)), b, 0o600)
+				}(k, next)
+			}
 			for {
 				_, err := vc.KVv2("secret").Put(context.Background(), fmt.Sprintf("failover/%d", k), map[string]any{"v": "x"})
 				if err == nil {
 					break
 				}
+				if len(errs) == 0 || errs[len(errs)-1] != err.Error() {
+					errs = append(errs, fmt.Sprintf("%.1fs %v", time.Since(killedAt).Seconds(), err))
+				}
 				if time.Since(killedAt) > 60*time.Second {
+					if dir := os.Getenv("LEDGER_BENCH_SLOW_DIR"); dir != "" {
+						for i := range c.logs {
+							os.WriteFile(filepath.Join(dir, fmt.Sprintf("kill%d-node%d.log", k+1, i+1)), []byte(c.logs[i].String()), 0o600)
+						}
+					}
 					b.Fatalf("kill %d: no write accepted on node%d: %v", k+1, next+1, err)
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
+			close(dumped)
 			toWrite = append(toWrite, time.Since(killedAt))
+			if d := time.Since(killedAt); d > 10*time.Second {
+				fmt.Fprintf(os.Stderr, "kill %d: first write on node%d after %v; refusals: %q\n", k+1, next+1, d, errs)
+				if dir := os.Getenv("LEDGER_BENCH_SLOW_DIR"); dir != "" {
+					for i := range c.logs {
+						os.WriteFile(filepath.Join(dir, fmt.Sprintf("kill%d-node%d.log", k+1, i+1)), []byte(c.logs[i].String()), 0o600)
+					}
+				}
+			}
 			c.start(act)
 			c.waitHealth("restarted, sealed", func(code int) bool { return code == 503 }, act)
 			// An unseal refused under load (an operator would enter the keys again) is
@@ -150,8 +191,16 @@ func report(b *testing.B, unit string, r rate) {
 const (
 	haWindow  = 5 * time.Second // each rate's measuring window
 	haWorkers = 16              // concurrent clients per rate
-	haKills   = 10
 )
+
+// haKills is how many times the failover benchmark kills the active node: 10, or
+// LEDGER_BENCH_HA_KILLS (to hunt a rare slow failover).
+var haKills = func() int {
+	if n, err := strconv.Atoi(os.Getenv("LEDGER_BENCH_HA_KILLS")); err == nil && n > 0 {
+		return n
+	}
+	return 10
+}()
 
 // startSoloNode is one `ledger server` with embedded JetStream and no cluster block: the
 // one-node baseline, started the way the quick start starts a node.
