@@ -147,6 +147,9 @@ func BenchmarkHA(b *testing.B) {
 				}
 				unsealRetries++
 				b.Logf("kill %d: node%d unseal refused: %v", k+1, act+1, err)
+				if dir := os.Getenv("LEDGER_BENCH_SLOW_DIR"); dir != "" {
+					os.WriteFile(filepath.Join(dir, fmt.Sprintf("kill%d-node%d-unseal.log", k+1, act+1)), []byte(c.logs[act].String()), 0o600)
+				}
 				c.waitHealth("sealed again", func(code int) bool { return code == 503 }, act)
 			}
 			c.waitHealth("restarted, unsealed", func(code int) bool { return code == 429 || code == 473 }, act)

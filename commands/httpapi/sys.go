@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -122,6 +124,11 @@ func (a *api) unseal(c echo.Context) error {
 	}
 	st, err := a.core.UnsealWith(c.Request().Context(), commands.UnsealRequest{Share: share, Migrate: migrate, Recovery: recovery})
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			// Answered as a 503 without detail; the operator reading the server's log needs
+			// to know which step did not finish (the key share is not in err).
+			a.log.Warn("unseal did not finish", "request_id", reqID, "err", err)
+		}
 		return a.fail(c, reqID, err)
 	}
 	return c.JSON(http.StatusOK, st)
