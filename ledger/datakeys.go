@@ -123,6 +123,10 @@ type DataKeys struct {
 	// deferred: keys ShredLater took out of service (zeroed, gone from Get) whose erase from
 	// disk is due by their time + ShredDeadline. Every flush that shreds takes them all.
 	deferred map[string]dkDeferred
+	// deferredSince: no deferred key is older (it may be older than the oldest, after a reload
+	// dropped some: the next erase then comes early, never late). Kept so that the writer,
+	// which asks before every flush, does not walk thousands of deferred keys each time.
+	deferredSince time.Time
 	kick     chan struct{} // ShredLater → writer: a deadline to watch
 	closed   bool
 	stats    DataKeyStats
@@ -849,6 +853,9 @@ func (d *DataKeys) ShredLater(ids []string) error {
 		return ErrSealed
 	}
 	now := time.Now()
+	if len(d.deferred) == 0 {
+		d.deferredSince = now
+	}
 	for _, id := range ids {
 		if l := d.t.leaves[id]; l != nil {
 			clear(l.key)
@@ -875,13 +882,7 @@ func (d *DataKeys) due() (time.Duration, bool) {
 	if len(d.deferred) >= dataKeyBatchKeys {
 		return 0, true
 	}
-	oldest := time.Now()
-	for _, df := range d.deferred {
-		if df.at.Before(oldest) {
-			oldest = df.at
-		}
-	}
-	return time.Until(oldest.Add(ShredDeadline / 2)), true
+	return time.Until(d.deferredSince.Add(ShredDeadline / 2)), true
 }
 
 func describeIDs(ids []string) string {
@@ -1134,8 +1135,21 @@ func (d *DataKeys) flush(ctx context.Context, news, victims []*dkLeaf) error {
 	}
 	d.mu.Lock()
 	garbage := p.apply(seqs, rootSeq)
+	erased := false
 	for _, v := range victims {
-		delete(d.deferred, v.id)
+		if _, ok := d.deferred[v.id]; ok {
+			delete(d.deferred, v.id)
+			erased = true
+		}
+	}
+	if erased {
+		// The flush took every deferred key it saw; what is left was deferred while it ran: few.
+		d.deferredSince = time.Time{}
+		for _, df := range d.deferred {
+			if d.deferredSince.IsZero() || df.at.Before(d.deferredSince) {
+				d.deferredSince = df.at
+			}
+		}
 	}
 	d.stats.Flushes++
 	d.stats.Created += uint64(len(news))
