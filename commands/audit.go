@@ -68,7 +68,12 @@ func (c *Core) startAudit(ctx context.Context, st *unsealed) error {
 		// own hash chain, so the nodes never refuse each other's batches.
 		cfg.Subject, cfg.ChainPerSubject = audit.NodeSubject(c.opts.HA.Node), true
 	}
-	s, err := ledger.OpenStream(ctx, c.log.JetStream(), cfg, c.log.Keyring)
+	var s *ledger.Stream
+	err := ledger.RetryJS(ctx, c.logger, "open the audit stream", termCatchUp, func(actx context.Context) error {
+		var err error
+		s, err = ledger.OpenStream(actx, c.log.JetStream(), cfg, c.log.Keyring)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("audit stream: %w", err)
 	}

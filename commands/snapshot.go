@@ -364,7 +364,14 @@ func (c *Core) takeSnapshot(ctx context.Context, st *unsealed, withDataKeys bool
 // loadBase restores st's views from the newest usable snapshot (see replay.LoadBase) and
 // positions the runner after it; nil means the views start empty, at genesis. Called by open.
 func (c *Core) loadBase(ctx context.Context, st *unsealed) (*replay.Base, error) {
-	store, err := replay.OpenStore(ctx, c.log.JetStream(), c.opts.Replicas)
+	// Creating or binding the bucket asks the meta leader: on a node unsealed just after a
+	// failover it may not be elected yet, and the request is dropped until it is.
+	var store *replay.Store
+	err := ledger.RetryJS(ctx, c.logger, "open the snapshot bucket", termCatchUp, func(actx context.Context) error {
+		var err error
+		store, err = replay.OpenStore(actx, c.log.JetStream(), c.opts.Replicas)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

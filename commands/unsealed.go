@@ -213,7 +213,12 @@ type openedDataKeys struct {
 
 // openDataKeys opens the data-key store and loads its keys (after a restore, base's).
 func (c *Core) openDataKeys(ctx context.Context, st *unsealed, base *replay.Base) openedDataKeys {
-	dk, err := ledger.OpenDataKeys(ctx, c.log.JetStream(), max(c.opts.Replicas, 1))
+	var dk *ledger.DataKeys
+	err := ledger.RetryJS(ctx, c.logger, "open the data-key streams", termCatchUp, func(actx context.Context) error {
+		var err error
+		dk, err = ledger.OpenDataKeys(actx, c.log.JetStream(), max(c.opts.Replicas, 1))
+		return err
+	})
 	if err != nil {
 		return openedDataKeys{err: err}
 	}

@@ -142,21 +142,27 @@ func (l *Log) createStream(ctx context.Context, o Options, cfg jetstream.StreamC
 // leader (timeouts, no responders, "temporarily unavailable"): worth retrying for a while.
 func Transient(err error) bool { return err != nil && retryableCreate(err) }
 
-// jsAttempt bounds one JetStream API request on a read path that retries. On a cluster, a
-// request for a stream whose leader (or for the meta leader, which creates consumers) was just
-// killed is not refused but dropped until a successor is elected: unbounded, it would wait out
-// the caller's whole context (a minute, for a data-key flush) instead of asking again once the
-// successor is there, seconds later.
-const jsAttempt = 2 * time.Second
+// jsAttempt bounds the first attempt of a JetStream API request on a path that retries. On a
+// cluster, a request for a stream whose leader (or for the meta leader, which creates streams
+// and consumers) was just killed is not refused but dropped until a successor is elected:
+// unbounded, it would wait out the caller's whole context (a minute, for a data-key flush)
+// instead of asking again once the successor is there, seconds later. Each later attempt gets
+// a second more, up to jsAttemptMax, so that a server that is only slow (a loaded machine)
+// still gets the time it needs to answer.
+const (
+	jsAttempt    = 2 * time.Second
+	jsAttemptMax = 10 * time.Second
+)
 
-// retryJS runs fn, each attempt bounded by jsAttempt, and retries what Transient reports for up
-// to within (or until ctx ends). what names the request in the warning logged on retries.
-func retryJS(ctx context.Context, log *slog.Logger, what string, within time.Duration, fn func(context.Context) error) error {
+// RetryJS runs fn, each attempt bounded as jsAttempt says, and retries what Transient reports
+// for up to within (or until ctx ends). what names the request in the warning logged on
+// retries (at most every 5 s; log may be nil).
+func RetryJS(ctx context.Context, log *slog.Logger, what string, within time.Duration, fn func(context.Context) error) error {
 	began := time.Now()
 	backoff := 50 * time.Millisecond
 	var warned time.Time
-	for {
-		actx, cancel := context.WithTimeout(ctx, jsAttempt)
+	for attempt := 0; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, min(jsAttempt+time.Duration(attempt)*time.Second, jsAttemptMax))
 		err := fn(actx)
 		cancel()
 		if err == nil || !retryableCreate(err) || ctx.Err() != nil || time.Since(began) > within {

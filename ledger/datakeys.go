@@ -127,10 +127,10 @@ type DataKeys struct {
 	// dropped some: the next erase then comes early, never late). Kept so that the writer,
 	// which asks before every flush, does not walk thousands of deferred keys each time.
 	deferredSince time.Time
-	kick     chan struct{} // ShredLater → writer: a deadline to watch
-	closed   bool
-	stats    DataKeyStats
-	log      *slog.Logger // warnings: JetStream not answering; nil: none
+	kick          chan struct{} // ShredLater → writer: a deadline to watch
+	closed        bool
+	stats         DataKeyStats
+	log           *slog.Logger // warnings: JetStream not answering; nil: none
 }
 
 // SetLogger sets where the store warns that JetStream does not answer (a cluster electing a
@@ -252,7 +252,7 @@ func (d *DataKeys) scan(ctx context.Context, from uint64, fn func(dkRaw) error) 
 	// reopens the consumer just after the last message delivered (fn saw each once, in order),
 	// for up to scanCatchUp since the last progress.
 	open := func() error {
-		err := retryJS(ctx, d.log, "open a reader of "+DataKeysStream, scanCatchUp, func(actx context.Context) error {
+		err := RetryJS(ctx, d.log, "open a reader of "+DataKeysStream, scanCatchUp, func(actx context.Context) error {
 			var err error
 			if info == nil {
 				if info, err = d.stream.Info(actx); err != nil {
@@ -417,7 +417,7 @@ func decodeLegacy(subject string, data []byte) ([]legacyKey, error) {
 // lastFor is st.GetLastMsgForSubject, retried while a cluster elects the stream's leader.
 func (d *DataKeys) lastFor(ctx context.Context, st jetstream.Stream, subj string) (*jetstream.RawStreamMsg, error) {
 	var m *jetstream.RawStreamMsg
-	err := retryJS(ctx, d.log, "read the last "+subj, scanCatchUp, func(actx context.Context) error {
+	err := RetryJS(ctx, d.log, "read the last "+subj, scanCatchUp, func(actx context.Context) error {
 		var err error
 		m, err = st.GetLastMsgForSubject(actx, subj)
 		return err
@@ -473,7 +473,7 @@ func (d *DataKeys) readTreeOnce(ctx context.Context, kr *Keyring) (t *dkTree, ol
 		}
 		rootSeq = m.Sequence
 		var info *jetstream.StreamInfo
-		err := retryJS(ctx, d.log, DataKeysRootStream+" info", scanCatchUp, func(actx context.Context) error {
+		err := RetryJS(ctx, d.log, DataKeysRootStream+" info", scanCatchUp, func(actx context.Context) error {
 			var err error
 			info, err = d.rootStream.Info(actx)
 			return err

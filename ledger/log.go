@@ -587,11 +587,21 @@ func (l *Log) watchFollow(ctx context.Context, cancel context.CancelCauseFunc, s
 			continue
 		}
 		checked = time.Now() // an idle follower asks once per followStall
-		qctx, qcancel := context.WithTimeout(ctx, publishTimeout)
-		last, err := l.lastFor(qctx, sealOnly)
-		qcancel()
-		if err != nil {
-			continue // the stream cannot answer either: the consumer's own errors will tell
+		// What this node's writer already knows the stream holds (a new term begins at the
+		// stream's end) needs no question: on a failover the stream's leader is often gone
+		// with the consumer's server, and the question would wait for its successor.
+		last := l.floor.Load()
+		if sealOnly || last <= delivered.Load() {
+			// Bounded like any request to a stream that may have no leader: ask again on the
+			// next tick rather than wait.
+			qctx, qcancel := context.WithTimeout(ctx, jsAttempt)
+			var err error
+			last, err = l.lastFor(qctx, sealOnly)
+			qcancel()
+			if err != nil {
+				checked = time.Time{}
+				continue // the stream cannot answer either: the consumer's own errors will tell
+			}
 		}
 		if at := lastAt.Load(); last > delivered.Load() && at != 0 && time.Since(time.Unix(0, at)) >= followStall {
 			cancel(fmt.Errorf("%w (delivered up to %d, the stream ends at %d)", errFollowStalled, delivered.Load(), last))
