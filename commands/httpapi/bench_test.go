@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ const httpBenchWindow = 2 * time.Second
 type benchResult struct {
 	rate     float64
 	p50, p99 time.Duration
+	cpuPerOp time.Duration // the whole process's CPU time over the window, per operation
 }
 
 // hammer runs op from conc workers for the window; op gets the worker number and its count.
@@ -45,6 +47,7 @@ func hammer(b *testing.B, conc int, op func(w, i int) error) benchResult {
 	}
 	deadline := time.Now().Add(httpBenchWindow)
 	start := time.Now()
+	cpu0 := selfCPU()
 	for w := range conc {
 		wg.Add(1)
 		go func() {
@@ -66,13 +69,28 @@ func hammer(b *testing.B, conc int, op func(w, i int) error) benchResult {
 	}
 	all := slices.Concat(lat...)
 	slices.Sort(all)
-	return benchResult{rate: float64(total.Load()) / time.Since(start).Seconds(), p50: all[len(all)/2], p99: all[len(all)*99/100]}
+	cpu := selfCPU() - cpu0
+	return benchResult{rate: float64(total.Load()) / time.Since(start).Seconds(), p50: all[len(all)/2], p99: all[len(all)*99/100],
+		cpuPerOp: cpu / time.Duration(max(total.Load(), 1))}
+}
+
+// selfCPU is the user+system CPU time this process (server and clients together) has used:
+// per operation it is steadier than a rate on a machine whose load comes and goes.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func report(b *testing.B, r benchResult, unit string) {
 	b.ReportMetric(r.rate, unit)
 	b.ReportMetric(float64(r.p50.Microseconds()), "p50-µs")
 	b.ReportMetric(float64(r.p99.Microseconds()), "p99-µs")
+	if r.cpuPerOp > 0 {
+		b.ReportMetric(float64(r.cpuPerOp.Nanoseconds())/1e3, "cpu-µs/op")
+	}
 }
 
 func do(c *http.Client, method, url, token string, body []byte) error {

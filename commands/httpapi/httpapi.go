@@ -268,6 +268,38 @@ func (a *api) logical(c echo.Context) error {
 	return respond(c, reqID, req.Op, resp)
 }
 
+// envelope is Vault's response body (its logical.HTTPResponse, fields in the same order). A
+// struct rather than a map: encoding/json caches a struct's encoder, where a map is sorted and
+// reflected on every response.
+type envelope struct {
+	RequestID     string         `json:"request_id"`
+	LeaseID       string         `json:"lease_id"`
+	Renewable     bool           `json:"renewable"`
+	LeaseDuration int64          `json:"lease_duration"`
+	Data          map[string]any `json:"data"`
+	WrapInfo      any            `json:"wrap_info"`
+	Warnings      []string       `json:"warnings"`
+	Auth          *envelopeAuth  `json:"auth"`
+	MountType     string         `json:"mount_type"`
+}
+
+// envelopeAuth is the envelope's auth block (Vault's logical.HTTPAuth).
+type envelopeAuth struct {
+	ClientToken      string   `json:"client_token"`
+	Accessor         string   `json:"accessor"`
+	Policies         []string `json:"policies"`
+	TokenPolicies    []string `json:"token_policies"`
+	IdentityPolicies []string `json:"identity_policies"`
+	Metadata         any      `json:"metadata"`
+	LeaseDuration    int64    `json:"lease_duration"`
+	Renewable        bool     `json:"renewable"`
+	EntityID         string   `json:"entity_id"`
+	TokenType        string   `json:"token_type"`
+	Orphan           bool     `json:"orphan"`
+	MFARequirement   any      `json:"mfa_requirement"`
+	NumUses          int      `json:"num_uses"`
+}
+
 // respond writes Vault's envelope, or 204 when there is nothing to say.
 func respond(c echo.Context, reqID string, op engines.Operation, resp *engines.Response) error {
 	if written, err := writeRaw(c, resp); written {
@@ -285,28 +317,24 @@ func respond(c echo.Context, reqID string, op engines.Operation, resp *engines.R
 	if resp.Status == 0 && resp.Data == nil && resp.Auth == nil && resp.Secret == nil && len(resp.Warnings) == 0 {
 		return c.NoContent(http.StatusNoContent)
 	}
-	env := map[string]any{
-		"request_id": reqID, "lease_id": "", "renewable": false, "lease_duration": 0,
-		"data": resp.Data, "wrap_info": nil, "warnings": nil, "auth": nil, "mount_type": resp.MountType,
-	}
+	env := envelope{RequestID: reqID, Data: resp.Data, MountType: resp.MountType}
 	if len(resp.Warnings) > 0 {
-		env["warnings"] = resp.Warnings
+		env.Warnings = resp.Warnings
 	}
 	if s := resp.Secret; s != nil {
-		env["lease_id"], env["renewable"], env["lease_duration"] = s.LeaseID, s.Renewable, int64(s.LeaseDuration/time.Second)
+		env.LeaseID, env.Renewable, env.LeaseDuration = s.LeaseID, s.Renewable, int64(s.LeaseDuration/time.Second)
 	}
 	if au := resp.Auth; au != nil {
-		meta := any(nil)
+		a := &envelopeAuth{
+			ClientToken: au.ClientToken, Accessor: au.Accessor, Policies: au.Policies,
+			TokenPolicies: au.TokenPolicies, IdentityPolicies: au.IdentityPolicies,
+			LeaseDuration: int64(au.LeaseDuration / time.Second), Renewable: au.Renewable,
+			EntityID: au.EntityID, TokenType: au.TokenType, Orphan: au.Orphan, NumUses: au.NumUses,
+		}
 		if len(au.Metadata) > 0 {
-			meta = au.Metadata
+			a.Metadata = au.Metadata
 		}
-		env["auth"] = map[string]any{
-			"client_token": au.ClientToken, "accessor": au.Accessor, "policies": au.Policies,
-			"token_policies": au.TokenPolicies, "identity_policies": au.IdentityPolicies, "metadata": meta,
-			"lease_duration": int64(au.LeaseDuration / time.Second), "renewable": au.Renewable,
-			"entity_id": au.EntityID, "token_type": au.TokenType, "orphan": au.Orphan,
-			"mfa_requirement": nil, "num_uses": au.NumUses,
-		}
+		env.Auth = a
 	}
 	status := resp.Status
 	if status == 0 {

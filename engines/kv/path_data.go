@@ -55,14 +55,7 @@ func version(data map[string]any) (uint64, error) {
 
 // lookup finds version n (0: current) of a secret. A missing path or version is ErrNotFound.
 func (b *Backend) lookup(path string, n uint64) (kvview.Secret, uint64, kvview.Version, error) {
-	s, ok := b.view.Secret(b.mount.UUID, path)
-	if !ok {
-		return s, 0, kvview.Version{}, engines.ErrNotFound
-	}
-	if n == 0 {
-		n = s.CurrentVersion
-	}
-	v, ok := s.Versions[n]
+	s, n, v, ok := b.view.SecretVersion(b.mount.UUID, path, n)
 	if !ok {
 		return s, 0, kvview.Version{}, engines.ErrNotFound
 	}

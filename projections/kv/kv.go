@@ -10,6 +10,7 @@
 package kv
 
 import (
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -492,6 +493,35 @@ func (v *View) Secret(mountUUID, path string) (Secret, bool) {
 		return Secret{}, false
 	}
 	return s.public(), true
+}
+
+// SecretVersion returns a secret's metadata (Versions left nil) and its version n (0: the
+// current one), without copying every version as Secret does: what a read needs. ok is false
+// when the path or the version does not exist.
+func (v *View) SecretVersion(mountUUID, path string, n uint64) (_ Secret, _ uint64, _ Version, ok bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	ms := v.mounts[mountUUID]
+	if ms == nil {
+		return Secret{}, 0, Version{}, false
+	}
+	s := ms.secrets[path]
+	if s == nil {
+		return Secret{}, 0, Version{}, false
+	}
+	c := Secret{CurrentVersion: s.current, OldestVersion: s.oldest, MaxVersions: s.maxVersions,
+		CASRequired: s.cas, DeleteVersionAfter: s.dva, Created: s.created, Updated: s.updated}
+	if s.custom != nil {
+		c.CustomMetadata = maps.Clone(s.custom)
+	}
+	if n == 0 {
+		n = s.current
+	}
+	i, found := s.find(n)
+	if !found {
+		return c, 0, Version{}, false
+	}
+	return c, n, s.versions[i].Version, true
 }
 
 // Value returns the KV v1 value at path.
