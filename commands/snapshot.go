@@ -320,19 +320,55 @@ func (c *Core) sealLocked() {
 	c.logger.Info("sealed")
 }
 
-// takeSnapshot cuts and seals the views (and, for a download, the data keys). The caller holds
-// the unsealed state.
+// takeSnapshot cuts and seals the views (and, for a download, the data keys) into one buffer.
+// The caller holds the unsealed state.
 func (c *Core) takeSnapshot(ctx context.Context, st *unsealed, withDataKeys bool) ([]byte, replay.Cut, error) {
-	cut, err := replay.Capture(st.runner, true)
+	snap, kr, cut, err := c.cutSnapshot(ctx, st, withDataKeys)
 	if err != nil {
 		return nil, cut, err
+	}
+	var buf bytes.Buffer
+	size := len(snap.DataKeys)
+	for _, p := range snap.Views {
+		size += len(p.Data)
+	}
+	buf.Grow(size + size/16 + 64<<10) // sealing and framing add a little: no doubling copies
+	if _, err := snap.Encode(&buf, kr); err != nil {
+		return nil, cut, err
+	}
+	return buf.Bytes(), cut, nil
+}
+
+// storeSnapshot cuts the views and streams the sealed snapshot into the bucket as it is
+// encoded, so a checkpoint holds the views' cut and one sealed chunk, not a second copy of the
+// whole file (at 100k secrets that copy was most of the server's peak memory). It returns the
+// snapshot's name.
+func (c *Core) storeSnapshot(ctx context.Context, st *unsealed, store *replay.Store) (string, replay.Cut, error) {
+	snap, kr, cut, err := c.cutSnapshot(ctx, st, false)
+	if err != nil {
+		return "", cut, err
+	}
+	name := replay.AutoName(cut.Seq)
+	err = store.PutFrom(ctx, name, cut.Seq, func(w io.Writer) error {
+		_, err := snap.Encode(w, kr)
+		return err
+	})
+	return name, cut, err
+}
+
+// cutSnapshot captures the views (and the data keys when asked) with the seal configuration
+// and the keyring that seals them.
+func (c *Core) cutSnapshot(ctx context.Context, st *unsealed, withDataKeys bool) (*replay.Snapshot, *ledger.Keyring, replay.Cut, error) {
+	cut, err := replay.Capture(st.runner, true)
+	if err != nil {
+		return nil, nil, cut, err
 	}
 	snap := &replay.Snapshot{ClusterName: c.opts.ClusterName, Seq: cut.Seq, Hash: cut.Hash, Created: time.Now().UTC(), Views: cut.Views}
 	if withDataKeys {
 		// After the views: a key shredded in between is absent (its value is gone anyway), a
 		// key created in between is unused.
 		if snap.DataKeys, err = st.datakeys.Snapshot(ctx); err != nil {
-			return nil, cut, fmt.Errorf("snapshot data keys: %w", err)
+			return nil, nil, cut, fmt.Errorf("snapshot data keys: %w", err)
 		}
 	}
 	st.keyMu.Lock()
@@ -344,21 +380,12 @@ func (c *Core) takeSnapshot(ctx context.Context, st *unsealed, withDataKeys bool
 	}
 	st.keyMu.Unlock()
 	if err != nil {
-		return nil, cut, err
+		return nil, nil, cut, err
 	}
 	s := c.sealView.State()
 	snap.ClusterID = s.ClusterID
 	snap.Seal = replay.SealConfig{Shares: s.Shares, Threshold: s.Threshold, Term: kr.Term(), InitTime: s.InitTime, Keyring: wrapped, AutoSeal: s.AutoSeal}
-	var buf bytes.Buffer
-	size := len(snap.DataKeys)
-	for _, p := range snap.Views {
-		size += len(p.Data)
-	}
-	buf.Grow(size + size/16 + 64<<10) // sealing and framing add a little: no doubling copies
-	if _, err := snap.Encode(&buf, kr); err != nil {
-		return nil, cut, err
-	}
-	return buf.Bytes(), cut, nil
+	return snap, kr, cut, nil
 }
 
 // loadBase restores st's views from the newest usable snapshot (see replay.LoadBase) and
@@ -476,12 +503,8 @@ func (c *Core) autoSnapshot(ctx context.Context, st *unsealed, keep int) (string
 	if st.runner.Applied() == st.snaps.last {
 		return "", nil
 	}
-	data, cut, err := c.takeSnapshot(ctx, st, false)
+	name, cut, err := c.storeSnapshot(ctx, st, st.snaps.store)
 	if err != nil {
-		return "", err
-	}
-	name := replay.AutoName(cut.Seq)
-	if err := st.snaps.store.Put(ctx, name, data, cut.Seq); err != nil {
 		return "", err
 	}
 	st.snaps.last = cut.Seq
@@ -733,12 +756,7 @@ func (c *Core) RebuildOffline(ctx context.Context, shares [][]byte, prog *replay
 	}
 	// The views were fed by the replay's own runner; put theirs at the same place to cut them.
 	st.runner.StartAt(to, hash)
-	data, cut, err := c.takeSnapshot(ctx, st, false)
-	if err != nil {
-		return RebuildResult{}, err
-	}
-	res.Snapshot = replay.AutoName(cut.Seq)
-	if err := store.Put(ctx, res.Snapshot, data, cut.Seq); err != nil {
+	if res.Snapshot, _, err = c.storeSnapshot(ctx, st, store); err != nil {
 		return RebuildResult{}, err
 	}
 	keepRestore := ""

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -91,6 +92,74 @@ func (s *Store) Put(ctx context.Context, name string, data []byte, seq uint64) e
 	meta := jetstream.ObjectMeta{Name: name, Opts: opts, Headers: map[string][]string{
 		seqHeader: {strconv.FormatUint(seq, 10)}, partsHeader: {strconv.Itoa(n)}, partSetHeader: {set}}}
 	if _, err := s.obs.Put(ctx, meta, bytes.NewReader(part(0))); err != nil {
+		return fmt.Errorf("store snapshot %s: %w", name, err)
+	}
+	if old != nil {
+		s.deleteParts(ctx, name, old)
+	}
+	return nil
+}
+
+// streamPart is the part size PutFrom uses: the first part is held in memory until the rest are
+// stored (it carries the parts count), so it is kept small. Readers take any part size.
+const streamPart = 8 << 20
+
+// PutFrom stores what write writes as snapshot name, without holding the whole of it: the
+// bytes are stored in parts as they come, and the first part, which names how many there are,
+// last — so a reader never sees a partial object under name. A failed write stores nothing
+// under name (parts already stored are removed, best effort).
+func (s *Store) PutFrom(ctx context.Context, name string, seq uint64, write func(io.Writer) error) error {
+	ps := min(s.partSize, streamPart)
+	pr, pw := io.Pipe()
+	werr := make(chan error, 1)
+	go func() {
+		err := write(pw)
+		pw.CloseWithError(err)
+		werr <- err
+	}()
+	fail := func(err error) error {
+		pr.CloseWithError(err) // unblocks the writer
+		<-werr
+		return err
+	}
+	br := bufio.NewReaderSize(pr, 64<<10)
+	first := make([]byte, ps)
+	n0, err := io.ReadFull(br, first)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return fail(fmt.Errorf("store snapshot %s: %w", name, err))
+	}
+	first = first[:n0]
+	set := fmt.Sprintf("%x", time.Now().UnixNano())
+	opts := &jetstream.ObjectMetaOptions{ChunkSize: chunkBytes}
+	n := 1
+	cleanup := func() {
+		for i := 1; i < n; i++ {
+			_ = s.obs.Delete(context.WithoutCancel(ctx), partName(name, set, i))
+		}
+	}
+	for {
+		if _, err := br.Peek(1); err == io.EOF {
+			break
+		} else if err != nil {
+			cleanup()
+			return fail(fmt.Errorf("store snapshot %s: %w", name, err))
+		}
+		meta := jetstream.ObjectMeta{Name: partName(name, set, n), Opts: opts, Headers: map[string][]string{partOfHeader: {name}}}
+		if _, err := s.obs.Put(ctx, meta, io.LimitReader(br, int64(ps))); err != nil {
+			cleanup()
+			return fail(fmt.Errorf("store snapshot %s part %d: %w", name, n, err))
+		}
+		n++
+	}
+	if err := <-werr; err != nil {
+		cleanup()
+		return err
+	}
+	old, _ := s.obs.GetInfo(ctx, name)
+	meta := jetstream.ObjectMeta{Name: name, Opts: opts, Headers: map[string][]string{
+		seqHeader: {strconv.FormatUint(seq, 10)}, partsHeader: {strconv.Itoa(n)}, partSetHeader: {set}}}
+	if _, err := s.obs.Put(ctx, meta, bytes.NewReader(first)); err != nil {
+		cleanup()
 		return fmt.Errorf("store snapshot %s: %w", name, err)
 	}
 	if old != nil {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
+	"io"
 	"testing"
 
 	"github.com/ledger-secrets/ledger/ledger"
@@ -51,5 +53,65 @@ func TestStoreParts(t *testing.T) {
 	}
 	if objs, _ := s.obs.List(ctx); len(objs) != 0 {
 		t.Fatalf("%d objects left after delete", len(objs))
+	}
+}
+
+// TestStorePutFrom: a streamed snapshot is stored in parts as it is written — sizes that end
+// inside a part, on a part boundary and at zero — reads back whole, replaces the old one
+// without leaving its parts, and a writer that fails half-way stores nothing under the name and
+// leaves no parts behind.
+func TestStorePutFrom(t *testing.T) {
+	ctx := context.Background()
+	l, err := ledger.Open(ctx, ledger.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s, err := OpenStore(ctx, l.JetStream(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.partSize = 1000
+	writeIn := func(data []byte, piece int, fail error) func(io.Writer) error {
+		return func(w io.Writer) error {
+			for len(data) > 0 {
+				n := min(piece, len(data))
+				if _, err := w.Write(data[:n]); err != nil {
+					return err
+				}
+				data = data[n:]
+			}
+			return fail
+		}
+	}
+	name := AutoName(9)
+	for _, size := range []int{3500, 3000, 999, 0} {
+		data := make([]byte, size)
+		rand.Read(data)
+		if err := s.PutFrom(ctx, name, 9, writeIn(data, 333, nil)); err != nil {
+			t.Fatalf("%d bytes: %v", size, err)
+		}
+		if got, err := s.Get(ctx, name); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%d bytes: read back %d bytes, %v", size, len(got), err)
+		}
+		objs, _ := s.obs.List(ctx)
+		if want := max(1, (size+999)/1000); len(objs) != want {
+			t.Fatalf("%d bytes: %d objects, want %d (one per part, none left of the last version)", size, len(objs), want)
+		}
+	}
+	kept := []byte("the last good snapshot")
+	if err := s.PutFrom(ctx, name, 9, writeIn(kept, 5, nil)); err != nil {
+		t.Fatal(err)
+	}
+	half := make([]byte, 2500)
+	boom := errors.New("sealing failed")
+	if err := s.PutFrom(ctx, name, 10, writeIn(half, 700, boom)); !errors.Is(err, boom) {
+		t.Fatalf("failing writer: %v, want its error", err)
+	}
+	if got, err := s.Get(ctx, name); err != nil || !bytes.Equal(got, kept) {
+		t.Fatalf("after a failed write the old snapshot reads %q, %v", got, err)
+	}
+	if objs, _ := s.obs.List(ctx); len(objs) != 1 {
+		t.Fatalf("%d objects after a failed write, want 1 (its parts removed)", len(objs))
 	}
 }
