@@ -39,6 +39,12 @@ type StreamConfig struct {
 	// a read from costing an fsync; records of writes travel in the log's own fsync'd batches.
 	// Ignored when Replicas > 1: JetStream does not offer it on replicated streams.
 	AsyncPersist bool
+	// Gather lets the writer of an unreplicated stream hold a batch back for up to this long
+	// while the batch before it is unacknowledged, to carry more records per message, and keeps
+	// at most two batches in flight (0: launch at once, up to eight in flight). At low load
+	// nothing is in flight, so nothing waits. For streams whose appenders are many and each
+	// small: the audit records of reads.
+	Gather time.Duration
 }
 
 // Stream is a second append-only stream beside the log, for records that change no state (the
@@ -128,6 +134,9 @@ func OpenStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, k
 		})
 	} else {
 		s.w = newPipelinedBatcher(s.maxMsg, unknown, s.launch)
+		if cfg.Gather > 0 {
+			s.w.gather, s.w.flights = cfg.Gather, make(chan flight)
+		}
 	}
 	go s.w.run()
 	return s, nil

@@ -12,7 +12,13 @@ import (
 
 func openTestStream(t *testing.T, l *Log, k *Keyring) *Stream {
 	t.Helper()
-	s, err := OpenStream(context.Background(), l.JetStream(), StreamConfig{Name: "TEST_AUDIT", Subject: "test_audit.batch", MaxAge: time.Hour},
+	return openTestStreamGathering(t, l, k, 0)
+}
+
+// openTestStreamGathering opens the test stream with StreamConfig.Gather set to gather.
+func openTestStreamGathering(t *testing.T, l *Log, k *Keyring, gather time.Duration) *Stream {
+	t.Helper()
+	s, err := OpenStream(context.Background(), l.JetStream(), StreamConfig{Name: "TEST_AUDIT", Subject: "test_audit.batch", MaxAge: time.Hour, Gather: gather},
 		func() *Keyring { return k })
 	if err != nil {
 		t.Fatal(err)
@@ -199,10 +205,18 @@ func storedAt(t *testing.T, l *Log, k *Keyring, name string) map[Position]string
 
 // With several batches in flight, each append is answered with the position its own event was
 // stored at, every event is stored once, and the chain stays whole.
+//
+// Gathering (StreamConfig.Gather, two batches in flight) keeps all of that.
 func TestStreamPipelineOrder(t *testing.T) {
+	for _, gather := range []time.Duration{0, 200 * time.Microsecond} {
+		t.Run(fmt.Sprintf("gather=%s", gather), func(t *testing.T) { testStreamPipelineOrder(t, gather) })
+	}
+}
+
+func testStreamPipelineOrder(t *testing.T, gather time.Duration) {
 	l := openTest(t, t.TempDir())
 	k := testKeyring(t)
-	s := openTestStream(t, l, k)
+	s := openTestStreamGathering(t, l, k, gather)
 	for round := range 3 {
 		got, failed := appendAll(t, s, 300, nil)
 		if failed != 0 {
@@ -221,11 +235,17 @@ func TestStreamPipelineOrder(t *testing.T) {
 }
 
 // A batch JetStream refuses fails its appenders and every batch in flight behind it; no append
-// is acknowledged unless its event is stored at the position it was given.
+// is acknowledged unless its event is stored at the position it was given. With gathering too.
 func TestStreamPipelineFailsClosed(t *testing.T) {
+	for _, gather := range []time.Duration{0, 200 * time.Microsecond} {
+		t.Run(fmt.Sprintf("gather=%s", gather), func(t *testing.T) { testStreamPipelineFailsClosed(t, gather) })
+	}
+}
+
+func testStreamPipelineFailsClosed(t *testing.T, gather time.Duration) {
 	l := openTest(t, t.TempDir())
 	k := testKeyring(t)
-	s := openTestStream(t, l, k)
+	s := openTestStreamGathering(t, l, k, gather)
 	ctx := context.Background()
 	st, err := l.JetStream().Stream(ctx, "TEST_AUDIT")
 	if err != nil {
