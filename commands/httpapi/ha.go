@@ -110,12 +110,24 @@ func (a *api) indexValue() string {
 		return ""
 	}
 	_, id := a.core.ClusterInfo()
+	if m := a.index.Load(); m != nil && m.seq == seq && m.cluster == id && a.core.Unsealed() {
+		return m.value
+	}
 	state := fmt.Sprintf("v1:%s:%d:%d", id, seq, seq)
 	mac, ok := a.core.HAMAC("index", state)
 	if !ok {
 		return ""
 	}
-	return base64.StdEncoding.EncodeToString([]byte(state + ":" + mac))
+	v := base64.StdEncoding.EncodeToString([]byte(state + ":" + mac))
+	a.index.Store(&indexMemo{seq: seq, cluster: id, value: v})
+	return v
+}
+
+// indexMemo is one computed X-Vault-Index value and the position and cluster it names.
+type indexMemo struct {
+	seq     uint64
+	cluster string
+	value   string
 }
 
 // parseIndex reads a state header this cluster issued; anything else is ignored (Vault merges

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -43,6 +44,9 @@ type api struct {
 	core *commands.Core
 	opts Options
 	log  *slog.Logger
+	// index is the last X-Vault-Index value computed: at a steady position every response
+	// carries the same one, and computing it is an HMAC and three encodings.
+	index atomic.Pointer[indexMemo]
 }
 
 // New returns the HTTP handler for core.
