@@ -140,8 +140,7 @@ func (b *Backend) Exists(_ context.Context, req *engines.Request) (bool, error) 
 	endpoint, path := route(req.Path)
 	switch endpoint {
 	case "data", "metadata":
-		_, ok := b.view.Secret(b.mount.UUID, path)
-		return ok, nil
+		return b.view.Has(b.mount.UUID, path), nil
 	}
 	return true, nil
 }
@@ -326,16 +325,17 @@ func ShredEvents(ctx context.Context, view *kvview.View, keys *ledger.DataKeys, 
 		if len(p.Shred) == 0 {
 			continue
 		}
-		live := map[string]bool{}
-		if s, ok := view.Secret(p.Mount, p.Path); ok {
-			for _, v := range s.Versions {
-				live[v.KeyID] = true
+		live := view.LiveKeyIDs(nil, p.Mount, p.Path)
+		isLive := func(id string) bool { return slices.Contains(live, id) }
+		if len(live)*len(p.Shred) > 1024 {
+			// A destroy of thousands of versions: a set, not a scan per key.
+			set := make(map[string]struct{}, len(live))
+			for _, id := range live {
+				set[id] = struct{}{}
 			}
+			isLive = func(id string) bool { _, ok := set[id]; return ok }
 		}
-		if v, ok := view.Value(p.Mount, p.Path); ok {
-			live[v.KeyID] = true
-		}
-		ids := slices.DeleteFunc(slices.Clone(p.Shred), func(id string) bool { return live[id] })
+		ids := slices.DeleteFunc(slices.Clone(p.Shred), isLive)
 		var err error
 		switch ev.Type {
 		case kvview.VersionWritten, kvview.V1Written:

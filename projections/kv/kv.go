@@ -524,6 +524,34 @@ func (v *View) SecretVersion(mountUUID, path string, n uint64) (_ Secret, _ uint
 	return c, n, s.versions[i].Version, true
 }
 
+// Has reports whether a KV v2 secret exists at path, without copying it.
+func (v *View) Has(mountUUID, path string) bool {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	ms := v.mounts[mountUUID]
+	return ms != nil && ms.secrets[path] != nil
+}
+
+// LiveKeyIDs appends to dst the data-key ids that path still uses: those of its KV v2
+// versions and of its KV v1 value. Shredding checks against them without copying the secret.
+func (v *View) LiveKeyIDs(dst []string, mountUUID, path string) []string {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	ms := v.mounts[mountUUID]
+	if ms == nil {
+		return dst
+	}
+	if s := ms.secrets[path]; s != nil {
+		for i := range s.versions {
+			dst = append(dst, s.versions[i].KeyID)
+		}
+	}
+	if val := ms.values[path]; val != nil {
+		dst = append(dst, val.KeyID)
+	}
+	return dst
+}
+
 // Value returns the KV v1 value at path.
 func (v *View) Value(mountUUID, path string) (Version, bool) {
 	v.mu.RLock()
