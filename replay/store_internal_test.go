@@ -11,20 +11,27 @@ import (
 	"github.com/ledger-secrets/ledger/ledger"
 )
 
-// TestStoreParts: a snapshot larger than a part is stored as several objects, read back whole,
-// replaced without mixing old and new parts, listed once and deleted with its parts.
-func TestStoreParts(t *testing.T) {
-	ctx := context.Background()
-	l, err := ledger.Open(ctx, ledger.Options{Dir: t.TempDir()})
+// openPartedStore opens a snapshot bucket on a fresh embedded log, with 1,000-byte parts.
+func openPartedStore(t *testing.T) *Store {
+	t.Helper()
+	l, err := ledger.Open(context.Background(), ledger.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	s, err := OpenStore(ctx, l.JetStream(), 1)
+	t.Cleanup(func() { l.Close() })
+	s, err := OpenStore(context.Background(), l.JetStream(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.partSize = 1000
+	return s
+}
+
+// TestStoreParts: a snapshot larger than a part is stored as several objects, read back whole,
+// replaced without mixing old and new parts, listed once and deleted with its parts.
+func TestStoreParts(t *testing.T) {
+	ctx := context.Background()
+	s := openPartedStore(t)
 	one, two := make([]byte, 3500), make([]byte, 1200)
 	rand.Read(one)
 	rand.Read(two)
@@ -62,16 +69,7 @@ func TestStoreParts(t *testing.T) {
 // leaves no parts behind.
 func TestStorePutFrom(t *testing.T) {
 	ctx := context.Background()
-	l, err := ledger.Open(ctx, ledger.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	s, err := OpenStore(ctx, l.JetStream(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.partSize = 1000
+	s := openPartedStore(t)
 	writeIn := func(data []byte, piece int, fail error) func(io.Writer) error {
 		return func(w io.Writer) error {
 			for len(data) > 0 {
