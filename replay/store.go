@@ -34,8 +34,9 @@ func RestoreName(id string) string { return restorePrefix + id }
 
 // Store is the snapshot object store.
 type Store struct {
-	obs      jetstream.ObjectStore
-	partSize int
+	obs       jetstream.ObjectStore
+	partSize  int
+	firstPart int // PutFrom's first part (streamPart)
 }
 
 // OpenStore creates (or binds to) the LEDGER_SNAPSHOTS bucket.
@@ -49,7 +50,7 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, replicas int) (*Stor
 	if err != nil {
 		return nil, fmt.Errorf("object store %s: %w", Bucket, err)
 	}
-	return &Store{obs: obs, partSize: partSize}, nil
+	return &Store{obs: obs, partSize: partSize, firstPart: streamPart}, nil
 }
 
 // Info describes one stored snapshot.
@@ -100,16 +101,20 @@ func (s *Store) Put(ctx context.Context, name string, data []byte, seq uint64) e
 	return nil
 }
 
-// streamPart is the part size PutFrom uses: the first part is held in memory until the rest are
-// stored (it carries the parts count), so it is kept small. Readers take any part size.
+// streamPart is the size of PutFrom's first part, which is held in memory until the rest are
+// stored (it carries the parts count), so it is kept small; the other parts are partSize.
+// Readers take any part sizes. Every part is an object with a metadata message, and listing
+// the bucket reads each of those from its 8 MiB JetStream block: 8 MiB parts throughout made a
+// listing (each checkpoint prunes) load a block per 8 MiB of every snapshot kept.
 const streamPart = 8 << 20
 
 // PutFrom stores what write writes as snapshot name, without holding the whole of it: the
-// bytes are stored in parts as they come, and the first part, which names how many there are,
-// last — so a reader never sees a partial object under name. A failed write stores nothing
-// under name (parts already stored are removed, best effort).
+// bytes are stored in parts as they come (the first streamPart bytes, then partSize each), and
+// the first part, which names how many there are, last — so a reader never sees a partial
+// object under name. A failed write stores nothing under name (parts already stored are
+// removed, best effort).
 func (s *Store) PutFrom(ctx context.Context, name string, seq uint64, write func(io.Writer) error) error {
-	ps := min(s.partSize, streamPart)
+	ps := s.partSize
 	pr, pw := io.Pipe()
 	werr := make(chan error, 1)
 	go func() {
@@ -123,7 +128,7 @@ func (s *Store) PutFrom(ctx context.Context, name string, seq uint64, write func
 		return err
 	}
 	br := bufio.NewReaderSize(pr, 64<<10)
-	first := make([]byte, ps)
+	first := make([]byte, min(ps, s.firstPart))
 	n0, err := io.ReadFull(br, first)
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 		return fail(fmt.Errorf("store snapshot %s: %w", name, err))

@@ -83,18 +83,26 @@ func TestStorePutFrom(t *testing.T) {
 		}
 	}
 	name := AutoName(9)
-	for _, size := range []int{3500, 3000, 999, 0} {
-		data := make([]byte, size)
-		rand.Read(data)
-		if err := s.PutFrom(ctx, name, 9, writeIn(data, 333, nil)); err != nil {
-			t.Fatalf("%d bytes: %v", size, err)
-		}
-		if got, err := s.Get(ctx, name); err != nil || !bytes.Equal(got, data) {
-			t.Fatalf("%d bytes: read back %d bytes, %v", size, len(got), err)
-		}
-		objs, _ := s.obs.List(ctx)
-		if want := max(1, (size+999)/1000); len(objs) != want {
-			t.Fatalf("%d bytes: %d objects, want %d (one per part, none left of the last version)", size, len(objs), want)
+	// First part as large as the others, then smaller (held in memory: 400 bytes).
+	for _, first := range []int{1000, 400} {
+		s.firstPart = first
+		for _, size := range []int{3500, 3000, 999, 0} {
+			data := make([]byte, size)
+			rand.Read(data)
+			if err := s.PutFrom(ctx, name, 9, writeIn(data, 333, nil)); err != nil {
+				t.Fatalf("first part %d, %d bytes: %v", first, size, err)
+			}
+			if got, err := s.Get(ctx, name); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("first part %d, %d bytes: read back %d bytes, %v", first, size, len(got), err)
+			}
+			objs, _ := s.obs.List(ctx)
+			want := 1
+			if size > first {
+				want += (size - first + 999) / 1000
+			}
+			if len(objs) != want {
+				t.Fatalf("first part %d, %d bytes: %d objects, want %d (one per part, none left of the last version)", first, size, len(objs), want)
+			}
 		}
 	}
 	kept := []byte("the last good snapshot")
