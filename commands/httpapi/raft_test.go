@@ -183,6 +183,16 @@ func TestRaftOpsOverHTTP(t *testing.T) {
 	putPolicy(t, rootC, "raft-reader", `path "sys/storage/raft/configuration" { capabilities = ["read"] }`)
 	reader := newToken(t, rootC, &vault.TokenCreateRequest{Policies: []string{"raft-reader"}})
 	plain := newToken(t, rootC, &vault.TokenCreateRequest{Policies: []string{"default"}})
+	// Created on the active node; the standby answers from its own applied position, which may
+	// not have reached them yet under load (these clients present no X-Vault-Index).
+	eventually(t, 10*time.Second, "the standby knows the new tokens", func() bool {
+		for _, tok := range []string{reader.ClientToken, plain.ClientToken} {
+			if _, err := haClient(t, nodes[sb].url, tok).Auth().Token().LookupSelf(); err != nil {
+				return false
+			}
+		}
+		return true
+	})
 	if cfg := raftConfig(t, haClient(t, nodes[sb].url, reader.ClientToken)); len(cfg.Servers) != 3 {
 		t.Fatalf("reader token: %+v", cfg)
 	}
