@@ -78,27 +78,10 @@ func partName(name, set string, i int) string { return fmt.Sprintf("%s.%s.p%d", 
 
 // Put stores data under name, replacing any object of that name.
 func (s *Store) Put(ctx context.Context, name string, data []byte, seq uint64) error {
-	ps := s.partSize
-	n := max(1, (len(data)+ps-1)/ps)
-	set := fmt.Sprintf("%x", time.Now().UnixNano())
-	part := func(i int) []byte { return data[i*ps : min((i+1)*ps, len(data))] }
-	opts := &jetstream.ObjectMetaOptions{ChunkSize: chunkBytes}
-	for i := 1; i < n; i++ {
-		meta := jetstream.ObjectMeta{Name: partName(name, set, i), Opts: opts, Headers: map[string][]string{partOfHeader: {name}}}
-		if _, err := s.obs.Put(ctx, meta, bytes.NewReader(part(i))); err != nil {
-			return fmt.Errorf("store snapshot %s part %d: %w", name, i, err)
-		}
-	}
-	old, _ := s.obs.GetInfo(ctx, name)
-	meta := jetstream.ObjectMeta{Name: name, Opts: opts, Headers: map[string][]string{
-		seqHeader: {strconv.FormatUint(seq, 10)}, partsHeader: {strconv.Itoa(n)}, partSetHeader: {set}}}
-	if _, err := s.obs.Put(ctx, meta, bytes.NewReader(part(0))); err != nil {
-		return fmt.Errorf("store snapshot %s: %w", name, err)
-	}
-	if old != nil {
-		s.deleteParts(ctx, name, old)
-	}
-	return nil
+	return s.PutFrom(ctx, name, seq, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
 }
 
 // streamPart is the size of PutFrom's first part, which is held in memory until the rest are

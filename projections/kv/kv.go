@@ -181,17 +181,20 @@ func (s *secret) find(n uint64) (int, bool) {
 // public is the Secret callers get: a copy they may keep (Sealed is never written in place,
 // so sharing it is safe).
 func (s *secret) public() Secret {
-	c := Secret{CurrentVersion: s.current, OldestVersion: s.oldest, MaxVersions: s.maxVersions,
-		CASRequired: s.cas, DeleteVersionAfter: s.dva, Created: s.created, Updated: s.updated,
-		Versions: make(map[uint64]Version, len(s.versions))}
+	c := s.head()
+	c.Versions = make(map[uint64]Version, len(s.versions))
 	for _, v := range s.versions {
 		c.Versions[v.n] = v.Version
 	}
+	return c
+}
+
+// head is public without the versions: the secret's own metadata, copied.
+func (s *secret) head() Secret {
+	c := Secret{CurrentVersion: s.current, OldestVersion: s.oldest, MaxVersions: s.maxVersions,
+		CASRequired: s.cas, DeleteVersionAfter: s.dva, Created: s.created, Updated: s.updated}
 	if s.custom != nil {
-		c.CustomMetadata = make(map[string]string, len(s.custom))
-		for k, val := range s.custom {
-			c.CustomMetadata[k] = val
-		}
+		c.CustomMetadata = maps.Clone(s.custom)
 	}
 	return c
 }
@@ -484,15 +487,19 @@ func (ms *mountState) unindex(p string) {
 func (v *View) Secret(mountUUID, path string) (Secret, bool) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	ms := v.mounts[mountUUID]
-	if ms == nil {
-		return Secret{}, false
-	}
-	s := ms.secrets[path]
+	s := v.secretLocked(mountUUID, path)
 	if s == nil {
 		return Secret{}, false
 	}
 	return s.public(), true
+}
+
+// secretLocked is the KV v2 secret at path, or nil; v.mu is held.
+func (v *View) secretLocked(mountUUID, path string) *secret {
+	if ms := v.mounts[mountUUID]; ms != nil {
+		return ms.secrets[path]
+	}
+	return nil
 }
 
 // SecretVersion returns a secret's metadata (Versions left nil) and its version n (0: the
@@ -501,19 +508,11 @@ func (v *View) Secret(mountUUID, path string) (Secret, bool) {
 func (v *View) SecretVersion(mountUUID, path string, n uint64) (_ Secret, _ uint64, _ Version, ok bool) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	ms := v.mounts[mountUUID]
-	if ms == nil {
-		return Secret{}, 0, Version{}, false
-	}
-	s := ms.secrets[path]
+	s := v.secretLocked(mountUUID, path)
 	if s == nil {
 		return Secret{}, 0, Version{}, false
 	}
-	c := Secret{CurrentVersion: s.current, OldestVersion: s.oldest, MaxVersions: s.maxVersions,
-		CASRequired: s.cas, DeleteVersionAfter: s.dva, Created: s.created, Updated: s.updated}
-	if s.custom != nil {
-		c.CustomMetadata = maps.Clone(s.custom)
-	}
+	c := s.head()
 	if n == 0 {
 		n = s.current
 	}
@@ -528,8 +527,7 @@ func (v *View) SecretVersion(mountUUID, path string, n uint64) (_ Secret, _ uint
 func (v *View) Has(mountUUID, path string) bool {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	ms := v.mounts[mountUUID]
-	return ms != nil && ms.secrets[path] != nil
+	return v.secretLocked(mountUUID, path) != nil
 }
 
 // LiveKeyIDs appends to dst the data-key ids that path still uses: those of its KV v2
