@@ -34,13 +34,23 @@ type benchResult struct {
 // hammer runs op from conc workers for the window; op gets the worker number and its count.
 func hammer(b *testing.B, conc int, op func(w, i int) error) benchResult {
 	b.Helper()
+	return hammerAs(b, "", conc, op)
+}
+
+// hammerAs is hammer for one of several windows in one benchmark, named name in a profile.
+func hammerAs(b *testing.B, name string, conc int, op func(w, i int) error) benchResult {
+	b.Helper()
 	var wg sync.WaitGroup
 	var total atomic.Int64
 	lat := make([][]time.Duration, conc)
 	var failed atomic.Value
 	if dir := os.Getenv("LEDGER_BENCH_PROFILE_DIR"); dir != "" {
 		// A CPU profile of this window alone (the benchmark's name, slashes as dashes).
-		f, err := os.Create(filepath.Join(dir, strings.ReplaceAll(b.Name(), "/", "-")+".cpu.pprof"))
+		file := strings.ReplaceAll(b.Name(), "/", "-")
+		if name != "" {
+			file += "-" + name
+		}
+		f, err := os.Create(filepath.Join(dir, file+".cpu.pprof"))
 		if err == nil && pprof.StartCPUProfile(f) == nil {
 			defer func() { pprof.StopCPUProfile(); f.Close() }()
 		}
