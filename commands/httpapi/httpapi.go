@@ -60,6 +60,7 @@ func New(core *commands.Core, opts Options) *echo.Echo {
 	a := &api{core: core, opts: opts, log: opts.Logger}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	e.JSONSerializer = jsonSerializer{}
 	e.HTTPErrorHandler = a.echoError
 	e.Pre(a.cors) // sys/config/cors, before routing so preflights (OPTIONS) reach it
 	e.Pre(a.haEdge)
