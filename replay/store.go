@@ -309,13 +309,20 @@ func (s *Store) Restored(ctx context.Context) ([]Info, error) { return s.list(ct
 // that are older than an hour — younger ones may be a restore whose event is being appended.
 // It returns the names deleted.
 func (s *Store) Prune(ctx context.Context, keep int, keepRestore string) ([]string, error) {
-	auto, err := s.Auto(ctx)
+	// One listing for both kinds: a listing reads every object's metadata message, each from
+	// its own JetStream block (8 MiB buffers), and this runs after every checkpoint.
+	all, err := s.list(ctx, "")
 	if err != nil {
 		return nil, err
 	}
-	restored, err := s.Restored(ctx)
-	if err != nil {
-		return nil, err
+	var auto, restored []Info
+	for _, in := range all {
+		switch {
+		case strings.HasPrefix(in.Name, autoPrefix):
+			auto = append(auto, in)
+		case strings.HasPrefix(in.Name, restorePrefix):
+			restored = append(restored, in)
+		}
 	}
 	var drop []string
 	if keep >= 0 && len(auto) > keep {

@@ -121,3 +121,48 @@ func TestStorePutFrom(t *testing.T) {
 		t.Fatalf("%d objects after a failed write, want 1 (its parts removed)", len(objs))
 	}
 }
+
+// TestStorePrune: pruning keeps the newest automatic snapshots and uploaded ones younger than
+// an hour (and the one the log's restore points to), removes the rest with their parts, and
+// leaves nothing else.
+func TestStorePrune(t *testing.T) {
+	ctx := context.Background()
+	s := openPartedStore(t)
+	data := make([]byte, 2500) // three parts each
+	rand.Read(data)
+	for seq := uint64(1); seq <= 5; seq++ {
+		if err := s.Put(ctx, AutoName(seq), data, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Put(ctx, RestoreName("young"), data, 9); err != nil {
+		t.Fatal(err)
+	}
+	deleted, err := s.Prune(ctx, 2, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{AutoName(3), AutoName(2), AutoName(1)}
+	if len(deleted) != len(want) {
+		t.Fatalf("deleted %v, want %v", deleted, want)
+	}
+	for i := range want {
+		if deleted[i] != want[i] {
+			t.Fatalf("deleted %v, want %v", deleted, want)
+		}
+	}
+	auto, err := s.Auto(ctx)
+	if err != nil || len(auto) != 2 || auto[0].Seq != 5 || auto[1].Seq != 4 {
+		t.Fatalf("auto after prune = %+v, %v", auto, err)
+	}
+	if r, err := s.Restored(ctx); err != nil || len(r) != 1 || r[0].Name != RestoreName("young") {
+		t.Fatalf("restored after prune = %+v, %v (a young upload is kept)", r, err)
+	}
+	objs, _ := s.obs.List(ctx)
+	if live := len(objs); live != 3*3 {
+		t.Fatalf("%d objects after prune, want 9 (three snapshots of three parts)", live)
+	}
+	if deleted, err := s.Prune(ctx, 2, ""); err != nil || len(deleted) != 0 {
+		t.Fatalf("second prune deleted %v, %v", deleted, err)
+	}
+}
