@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,6 +38,13 @@ type Store struct {
 	obs       jetstream.ObjectStore
 	partSize  int
 	firstPart int // PutFrom's first part (streamPart)
+
+	// Prune's memory of the automatic snapshots (see Prune): filled by a full listing, kept
+	// up to date by PutFrom and Delete, listed afresh every fullListEvery.
+	mu     sync.Mutex
+	known  map[string]Info
+	listed time.Time
+	now    func() time.Time
 }
 
 // OpenStore creates (or binds to) the LEDGER_SNAPSHOTS bucket.
@@ -50,7 +58,7 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, replicas int) (*Stor
 	if err != nil {
 		return nil, fmt.Errorf("object store %s: %w", Bucket, err)
 	}
-	return &Store{obs: obs, partSize: partSize, firstPart: streamPart}, nil
+	return &Store{obs: obs, partSize: partSize, firstPart: streamPart, now: time.Now}, nil
 }
 
 // Info describes one stored snapshot.
@@ -153,6 +161,13 @@ func (s *Store) PutFrom(ctx context.Context, name string, seq uint64, write func
 	if old != nil {
 		s.deleteParts(ctx, name, old)
 	}
+	if strings.HasPrefix(name, autoPrefix) {
+		s.mu.Lock()
+		if s.known != nil {
+			s.known[name] = Info{Name: name, Seq: seq, Size: uint64(n0), Modified: s.now()}
+		}
+		s.mu.Unlock()
+	}
 	return nil
 }
 
@@ -225,6 +240,9 @@ func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 
 // Delete removes a snapshot and its parts; a missing one is not an error.
 func (s *Store) Delete(ctx context.Context, name string) error {
+	s.mu.Lock()
+	delete(s.known, name)
+	s.mu.Unlock()
 	info, err := s.obs.GetInfo(ctx, name)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil
@@ -289,13 +307,18 @@ func (s *Store) list(ctx context.Context, prefix string) ([]Info, error) {
 		seq, _ := strconv.ParseUint(o.Headers.Get(seqHeader), 10, 64)
 		out = append(out, Info{Name: o.Name, Seq: seq, Size: o.Size, Modified: o.ModTime})
 	}
+	sortInfos(out)
+	return out, nil
+}
+
+// sortInfos orders snapshots newest position first.
+func sortInfos(out []Info) {
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Seq != out[j].Seq {
 			return out[i].Seq > out[j].Seq
 		}
 		return out[i].Name > out[j].Name
 	})
-	return out, nil
 }
 
 // Auto lists the automatic snapshots, newest first.
@@ -304,25 +327,50 @@ func (s *Store) Auto(ctx context.Context) ([]Info, error) { return s.list(ctx, a
 // Restored lists the uploaded snapshots, newest first.
 func (s *Store) Restored(ctx context.Context) ([]Info, error) { return s.list(ctx, restorePrefix) }
 
+// fullListEvery is how often Prune lists the bucket in full rather than from what it knows.
+const fullListEvery = time.Hour
+
 // Prune deletes automatic snapshots beyond the newest keep, and uploaded snapshots other than
 // keepRestore (the one the log's latest restore points to, which replay verify starts from)
 // that are older than an hour — younger ones may be a restore whose event is being appended.
 // It returns the names deleted.
+//
+// A listing reads every object's metadata message, each from its own JetStream block (an 8 MiB
+// buffer), and Prune runs after every checkpoint. So only the first Prune of a Store and one
+// every fullListEvery list the bucket; the others prune the automatic snapshots this Store
+// knows of (listed, or stored since). One stored by another node meanwhile (an earlier active
+// node of a cluster) is unknown until the next full listing and is only kept longer: Prune
+// never deletes a snapshot unless keep newer ones are known to exist.
 func (s *Store) Prune(ctx context.Context, keep int, keepRestore string) ([]string, error) {
-	// One listing for both kinds: a listing reads every object's metadata message, each from
-	// its own JetStream block (8 MiB buffers), and this runs after every checkpoint.
-	all, err := s.list(ctx, "")
-	if err != nil {
-		return nil, err
-	}
 	var auto, restored []Info
-	for _, in := range all {
-		switch {
-		case strings.HasPrefix(in.Name, autoPrefix):
-			auto = append(auto, in)
-		case strings.HasPrefix(in.Name, restorePrefix):
-			restored = append(restored, in)
+	s.mu.Lock()
+	full := s.known == nil || s.now().Sub(s.listed) >= fullListEvery
+	for _, in := range s.known {
+		auto = append(auto, in)
+	}
+	s.mu.Unlock()
+	if full {
+		// One listing for both kinds.
+		all, err := s.list(ctx, "")
+		if err != nil {
+			return nil, err
 		}
+		auto = auto[:0]
+		known := map[string]Info{}
+		for _, in := range all {
+			switch {
+			case strings.HasPrefix(in.Name, autoPrefix):
+				auto = append(auto, in)
+				known[in.Name] = in
+			case strings.HasPrefix(in.Name, restorePrefix):
+				restored = append(restored, in)
+			}
+		}
+		s.mu.Lock()
+		s.known, s.listed = known, s.now()
+		s.mu.Unlock()
+	} else {
+		sortInfos(auto)
 	}
 	var drop []string
 	if keep >= 0 && len(auto) > keep {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/ledger-secrets/ledger/ledger"
 )
@@ -164,5 +165,30 @@ func TestStorePrune(t *testing.T) {
 	}
 	if deleted, err := s.Prune(ctx, 2, ""); err != nil || len(deleted) != 0 {
 		t.Fatalf("second prune deleted %v, %v", deleted, err)
+	}
+
+	// Between full listings Prune works from what the Store stored itself; a snapshot another
+	// node stored meanwhile is kept until the next full listing, which prunes it normally.
+	other := &Store{obs: s.obs, partSize: s.partSize, firstPart: s.firstPart, now: time.Now}
+	if err := other.Put(ctx, AutoName(100), data, 100); err != nil {
+		t.Fatal(err)
+	}
+	for _, seq := range []uint64{6, 7} {
+		if err := s.Put(ctx, AutoName(seq), data, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deleted, err = s.Prune(ctx, 2, "")
+	if err != nil || len(deleted) != 2 || deleted[0] != AutoName(5) || deleted[1] != AutoName(4) {
+		t.Fatalf("prune from memory deleted %v, %v; want seqs 5 and 4", deleted, err)
+	}
+	s.now = func() time.Time { return time.Now().Add(2 * fullListEvery) }
+	deleted, err = s.Prune(ctx, 2, "")
+	if err != nil || len(deleted) != 1 || deleted[0] != AutoName(6) {
+		t.Fatalf("prune after a full listing deleted %v, %v; want seq 6", deleted, err)
+	}
+	auto, err = s.Auto(ctx)
+	if err != nil || len(auto) != 2 || auto[0].Seq != 100 || auto[1].Seq != 7 {
+		t.Fatalf("auto at the end = %+v, %v", auto, err)
 	}
 }
