@@ -3,6 +3,7 @@ package fingerprint
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -248,5 +249,22 @@ func TestRecordAgainReplaces(t *testing.T) {
 	restored := New()
 	if err := restored.Restore(snap); err != nil || restored.Digest() != v.Digest() {
 		t.Fatalf("restore: %v", err)
+	}
+}
+
+// TestSnapshotSizedExactly: Snapshot allocates what it writes, no more and no regrowth.
+func TestSnapshotSizedExactly(t *testing.T) {
+	v := New()
+	for i := range 200 {
+		v.add(&entry{kind: KindKV, mount: "m-uuid", path: fmt.Sprintf("p/%d/%s", i, strings.Repeat("x", i)), version: uint64(i), actor: "acc",
+			request: "req", seq: uint64(i * 1000), written: time.Unix(int64(i), 5), fields: []field{{name: "password", fp: [32]byte{byte(i)}}, {name: "k", odd: "other"}}})
+	}
+	v.leases["lease/1"] = "user1"
+	b, err := v.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cap(b)-len(b) > 64 || cap(b) < len(b) {
+		t.Fatalf("snapshot of %d bytes in a buffer of %d", len(b), cap(b))
 	}
 }
