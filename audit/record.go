@@ -15,8 +15,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	segjson "github.com/segmentio/encoding/json"
 	"time"
+
+	segjson "github.com/segmentio/encoding/json"
 
 	"github.com/ledger-secrets/ledger/ledger"
 )

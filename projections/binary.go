@@ -19,6 +19,24 @@ func AppendString(b []byte, s string) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 }
 
+// StringLen is the size AppendString(s) appends.
+func StringLen(s string) int { return UvarintLen(uint64(len(s))) + len(s) }
+
+// UvarintLen is the size binary.AppendUvarint(x) appends.
+func UvarintLen(x uint64) int {
+	var buf [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(buf[:], x)
+}
+
+// TimeLen is the size AppendTime(t) appends.
+func TimeLen(t time.Time) int {
+	if t.IsZero() {
+		return 1
+	}
+	var buf [binary.MaxVarintLen64]byte
+	return 1 + binary.PutVarint(buf[:], t.Unix()) + UvarintLen(uint64(t.Nanosecond()))
+}
+
 // AppendBytes appends p as uvarint length ‖ bytes.
 func AppendBytes(b, p []byte) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(p))), p...)

@@ -345,8 +345,10 @@ func (s *Store) Prune(ctx context.Context, keep int, keepRestore string) ([]stri
 	var auto, restored []Info
 	s.mu.Lock()
 	full := s.known == nil || s.now().Sub(s.listed) >= fullListEvery
-	for _, in := range s.known {
-		auto = append(auto, in)
+	if !full {
+		for _, in := range s.known {
+			auto = append(auto, in)
+		}
 	}
 	s.mu.Unlock()
 	if full {
@@ -355,7 +357,6 @@ func (s *Store) Prune(ctx context.Context, keep int, keepRestore string) ([]stri
 		if err != nil {
 			return nil, err
 		}
-		auto = auto[:0]
 		known := map[string]Info{}
 		for _, in := range all {
 			switch {

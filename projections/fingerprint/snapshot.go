@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/ledger-secrets/ledger/projections"
 )
@@ -83,51 +82,27 @@ func (v *View) Snapshot() ([]byte, error) {
 	// The exact size of what encode writes, so the snapshot is one allocation: an estimate
 	// that fell short made append copy it into one twice as large while the runner was held
 	// (45 MB of transient for 20 MB of snapshot at 100,000 secrets).
-	size := 1 + uvarintLen(uint64(len(v.all)))
+	size := 1 + projections.UvarintLen(uint64(len(v.all)))
 	for _, e := range v.all {
-		size += strLen(e.kind) + strLen(e.mount) + strLen(e.path) + uvarintLen(e.version) + strLen(e.ref) +
-			strLen(e.accessor) + 1 + timeLen(e.written) + strLen(e.actor) +
-			strLen(e.request) + uvarintLen(e.seq) + 1 + uvarintLen(uint64(len(e.fields)))
+		size += projections.StringLen(e.kind) + projections.StringLen(e.mount) + projections.StringLen(e.path) + projections.UvarintLen(e.version) + projections.StringLen(e.ref) +
+			projections.StringLen(e.accessor) + 1 + projections.TimeLen(e.written) + projections.StringLen(e.actor) +
+			projections.StringLen(e.request) + projections.UvarintLen(e.seq) + 1 + projections.UvarintLen(uint64(len(e.fields)))
 		for i := range e.fields {
 			f := &e.fields[i]
-			size += strLen(f.name) + 1
+			size += projections.StringLen(f.name) + 1
 			if f.odd != "" {
-				size += strLen(f.odd)
+				size += projections.StringLen(f.odd)
 			} else {
 				size += len(f.fp)
 			}
 		}
 	}
-	size += 64 + uvarintLen(uint64(len(v.leases))) + strLen(v.backfill.Cursor)
+	size += 64 + projections.UvarintLen(uint64(len(v.leases))) + projections.StringLen(v.backfill.Cursor)
 	for id, ref := range v.leases {
-		size += strLen(id) + strLen(ref)
+		size += projections.StringLen(id) + projections.StringLen(ref)
 	}
 	return v.encode(make([]byte, 0, size), func(b []byte) []byte { return b }), nil
 }
-
-func uvarintLen(x uint64) int {
-	n := 1
-	for ; x >= 0x80; x >>= 7 {
-		n++
-	}
-	return n
-}
-
-// timeLen is the encoded size of projections.AppendTime(t).
-func timeLen(t time.Time) int {
-	if t.IsZero() {
-		return 1
-	}
-	u := t.Unix()
-	zig := uint64(u) << 1 // binary.AppendVarint's zig-zag
-	if u < 0 {
-		zig = ^zig
-	}
-	return 1 + uvarintLen(zig) + uvarintLen(uint64(t.Nanosecond()))
-}
-
-// strLen is the encoded size of projections.AppendString(s).
-func strLen(s string) int { return uvarintLen(uint64(len(s))) + len(s) }
 
 // Digest implements projections.View: the SHA-256 of Snapshot's bytes, hashed as they are
 // encoded rather than held whole.
