@@ -1,11 +1,15 @@
 package commands
 
 import (
+	"context"
 	"math"
 	"os"
+	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The server's garbage-collector defaults. A server's heap is mostly its views, which live as
@@ -53,4 +57,83 @@ func containerMemory() int64 {
 		return 0
 	}
 	return n
+}
+
+// When the server goes quiet its heap still holds what the last burst left: garbage up to
+// GOGC's share above what is live (the collector only runs when allocation pushes it there,
+// or every two minutes), and JetStream's 8 MiB block caches, which expire 10 s after their
+// block was last used and then sit in sync.Pools until two more collections. All of it stays
+// resident. ReleaseWhenIdle hands it back to the OS once the process has allocated almost
+// nothing for idleQuiet: a handful of collections, once per quiet spell, which a busy server
+// never pays and an idle one does not notice.
+const (
+	idleTick  = 2 * time.Second
+	idleQuiet = 14 * time.Second // longer than JetStream's block cache expiry (10 s)
+	// idleAllocs is the allocation per tick below which the process counts as quiet: an
+	// unsealed idle server allocates tens of kilobytes a second (timers, heartbeats).
+	idleAllocs = 1 << 20
+)
+
+// idleWatch decides, from the process's cumulative allocation sampled once per tick, when a
+// quiet spell has lasted long enough to release memory: once per spell.
+type idleWatch struct {
+	quiet      time.Duration
+	perTick    uint64
+	last       uint64
+	quietSince time.Time
+	released   bool
+}
+
+// tick records a sample and reports whether to release now.
+func (w *idleWatch) tick(now time.Time, allocs uint64) bool {
+	busy := allocs-w.last >= w.perTick
+	w.last = allocs
+	if busy || w.quietSince.IsZero() {
+		w.quietSince, w.released = now, false
+		return false
+	}
+	if w.released || now.Sub(w.quietSince) < w.quiet {
+		return false
+	}
+	w.released = true
+	return true
+}
+
+// ReleaseWhenIdle runs until ctx ends, releasing memory to the OS at the start of each quiet
+// spell (see above).
+func ReleaseWhenIdle(ctx context.Context) {
+	w := &idleWatch{quiet: idleQuiet, perTick: idleAllocs}
+	t := time.NewTicker(idleTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if w.tick(now, allocatedBytes()) {
+				releaseMemory()
+				// The collections allocate a little themselves: start the next spell's
+				// count from here.
+				w.last = allocatedBytes()
+			}
+		}
+	}
+}
+
+// allocatedBytes is the process's cumulative heap allocation.
+func allocatedBytes() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// releaseMemory collects three times and returns the free pages to the OS: the first
+// collection frees the expired block caches' holders, whose cleanups put the buffers in
+// their pools; the second moves the pools to their victim caches; the third (FreeOSMemory's)
+// frees them and scavenges.
+func releaseMemory() {
+	runtime.GC()
+	time.Sleep(100 * time.Millisecond) // let the cleanups that recycle the buffers run
+	runtime.GC()
+	debug.FreeOSMemory()
 }

@@ -4,8 +4,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
+	"sync"
 	"testing"
+	"time"
+	"weak"
 )
 
 func TestGCDefaults(t *testing.T) {
@@ -70,5 +75,71 @@ func TestGCDefaults(t *testing.T) {
 	}
 	if _, l := GCDefaults(env(map[string]string{"GOGC": "100"})); l != 0 {
 		t.Fatalf("limit %d from a malformed memory.max", l)
+	}
+}
+
+func TestIdleWatch(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	w := &idleWatch{quiet: 10 * time.Second, perTick: 1000}
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	allocs := uint64(0)
+	step := func(s int, alloc uint64) bool { allocs += alloc; return w.tick(at(s), allocs) }
+
+	// The first sample only starts the count.
+	if step(0, 0) {
+		t.Fatal("released on the first sample")
+	}
+	// Busy: every tick allocates more than the threshold.
+	for s := 2; s <= 30; s += 2 {
+		if step(s, 5000) {
+			t.Fatalf("released at %ds while busy", s)
+		}
+	}
+	// Quiet from 32 s (a little allocation below the threshold does not count as busy):
+	// released once, at 10 s of quiet, and not again in the same spell.
+	var released []int
+	for s := 32; s <= 70; s += 2 {
+		if step(s, 10) {
+			released = append(released, s)
+		}
+	}
+	if len(released) != 1 || released[0] != 40 {
+		t.Fatalf("released at %v, want once at 40 s (10 s after the last busy tick)", released)
+	}
+	// Busy again, then quiet: the next spell releases again.
+	step(72, 1<<20)
+	released = released[:0]
+	for s := 74; s <= 100; s += 2 {
+		if step(s, 0) {
+			released = append(released, s)
+		}
+	}
+	if len(released) != 1 || released[0] != 82 {
+		t.Fatalf("second spell released at %v, want once at 82 s", released)
+	}
+}
+
+// TestReleaseMemoryFreesPooledBuffers mimics JetStream's block caches: a buffer whose holder,
+// once unreachable, hands it to a sync.Pool from a cleanup. After releaseMemory the buffer is
+// gone (one collection, or FreeOSMemory alone, leaves it in the pool), and the heap's free
+// pages are back with the OS.
+func TestReleaseMemoryFreesPooledBuffers(t *testing.T) {
+	const size = 8 << 20
+	var pool sync.Pool
+	holder := &struct{ buf []byte }{buf: make([]byte, size)}
+	arr := (*[size]byte)(holder.buf)
+	gone := weak.Make(arr)
+	runtime.AddCleanup(holder, func(b []byte) { pool.Put((*[size]byte)(b)) }, holder.buf)
+	holder, arr = nil, nil
+	_ = holder
+
+	releaseMemory()
+	if gone.Value() != nil {
+		t.Fatal("the pooled buffer survived releaseMemory")
+	}
+	s := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
+	metrics.Read(s)
+	if free := s[0].Value.Uint64(); free >= size {
+		t.Fatalf("%d bytes of free heap still resident after releaseMemory", free)
 	}
 }

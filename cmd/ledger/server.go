@@ -50,6 +50,7 @@ secrets: the data directory is deleted on exit and the root token is printed.`,
 			defer stop()
 			// The server's GC defaults (commands/gcpolicy.go); GOGC and GOMEMLIMIT win.
 			commands.GCDefaults(os.Getenv)
+			go commands.ReleaseWhenIdle(ctx)
 			out := cmd.OutOrStdout()
 			if dev {
 				return runDev(ctx, out, devOptions{Listen: devListen, RootToken: devRootID, LogLevel: devLogLevel})

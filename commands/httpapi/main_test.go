@@ -54,6 +54,7 @@ func serveChild(dir, addr string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	commands.GCDefaults(os.Getenv) // as `ledger server` does
+	go commands.ReleaseWhenIdle(ctx)
 	if file := os.Getenv(childProfileEnv); file != "" {
 		// The first 12 s of the process: start, unseal, first reads (benchmarks).
 		f, err := os.Create(fmt.Sprintf("%s.%d", file, os.Getpid()))

@@ -21,7 +21,9 @@ import (
 // ("100000,1000000") takes 10–20 minutes on 2 cores and is left to be asked for. The slope
 // between two sizes is the memory per additional secret. The kill comes 15 s after the last
 // write, when the server's checkpoint policy has written a checkpoint; a kill right after a
-// burst replays up to 10 s of writes more. LEDGER_BENCH_PROFILE_DIR keeps the server's heap
+// burst replays up to 10 s of writes more. RSS is read 15 s after the writes and again once the
+// server has been idle for idleSettle (it hands its garbage back then), and likewise after the
+// restart. LEDGER_BENCH_PROFILE_DIR keeps the server's heap
 // profile at each size. Run with -benchtime 1x.
 func BenchmarkMemoryRestart(b *testing.B) {
 	sizes := []int{100_000}
@@ -69,8 +71,14 @@ func BenchmarkMemoryRestart(b *testing.B) {
 				b.ReportMetric((rss-prevRSS)/float64(total-from), "bytes-per-added-secret")
 			}
 			prevRSS = rss
+			// And once the server has been idle long enough to hand back what the burst
+			// left (commands.ReleaseWhenIdle: 14 s of quiet after the last checkpoint).
+			time.Sleep(idleSettle)
+			b.ReportMetric(processRSS(b, srv.cmd.Process.Pid)/(1<<20), "RSS-idle-MiB")
 			if dir := os.Getenv("LEDGER_BENCH_PROFILE_DIR"); dir != "" {
-				saveHeapProfile(b, client, srv.url(), tok, fmt.Sprintf("%s/heap-%d.prof", dir, total))
+				saveHeapProfile(b, client, srv.url(), tok, "gc=1", fmt.Sprintf("%s/heap-%d.prof", dir, total))
+				// The text form ends with the runtime's MemStats: heap, stacks and GC metadata.
+				saveHeapProfile(b, client, srv.url(), tok, "debug=1", fmt.Sprintf("%s/heap-%d.txt", dir, total))
 			}
 
 			// kill -9, start, unseal, first read.
@@ -108,14 +116,20 @@ func BenchmarkMemoryRestart(b *testing.B) {
 					b.Fatalf("after the restart: %v", err)
 				}
 			}
+			time.Sleep(idleSettle)
+			b.ReportMetric(processRSS(b, srv.cmd.Process.Pid)/(1<<20), "RSS-after-restart-idle-MiB")
 		})
 	}
 }
 
-// saveHeapProfile stores the server's heap profile (sys/pprof/heap) in file.
-func saveHeapProfile(tb testing.TB, client *http.Client, base, token, file string) {
+// idleSettle is how long the memory benchmark waits for an idle server to release memory: the
+// server's checkpoint (at most 10 s after the last write) plus its quiet spell (14 s).
+const idleSettle = 30 * time.Second
+
+// saveHeapProfile stores the server's heap profile (sys/pprof/heap?query) in file.
+func saveHeapProfile(tb testing.TB, client *http.Client, base, token, query, file string) {
 	tb.Helper()
-	req, _ := http.NewRequest("GET", base+"/v1/sys/pprof/heap?gc=1", nil)
+	req, _ := http.NewRequest("GET", base+"/v1/sys/pprof/heap?"+query, nil)
 	req.Header.Set("X-Vault-Token", token)
 	resp, err := client.Do(req)
 	if err != nil {
