@@ -1,7 +1,9 @@
 package replay_test
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -160,6 +162,24 @@ func TestDecodeRefusesBadFiles(t *testing.T) {
 		}
 		if _, err := f.Open(e.kr); !errors.Is(err, replay.ErrNotAuthentic) {
 			t.Fatalf("Open = %v, want ErrNotAuthentic: the header is bound to every chunk", err)
+		}
+	})
+	t.Run("entry claiming a terabyte", func(t *testing.T) {
+		// A header may say anything: Decode must not allocate what it claims before the bytes
+		// come. The entry is cut short, so the file is truncated.
+		var buf bytes.Buffer
+		gz := gzip.NewWriter(&buf)
+		tw := tar.NewWriter(gz)
+		if err := tw.WriteHeader(&tar.Header{Name: "meta.json", Mode: 0o600, Size: 1 << 40, Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(files["meta.json"]); err != nil {
+			t.Fatal(err)
+		}
+		gz.Close() // not tw.Close: it would insist on the terabyte
+		_, err := replay.Decode(buf.Bytes())
+		if !errors.Is(err, replay.ErrInvalid) || !strings.Contains(err.Error(), "truncated") {
+			t.Fatalf("Decode = %v, want ErrInvalid saying truncated", err)
 		}
 	})
 	t.Run("section dropped", func(t *testing.T) {
