@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ledger-secrets/ledger/engines"
@@ -83,8 +84,8 @@ var (
 // snapshots is the snapshot state of an unsealed node.
 type snapshots struct {
 	store *replay.Store
-	mu    sync.Mutex // one snapshot write at a time
-	last  uint64     // sequence of the last automatic snapshot
+	mu    sync.Mutex    // one snapshot write at a time
+	last  atomic.Uint64 // sequence of the last automatic snapshot (written under mu)
 
 	verifyMu  sync.Mutex // one verify at a time
 	jobMu     sync.Mutex
@@ -421,7 +422,7 @@ func (c *Core) loadBase(ctx context.Context, st *unsealed) (*replay.Base, error)
 		}
 	}
 	if !base.Restored {
-		st.snaps.last = base.Seq
+		st.snaps.last.Store(base.Seq)
 	}
 	c.logger.Info("views loaded from snapshot", "name", base.Name, "seq", base.Seq, "restored", base.Restored)
 	return base, nil
@@ -479,7 +480,7 @@ func (c *Core) snapshotLoop(ctx context.Context, st *unsealed, base *replay.Base
 	for {
 		now := time.Now()
 		st.snaps.mu.Lock()
-		grown := st.runner.Applied() - st.snaps.last
+		grown := st.runner.Applied() - st.snaps.last.Load()
 		st.snaps.mu.Unlock()
 		if !now.Before(next) || (grown >= checkpointBatches && now.Sub(taken) >= checkpointGap) {
 			if name, err := c.autoSnapshot(ctx, st, keep); err != nil && ctx.Err() == nil {
@@ -510,14 +511,14 @@ func (c *Core) snapshotLoop(ctx context.Context, st *unsealed, base *replay.Base
 func (c *Core) autoSnapshot(ctx context.Context, st *unsealed, keep int) (string, error) {
 	st.snaps.mu.Lock()
 	defer st.snaps.mu.Unlock()
-	if st.runner.Applied() == st.snaps.last {
+	if st.runner.Applied() == st.snaps.last.Load() {
 		return "", nil
 	}
 	name, cut, err := c.storeSnapshot(ctx, st, st.snaps.store)
 	if err != nil {
 		return "", err
 	}
-	st.snaps.last = cut.Seq
+	st.snaps.last.Store(cut.Seq)
 	keepRestore := ""
 	if r := c.sealView.State().Restore; r != nil {
 		keepRestore = r.Object

@@ -218,6 +218,9 @@ func (s stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, v := range st.runner.Views() {
 		gauge("ledger.view.applied_seq", "Log sequence each view has applied (one runner feeds them all).", applied, "view", v.Name())
 	}
+	if st.snaps != nil {
+		gauge("ledger.checkpoint.seq", "Log sequence of the newest automatic snapshot (checkpoint) this node stored or loaded; a restart replays the log after it.", float64(st.snaps.last.Load()))
+	}
 	if st.datakeys != nil {
 		ds, n := st.datakeys.Stats()
 		gauge("ledger.datakeys.count", "Live data keys (one per KV version).", float64(n))

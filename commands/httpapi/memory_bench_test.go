@@ -22,8 +22,8 @@ import (
 // between two sizes is the memory per additional secret. The kill comes 15 s after the last
 // write, when the server's checkpoint policy has written a checkpoint; a kill right after a
 // burst replays up to 10 s of writes more. RSS is read 15 s after the writes and again once the
-// server has been idle for idleSettle (it hands its garbage back then), and likewise after the
-// restart. LEDGER_BENCH_PROFILE_DIR keeps the server's heap
+// server is idle: no checkpoint due (waitCheckpoint) and idleSettle more, when it has handed its
+// garbage back; likewise after the restart. LEDGER_BENCH_PROFILE_DIR keeps the server's heap
 // profile at each size. Run with -benchtime 1x.
 func BenchmarkMemoryRestart(b *testing.B) {
 	sizes := []int{100_000}
@@ -71,8 +71,11 @@ func BenchmarkMemoryRestart(b *testing.B) {
 				b.ReportMetric((rss-prevRSS)/float64(total-from), "bytes-per-added-secret")
 			}
 			prevRSS = rss
-			// And once the server has been idle long enough to hand back what the burst
-			// left (commands.ReleaseWhenIdle: 14 s of quiet after the last checkpoint).
+			// And once the server is idle: its checkpoint policy has nothing left to take
+			// (fewer than 1,000 log sequences past the newest checkpoint; at 1M one takes
+			// tens of seconds) and it has had time to hand back what the burst left
+			// (commands.ReleaseWhenIdle: 14 s of quiet).
+			waitCheckpoint(b, srv.url(), tok, 10*time.Minute)
 			time.Sleep(idleSettle)
 			b.ReportMetric(processRSS(b, srv.cmd.Process.Pid)/(1<<20), "RSS-idle-MiB")
 			if dir := os.Getenv("LEDGER_BENCH_PROFILE_DIR"); dir != "" {
@@ -116,15 +119,39 @@ func BenchmarkMemoryRestart(b *testing.B) {
 					b.Fatalf("after the restart: %v", err)
 				}
 			}
+			waitCheckpoint(b, srv.url(), tok, 10*time.Minute)
 			time.Sleep(idleSettle)
 			b.ReportMetric(processRSS(b, srv.cmd.Process.Pid)/(1<<20), "RSS-after-restart-idle-MiB")
 		})
 	}
 }
 
-// idleSettle is how long the memory benchmark waits for an idle server to release memory: the
-// server's checkpoint (at most 10 s after the last write) plus its quiet spell (14 s).
-const idleSettle = 30 * time.Second
+// idleSettle is how long the memory benchmark waits, once no checkpoint is due, for the server to
+// release memory: its quiet spell (14 s) and a tick or two.
+const idleSettle = 20 * time.Second
+
+// waitCheckpoint waits until the server's newest checkpoint is within 1,000 log sequences of
+// what its views applied, so its checkpoint policy takes no more (ledger_checkpoint_seq in
+// sys/metrics).
+func waitCheckpoint(tb testing.TB, base, token string, limit time.Duration) {
+	tb.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		code, body := scrape(tb, base, token, "/v1/sys/metrics?format=prometheus")
+		if code != http.StatusOK {
+			tb.Fatalf("sys/metrics: %d %s", code, body)
+		}
+		mfs := promMetrics(tb, body)
+		cp, applied := gaugeValue(tb, mfs, "ledger_checkpoint_seq"), gaugeValue(tb, mfs, "ledger_view_applied_seq", "view", "kv")
+		if applied-cp < 1000 {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("no checkpoint near the applied position after %s: checkpoint %v, applied %v", limit, cp, applied)
+		}
+		time.Sleep(time.Second)
+	}
+}
 
 // saveHeapProfile stores the server's heap profile (sys/pprof/heap?query) in file.
 func saveHeapProfile(tb testing.TB, client *http.Client, base, token, query, file string) {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	vault "github.com/hashicorp/vault/api"
 	dto "github.com/prometheus/client_model/go"
@@ -20,7 +21,7 @@ import (
 )
 
 // scrape GETs path with token and returns the status and body.
-func scrape(t *testing.T, base, token, path string) (int, []byte) {
+func scrape(t testing.TB, base, token, path string) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, base+path, nil)
 	if token != "" {
@@ -36,7 +37,7 @@ func scrape(t *testing.T, base, token, path string) (int, []byte) {
 }
 
 // promMetrics parses the Prometheus text exposition with Prometheus's own parser.
-func promMetrics(t *testing.T, body []byte) map[string]*dto.MetricFamily {
+func promMetrics(t testing.TB, body []byte) map[string]*dto.MetricFamily {
 	t.Helper()
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	mfs, err := p.TextToMetricFamilies(bytes.NewReader(body))
@@ -46,7 +47,7 @@ func promMetrics(t *testing.T, body []byte) map[string]*dto.MetricFamily {
 	return mfs
 }
 
-func gaugeValue(t *testing.T, mfs map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+func gaugeValue(t testing.TB, mfs map[string]*dto.MetricFamily, name string, labels ...string) float64 {
 	t.Helper()
 	mf := mfs[name]
 	if mf == nil {
@@ -72,6 +73,52 @@ next:
 	}
 	t.Fatalf("metric %s%v missing", name, labels)
 	return 0
+}
+
+// TestCheckpointMetric: ledger_checkpoint_seq follows the automatic snapshots, so an operator
+// (and the memory benchmark) can see how much log a restart would replay.
+func TestCheckpointMetric(t *testing.T) {
+	s := startServerWith(t, commands.Options{Snapshots: commands.SnapshotOptions{Interval: 100 * time.Millisecond}})
+	root := s.Client(t, s.RootToken)
+	seqs := func() (checkpoint, applied float64) {
+		code, body := scrape(t, s.URL, s.RootToken, "/v1/sys/metrics?format=prometheus")
+		if code != 200 {
+			t.Fatalf("sys/metrics: %d %s", code, body)
+		}
+		mfs := promMetrics(t, body)
+		return gaugeValue(t, mfs, "ledger_checkpoint_seq"), gaugeValue(t, mfs, "ledger_view_applied_seq", "view", "kv")
+	}
+	for i := range 3 {
+		if _, err := root.KVv2("secret").Put(t.Context(), "c/k", map[string]any{"v": i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cp, applied := seqs()
+		if cp > 0 && cp == applied {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ledger_checkpoint_seq = %v, applied %v: no checkpoint at the applied position", cp, applied)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A write moves the log on; the next checkpoint catches up with it.
+	_, before := seqs()
+	if _, err := root.KVv2("secret").Put(t.Context(), "c/k", map[string]any{"v": "later"}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		cp, applied := seqs()
+		if applied > before && cp == applied {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ledger_checkpoint_seq = %v after the write (applied %v, before %v)", cp, applied, before)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // TestSysMetrics: sys/metrics answers Prometheus text that Prometheus's parser reads, with
