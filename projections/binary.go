@@ -170,3 +170,24 @@ func (r *Reader) Time() time.Time {
 	}
 	return time.Unix(sec, int64(nsec)).UTC()
 }
+
+// PackTime keeps t in 12 bytes instead of a time.Time's 24 (views hold one or two per secret):
+// seconds since the zero time.Time (January 1, year 1, UTC) and nanoseconds, so zero fields are
+// the zero time, as for a time.Time. UnpackTime gives it back in UTC.
+func PackTime(t time.Time) (int64, uint32) {
+	if t.IsZero() {
+		return 0, 0
+	}
+	return t.Unix() - zeroUnix, uint32(t.Nanosecond())
+}
+
+// zeroUnix is the zero time.Time in Unix seconds.
+var zeroUnix = time.Time{}.Unix()
+
+// UnpackTime is the time PackTime kept.
+func UnpackTime(sec int64, nsec uint32) time.Time {
+	if sec == 0 && nsec == 0 {
+		return time.Time{}
+	}
+	return time.Unix(sec+zeroUnix, int64(nsec)).UTC()
+}

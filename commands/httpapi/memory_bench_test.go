@@ -22,8 +22,8 @@ import (
 // between two sizes is the memory per additional secret. The kill comes 15 s after the last
 // write, when the server's checkpoint policy has written a checkpoint; a kill right after a
 // burst replays up to 10 s of writes more. RSS is read 15 s after the writes and again once the
-// server is idle: no checkpoint due (waitCheckpoint) and idleSettle more, when it has handed its
-// garbage back; likewise after the restart. LEDGER_BENCH_PROFILE_DIR keeps the server's heap
+// server is idle: no checkpoint due (waitCheckpoint), no background work (waitIdle), and
+// idleSettle more, when it has handed its garbage back; likewise after the restart. LEDGER_BENCH_PROFILE_DIR keeps the server's heap
 // profile at each size. Run with -benchtime 1x.
 func BenchmarkMemoryRestart(b *testing.B) {
 	sizes := []int{100_000}
@@ -76,6 +76,7 @@ func BenchmarkMemoryRestart(b *testing.B) {
 			// tens of seconds) and it has had time to hand back what the burst left
 			// (commands.ReleaseWhenIdle: 14 s of quiet).
 			waitCheckpoint(b, srv.url(), tok, 10*time.Minute)
+			waitIdle(b, srv.cmd.Process.Pid, 10*time.Minute)
 			time.Sleep(idleSettle)
 			b.ReportMetric(processRSS(b, srv.cmd.Process.Pid)/(1<<20), "RSS-idle-MiB")
 			if dir := os.Getenv("LEDGER_BENCH_PROFILE_DIR"); dir != "" {
@@ -120,14 +121,15 @@ func BenchmarkMemoryRestart(b *testing.B) {
 				}
 			}
 			waitCheckpoint(b, srv.url(), tok, 10*time.Minute)
+			waitIdle(b, srv.cmd.Process.Pid, 10*time.Minute)
 			time.Sleep(idleSettle)
 			b.ReportMetric(processRSS(b, srv.cmd.Process.Pid)/(1<<20), "RSS-after-restart-idle-MiB")
 		})
 	}
 }
 
-// idleSettle is how long the memory benchmark waits, once no checkpoint is due, for the server to
-// release memory: its quiet spell (14 s) and a tick or two.
+// idleSettle is how long the memory benchmark waits, once the server is idle (no checkpoint due,
+// no background work), for it to release memory: its quiet spell (14 s) and a tick or two.
 const idleSettle = 20 * time.Second
 
 // waitCheckpoint waits until the server's newest checkpoint is within 1,000 log sequences of
@@ -150,6 +152,25 @@ func waitCheckpoint(tb testing.TB, base, token string, limit time.Duration) {
 			tb.Fatalf("no checkpoint near the applied position after %s: checkpoint %v, applied %v", limit, cp, applied)
 		}
 		time.Sleep(time.Second)
+	}
+}
+
+// waitIdle waits until process pid has used under 5% of a core for 5 s: its background work
+// after the writes or a restart (a checkpoint, the fingerprint backfill, the data-key
+// reconciliation: tens of seconds at 1M secrets) is done.
+func waitIdle(tb testing.TB, pid int, limit time.Duration) {
+	tb.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		c0 := processCPU(tb, pid)
+		time.Sleep(5 * time.Second)
+		used := processCPU(tb, pid) - c0
+		if used < 250*time.Millisecond {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("the server is still busy %s after the writes (%s of CPU in the last 5 s)", limit, used)
+		}
 	}
 }
 

@@ -111,29 +111,60 @@ type key struct{ mount, path string }
 // ("fp1:" and 64 hex digits) kept as its 32 bytes. Entries chain by path, fields by
 // fingerprint, in log order. A Location is built only when asked for: at 100,000 KV secrets a
 // Location per field and a slice per index key held over 60 MB, this holds about a third.
+//
+// Per entry 152 bytes (a 160-byte class; 192 before the time was packed and ref and accessor,
+// which only credentials have, moved out), per field 72 (80 before odd became a pointer).
 type entry struct {
-	kind, mount, path, ref, accessor string
-	actor, request                   string
-	version, seq                     uint64
-	written                          time.Time
-	state                            uint8 // index into states
-	backfill                         bool
-	fields                           []field
-	nextPath                         *entry // the path's next entry
+	kind, mount, path, actor, request string
+	cred                              *credRef // nil but for database credentials
+	version, seq                      uint64
+	writtenSec                        int64  // projections.PackTime
+	writtenNsec                       uint32 //
+	state                             uint8  // index into states
+	backfill                          bool
+	fields                            []field
+	nextPath                          *entry // the path's next entry
 }
+
+// credRef is what only credentials' entries have: the database username and lease accessor.
+type credRef struct{ ref, accessor string }
+
+func (e *entry) ref() string {
+	if e.cred == nil {
+		return ""
+	}
+	return e.cred.ref
+}
+
+func (e *entry) accessor() string {
+	if e.cred == nil {
+		return ""
+	}
+	return e.cred.accessor
+}
+
+func (e *entry) setCred(ref, accessor string) {
+	if ref != "" || accessor != "" {
+		e.cred = &credRef{ref: ref, accessor: accessor}
+	}
+}
+
+func (e *entry) written() time.Time { return projections.UnpackTime(e.writtenSec, e.writtenNsec) }
+
+func (e *entry) setWritten(t time.Time) { e.writtenSec, e.writtenNsec = projections.PackTime(t) }
 
 type field struct {
 	e    *entry
 	name string
 	fp   [32]byte // a standard fingerprint's bytes
-	odd  string   // any other fingerprint text, as is (fp is then zero)
+	odd  *string  // any other fingerprint text, as is (fp is then zero); nil for a standard one
 	next *field   // the next field with the same fingerprint
 }
 
 // text is the fingerprint as recorded.
 func (f *field) text() string {
-	if f.odd != "" {
-		return f.odd
+	if f.odd != nil {
+		return *f.odd
 	}
 	return ledger.FingerprintPrefix + hex.EncodeToString(f.fp[:])
 }
@@ -341,7 +372,7 @@ func (v *View) record(rec ledger.Record, p RecordedPayload) {
 	state := live
 	for e := v.byPath[k].head; e != nil; {
 		next := e.nextPath
-		if e.kind != p.Kind || e.ref != p.Ref {
+		if e.kind != p.Kind || e.ref() != p.Ref {
 			e = next
 			continue
 		}
@@ -371,10 +402,12 @@ func (v *View) record(rec ledger.Record, p RecordedPayload) {
 		return
 	}
 	e := &entry{
-		kind: v.intern(p.Kind), mount: v.intern(p.Mount), path: p.Path, ref: p.Ref, accessor: p.Accessor,
+		kind: v.intern(p.Kind), mount: v.intern(p.Mount), path: p.Path,
 		actor: v.intern(rec.Actor), request: rec.Request, version: p.Version, seq: rec.Pos.Seq,
-		written: p.Time, state: state, backfill: p.Backfilled,
+		state: state, backfill: p.Backfilled,
 	}
+	e.setCred(p.Ref, p.Accessor)
+	e.setWritten(p.Time)
 	e.fields = make([]field, 0, len(p.Fields))
 	for _, name := range projections.SortedKeys(p.Fields) {
 		e.fields = append(e.fields, v.newField(e, name, p.Fields[name]))
@@ -386,7 +419,7 @@ func (v *View) newField(e *entry, name, fp string) field {
 	f := field{e: e, name: v.intern(name)}
 	var ok bool
 	if f.fp, ok = parseFP(fp); !ok {
-		f.odd = fp
+		f.odd = &fp
 	}
 	return f
 }
@@ -403,14 +436,14 @@ func (v *View) add(e *entry) {
 	}
 	pc.tail = e
 	v.byPath[k] = pc
-	if e.ref != "" {
-		v.byRef[e.ref] = append(v.byRef[e.ref], e)
+	if ref := e.ref(); ref != "" {
+		v.byRef[ref] = append(v.byRef[ref], e)
 	}
 	for i := range e.fields {
 		f := &e.fields[i]
 		var c fpChain
-		if f.odd != "" {
-			c = v.byOdd[f.odd]
+		if f.odd != nil {
+			c = v.byOdd[*f.odd]
 		} else {
 			c = v.byFP[f.fp]
 		}
@@ -420,8 +453,8 @@ func (v *View) add(e *entry) {
 			c.tail.next = f
 		}
 		c.tail = f
-		if f.odd != "" {
-			v.byOdd[f.odd] = c
+		if f.odd != nil {
+			v.byOdd[*f.odd] = c
 		} else {
 			v.byFP[f.fp] = c
 		}
@@ -461,24 +494,24 @@ func (v *View) drop(e *entry) {
 	} else {
 		v.byPath[k] = pc
 	}
-	if e.ref != "" {
-		refs := v.byRef[e.ref][:0]
-		for _, x := range v.byRef[e.ref] {
+	if ref := e.ref(); ref != "" {
+		refs := v.byRef[ref][:0]
+		for _, x := range v.byRef[ref] {
 			if x != e {
 				refs = append(refs, x)
 			}
 		}
 		if len(refs) == 0 {
-			delete(v.byRef, e.ref)
+			delete(v.byRef, ref)
 		} else {
-			v.byRef[e.ref] = refs
+			v.byRef[ref] = refs
 		}
 	}
 	for i := range e.fields {
 		f := &e.fields[i]
 		var c fpChain
-		if f.odd != "" {
-			c = v.byOdd[f.odd]
+		if f.odd != nil {
+			c = v.byOdd[*f.odd]
 		} else {
 			c = v.byFP[f.fp]
 		}
@@ -498,12 +531,12 @@ func (v *View) drop(e *entry) {
 			break
 		}
 		switch {
-		case c.head == nil && f.odd != "":
-			delete(v.byOdd, f.odd)
+		case c.head == nil && f.odd != nil:
+			delete(v.byOdd, *f.odd)
 		case c.head == nil:
 			delete(v.byFP, f.fp)
-		case f.odd != "":
-			v.byOdd[f.odd] = c
+		case f.odd != nil:
+			v.byOdd[*f.odd] = c
 		default:
 			v.byFP[f.fp] = c
 		}
@@ -529,8 +562,8 @@ func (v *View) setVersions(k key, versions []uint64, state uint8, from []uint8) 
 func (f *field) location() Location {
 	e := f.e
 	return Location{
-		Kind: e.kind, Mount: e.mount, Path: e.path, Version: e.version, Field: f.name, Ref: e.ref,
-		Accessor: e.accessor, State: states[e.state], Written: e.written, Actor: e.actor, Request: e.request,
+		Kind: e.kind, Mount: e.mount, Path: e.path, Version: e.version, Field: f.name, Ref: e.ref(),
+		Accessor: e.accessor(), State: states[e.state], Written: e.written(), Actor: e.actor, Request: e.request,
 		Seq: e.seq, FP: f.text(), Backfill: e.backfill,
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/ledger-secrets/ledger/ledger"
 	"github.com/ledger-secrets/ledger/projections"
@@ -209,7 +210,7 @@ func TestRestoreRefusesMalformed(t *testing.T) {
 	// The first entry's state byte: after 0x02, the count, kind, mount, path, version, ref
 	// and accessor.
 	e := v.all[0]
-	at := 2 + 1 + len(e.kind) + 1 + len(e.mount) + 1 + len(e.path) + 1 + 1 + len(e.ref) + 1 + len(e.accessor)
+	at := 2 + 1 + len(e.kind) + 1 + len(e.mount) + 1 + len(e.path) + 1 + 1 + len(e.ref()) + 1 + len(e.accessor())
 	if snap[at] != e.state {
 		t.Fatalf("test's offset is wrong: byte %d is %d", at, snap[at])
 	}
@@ -252,12 +253,29 @@ func TestRecordAgainReplaces(t *testing.T) {
 	}
 }
 
+// The view keeps an entry per value ever written and a field per fingerprint: their sizes are
+// what the view costs per secret.
+func TestEntrySizes(t *testing.T) {
+	if size := unsafe.Sizeof(entry{}); size > 160 {
+		t.Errorf("entry is %d bytes, want at most 160 (its size class)", size)
+	}
+	if size := unsafe.Sizeof(field{}); size > 72 {
+		t.Errorf("field is %d bytes, want at most 72 (two make a 144-byte class)", size)
+	}
+}
+
 // TestSnapshotSizedExactly: Snapshot allocates what it writes, no more and no regrowth.
 func TestSnapshotSizedExactly(t *testing.T) {
 	v := New()
+	odd := "other"
 	for i := range 200 {
-		v.add(&entry{kind: KindKV, mount: "m-uuid", path: fmt.Sprintf("p/%d/%s", i, strings.Repeat("x", i)), version: uint64(i), actor: "acc",
-			request: "req", seq: uint64(i * 1000), written: time.Unix(int64(i), 5), fields: []field{{name: "password", fp: [32]byte{byte(i)}}, {name: "k", odd: "other"}}})
+		e := &entry{kind: KindKV, mount: "m-uuid", path: fmt.Sprintf("p/%d/%s", i, strings.Repeat("x", i)), version: uint64(i), actor: "acc",
+			request: "req", seq: uint64(i * 1000), fields: []field{{name: "password", fp: [32]byte{byte(i)}}, {name: "k", odd: &odd}}}
+		e.setWritten(time.Unix(int64(i), 5))
+		if i%3 == 0 {
+			e.setCred(fmt.Sprintf("v-user-%d", i), "acc-"+strings.Repeat("y", i))
+		}
+		v.add(e)
 	}
 	v.leases["lease/1"] = "user1"
 	b, err := v.Snapshot()

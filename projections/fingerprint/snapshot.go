@@ -42,10 +42,10 @@ func (v *View) encode(b []byte, flush func([]byte) []byte) []byte {
 		b = projections.AppendString(b, e.mount)
 		b = projections.AppendString(b, e.path)
 		b = binary.AppendUvarint(b, e.version)
-		b = projections.AppendString(b, e.ref)
-		b = projections.AppendString(b, e.accessor)
+		b = projections.AppendString(b, e.ref())
+		b = projections.AppendString(b, e.accessor())
 		b = append(b, e.state)
-		b = projections.AppendTime(b, e.written)
+		b = projections.AppendTime(b, e.written())
 		b = projections.AppendString(b, e.actor)
 		b = projections.AppendString(b, e.request)
 		b = binary.AppendUvarint(b, e.seq)
@@ -54,8 +54,8 @@ func (v *View) encode(b []byte, flush func([]byte) []byte) []byte {
 		for i := range e.fields {
 			f := &e.fields[i]
 			b = projections.AppendString(b, f.name)
-			if f.odd != "" {
-				b = projections.AppendString(append(b, 1), f.odd)
+			if f.odd != nil {
+				b = projections.AppendString(append(b, 1), *f.odd)
 			} else {
 				b = append(append(b, 0), f.fp[:]...)
 			}
@@ -84,14 +84,14 @@ func (v *View) Snapshot() ([]byte, error) {
 	// (45 MB of transient for 20 MB of snapshot at 100,000 secrets).
 	size := 1 + projections.UvarintLen(uint64(len(v.all)))
 	for _, e := range v.all {
-		size += projections.StringLen(e.kind) + projections.StringLen(e.mount) + projections.StringLen(e.path) + projections.UvarintLen(e.version) + projections.StringLen(e.ref) +
-			projections.StringLen(e.accessor) + 1 + projections.TimeLen(e.written) + projections.StringLen(e.actor) +
+		size += projections.StringLen(e.kind) + projections.StringLen(e.mount) + projections.StringLen(e.path) + projections.UvarintLen(e.version) + projections.StringLen(e.ref()) +
+			projections.StringLen(e.accessor()) + 1 + projections.TimeLen(e.written()) + projections.StringLen(e.actor) +
 			projections.StringLen(e.request) + projections.UvarintLen(e.seq) + 1 + projections.UvarintLen(uint64(len(e.fields)))
 		for i := range e.fields {
 			f := &e.fields[i]
 			size += projections.StringLen(f.name) + 1
-			if f.odd != "" {
-				size += projections.StringLen(f.odd)
+			if f.odd != nil {
+				size += projections.StringLen(*f.odd)
 			} else {
 				size += len(f.fp)
 			}
@@ -143,9 +143,11 @@ func (v *View) decodeBinary(data []byte) error {
 	n := r.Count()
 	v.all = make([]*entry, 0, n)
 	for range n {
-		e := &entry{kind: v.intern(r.String()), mount: v.intern(r.String()), path: r.String(), version: r.Uvarint(),
-			ref: r.String(), accessor: r.String(), state: r.Byte(), written: r.Time(), actor: v.intern(r.String()),
-			request: r.String(), seq: r.Uvarint(), backfill: r.Bool()}
+		e := &entry{kind: v.intern(r.String()), mount: v.intern(r.String()), path: r.String(), version: r.Uvarint()}
+		e.setCred(r.String(), r.String())
+		e.state = r.Byte()
+		e.setWritten(r.Time())
+		e.actor, e.request, e.seq, e.backfill = v.intern(r.String()), r.String(), r.Uvarint(), r.Bool()
 		if int(e.state) >= len(states) {
 			r.Fail()
 		}
@@ -155,8 +157,10 @@ func (v *View) decodeBinary(data []byte) error {
 			f := &e.fields[i]
 			f.e, f.name = e, v.intern(r.String())
 			if r.Bool() {
-				if f.odd = r.String(); f.odd == "" {
+				if odd := r.String(); odd == "" {
 					r.Fail()
+				} else {
+					f.odd = &odd
 				}
 			} else {
 				copy(f.fp[:], r.Fixed(32))
@@ -206,9 +210,10 @@ func (v *View) decodeJSON(data []byte) error {
 		if st < 0 {
 			return fmt.Errorf("restore fingerprint view: unknown state %q", l.State)
 		}
-		e := &entry{kind: v.intern(l.Kind), mount: v.intern(l.Mount), path: l.Path, version: l.Version, ref: l.Ref,
-			accessor: l.Accessor, state: uint8(st), written: l.Written, actor: v.intern(l.Actor), request: l.Request,
-			seq: l.Seq, backfill: l.Backfill}
+		e := &entry{kind: v.intern(l.Kind), mount: v.intern(l.Mount), path: l.Path, version: l.Version,
+			state: uint8(st), actor: v.intern(l.Actor), request: l.Request, seq: l.Seq, backfill: l.Backfill}
+		e.setCred(l.Ref, l.Accessor)
+		e.setWritten(l.Written)
 		if cur != nil && sameValue(cur, e) {
 			cur.fields = append(cur.fields, v.newField(cur, l.Field, l.FP))
 			continue
@@ -230,8 +235,8 @@ func (v *View) decodeJSON(data []byte) error {
 }
 
 func sameValue(a, b *entry) bool {
-	return a.kind == b.kind && a.mount == b.mount && a.path == b.path && a.version == b.version && a.ref == b.ref &&
-		a.accessor == b.accessor && a.state == b.state && a.written.Equal(b.written) && a.actor == b.actor &&
+	return a.kind == b.kind && a.mount == b.mount && a.path == b.path && a.version == b.version && a.ref() == b.ref() &&
+		a.accessor() == b.accessor() && a.state == b.state && a.written().Equal(b.written()) && a.actor == b.actor &&
 		a.request == b.request && a.seq == b.seq && a.backfill == b.backfill
 }
 

@@ -154,22 +154,17 @@ type Secret struct {
 
 // secret is how the view stores a KV v2 path: Secret with its versions in a slice in
 // ascending order instead of a map. A Go map costs about a kilobyte even for one entry, which
-// at a million paths was most of the server's memory.
+// at a million paths was most of the server's memory. Its times are kept as seconds and
+// nanoseconds (see projections.PackTime): 96 bytes where two time.Time made it 120 (a 128-byte class).
 type secret struct {
-	current, oldest uint64
-	maxVersions     int
-	cas             bool
-	dva             time.Duration
-	custom          map[string]string
-	created         time.Time
-	updated         time.Time
-	versions        []numbered
-}
-
-// numbered is a version with its number.
-type numbered struct {
-	n uint64
-	Version
+	current, oldest          uint64
+	maxVersions              int
+	cas                      bool
+	dva                      time.Duration
+	custom                   map[string]string
+	createdSec, updatedSec   int64
+	createdNsec, updatedNsec uint32
+	versions                 []numbered
 }
 
 // find returns the index of version n.
@@ -184,7 +179,7 @@ func (s *secret) public() Secret {
 	c := s.head()
 	c.Versions = make(map[uint64]Version, len(s.versions))
 	for _, v := range s.versions {
-		c.Versions[v.n] = v.Version
+		c.Versions[v.n] = v.version()
 	}
 	return c
 }
@@ -192,20 +187,21 @@ func (s *secret) public() Secret {
 // head is public without the versions: the secret's own metadata, copied.
 func (s *secret) head() Secret {
 	c := Secret{CurrentVersion: s.current, OldestVersion: s.oldest, MaxVersions: s.maxVersions,
-		CASRequired: s.cas, DeleteVersionAfter: s.dva, Created: s.created, Updated: s.updated}
+		CASRequired: s.cas, DeleteVersionAfter: s.dva, Created: s.created(), Updated: s.updated()}
 	if s.custom != nil {
 		c.CustomMetadata = maps.Clone(s.custom)
 	}
 	return c
 }
 
-// stored is the view's form of a Secret (from a v1 snapshot).
-func stored(p *Secret) *secret {
+// stored is the view's form of a Secret of mount ms (from a v1 snapshot).
+func (ms *mountState) stored(p *Secret) *secret {
 	s := &secret{current: p.CurrentVersion, oldest: p.OldestVersion, maxVersions: p.MaxVersions,
-		cas: p.CASRequired, dva: p.DeleteVersionAfter, custom: p.CustomMetadata, created: p.Created,
-		updated: p.Updated, versions: make([]numbered, 0, len(p.Versions))}
+		cas: p.CASRequired, dva: p.DeleteVersionAfter, custom: p.CustomMetadata, versions: make([]numbered, 0, len(p.Versions))}
+	s.setCreated(p.Created)
+	s.setUpdated(p.Updated)
 	for n, v := range p.Versions {
-		s.versions = append(s.versions, numbered{n: n, Version: v})
+		s.versions = append(s.versions, ms.newNumbered(n, v))
 	}
 	sort.Slice(s.versions, func(i, j int) bool { return s.versions[i].n < s.versions[j].n })
 	return s
@@ -222,10 +218,12 @@ type mountState struct {
 	secrets map[string]*secret  // KV v2
 	values  map[string]*Version // KV v1
 	dirs    map[string]*dir     // "" (root), "a/", "a/b/"
+	// prefixes shares the data-key id prefixes of the mount's versions (keyID): one, usually.
+	prefixes map[string]string
 }
 
 func newMountState() *mountState {
-	return &mountState{secrets: map[string]*secret{}, values: map[string]*Version{}, dirs: map[string]*dir{}}
+	return &mountState{secrets: map[string]*secret{}, values: map[string]*Version{}, dirs: map[string]*dir{}, prefixes: map[string]string{}}
 }
 
 // View is the KV view.
@@ -267,15 +265,15 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 		for _, n := range p.Versions {
 			i, ok := s.find(n)
-			if !ok || s.versions[i].Destroyed {
+			if !ok || s.versions[i].destroyed {
 				continue
 			}
-			ver := &s.versions[i].Version
+			ver := &s.versions[i]
 			switch rec.Type {
 			case VersionsDeleted, VersionsUndeleted:
-				ver.Deletion = utc(p.Time)
+				ver.setDeletion(p.Time)
 			case VersionsDestroyed:
-				ver.Destroyed, ver.KeyID, ver.Sealed = true, "", nil
+				ver.destroy()
 			}
 		}
 	case MetadataWritten:
@@ -291,7 +289,9 @@ func (v *View) Apply(rec ledger.Record) error {
 		}
 		s := ms.secrets[p.Path]
 		if s == nil {
-			s = &secret{created: p.Created.UTC(), updated: p.Created.UTC()}
+			s = &secret{}
+			s.setCreated(p.Created)
+			s.setUpdated(p.Created)
 			ms.secrets[p.Path] = s
 			ms.index(p.Path)
 		}
@@ -396,7 +396,8 @@ func (v *View) versionWritten(p *VersionWrittenPayload) {
 	}
 	s := ms.secrets[p.Path]
 	if s == nil {
-		s = &secret{created: p.Created.UTC()}
+		s = &secret{}
+		s.setCreated(p.Created)
 		ms.secrets[p.Path] = s
 		ms.index(p.Path)
 	}
@@ -406,9 +407,9 @@ func (v *View) versionWritten(p *VersionWrittenPayload) {
 		return
 	}
 	// p.Version is above every stored version: appending keeps the order.
-	s.versions = append(s.versions, numbered{n: p.Version, Version: Version{Created: p.Created.UTC(), Deletion: utc(p.Deletion), KeyID: p.KeyID, Sealed: p.Sealed}})
+	s.versions = append(s.versions, ms.newNumbered(p.Version, Version{Created: p.Created, Deletion: p.Deletion, KeyID: p.KeyID, Sealed: p.Sealed}))
 	s.current = p.Version
-	s.updated = p.Created.UTC()
+	s.setUpdated(p.Created)
 	if len(p.Trim) > 0 {
 		// DeleteFunc zeroes the tail, so no trimmed ciphertext stays reachable from the array.
 		s.versions = slices.DeleteFunc(s.versions, func(v numbered) bool { return slices.Contains(p.Trim, v.n) })
@@ -520,7 +521,7 @@ func (v *View) SecretVersion(mountUUID, path string, n uint64) (_ Secret, _ uint
 	if !found {
 		return c, 0, Version{}, false
 	}
-	return c, n, s.versions[i].Version, true
+	return c, n, s.versions[i].version(), true
 }
 
 // Has reports whether a KV v2 secret exists at path, without copying it.
@@ -541,7 +542,7 @@ func (v *View) LiveKeyIDs(dst []string, mountUUID, path string) []string {
 	}
 	if s := ms.secrets[path]; s != nil {
 		for i := range s.versions {
-			dst = append(dst, s.versions[i].KeyID)
+			dst = append(dst, s.versions[i].key().String())
 		}
 	}
 	if val := ms.values[path]; val != nil {
@@ -617,9 +618,9 @@ func (v *View) KeyIDs(mountUUID string) []string {
 			continue
 		}
 		for _, s := range ms.secrets {
-			for _, ver := range s.versions {
-				if ver.KeyID != "" {
-					out = append(out, ver.KeyID)
+			for i := range s.versions {
+				if x := &s.versions[i]; x.keyPre != "" {
+					out = append(out, x.key().String())
 				}
 			}
 		}

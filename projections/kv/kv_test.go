@@ -263,7 +263,7 @@ func TestListManyKeys(t *testing.T) {
 	ms := v.mount("m")
 	for i := range n {
 		p := fmt.Sprintf("big/app%06d", i) // all in one folder: the worst case
-		ms.secrets[p] = stored(&Secret{CurrentVersion: 1, Versions: map[uint64]Version{1: {Created: t0, KeyID: "k"}}})
+		ms.secrets[p] = ms.stored(&Secret{CurrentVersion: 1, Versions: map[uint64]Version{1: {Created: t0, KeyID: "k"}}})
 		ms.index(p)
 	}
 	// One more through Apply, which must invalidate the cached listing.
@@ -294,7 +294,7 @@ func BenchmarkListManyKeys(b *testing.B) {
 	ms := v.mount("m")
 	for i := range 100_000 {
 		p := fmt.Sprintf("big/app%06d", i)
-		ms.secrets[p] = stored(&Secret{CurrentVersion: 1, Versions: map[uint64]Version{1: {Created: t0, KeyID: "k"}}})
+		ms.secrets[p] = ms.stored(&Secret{CurrentVersion: 1, Versions: map[uint64]Version{1: {Created: t0, KeyID: "k"}}})
 		ms.index(p)
 	}
 	v.List("m", "big/")

@@ -49,8 +49,8 @@ func (v *View) Snapshot() ([]byte, error) {
 	for _, ms := range v.mounts {
 		size += 64 * (len(ms.secrets) + len(ms.values))
 		for _, s := range ms.secrets {
-			for _, ver := range s.versions {
-				size += len(ver.Sealed) + len(ver.KeyID)
+			for i := range s.versions {
+				size += s.versions[i].encodedLen()
 			}
 		}
 		for _, val := range ms.values {
@@ -98,10 +98,11 @@ func (v *View) Snapshot() ([]byte, error) {
 			for _, k := range keys {
 				b = projections.AppendString(projections.AppendString(b, k), s.custom[k])
 			}
-			b = projections.AppendTime(projections.AppendTime(b, s.created), s.updated)
+			b = projections.AppendTime(projections.AppendTime(b, s.created()), s.updated())
 			b = binary.AppendUvarint(b, uint64(len(s.versions)))
-			for _, ver := range s.versions {
-				b = appendVersion(binary.AppendUvarint(b, ver.n), &ver.Version)
+			for i := range s.versions {
+				ver := &s.versions[i]
+				b = ver.appendTo(binary.AppendUvarint(b, ver.n))
 			}
 		}
 		paths = projections.SortedKeys(ms.values)
@@ -150,7 +151,7 @@ func decodeJSON(data []byte) (map[string]*mountState, map[string]bool, error) {
 			if sec == nil {
 				continue
 			}
-			ms.secrets[p] = stored(sec)
+			ms.secrets[p] = ms.stored(sec)
 			ms.index(p)
 		}
 		for p, val := range m.Values {
@@ -194,12 +195,21 @@ func decodeBinary(data []byte) (map[string]*mountState, map[string]bool, error) 
 					s.custom[key] = r.String()
 				}
 			}
-			s.created, s.updated = r.Time(), r.Time()
+			s.setCreated(r.Time())
+			s.setUpdated(r.Time())
 			vn := r.Count()
 			s.versions = make([]numbered, vn)
 			for i := range s.versions {
-				s.versions[i].n = r.Uvarint()
-				readVersion(r, &s.versions[i].Version)
+				x := &s.versions[i]
+				x.n = r.Uvarint()
+				x.createdSec, x.createdNsec = projections.PackTime(r.Time())
+				x.deletionSec, x.deletionNsec = projections.PackTime(r.Time())
+				x.destroyed = r.Bool()
+				x.setKey(splitKeyID(ms, r.Bytes()))
+				if sealed := r.Bytes(); len(sealed) > 0 {
+					// A copy: a view must not keep the whole decoded snapshot alive.
+					x.sealed = append([]byte(nil), sealed...)
+				}
 			}
 			if r.Err != nil {
 				break
