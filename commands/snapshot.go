@@ -479,9 +479,7 @@ func (c *Core) snapshotLoop(ctx context.Context, st *unsealed, base *replay.Base
 	defer tick.Stop()
 	for {
 		now := time.Now()
-		st.snaps.mu.Lock()
 		grown := st.runner.Applied() - st.snaps.last.Load()
-		st.snaps.mu.Unlock()
 		if !now.Before(next) || (grown >= checkpointBatches && now.Sub(taken) >= checkpointGap) {
 			if name, err := c.autoSnapshot(ctx, st, keep); err != nil && ctx.Err() == nil {
 				c.logger.Error("automatic snapshot", "err", err)

@@ -42,6 +42,14 @@ func TestKeyIDKeepsEveryID(t *testing.T) {
 	}
 }
 
+// utc is t as the view gives times back: UTC, and the zero time as is.
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
 // The compact form encodes a version exactly as a Version was encoded (snapshots, and so
 // digests and older checkpoints, are unchanged), and gives the same Version back.
 func TestNumberedMatchesVersion(t *testing.T) {

@@ -353,13 +353,6 @@ func (v *View) Apply(rec ledger.Record) error {
 	return nil
 }
 
-func utc(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Time{}
-	}
-	return t.UTC()
-}
-
 // mount returns the state of a mount, creating it, or nil for a disabled mount. Lock held.
 func (v *View) mount(uuid string) *mountState {
 	return projections.MountState(v.mounts, v.disabled, uuid, newMountState)
