@@ -99,12 +99,24 @@ func (s *Store) Put(ctx context.Context, name string, data []byte, seq uint64) e
 // listing (each checkpoint prunes) load a block per 8 MiB of every snapshot kept.
 const streamPart = 8 << 20
 
+// putTimeout bounds a PutFrom given a context without a deadline. Without one, the object
+// store gives each chunk of a part the JetStream default of 5 s from its publish to its ack,
+// and a part is hundreds of chunks published at once: under a write burst on two cores the last
+// acks came later than that and checkpoint after checkpoint failed ("timeout waiting for ack"),
+// so a restart would replay ever longer tails. With a deadline the put as a whole gets it.
+const putTimeout = 10 * time.Minute
+
 // PutFrom stores what write writes as snapshot name, without holding the whole of it: the
 // bytes are stored in parts as they come (the first streamPart bytes, then partSize each), and
 // the first part, which names how many there are, last — so a reader never sees a partial
 // object under name. A failed write stores nothing under name (parts already stored are
 // removed, best effort).
 func (s *Store) PutFrom(ctx context.Context, name string, seq uint64, write func(io.Writer) error) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, putTimeout)
+		defer cancel()
+	}
 	ps := s.partSize
 	pr, pw := io.Pipe()
 	werr := make(chan error, 1)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/ledger-secrets/ledger/ledger"
 )
 
@@ -190,5 +192,36 @@ func TestStorePrune(t *testing.T) {
 	auto, err = s.Auto(ctx)
 	if err != nil || len(auto) != 2 || auto[0].Seq != 100 || auto[1].Seq != 7 {
 		t.Fatalf("auto at the end = %+v, %v", auto, err)
+	}
+}
+
+// TestStorePutSlowAcks: a checkpoint is stored even when its chunks' acks come later than the
+// JetStream default timeout after their publish (as under a write burst on two cores, where
+// every checkpoint failed with "timeout waiting for ack"): a put without a deadline gets one
+// for the whole of it instead of the per-publish default. The handle's default here is 1 ms, so
+// without that every part of this 24 MiB snapshot fails.
+func TestStorePutSlowAcks(t *testing.T) {
+	l, err := ledger.Open(context.Background(), ledger.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	js, err := jetstream.New(l.JetStream().Conn(), jetstream.WithDefaultTimeout(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	octx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := OpenStore(octx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 24<<20)
+	rand.Read(data)
+	if err := s.Put(context.Background(), AutoName(5), data, 5); err != nil {
+		t.Fatalf("put with slow acks: %v", err)
+	}
+	if got, err := s.Get(octx, AutoName(5)); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes, %v", len(got), err)
 	}
 }
