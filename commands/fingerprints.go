@@ -222,6 +222,9 @@ const backfillChunk = 200
 // skipped, so running it twice adds nothing. Each path is decided and committed under the same
 // lock a write to it takes. Only the node that appends runs it (like expiration and rotation).
 func (c *Core) backfillFingerprints(ctx context.Context, st *unsealed) {
+	if err := st.runner.WaitReady(ctx); err != nil {
+		return // sealed, or the view failed to load and the node seals (restoreLate)
+	}
 	if st.fingerprints.Backfill().Done {
 		return
 	}

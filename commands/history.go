@@ -15,7 +15,6 @@ import (
 	"github.com/ledger-secrets/ledger/engines"
 	enginekv "github.com/ledger-secrets/ledger/engines/kv"
 	"github.com/ledger-secrets/ledger/ledger"
-	historyview "github.com/ledger-secrets/ledger/projections/history"
 	identityview "github.com/ledger-secrets/ledger/projections/identity"
 	kvview "github.com/ledger-secrets/ledger/projections/kv"
 	"github.com/ledger-secrets/ledger/projections/mount"
@@ -439,17 +438,6 @@ func (s *sysBackend) policyAt(ag aggregate, pt point, recs []ledger.Record) (*en
 
 // --- reading an aggregate's events back from the log ---
 
-// historyIndex is the runner's history view. It is found among the runner's views rather than
-// kept in a field of its own so that registering it is a one-word change to the runner's list.
-func (s *sysBackend) historyIndex() *historyview.View {
-	for _, v := range s.st.runner.Views() {
-		if h, ok := v.(*historyview.View); ok {
-			return h
-		}
-	}
-	return nil
-}
-
 // aggregateEvents returns the events of ag's subject in batches up to upto (0: all), in log
 // order, opened. It first lets the views catch up with the end of the log as st saw it, so an
 // event another node appended before this request is not missed.
@@ -458,10 +446,7 @@ func (s *sysBackend) historyIndex() *historyview.View {
 // surfaces as a 500 naming the position): the log is immutable, so that is a corrupt log, or
 // an index restored from a snapshot of another log.
 func (s *sysBackend) aggregateEvents(ctx context.Context, st jetstream.Stream, ag aggregate, upto uint64) ([]ledger.Record, error) {
-	idx := s.historyIndex()
-	if idx == nil {
-		return nil, errors.New("the history index is not among the runner's views")
-	}
+	idx := s.st.history
 	if err := s.st.runner.WaitFor(ctx, st.CachedInfo().State.LastSeq); err != nil {
 		return nil, fmt.Errorf("catch up with the log: %w", err)
 	}

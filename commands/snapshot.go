@@ -393,7 +393,7 @@ func (c *Core) cutSnapshot(ctx context.Context, st *unsealed, withDataKeys bool)
 
 // loadBase restores st's views from the newest usable snapshot (see replay.LoadBase) and
 // positions the runner after it; nil means the views start empty, at genesis. Called by open.
-func (c *Core) loadBase(ctx context.Context, st *unsealed) (*replay.Base, error) {
+func (c *Core) loadBase(ctx context.Context, st *unsealed, later []projections.View) (*replay.Base, error) {
 	// Creating or binding the bucket asks the meta leader: on a node unsealed just after a
 	// failover it may not be elected yet, and the request is dropped until it is.
 	var store *replay.Store
@@ -406,7 +406,7 @@ func (c *Core) loadBase(ctx context.Context, st *unsealed) (*replay.Base, error)
 		return nil, err
 	}
 	st.snaps = &snapshots{store: store}
-	base, err := replay.LoadBase(ctx, c.log.JetStream(), store, c.sealView.State(), st.keyring.Load(), st.runner.Views(), replay.BaseOptions{Logger: c.logger})
+	base, err := replay.LoadBase(ctx, c.log.JetStream(), store, c.sealView.State(), st.keyring.Load(), st.runner.Views(), replay.BaseOptions{Logger: c.logger, Later: later})
 	if err != nil || base == nil {
 		return nil, err
 	}

@@ -46,6 +46,12 @@ func (s *sysBackend) Sudo() []string {
 // HandleRequest implements engines.Backend.
 func (s *sysBackend) HandleRequest(ctx context.Context, req *engines.Request) (*engines.Response, error) {
 	p := strings.TrimSuffix(req.Path, "/")
+	if strings.HasPrefix(p, "ledger/") {
+		// Fingerprints, incidents, history and replay read the views loaded after unseal.
+		if err := s.st.runner.WaitReady(ctx); err != nil {
+			return nil, err
+		}
+	}
 	switch {
 	case p == "mounts" && req.Op == engines.OpRead:
 		return s.listMounts(false), nil

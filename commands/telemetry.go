@@ -214,9 +214,9 @@ func (s stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge("vault.token.count", "Tokens (service tokens, as Vault counts them), all namespaces.", float64(st.tokens.Len()))
 	gauge("vault.expire.num_leases", "Leases the expiration manager tracks.", float64(st.leases.Len()))
-	applied := float64(st.runner.Applied())
 	for _, v := range st.runner.Views() {
-		gauge("ledger.view.applied_seq", "Log sequence each view has applied (one runner feeds them all).", applied, "view", v.Name())
+		gauge("ledger.view.applied_seq", "Log sequence each view has applied (one runner feeds them all; a view loaded after unseal stays at its checkpoint until then).",
+			float64(st.runner.AppliedBy(v.Name())), "view", v.Name())
 	}
 	if st.snaps != nil {
 		gauge("ledger.checkpoint.seq", "Log sequence of the newest automatic snapshot (checkpoint) this node stored or loaded; a restart replays the log after it.", float64(st.snaps.last.Load()))

@@ -70,6 +70,7 @@ type unsealed struct {
 
 	fingerprints *fpview.View // value fingerprints (issue 16)
 	fpMatch      *matchLimiter
+	history      *historyview.View // where each aggregate's events are in the log
 
 	migrations sync.Map // sys/remount migration id → remountStatus (remount.go)
 
@@ -109,12 +110,13 @@ func (c *Core) newUnsealed(rootKey []byte, kr *ledger.Keyring) *unsealed {
 
 		fingerprints: fpview.New(),
 		fpMatch:      newMatchLimiter(),
+		history:      historyview.New("kv", "policy", "identity"),
 	}
 	st.keyring.Store(kr)
 	st.restoreSeq = restoreSeqOf(c.sealView.State())
 	st.acls.m = map[string]*acl.ACL{}
 	st.audit = newAuditState()
-	st.runner = projections.NewRunner(c.log, kr, st.mounts, st.policies, st.tokens, st.kv, st.leases, st.approle, st.userpass, st.authroles, st.identity, st.database, st.transit, st.pki, historyview.New("kv", "policy", "identity"), st.audit.view)
+	st.runner = projections.NewRunner(c.log, kr, st.mounts, st.policies, st.tokens, st.kv, st.leases, st.approle, st.userpass, st.authroles, st.identity, st.database, st.transit, st.pki, st.history, st.audit.view)
 	st.sysv = newSysViews()
 	st.runner.Add(st.sysv.views()...)
 	st.runner.Add(st.cubby)
@@ -146,9 +148,19 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 		clear(rootKey)
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	base, err := c.loadBase(ctx, st)
+	// The indexes only sys/ledger/* endpoints read load after the node answers (lateViews).
+	late := st.lateViews()
+	base, err := c.loadBase(ctx, st, late)
 	if err != nil {
 		return fail("load snapshot", err)
+	}
+	var lateParts []replay.Part
+	if base != nil && base.Snapshot != nil {
+		for _, v := range late {
+			p, _ := base.Snapshot.View(v.Name()) // absent (an older snapshot): starts empty
+			lateParts = append(lateParts, p)
+		}
+		st.runner.Defer(late...)
 	}
 	loaded := time.Since(started)
 	if err := st.runner.CatchUp(ctx); err != nil {
@@ -197,12 +209,46 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 	if c.ha != nil {
 		go c.followRestores(rctx, st)
 	}
+	if lateParts != nil {
+		go c.restoreLate(st, late, lateParts)
+	}
 	c.dutiesOnUnseal(st)
 	go c.reportInvalidUTF8Keys(st)
 	c.logger.Info("unsealed", "applied_seq", st.runner.Applied(), "rebuild", time.Since(started).Round(time.Millisecond),
 		"snapshot_load", loaded.Round(time.Millisecond), "tail", (caughtUp - loaded).Round(time.Millisecond),
 		"data_keys_and_audit", (time.Since(started) - caughtUp).Round(time.Millisecond))
 	return nil
+}
+
+// lateViews are the views restored after unseal returns: indexes that only sys/ledger/*
+// endpoints and background duties read (fingerprint matching and incidents, history), which
+// wait for them (Runner.WaitReady). At 100k secrets they are a third of a checkpoint's restore.
+func (st *unsealed) lateViews() []projections.View {
+	return []projections.View{st.fingerprints, st.history}
+}
+
+// restoreLate gives the deferred views their checkpoint state and lets the runner fold in what
+// it kept for them. A view that cannot be restored seals the node: its section opened under the
+// keyring, so that is a build that cannot read its own checkpoint, and nothing may be served
+// from a view that skipped history.
+func (c *Core) restoreLate(st *unsealed, views []projections.View, parts []replay.Part) {
+	started := time.Now()
+	var wg sync.WaitGroup
+	for i, v := range views {
+		wg.Go(func() {
+			var err error
+			if parts[i].Data != nil {
+				err = v.Restore(parts[i].Data)
+			}
+			parts[i].Data = nil
+			if err := st.runner.Ready(v, err); err != nil {
+				c.logger.Error("a view loaded after unseal failed; sealing", "view", v.Name(), "err", err)
+				go c.Seal()
+			}
+		})
+	}
+	wg.Wait()
+	c.logger.Info("deferred views loaded", "took", time.Since(started).Round(time.Millisecond))
 }
 
 // openedDataKeys is openDataKeys' result.

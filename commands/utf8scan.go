@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -89,6 +90,9 @@ func walkKeys(doc any, fn func(string)) {
 // reportInvalidUTF8Keys logs, once after unseal, one warning per view holding keys written
 // before paths had to be valid UTF-8, with what to do about them.
 func (c *Core) reportInvalidUTF8Keys(st *unsealed) {
+	if err := st.runner.WaitReady(context.Background()); err != nil {
+		return // the node seals (restoreLate)
+	}
 	found, err := invalidUTF8Keys(st.runner.Views())
 	if err != nil {
 		c.logger.Warn("scan for keys with invalid UTF-8", "err", err)

@@ -64,6 +64,14 @@ type Runner struct {
 	err      error
 	stopped  bool
 
+	// Deferred views (late.go): late is indexed like views, nil when none is deferred; it is
+	// read and changed with applyMu held. lateN, lateDone and lateErr are guarded by mu.
+	late     []*lateView
+	lateN    int
+	lateDone chan struct{} // closed when the last deferred view is ready, or one failed
+	lateErr  error
+	lateAt   map[string]uint64 // deferred view → the sequence it was deferred at
+
 	// OnFollowRetry, when set before Run, hears each lost feed Run follows again after.
 	OnFollowRetry func(error)
 }
@@ -265,7 +273,12 @@ func (r *Runner) applyPrepared(p *prepared) error {
 				if p.prep[i] != nil {
 					x = p.prep[i][vi]
 				}
+				if r.keep(vi, rec, x, true) {
+					continue
+				}
 				err = pv.ApplyPrepared(rec, x)
+			} else if r.keep(vi, rec, nil, false) {
+				continue
 			} else {
 				err = v.Apply(rec)
 			}
@@ -289,9 +302,13 @@ func (r *Runner) applyPrepared(p *prepared) error {
 const followLostFor = 2 * time.Minute
 
 // Hold runs fn between two batches: while it runs no view changes, and seq and hash are the
-// position every view has applied. Snapshots use it to cut all views at one sequence. fn
+// position every view has applied (once no view is deferred). Snapshots use it to cut all views at one sequence. fn
 // should be quick (serialise, don't do I/O): batches wait for it.
 func (r *Runner) Hold(fn func(seq uint64, hash [32]byte) error) error {
+	// Every view is cut whole: a deferred one first gets its state (late.go).
+	if err := r.WaitReady(context.Background()); err != nil {
+		return err
+	}
 	r.applyMu.Lock()
 	defer r.applyMu.Unlock()
 	seq, hash := r.Head()
@@ -366,7 +383,10 @@ func (r *Runner) applyBatch(b ledger.Batch) error {
 		if err != nil {
 			return err
 		}
-		for _, v := range r.views {
+		for vi, v := range r.views {
+			if r.keep(vi, rec, nil, false) {
+				continue
+			}
 			if err := v.Apply(rec); err != nil {
 				return fmt.Errorf("view %s at %s (%s): %w", v.Name(), rec.Pos, rec.Type, err)
 			}

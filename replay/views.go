@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -133,6 +134,9 @@ type BaseOptions struct {
 	// restored snapshot when the log holds a restore (replay verify, replay rebuild).
 	SkipAuto bool
 	Logger   *slog.Logger
+	// Later are views (among those given) LoadBase leaves alone: the caller restores them from
+	// the returned snapshot itself, after the others (projections.Runner.Defer).
+	Later []projections.View
 }
 
 // LoadBase restores views from the newest usable snapshot and says where the runner goes on:
@@ -145,6 +149,15 @@ func LoadBase(ctx context.Context, js jetstream.JetStream, store *Store, st seal
 	logger := o.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if len(o.Later) > 0 {
+		now := make([]projections.View, 0, len(views))
+		for _, v := range views {
+			if !slices.Contains(o.Later, v) {
+				now = append(now, v)
+			}
+		}
+		views = now
 	}
 	empty := make([][]byte, len(views))
 	for i, v := range views {

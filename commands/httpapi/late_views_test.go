@@ -1,0 +1,152 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	vault "github.com/hashicorp/vault/api"
+
+	"github.com/ledger-secrets/ledger/commands"
+	"github.com/ledger-secrets/ledger/commands/httpapi"
+	"github.com/ledger-secrets/ledger/ledger"
+)
+
+// TestViewsLoadedAfterUnseal: the fingerprint and history indexes are restored after unseal
+// returns (commands/unsealed.go, lateViews), and what they answer then is what a node that
+// loaded them before answering would: matches and history from before the checkpoint, from
+// the log's tail after it, and from writes made while they load; and a replay verify agrees.
+func TestViewsLoadedAfterUnseal(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(io.MultiWriter(&logs, os.Stderr), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	l, err := ledger.Open(ctx, ledger.Options{Dir: dir, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No timed checkpoints: one comes after 1,000 batches, so the writes after it are a tail.
+	core, err := commands.New(ctx, l, commands.Options{Logger: logger, Snapshots: commands.SnapshotOptions{Interval: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(httpapi.New(core, httpapi.Options{Logger: logger}))
+	t.Cleanup(func() {
+		hs.Close()
+		core.Close()
+		l.Close()
+	})
+	res, err := core.Init(ctx, commands.InitRequest{SecretShares: 1, SecretThreshold: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := core.Unseal(ctx, res.Keys[0]); err != nil {
+		t.Fatal(err)
+	}
+	s := &testServer{URL: hs.URL, RootToken: res.RootToken, Dir: dir, Core: core, Log: l}
+	root := s.Client(t, s.RootToken)
+	if err := root.Sys().Mount("secret", &vault.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
+		t.Fatal(err)
+	}
+	value := func(stage string, i int) string { return fmt.Sprintf("late-view-%s-%04d-value", stage, i) }
+	put := func(stage string, i int) {
+		t.Helper()
+		if _, err := root.KVv2("secret").Put(ctx, fmt.Sprintf("lv/%s/%d", stage, i), map[string]any{"v": value(stage, i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	policy := func(v int) {
+		t.Helper()
+		if err := root.Sys().PutPolicy("late", fmt.Sprintf(`path "secret/data/v%d" { capabilities = ["read"] }`, v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seqs := func() (checkpoint, kv, fp float64) {
+		code, body := scrape(t, s.URL, s.RootToken, "/v1/sys/metrics?format=prometheus")
+		if code != http.StatusOK {
+			t.Fatalf("sys/metrics: %d %s", code, body)
+		}
+		mfs := promMetrics(t, body)
+		return gaugeValue(t, mfs, "ledger_checkpoint_seq"), gaugeValue(t, mfs, "ledger_view_applied_seq", "view", "kv"),
+			gaugeValue(t, mfs, "ledger_view_applied_seq", "view", "fingerprint")
+	}
+
+	policy(1)
+	base := 0
+	for ; ; base++ {
+		put("base", base)
+		if cp, _, _ := seqs(); cp > 0 {
+			base++
+			break
+		}
+		if base > 5000 {
+			t.Fatal("no checkpoint after 5,000 writes")
+		}
+	}
+	// The tail: fewer than 1,000 batches, so no checkpoint cuts it.
+	policy(2)
+	for i := range 20 {
+		put("tail", i)
+	}
+	cp, kv, _ := seqs()
+	if kv <= cp {
+		t.Fatalf("no tail after the checkpoint: checkpoint %v, applied %v", cp, kv)
+	}
+
+	core.Seal()
+	if _, err := core.Unseal(ctx, res.Keys[0]); err != nil {
+		t.Fatal(err)
+	}
+	// Written while the indexes may still be loading.
+	policy(3)
+	for i := range 5 {
+		put("during", i)
+	}
+
+	match := func(stage string, n int) {
+		t.Helper()
+		var cands []string
+		for i := range n {
+			cands = append(cands, value(stage, i))
+		}
+		sec, err := root.Logical().Write("sys/ledger/fingerprints/match", map[string]any{"candidates": cands})
+		if err != nil {
+			t.Fatalf("match %s: %v", stage, err)
+		}
+		found := map[float64]bool{}
+		for _, m := range sec.Data["matches"].([]any) {
+			n, _ := m.(map[string]any)["candidate"].(json.Number)
+			f, _ := n.Float64()
+			found[f] = true
+		}
+		if len(found) != n {
+			t.Fatalf("match %s: %d of %d values found after the restart", stage, len(found), n)
+		}
+	}
+	match("base", base)
+	match("tail", 20)
+	match("during", 5)
+	if evs := histEvents(t, s, s.RootToken, "sys/policies/acl/late"); len(evs) != 3 {
+		t.Fatalf("history of the policy: %d events after the restart, want 3: %v", len(evs), evs)
+	}
+	if _, kv, fp := seqs(); fp != kv {
+		t.Fatalf("fingerprint view applied %v, kv %v, once loaded", fp, kv)
+	}
+	verifyOK(t, root, "genesis")
+	// And the indexes were indeed loaded after the unseal answered (restoreLate logs it once
+	// both are in).
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "deferred views loaded"); {
+		if time.Now().After(deadline) {
+			t.Fatal(`the unseal from the checkpoint did not load the indexes after answering (no "deferred views loaded" in the log)`)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
