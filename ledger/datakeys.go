@@ -210,19 +210,19 @@ func validDataKeyID(id string) bool {
 	if id == "" || len(id) > dataKeyMaxID {
 		return false
 	}
-	for _, tok := range strings.Split(id, ".") {
-		if tok == "" {
+	// Byte by byte, without splitting: every id of the stream is checked at each unseal.
+	tok := 0 // length of the token so far
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+			tok++
+		case c == '.' && tok > 0:
+			tok = 0
+		default:
 			return false
 		}
-		for _, c := range tok {
-			switch {
-			case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
-			default:
-				return false
-			}
-		}
 	}
-	return true
+	return tok > 0
 }
 
 func badID(id string) error {
@@ -485,7 +485,7 @@ func (d *DataKeys) readTreeOnce(ctx context.Context, kr *Keyring) (t *dkTree, ol
 			oldRoots = append(oldRoots, seq)
 		}
 	}
-	cands := map[uint64][]dkCand{}
+	var cands dkCands
 	var wrapsSeq uint64
 	latestLegacy := map[string]dkRaw{}
 	_, err = d.scan(ctx, 1, func(r dkRaw) error {
@@ -501,7 +501,7 @@ func (d *DataKeys) readTreeOnce(ctx context.Context, kr *Keyring) (t *dkTree, ol
 			return fmt.Errorf("data key message %d: %w", r.seq, err)
 		}
 		for _, w := range ws {
-			cands[w.node] = append(cands[w.node], dkCand{dkWire: w, seq: r.seq})
+			cands.add(w, r.seq)
 		}
 		wrapsSeq = r.seq
 		garbage = append(garbage, r.seq)
@@ -510,7 +510,7 @@ func (d *DataKeys) readTreeOnce(ctx context.Context, kr *Keyring) (t *dkTree, ol
 	if err != nil {
 		return nil, nil, nil, nil, nil, err
 	}
-	if t, err = resolve(shelves, rootSeq, wrapsSeq, cands); err != nil {
+	if t, err = resolve(shelves, rootSeq, wrapsSeq, &cands); err != nil {
 		return nil, nil, nil, nil, nil, err
 	}
 	garbage = slices.DeleteFunc(garbage, func(seq uint64) bool { return t.msgRefs[seq] > 0 || seq == wrapsSeq })

@@ -204,3 +204,59 @@ func BenchmarkDataKeysShredMount(b *testing.B) {
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "keys/s")
 	b.ReportMetric(float64(writeBytes()-bytes0)/float64(n), "disk-B/key")
 }
+
+// BenchmarkDataKeysLoad is the data keys' part of an unseal: LEDGER_BENCH_LOAD_KEYS keys
+// (default 100,000) created by 64 writers, then loaded into a fresh DataKeys b.N times.
+func BenchmarkDataKeysLoad(b *testing.B) {
+	n := 100_000
+	if v, err := strconv.Atoi(os.Getenv("LEDGER_BENCH_LOAD_KEYS")); err == nil && v > 0 {
+		n = v
+	}
+	ctx := context.Background()
+	l, err := Open(ctx, Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	k := testKeyring(b)
+	d, err := OpenDataKeys(ctx, l.JetStream(), 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := d.Load(ctx, k); err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := range 64 {
+		wg.Go(func() {
+			for i := w; i < n; i += 64 {
+				if _, err := d.New(ctx, k, fmt.Sprintf("kv.load.p%d", i)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	d.Close()
+	if b.Failed() {
+		return
+	}
+	b.ResetTimer()
+	for range b.N {
+		fresh, err := OpenDataKeys(ctx, l.JetStream(), 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := fresh.Load(ctx, k); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if _, got := fresh.Stats(); got != n {
+			b.Fatalf("loaded %d keys, want %d", got, n)
+		}
+		fresh.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(n), "keys")
+}

@@ -1058,3 +1058,17 @@ func TestDataKeysShredLater(t *testing.T) {
 		t.Fatalf("backlog %d, %d keys", st.ShredBacklog, n)
 	}
 }
+
+// TestValidDataKeyID: dot-separated tokens of [A-Za-z0-9_-], none empty, within the length.
+func TestValidDataKeyID(t *testing.T) {
+	for _, ok := range []string{"a", "kv.0f3e.12", "A-b_9.c", "x.y.z", strings.Repeat("a", dataKeyMaxID)} {
+		if !validDataKeyID(ok) {
+			t.Errorf("%q refused", ok)
+		}
+	}
+	for _, bad := range []string{"", ".", "a.", ".a", "a..b", "a b", "é", "a/b", "a\x00", "kv.é.1", strings.Repeat("a", dataKeyMaxID+1)} {
+		if validDataKeyID(bad) {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

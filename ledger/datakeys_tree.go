@@ -147,7 +147,10 @@ type dkWire struct {
 }
 
 func wrapAD(kind uint8, node, parent uint64, id string) []byte {
-	b := make([]byte, 0, 40+len(id))
+	return appendWrapAD(make([]byte, 0, 40+len(id)), kind, node, parent, id)
+}
+
+func appendWrapAD(b []byte, kind uint8, node, parent uint64, id string) []byte {
 	b = append(b, "ledger datakey wrap v2\x00"...)
 	b = append(b, kind)
 	b = binary.BigEndian.AppendUint64(b, node)
@@ -164,11 +167,16 @@ func seal(aead cipher.AEAD, key, ad []byte) []byte {
 }
 
 func unseal(aead cipher.AEAD, sealed, ad []byte) ([]byte, error) {
+	return unsealTo(nil, aead, sealed, ad)
+}
+
+// unsealTo is unseal appending the key to dst.
+func unsealTo(dst []byte, aead cipher.AEAD, sealed, ad []byte) ([]byte, error) {
 	ns := aead.NonceSize()
 	if len(sealed) < ns+aead.Overhead() {
 		return nil, ErrCorrupt
 	}
-	k, err := aead.Open(nil, sealed[:ns], sealed[ns:], ad)
+	k, err := aead.Open(dst, sealed[:ns], sealed[ns:], ad)
 	if err != nil || len(k) != DataKeySize {
 		return nil, ErrCorrupt
 	}
@@ -547,53 +555,103 @@ func (p *dkPlan) apply(seqs []uint64, rootSeq uint64) (garbage []uint64) {
 // dkCand is one wrap read from the stream, before it is known to be in force.
 type dkCand struct {
 	dkWire
-	seq uint64
+	seq   uint64
+	older int32 // the node's previous wrap in dkCands.list, -1 for none
+	head  bool  // the node's newest wrap
+}
+
+// dkCands is every wrap read from the stream, in stream order, each node's chained newest
+// first. Fixed-size chunks and one index rather than a slice per node: at a million keys that
+// was a million small allocations and map entries holding slices, and one growing slice
+// copied itself over and over.
+type dkCands struct {
+	chunks [][]dkCand
+	n      int32
+	newest map[uint64]int32 // node → index of its newest wrap
+	leaves int              // nodes whose wraps are leaves
+}
+
+const dkCandChunk = 4096
+
+func (c *dkCands) at(i int32) *dkCand { return &c.chunks[i/dkCandChunk][i%dkCandChunk] }
+
+func (c *dkCands) add(w dkWire, seq uint64) {
+	if c.newest == nil {
+		c.newest = map[uint64]int32{}
+	}
+	older, seen := c.newest[w.node]
+	if seen {
+		c.at(older).head = false
+	} else {
+		older = -1
+		if w.kind == dkKindLeaf {
+			c.leaves++
+		}
+	}
+	if c.n%dkCandChunk == 0 {
+		c.chunks = append(c.chunks, make([]dkCand, 0, dkCandChunk))
+	}
+	last := len(c.chunks) - 1
+	c.chunks[last] = append(c.chunks[last], dkCand{dkWire: w, seq: seq, older: older, head: true})
+	c.newest[w.node] = c.n
+	c.n++
 }
 
 // resolve builds the tree from the root table in force and every wrap in the stream: a group
 // is live if a wrap of it sits under a shelf of the root, a leaf if a wrap of it sits under a
 // live group. Wraps under anything else belong to retired parents (or to a flush that crashed
 // before its root was stored) and open for no one; they are counted as garbage.
-func resolve(shelves map[uint64]*dkInner, rootSeq, wrapsSeq uint64, cands map[uint64][]dkCand) (*dkTree, error) {
-	t := newDKTree()
-	t.shelves, t.rootSeq, t.wrapsSeq = shelves, rootSeq, wrapsSeq
+func resolve(shelves map[uint64]*dkInner, rootSeq, wrapsSeq uint64, cands *dkCands) (*dkTree, error) {
+	t := &dkTree{leaves: make(map[string]*dkLeaf, cands.leaves), groups: make(map[uint64]*dkInner, len(cands.newest)-cands.leaves),
+		shelves: shelves, msgRefs: map[uint64]int{}, rootSeq: rootSeq, wrapsSeq: wrapsSeq}
+	// The live leaves' keys and first refs come from one allocation each (cut to length, so
+	// a later append to one moves it out rather than over its neighbour).
+	keySlab := make([]byte, 0, cands.leaves*DataKeySize)
+	refSlab := make([]dkRef, 0, cands.leaves)
+	var ad []byte
 	// Groups first, then leaves: a leaf is judged by groups, which are judged by shelves.
 	for _, kind := range []uint8{dkKindGroup, dkKindLeaf} {
-		for node, cs := range cands {
-			if cs[0].kind != kind {
+		for ci := range cands.n {
+			if h := cands.at(ci); !h.head || h.kind != kind {
 				continue
 			}
-			var refs []dkRef
+			node := cands.at(ci).node
+			start := len(refSlab)
 			var newest *dkCand
-			for i := len(cs) - 1; i >= 0; i-- { // newest first
-				c := &cs[i]
+			var parent cipher.AEAD
+			for i := ci; i >= 0; i = cands.at(i).older { // newest first
+				c := cands.at(i)
 				if c.kind != kind {
 					return nil, fmt.Errorf("data key node %x stored as two kinds: %w", node, ErrCorrupt)
 				}
-				var ok bool
+				var p *dkInner
 				if kind == dkKindGroup {
-					ok = shelves[c.parent] != nil
+					p = shelves[c.parent]
 				} else {
-					ok = t.groups[c.parent] != nil
+					p = t.groups[c.parent]
 				}
-				if !ok {
+				if p == nil {
 					continue
 				}
-				refs = append(refs, dkRef{parent: c.parent, seq: c.seq})
+				refSlab = append(refSlab, dkRef{parent: c.parent, seq: c.seq})
 				if newest == nil {
-					newest = c
+					newest, parent = c, p.aead
 				}
 			}
 			if newest == nil {
 				continue
 			}
-			var parent cipher.AEAD
-			if kind == dkKindGroup {
-				parent = shelves[newest.parent].aead
+			refs := refSlab[start:len(refSlab):len(refSlab)]
+			ad = appendWrapAD(ad[:0], kind, node, newest.parent, newest.id)
+			var key []byte
+			var err error
+			if kind == dkKindLeaf && cap(keySlab)-len(keySlab) >= DataKeySize {
+				key, err = unsealTo(keySlab[len(keySlab):len(keySlab)], parent, newest.sealed, ad)
+				keySlab = keySlab[:len(keySlab)+len(key)]
+				key = key[:len(key):len(key)]
 			} else {
-				parent = t.groups[newest.parent].aead
+				key, err = unsealTo(nil, parent, newest.sealed, ad)
 			}
-			key, err := unseal(parent, newest.sealed, wrapAD(kind, node, newest.parent, newest.id))
 			if err != nil {
 				return nil, fmt.Errorf("data key node %x at seq %d does not open: %w", node, newest.seq, ErrCorrupt)
 			}
