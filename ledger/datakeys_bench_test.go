@@ -142,38 +142,14 @@ func BenchmarkDataKeysShredMount(b *testing.B) {
 		n = v
 	}
 	ctx := context.Background()
-	l, err := Open(ctx, Options{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
 	k := testKeyring(b)
-	d, err := OpenDataKeys(ctx, l.JetStream(), 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.Close()
-	if err := d.Load(ctx, k); err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	for w := range 64 {
-		wg.Go(func() {
-			for i := w; i < n; i += 64 {
-				if _, err := d.New(ctx, k, fmt.Sprintf("kv.gone.p%d", i)); err != nil {
-					b.Error(err)
-					return
-				}
-				if i%10 == 0 {
-					if _, err := d.New(ctx, k, fmt.Sprintf("kv.kept.p%d", i)); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			}
-		})
-	}
-	wg.Wait()
+	d := openDataKeys(b, openTest(b, b.TempDir()), k)
+	createKeys(b, d, k, 64, n, func(i int) []string {
+		if i%10 == 0 {
+			return []string{fmt.Sprintf("kv.gone.p%d", i), fmt.Sprintf("kv.kept.p%d", i)}
+		}
+		return []string{fmt.Sprintf("kv.gone.p%d", i)}
+	})
 	if b.Failed() {
 		return
 	}
@@ -213,31 +189,10 @@ func BenchmarkDataKeysLoad(b *testing.B) {
 		n = v
 	}
 	ctx := context.Background()
-	l, err := Open(ctx, Options{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
 	k := testKeyring(b)
-	d, err := OpenDataKeys(ctx, l.JetStream(), 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := d.Load(ctx, k); err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	for w := range 64 {
-		wg.Go(func() {
-			for i := w; i < n; i += 64 {
-				if _, err := d.New(ctx, k, fmt.Sprintf("kv.load.p%d", i)); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	l := openTest(b, b.TempDir())
+	d := openDataKeys(b, l, k)
+	createKeys(b, d, k, 64, n, func(i int) []string { return []string{fmt.Sprintf("kv.load.p%d", i)} })
 	d.Close()
 	if b.Failed() {
 		return

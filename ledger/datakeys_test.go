@@ -20,6 +20,25 @@ import (
 	"time"
 )
 
+// createKeys creates, from writers goroutines, the data keys ids(i) names for each i in [0, n).
+func createKeys(tb testing.TB, d *DataKeys, k *Keyring, writers, n int, ids func(i int) []string) {
+	tb.Helper()
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := w; i < n; i += writers {
+				for _, id := range ids(i) {
+					if _, err := d.New(context.Background(), k, id); err != nil {
+						tb.Error(err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
 func openDataKeys(t testing.TB, l *Log, k *Keyring) *DataKeys {
 	t.Helper()
 	d, err := OpenDataKeys(context.Background(), l.JetStream(), 1)
@@ -511,18 +530,7 @@ func TestDataKeysShredCostBounded(t *testing.T) {
 	d := openDataKeys(t, l, k)
 	const n = 3 * dkGroupSize * dkShelfSize / 2 // 1.5 shelves
 	var ids []string
-	var wg sync.WaitGroup
-	for w := range 16 {
-		wg.Go(func() {
-			for i := w; i < n; i += 16 {
-				if _, err := d.New(ctx, k, fmt.Sprintf("kv.cost.k%05d", i)); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	createKeys(t, d, k, 16, n, func(i int) []string { return []string{fmt.Sprintf("kv.cost.k%05d", i)} })
 	for i := range n {
 		ids = append(ids, fmt.Sprintf("kv.cost.k%05d", i))
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
@@ -26,12 +27,14 @@ func startServerWith(t testing.TB, o commands.Options) *testServer {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	logger := o.Logger
 	l, err := ledger.Open(ctx, ledger.Options{Dir: dir, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.Logger = logger
 	core, err := commands.New(ctx, l, o)
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +52,7 @@ func startServerWith(t testing.TB, o commands.Options) *testServer {
 	if _, err := core.Unseal(ctx, res.Keys[0]); err != nil {
 		t.Fatal(err)
 	}
-	s := &testServer{URL: hs.URL, RootToken: res.RootToken, Dir: dir, Core: core, Log: l}
+	s := &testServer{URL: hs.URL, RootToken: res.RootToken, UnsealKey: base64.StdEncoding.EncodeToString(res.Keys[0]), Dir: dir, Core: core, Log: l}
 	if err := s.Client(t, res.RootToken).Sys().Mount("secret", &vault.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -1,16 +1,11 @@
 package httpapi_test
 
 import (
-	"context"
-	"log/slog"
-	"net/http/httptest"
-	"os"
 	"testing"
 
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/ledger-secrets/ledger/commands"
-	"github.com/ledger-secrets/ledger/commands/httpapi"
 	"github.com/ledger-secrets/ledger/ledger"
 )
 
@@ -28,35 +23,7 @@ type testServer struct {
 
 func startServer(t testing.TB) *testServer {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	l, err := ledger.Open(ctx, ledger.Options{Dir: dir, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	core, err := commands.New(ctx, l, commands.Options{Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(httpapi.New(core, httpapi.Options{Logger: logger}))
-	t.Cleanup(func() {
-		hs.Close()
-		core.Close()
-		l.Close()
-	})
-	res, err := core.Init(ctx, commands.InitRequest{SecretShares: 1, SecretThreshold: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := core.Unseal(ctx, res.Keys[0]); err != nil {
-		t.Fatal(err)
-	}
-	s := &testServer{URL: hs.URL, RootToken: res.RootToken, Dir: dir, Core: core, Log: l}
-	if err := s.Client(t, res.RootToken).Sys().Mount("secret", &vault.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return startServerWith(t, commands.Options{})
 }
 
 // Client is an official Vault client for the server, with token set ("" for none).

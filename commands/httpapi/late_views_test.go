@@ -7,17 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	vault "github.com/hashicorp/vault/api"
-
 	"github.com/ledger-secrets/ledger/commands"
-	"github.com/ledger-secrets/ledger/commands/httpapi"
-	"github.com/ledger-secrets/ledger/ledger"
 )
 
 // TestViewsLoadedAfterUnseal: the fingerprint and history indexes are restored after unseal
@@ -26,36 +21,11 @@ import (
 // the log's tail after it, and from writes made while they load; and a replay verify agrees.
 func TestViewsLoadedAfterUnseal(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
 	var logs syncBuffer
-	logger := slog.New(slog.NewTextHandler(io.MultiWriter(&logs, os.Stderr), &slog.HandlerOptions{Level: slog.LevelInfo}))
-	l, err := ledger.Open(ctx, ledger.Options{Dir: dir, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// No timed checkpoints: one comes after 1,000 batches, so the writes after it are a tail.
-	core, err := commands.New(ctx, l, commands.Options{Logger: logger, Snapshots: commands.SnapshotOptions{Interval: time.Hour}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(httpapi.New(core, httpapi.Options{Logger: logger}))
-	t.Cleanup(func() {
-		hs.Close()
-		core.Close()
-		l.Close()
-	})
-	res, err := core.Init(ctx, commands.InitRequest{SecretShares: 1, SecretThreshold: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := core.Unseal(ctx, res.Keys[0]); err != nil {
-		t.Fatal(err)
-	}
-	s := &testServer{URL: hs.URL, RootToken: res.RootToken, Dir: dir, Core: core, Log: l}
+	s := startServerWith(t, commands.Options{Snapshots: commands.SnapshotOptions{Interval: time.Hour},
+		Logger: slog.New(slog.NewTextHandler(io.MultiWriter(&logs, os.Stderr), &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	root := s.Client(t, s.RootToken)
-	if err := root.Sys().Mount("secret", &vault.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
-		t.Fatal(err)
-	}
 	value := func(stage string, i int) string { return fmt.Sprintf("late-view-%s-%04d-value", stage, i) }
 	put := func(stage string, i int) {
 		t.Helper()
@@ -101,8 +71,8 @@ func TestViewsLoadedAfterUnseal(t *testing.T) {
 		t.Fatalf("no tail after the checkpoint: checkpoint %v, applied %v", cp, kv)
 	}
 
-	core.Seal()
-	if _, err := core.Unseal(ctx, res.Keys[0]); err != nil {
+	s.Core.Seal()
+	if _, err := root.Sys().Unseal(s.UnsealKey); err != nil {
 		t.Fatal(err)
 	}
 	// Written while the indexes may still be loading.
