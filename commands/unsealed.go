@@ -232,22 +232,21 @@ func (st *unsealed) lateViews() []projections.View {
 // keyring, so that is a build that cannot read its own checkpoint, and nothing may be served
 // from a view that skipped history.
 func (c *Core) restoreLate(st *unsealed, views []projections.View, parts []replay.Part) {
+	// One after the other, on one goroutine: the node is answering meanwhile, and on two
+	// cores a restore per core left the first requests after unseal waiting for a core.
 	started := time.Now()
-	var wg sync.WaitGroup
 	for i, v := range views {
-		wg.Go(func() {
-			var err error
-			if parts[i].Data != nil {
-				err = v.Restore(parts[i].Data)
-			}
-			parts[i].Data = nil
-			if err := st.runner.Ready(v, err); err != nil {
-				c.logger.Error("a view loaded after unseal failed; sealing", "view", v.Name(), "err", err)
-				go c.Seal()
-			}
-		})
+		var err error
+		if parts[i].Data != nil {
+			err = v.Restore(parts[i].Data)
+		}
+		parts[i].Data = nil
+		if err := st.runner.Ready(v, err); err != nil {
+			c.logger.Error("a view loaded after unseal failed; sealing", "view", v.Name(), "err", err)
+			go c.Seal()
+			return
+		}
 	}
-	wg.Wait()
 	c.logger.Info("deferred views loaded", "took", time.Since(started).Round(time.Millisecond))
 }
 
