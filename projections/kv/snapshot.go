@@ -145,7 +145,7 @@ func decodeJSON(data []byte) (map[string]*mountState, map[string]bool, error) {
 		if m == nil {
 			continue
 		}
-		ms := newMountState()
+		ms := restoredMountState()
 		ms.config = m.Config
 		for p, sec := range m.Secrets {
 			if sec == nil {
@@ -179,7 +179,7 @@ func decodeBinary(data []byte) (map[string]*mountState, map[string]bool, error) 
 	mounts := make(map[string]*mountState, n)
 	for range n {
 		uuid := r.String()
-		ms := newMountState()
+		ms := restoredMountState()
 		if r.Bool() {
 			ms.config = &Config{MaxVersions: int(r.Varint()), CASRequired: r.Bool(), DeleteVersionAfter: time.Duration(r.Varint())}
 		}
