@@ -41,6 +41,31 @@ type EventSubscription struct {
 // token's read capability on sys/events/subscribe/<pattern> (Vault's rule). Errors are the
 // pipeline's: ErrSealed, engines.ErrBadRequest, engines.ErrPermissionDenied.
 func (c *Core) SubscribeEvents(ctx context.Context, r SubscribeRequest) (*EventSubscription, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	st := c.st
+	if st == nil {
+		return nil, ErrSealed
+	}
+	// Audited like any request, fail-closed: the record of the subscription (or of its refusal)
+	// is stored before the answer.
+	rq := &Request{ID: newUUID(), Op: engines.OpRead, Path: "sys/events/subscribe/" + r.Pattern, Token: r.Token, RemoteAddr: r.RemoteAddr}
+	var trail auditTrail
+	if rt, err := c.route(st, rq.Path); err == nil {
+		trail.req = &engines.Request{ID: rq.ID, Op: rq.Op, Path: rt.rel, Mount: c.engineMount(rt.mount), Data: map[string]any{},
+			RemoteAddr: r.RemoteAddr, Now: time.Now()}
+		trail.mountType = rt.mount.Type
+	}
+	s, err := c.subscribe(ctx, st, r, trail.req)
+	if aerr := c.auditRecord(ctx, st, rq, &trail, nil, err); aerr != nil {
+		c.logger.Error("audit record not stored; refusing the subscription", "request_id", rq.ID, "err", aerr)
+		return nil, fmt.Errorf("audit: %w", aerr)
+	}
+	return s, err
+}
+
+// subscribe is SubscribeEvents' checks; req, when set, learns the caller for the audit record.
+func (c *Core) subscribe(ctx context.Context, st *unsealed, r SubscribeRequest, req *engines.Request) (*EventSubscription, error) {
 	if err := events.ValidPattern(r.Pattern); err != nil {
 		return nil, engines.BadRequest("%s", err.Error())
 	}
@@ -55,15 +80,13 @@ func (c *Core) SubscribeEvents(ctx context.Context, r SubscribeRequest) (*EventS
 	if r.After != "" && r.FromIndex != "" {
 		return nil, engines.BadRequest("give either after (resume after an event's ledgerpos) or from_index (start at a log sequence), not both")
 	}
-	c.mu.RLock()
-	st := c.st
-	c.mu.RUnlock()
-	if st == nil {
-		return nil, ErrSealed
-	}
-	e, err := st.authenticate(r.Token, r.RemoteAddr, time.Now())
+	now := time.Now()
+	e, err := st.authenticate(r.Token, r.RemoteAddr, now)
 	if err != nil {
 		return nil, err
+	}
+	if req != nil {
+		req.Caller = callerOf(e, now)
 	}
 	if !c.aclForToken(st, e).Allowed(acl.Read, "sys/events/subscribe/"+r.Pattern, nil).Allowed {
 		return nil, engines.Errorf(engines.ErrPermissionDenied, "permission denied: subscribing needs read on sys/events/subscribe/%s", r.Pattern)

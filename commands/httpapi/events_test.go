@@ -324,3 +324,55 @@ func TestEventsBadInput(t *testing.T) {
 		t.Fatalf("plain GET: %d %s", r.Status, r.Body)
 	}
 }
+
+// TestEventsSubscribeAudited: a subscription is on the record like any request — allowed,
+// refused for want of the capability, refused for a bad token or a bad option — with the
+// caller's accessor HMACed and never the token.
+func TestEventsSubscribeAudited(t *testing.T) {
+	s := startServer(t)
+	root := s.Client(t, s.RootToken)
+	putPolicy(t, root, "reader-only", `path "secret/data/*" { capabilities = ["read", "subscribe"] }`)
+	reader := newToken(t, root, &vault.TokenCreateRequest{Policies: []string{"reader-only"}})
+
+	mustSubscribe(t, s, s.RootToken, "kv-v2/data-write", nil)
+	if _, resp, err := subscribe(t, s, reader.ClientToken, "kv*", nil); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("subscribe without read on sys/events/subscribe: %v", err)
+	}
+	if _, resp, err := subscribe(t, s, "not-a-token", "*", nil); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("subscribe with a bad token: %v", err)
+	}
+	if _, resp, err := subscribe(t, s, s.RootToken, "kv*", url.Values{"filter": {"x == 1"}}); err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("subscribe with a filter: %v", err)
+	}
+
+	lines, _ := auditRecords(t, s, "query", url.Values{"path": {"sys/events/subscribe/"}})
+	if len(lines) != 4 {
+		t.Fatalf("%d audit records of subscriptions, want 4: %v", len(lines), lines)
+	}
+	ok, denied, badToken, badOption := lines[0], lines[1], lines[2], lines[3]
+	if ok.Request.Path != "sys/events/subscribe/kv-v2/data-write" || ok.Request.Operation != "read" || ok.Error != "" {
+		t.Fatalf("allowed subscription recorded as %s", ok.Raw)
+	}
+	if a, _ := ok.Auth["accessor"].(string); !strings.HasPrefix(a, "hmac-sha256:") {
+		t.Fatalf("allowed subscription: accessor %q, want it HMACed", a)
+	}
+	if denied.Request.Path != "sys/events/subscribe/kv*" || !strings.Contains(denied.Error, "permission denied") {
+		t.Fatalf("refused subscription recorded as %s", denied.Raw)
+	}
+	if a, _ := denied.Auth["accessor"].(string); !strings.HasPrefix(a, "hmac-sha256:") {
+		t.Fatalf("refused subscription: accessor %q, want the caller's, HMACed", a)
+	}
+	if badToken.Request.Path != "sys/events/subscribe/*" || badToken.Error == "" {
+		t.Fatalf("bad-token subscription recorded as %s", badToken.Raw)
+	}
+	if !strings.Contains(badOption.Error, "filter is not supported") {
+		t.Fatalf("bad-option subscription recorded as %s", badOption.Raw)
+	}
+	for _, l := range lines {
+		for _, secret := range []string{s.RootToken, reader.ClientToken, "not-a-token"} {
+			if strings.Contains(l.Raw, secret) {
+				t.Fatalf("an audit record shows a token: %s", l.Raw)
+			}
+		}
+	}
+}
