@@ -347,6 +347,20 @@ func TestImportFromFilledSource(t *testing.T) {
 	if !found {
 		t.Fatalf("history does not show version 3's source created_time %v: %v", srcCreated, h.Data["events"])
 	}
+	// Imported values are fingerprinted: a leak of one is matched to where it lives.
+	cur, err := dst.KVv2("secret").Get(t.Context(), "app00/svc0020")
+	must(t, nil, err)
+	pw, _ := cur.Data["password"].(string)
+	m, err := dst.Logical().Write("sys/ledger/fingerprints/match", map[string]any{"candidates": []any{pw}})
+	must(t, nil, err)
+	matched := false
+	for _, x := range m.Data["matches"].([]any) {
+		loc := x.(map[string]any)
+		matched = matched || (strings.Contains(fmt.Sprint(loc["path"]), "app00/svc0020") && fmt.Sprint(loc["version"]) == fmt.Sprint(cur.VersionMetadata.Version))
+	}
+	if pw == "" || !matched {
+		t.Fatalf("an imported value is not matched by its fingerprint: %v", m.Data["matches"])
+	}
 
 	// Exactly what could not be moved, and why.
 	var problems []string

@@ -13,13 +13,19 @@ import (
 // fingerprintEvent records the keyed fingerprints of a written value's fields (see
 // fpview.FieldFingerprints), beside the event that writes it.
 func (b *Backend) fingerprintEvent(req *engines.Request, kind, path string, version uint64, value map[string]any) (ledger.Event, error) {
+	return b.fingerprintEventAt(req, kind, path, version, value, req.Now)
+}
+
+// fingerprintEventAt is fingerprintEvent for a value written at another time than the request
+// (an imported version keeps its source's creation time).
+func (b *Backend) fingerprintEventAt(req *engines.Request, kind, path string, version uint64, value map[string]any, written time.Time) (ledger.Event, error) {
 	actor := ""
 	if req.Caller != nil {
 		actor = req.Caller.Accessor
 	}
 	return fpview.Event(fpview.RecordedPayload{
 		Kind: kind, Mount: b.mount.UUID, Path: path, Version: version,
-		Fields: fpview.FieldFingerprints(value, b.keyring.Fingerprint), Time: req.Now.UTC(),
+		Fields: fpview.FieldFingerprints(value, b.keyring.Fingerprint), Time: written.UTC(),
 	}, actor, req.ID, req.Now)
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ledger-secrets/ledger/engines"
+	fpview "github.com/ledger-secrets/ledger/projections/fingerprint"
 	kvview "github.com/ledger-secrets/ledger/projections/kv"
 )
 
@@ -99,6 +100,16 @@ func (b *Backend) handleImport(ctx context.Context, req *engines.Request, path s
 			return nil, err
 		}
 		resp.Events = append(resp.Events, written)
+		if v.value != nil {
+			// Imported values are matched like written ones (sys/ledger/fingerprints, incident
+			// reports), as of when the source wrote them: a secret moved from Vault is as likely
+			// to leak as one written here.
+			fp, err := b.fingerprintEventAt(req, fpview.KindKV, path, v.n, v.value, v.created)
+			if err != nil {
+				return nil, err
+			}
+			resp.Events = append(resp.Events, fp)
+		}
 		if v.destroyed {
 			gone, err := b.event(req, kvview.VersionsDestroyed, b.subject(path), kvview.VersionsPayload{
 				Mount: b.mount.UUID, Path: path, Versions: []uint64{v.n}, Time: req.Now.UTC(),

@@ -2,11 +2,13 @@ package kv
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ledger-secrets/ledger/engines"
+	fpview "github.com/ledger-secrets/ledger/projections/fingerprint"
 	kvview "github.com/ledger-secrets/ledger/projections/kv"
 )
 
@@ -26,6 +28,17 @@ func TestImportKeepsVersionsTimesAndStates(t *testing.T) {
 	resp = h.ok(opUpdate, "import/app/db", body(`{"version":5,"created_time":"`+c5+`","data":{"pass":"five-secret"}}`))
 	if bytes.Contains(resp.Events[0].Payload, []byte("five-secret")) {
 		t.Fatal("the import's event holds the value in the clear")
+	}
+	// Its value is fingerprinted as of the source's write, so a leak of it is matched.
+	if len(resp.Events) != 2 || resp.Events[1].Type != fpview.Recorded || bytes.Contains(resp.Events[1].Payload, []byte("five-secret")) {
+		t.Fatalf("an imported value: events %+v, want the version and its fingerprints", resp.Events)
+	}
+	var fp fpview.RecordedPayload
+	if err := json.Unmarshal(resp.Events[1].Payload, &fp); err != nil {
+		t.Fatal(err)
+	}
+	if fp.Version != 5 || fp.Path != "app/db" || fp.Time.Format(time.RFC3339Nano) != c5 || fp.Fields["pass"] != h.keyring.Fingerprint([]byte("five-secret")) {
+		t.Fatalf("imported value's fingerprints: %+v", fp)
 	}
 
 	s, _ := h.view.Secret(h.mount.UUID, "app/db")
@@ -107,8 +120,8 @@ func TestImportManyVersionsInOneRequest(t *testing.T) {
 		{"version":2,"created_time":"`+c+`","destroyed":true},
 		{"version":3,"created_time":"`+c+`","data":{"a":"3"}},
 		{"version":4,"created_time":"`+c+`","data":{"a":"4"}}]}`))
-	if len(resp.Events) != 4 {
-		t.Fatalf("events: %d, want 4 (3 written, 1 destroyed)", len(resp.Events))
+	if len(resp.Events) != 6 {
+		t.Fatalf("events: %d, want 6 (3 written, 2 values fingerprinted, 1 destroyed)", len(resp.Events))
 	}
 	s, _ := h.view.Secret(h.mount.UUID, "x")
 	if s.CurrentVersion != 4 || s.OldestVersion != 2 || !s.Versions[2].Destroyed || !s.Versions[3].HasValue() {
