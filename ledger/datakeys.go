@@ -167,7 +167,7 @@ func OpenDataKeys(ctx context.Context, js jetstream.JetStream, replicas int) (*D
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardNew, // never evict a key to make room
 		Replicas:    max(replicas, 1),
-		Duplicates:  2 * time.Minute,
+		Duplicates:  dedupeWindow,
 		DenyPurge:   true,
 	})
 	if err != nil {
@@ -182,7 +182,7 @@ func OpenDataKeys(ctx context.Context, js jetstream.JetStream, replicas int) (*D
 		Discard:     jetstream.DiscardNew,
 		MaxBytes:    dkRootStreamBytes,
 		Replicas:    max(replicas, 1),
-		Duplicates:  2 * time.Minute,
+		Duplicates:  dedupeWindow,
 		DenyPurge:   true,
 	})
 	if err != nil {

@@ -29,6 +29,12 @@ const (
 	maxBatchEvents  = 4096
 	publishTimeout  = 10 * time.Second
 	commitDeadline  = 60 * time.Second
+	// dedupeWindow is how long JetStream remembers a message id (Nats-Msg-Id) on Ledger's
+	// streams. Every publish retries under one id for at most commitDeadline plus one attempt,
+	// so a window a little longer catches every retry of a stored message. No longer than
+	// that: a restarted server reloads each message inside the window to rebuild it (with
+	// 2 minutes, 0.26 s of CPU in one profile of a restart a minute after 100k writes).
+	dedupeWindow = commitDeadline + publishTimeout + 20*time.Second
 )
 
 // Options configure Open.
@@ -162,7 +168,7 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Replicas:    replicas,
-		Duplicates:  2 * time.Minute,
+		Duplicates:  dedupeWindow,
 		DenyDelete:  true,
 		DenyPurge:   true,
 	})

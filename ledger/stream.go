@@ -106,7 +106,7 @@ func OpenStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, k
 		MaxAge:      cfg.MaxAge,
 		MaxBytes:    max(cfg.MaxBytes, 0),
 		Replicas:    max(cfg.Replicas, 1),
-		Duplicates:  2 * time.Minute,
+		Duplicates:  dedupeWindow,
 		DenyDelete:  true,
 		DenyPurge:   true,
 		// JetStream refuses async persistence on a replicated stream (there an ack already

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -275,5 +276,37 @@ func testStreamPipelineFailsClosed(t *testing.T, gather time.Duration) {
 	}
 	if _, err := s.Append(ctx, []Event{{Type: "test.read.v1", Payload: []byte("late")}}); err == nil {
 		t.Fatal("an append to a sealed stream was acknowledged")
+	}
+}
+
+// TestDedupeWindowCoversRetries: every Ledger stream remembers message ids for longer than a
+// publish can go on retrying one (commitDeadline plus a last attempt), so a retry of a stored
+// message is acknowledged, never stored twice — and not much longer, since a restart reloads
+// every message inside the window.
+func TestDedupeWindowCoversRetries(t *testing.T) {
+	if dedupeWindow <= commitDeadline+publishTimeout || dedupeWindow > 2*time.Minute {
+		t.Fatalf("dedupe window %s: want more than a publish's retry span (%s) and at most 2m", dedupeWindow, commitDeadline+publishTimeout)
+	}
+	l := openTest(t, t.TempDir())
+	k := testKeyring(t)
+	openTestStream(t, l, k)
+	openDataKeys(t, l, k)
+	names := l.JetStream().StreamNames(context.Background())
+	n := 0
+	for name := range names.Name() {
+		if strings.HasPrefix(name, "OBJ_") || strings.HasPrefix(name, "KV_") {
+			continue // nats.go's own buckets: no Ledger publisher retries on them
+		}
+		st, err := l.JetStream().Stream(context.Background(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := st.CachedInfo().Config.Duplicates; d != dedupeWindow {
+			t.Errorf("stream %s: dedupe window %s, want %s", name, d, dedupeWindow)
+		}
+		n++
+	}
+	if n < 4 {
+		t.Fatalf("checked %d streams, want the log, a stream and the two data-key streams", n)
 	}
 }
