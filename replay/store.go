@@ -101,7 +101,7 @@ const streamPart = 8 << 20
 
 // putTimeout bounds a PutFrom given a context without a deadline. Without one, the object
 // store gives each chunk of a part the JetStream default of 5 s from its publish to its ack,
-// and a part is hundreds of chunks published at once: under a write burst on two cores the last
+// and a 64 MiB part is 128 chunks published at once: under a write burst on two cores the last
 // acks came later than that and checkpoint after checkpoint failed ("timeout waiting for ack"),
 // so a restart would replay ever longer tails. With a deadline the put as a whole gets it.
 const putTimeout = 10 * time.Minute
