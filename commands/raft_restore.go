@@ -126,11 +126,7 @@ func (c *Core) restoreHasDataKeys(object string) error {
 	if err != nil {
 		return err
 	}
-	data, err := store.Get(ctx, object)
-	if err != nil {
-		return err
-	}
-	f, err := replay.Decode(data)
+	f, err := store.Decode(ctx, object)
 	if err != nil {
 		return fmt.Errorf("restored snapshot %s: %w", object, err)
 	}

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
@@ -61,5 +62,80 @@ func TestMACMatchesTinkPRF(t *testing.T) {
 	// Domain separation survives the concatenation: "a"+"\x00"+"b" is not "a\x00"+"\x00"+"b".
 	if k.MAC("a", "b") == k.MAC("a\x00", "b") {
 		t.Fatal("MAC domains collide")
+	}
+}
+
+// OpenInPlace opens with crypto/cipher's AES-GCM the ciphertexts of a keyset Tink built; it must
+// open exactly what Tink's Decrypt opens — every term's ciphertexts after a rotation and a
+// wrap/unwrap — and refuse what Tink refuses, on the fast path and on Tink's.
+func TestOpenInPlaceMatchesTink(t *testing.T) {
+	k1, err := NewKeyring(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := k1.Rotate(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := make([]byte, RootKeySize)
+	blob, err := k2.Wrap(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k3, err := UnwrapKeyring(root, blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []*Keyring{k1, k2, k3} {
+		if len(k.gcm) != len(k.terms) {
+			t.Fatalf("%d AES-GCM keys recognised for %d terms: OpenInPlace would fall back to Tink", len(k.gcm), len(k.terms))
+		}
+	}
+	slow, err := assemble(k3.aeadHandle, k3.prfHandle, k3.terms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow.gcm = nil
+	ad := []byte("chunk 7 of views/kv")
+	for _, size := range []int{0, 1, 31, 4096, 1 << 20} {
+		pt := bytes.Repeat([]byte{byte(size)}, size)
+		for _, sealer := range []*Keyring{k1, k2} {
+			ct, err := sealer.Seal(pt, ad)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, opener := range map[string]*Keyring{"fast": k3, "tink": slow} {
+				got, err := opener.OpenInPlace(bytes.Clone(ct), ad)
+				if err != nil || !bytes.Equal(got, pt) {
+					t.Fatalf("%s, %d bytes, term %d: %v (plaintext equal: %v)", name, size, sealer.Term(), err, bytes.Equal(got, pt))
+				}
+				if want, err := opener.Open(ct, ad); err != nil || !bytes.Equal(want, got) {
+					t.Fatalf("%s: Open disagrees: %v", name, err)
+				}
+				bad := map[string][]byte{
+					"other associated data": nil,
+					"flipped tag bit":       bytes.Clone(ct),
+					"flipped body bit":      bytes.Clone(ct),
+					"unknown key id":        bytes.Clone(ct),
+					"truncated":             ct[:len(ct)-1],
+					"shorter than overhead": ct[:gcmPrefix+gcmIV+gcmTag-1],
+				}
+				bad["flipped tag bit"][len(ct)-1] ^= 1
+				bad["flipped body bit"][gcmPrefix+gcmIV] ^= 0x80
+				bad["unknown key id"][2] ^= 0xff
+				for what, c := range bad {
+					a := ad
+					if c == nil {
+						c, a = bytes.Clone(ct), []byte("chunk 8 of views/kv")
+					}
+					if _, err := opener.OpenInPlace(bytes.Clone(c), a); err == nil {
+						t.Fatalf("%s: %s opened", name, what)
+					}
+					if _, err := opener.Open(c, a); err == nil {
+						t.Fatalf("%s: Tink opened %s", name, what)
+					}
+				}
+			}
+		}
 	}
 }

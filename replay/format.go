@@ -14,6 +14,7 @@ package replay
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
@@ -22,7 +23,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
+	"math"
 	"regexp"
 	"sort"
 	"strings"
@@ -335,6 +338,7 @@ type File struct {
 	files      map[string][]byte
 	sums       []byte
 	sealedSums []byte
+	opened     bool // Open decrypts the sections in place: a File opens once
 }
 
 func invalid(format string, args ...any) error {
@@ -345,12 +349,57 @@ func invalid(format string, args ...any) error {
 // header and the chunk framing. A truncated, corrupted or foreign file is an ErrInvalid whose
 // message says which.
 func Decode(data []byte) (*File, error) {
-	f := &File{SHA256: sha256.Sum256(data), Size: int64(len(data)), files: map[string][]byte{}}
-	truncated := invalid("snapshot is truncated (%d bytes): it ends before its last entry %s; the download or copy was cut short, take or copy it again", len(data), sealedSumsFile)
-	if len(data) < 2 || data[0] != 0x1f || data[1] != 0x8b {
+	return DecodeFrom(bytes.NewReader(data), int64(len(data)))
+}
+
+// DecodeFrom is Decode for a file of size bytes read from r: the object store's parts stream
+// into the entries' buffers, with no copy of the whole file in between. An error reading r is
+// returned as it is (wrapped), not as a verdict on the file.
+func DecodeFrom(r io.Reader, size int64) (*File, error) {
+	f, err := decode(r, size)
+	var rerr sourceError
+	if errors.As(err, &rerr) {
+		return nil, fmt.Errorf("read snapshot: %w", rerr.err)
+	}
+	return f, err
+}
+
+// sourceError marks an error of the reader a file is decoded from.
+type sourceError struct{ err error }
+
+func (e sourceError) Error() string { return e.err.Error() }
+
+// hashingReader hashes and counts what is read through it, and marks its source's errors.
+type hashingReader struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func (h *hashingReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	h.h.Write(p[:n])
+	h.n += int64(n)
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = sourceError{err}
+	}
+	return n, err
+}
+
+func decode(r io.Reader, size int64) (*File, error) {
+	src := &hashingReader{r: r, h: sha256.New()}
+	br := bufio.NewReaderSize(src, 64<<10)
+	f := &File{Size: size, files: map[string][]byte{}}
+	data := int(min(size, int64(math.MaxInt)))
+	truncated := invalid("snapshot is truncated (%d bytes): it ends before its last entry %s; the download or copy was cut short, take or copy it again", size, sealedSumsFile)
+	if magic, err := br.Peek(2); err != nil || magic[0] != 0x1f || magic[1] != 0x8b {
+		var rerr sourceError
+		if errors.As(err, &rerr) {
+			return nil, err
+		}
 		return nil, invalid("not a Ledger snapshot: the file is not gzip-compressed (a snapshot starts with a gzip header)")
 	}
-	gz, err := gzip.NewReader(bytes.NewReader(data))
+	gz, err := gzip.NewReader(br)
 	if err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 			return nil, truncated
@@ -361,7 +410,10 @@ func Decode(data []byte) (*File, error) {
 	tr := tar.NewReader(gz)
 	var order []string
 	readErr := func(err error) error {
+		var rerr sourceError
 		switch {
+		case errors.As(err, &rerr):
+			return rerr
 		case errors.Is(err, io.ErrUnexpectedEOF):
 			return truncated
 		case errors.Is(err, gzip.ErrChecksum), errors.Is(err, gzip.ErrHeader):
@@ -383,7 +435,7 @@ func Decode(data []byte) (*File, error) {
 		if _, dup := f.files[hdr.Name]; dup {
 			return nil, invalid("snapshot is corrupted: entry %q appears twice", hdr.Name)
 		}
-		b, err := readEntry(tr, hdr.Size, len(data))
+		b, err := readEntry(tr, hdr.Size, data)
 		if err != nil {
 			return nil, readErr(err)
 		}
@@ -394,6 +446,14 @@ func Decode(data []byte) (*File, error) {
 	if _, err := io.Copy(io.Discard, gz); err != nil {
 		return nil, readErr(err)
 	}
+	// SHA256 is the digest of the whole file, whatever follows the gzip stream included.
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		return nil, readErr(err)
+	}
+	if src.n != size {
+		return nil, invalid("snapshot is %d bytes, %d were expected; the download or copy was cut short, take or copy it again", src.n, size)
+	}
+	src.h.Sum(f.SHA256[:0])
 	if len(order) == 0 || order[0] != metaFile {
 		if len(order) == 0 {
 			return nil, truncated
@@ -550,7 +610,9 @@ func (f *File) Keyring(rootKey []byte) (*ledger.Keyring, error) {
 }
 
 // Open authenticates and decrypts every section with kr. A file that does not open — sealed by
-// another keyring, or altered with its checksums recomputed — is an ErrNotAuthentic.
+// another keyring, or altered with its checksums recomputed — is an ErrNotAuthentic. Once
+// the keyring is found to be the file's, the sections are decrypted in place (the Snapshot's
+// parts are slices of the decoded file), so a File opens once.
 func (f *File) Open(kr *ledger.Keyring) (*Snapshot, error) {
 	if kr == nil {
 		return nil, ledger.ErrSealed
@@ -563,19 +625,36 @@ func (f *File) Open(kr *ledger.Keyring) (*Snapshot, error) {
 	hash, _ := f.Header.BatchHash()
 	s := &Snapshot{ClusterID: f.Header.ClusterID, ClusterName: f.Header.ClusterName, Seq: f.Header.Seq, Hash: hash,
 		Created: f.Header.Created, Seal: f.Header.Seal}
+	if f.opened {
+		return nil, errors.New("snapshot file already opened: its sections were decrypted in place; decode the file again")
+	}
+	f.opened = true
+	opened := map[string]bool{}
 	for _, sec := range f.Header.Sections {
-		data := make([]byte, 0, sec.Size)
-		b := f.files[sec.File]
+		// Each chunk decrypts into its own bytes and moves down to the end of the plaintext
+		// so far, which is never past the chunk (a chunk is its plaintext plus framing,
+		// prefix, IV and tag): the section's plaintext ends up at the start of the file's
+		// buffer, and a checkpoint load touches no second copy of it.
+		if opened[sec.File] {
+			return nil, fmt.Errorf("two sections name %s: %w", sec.File, ErrNotAuthentic)
+		}
+		opened[sec.File] = true
+		file := f.files[sec.File]
+		b, w := file, 0
 		for i := 0; len(b) > 0; i++ {
 			l, k := binary.Uvarint(b)
+			if k <= 0 || l > uint64(len(b)-k) {
+				return nil, fmt.Errorf("%s chunk %d is framed wrongly: %w", sec.File, i, ErrNotAuthentic)
+			}
 			ct := b[k : k+int(l)]
 			b = b[k+int(l):]
-			pt, err := kr.Open(ct, chunkAD(metaSum, sec.File, i, len(b) == 0))
+			pt, err := kr.OpenInPlace(ct, chunkAD(metaSum, sec.File, i, len(b) == 0))
 			if err != nil {
 				return nil, fmt.Errorf("%s chunk %d does not open under this keyring: %w", sec.File, i, ErrNotAuthentic)
 			}
-			data = append(data, pt...)
+			w += copy(file[w:], pt)
 		}
+		data := file[:w:w]
 		if int64(len(data)) != sec.Size {
 			return nil, fmt.Errorf("%s holds %d bytes, its header says %d: %w", sec.File, len(data), sec.Size, ErrNotAuthentic)
 		}

@@ -5,10 +5,14 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"io"
+	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/ledger-secrets/ledger/ledger"
@@ -92,6 +96,15 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if _, err := f.Open(other); !errors.Is(err, replay.ErrNotAuthentic) {
 		t.Fatalf("open with another keyring: %v, want ErrNotAuthentic", err)
 	}
+	// Open decrypted the sections in place: the same File does not open twice, and says so.
+	if _, err := f.Open(kr); err == nil || !strings.Contains(err.Error(), "already opened") {
+		t.Fatalf("second open: %v", err)
+	}
+	if again, err := replay.Decode(data); err != nil {
+		t.Fatal(err)
+	} else if _, err := again.Open(kr); err != nil {
+		t.Fatalf("the bytes decoded again do not open: %v", err)
+	}
 }
 
 // TestDecodeRefusesBadFiles: whatever is wrong with the file, Decode says so clearly and never
@@ -127,6 +140,34 @@ func TestDecodeRefusesBadFiles(t *testing.T) {
 			}
 		})
 	}
+	// Read from a stream (the object store's parts), the same file decodes to the same thing in
+	// whatever pieces it comes; a stream that fails is an error of the read, not a verdict on
+	// the file; a stream shorter or longer than it said is refused.
+	t.Run("from a stream", func(t *testing.T) {
+		want, err := replay.Decode(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := replay.DecodeFrom(iotest.OneByteReader(bytes.NewReader(data)), int64(len(data)))
+		if err != nil || got.SHA256 != want.SHA256 || got.SHA256 != sha256.Sum256(data) || got.Size != want.Size || !reflect.DeepEqual(got.Header, want.Header) {
+			t.Fatalf("DecodeFrom = %v, or it differs from Decode", err)
+		}
+		if _, err := got.Open(e.kr); err != nil {
+			t.Fatal(err)
+		}
+		broken := io.MultiReader(bytes.NewReader(data[:len(data)/2]), iotest.ErrReader(errors.New("connection reset")))
+		if _, err := replay.DecodeFrom(broken, int64(len(data))); err == nil || errors.Is(err, replay.ErrInvalid) || !strings.Contains(err.Error(), "connection reset") {
+			t.Fatalf("a failing stream: %v", err)
+		}
+		for _, size := range []int64{int64(len(data)) - 1, int64(len(data)) + 1} {
+			if _, err := replay.DecodeFrom(bytes.NewReader(data), size); !errors.Is(err, replay.ErrInvalid) {
+				t.Fatalf("%d bytes said to be %d: %v", len(data), size, err)
+			}
+		}
+		if _, err := replay.DecodeFrom(bytes.NewReader(append(bytes.Clone(data), "trailing"...)), int64(len(data))+8); err != nil {
+			t.Fatalf("bytes after the gzip stream (Decode accepts them): %v", err)
+		}
+	})
 	// Every possible truncation is refused.
 	for n := 0; n < len(data); n += max(1, len(data)/97) {
 		if _, err := replay.Decode(data[:n]); !errors.Is(err, replay.ErrInvalid) {

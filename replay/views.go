@@ -215,11 +215,7 @@ func LoadBase(ctx context.Context, js jetstream.JetStream, store *Store, st seal
 }
 
 func loadAuto(ctx context.Context, js jetstream.JetStream, store *Store, in Info, st seal.State, kr *ledger.Keyring, views []projections.View) (*Base, error) {
-	data, err := store.Get(ctx, in.Name)
-	if err != nil {
-		return nil, err
-	}
-	f, err := Decode(data)
+	f, err := store.Decode(ctx, in.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -246,11 +242,7 @@ func loadAuto(ctx context.Context, js jetstream.JetStream, store *Store, in Info
 }
 
 func loadRestored(ctx context.Context, js jetstream.JetStream, store *Store, st seal.State, kr *ledger.Keyring, views []projections.View) (*Base, error) {
-	data, err := store.Get(ctx, st.Restore.Object)
-	if err != nil {
-		return nil, err
-	}
-	f, err := Decode(data)
+	f, err := store.Decode(ctx, st.Restore.Object)
 	if err != nil {
 		return nil, err
 	}
