@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +37,7 @@ func RestoreName(id string) string { return restorePrefix + id }
 // Store is the snapshot object store.
 type Store struct {
 	obs       jetstream.ObjectStore
+	stream    jetstream.Stream // the bucket's stream (AutoNames, remove)
 	partSize  int
 	firstPart int // PutFrom's first part (streamPart)
 
@@ -58,7 +60,55 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, replicas int) (*Stor
 	if err != nil {
 		return nil, fmt.Errorf("object store %s: %w", Bucket, err)
 	}
-	return &Store{obs: obs, partSize: partSize, firstPart: streamPart, now: time.Now}, nil
+	stream, err := js.Stream(ctx, "OBJ_"+Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("object store %s: %w", Bucket, err)
+	}
+	return &Store{obs: obs, stream: stream, partSize: partSize, firstPart: streamPart, now: time.Now}, nil
+}
+
+// metaPrefix is the subject prefix of the bucket's metadata messages, one subject per object
+// name (base64url), as nats.go's object store names them.
+const metaPrefix = "$O." + Bucket + ".M."
+
+func metaSubject(name string) string {
+	return metaPrefix + base64.URLEncoding.EncodeToString([]byte(name))
+}
+
+// AutoNames lists the automatic snapshots newest first from the bucket stream's subjects
+// alone, where Auto reads every object's metadata message, each from its own 8 MiB block (a
+// tenth of a second of unseal at 100k secrets). An Info here has Name and Seq only (the seq
+// is in the name), and a name may outlive its object: a deleted object's metadata stays as a
+// tombstone unless Delete purged it (builds before it did not), so opening one may say
+// jetstream.ErrObjectNotFound.
+func (s *Store) AutoNames(ctx context.Context) ([]Info, error) {
+	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(metaPrefix+">"))
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", Bucket, err)
+	}
+	var out []Info
+	for subj := range info.State.Subjects {
+		b, err := base64.URLEncoding.DecodeString(strings.TrimPrefix(subj, metaPrefix))
+		if err != nil {
+			continue
+		}
+		if seq, ok := autoSeq(string(b)); ok {
+			out = append(out, Info{Name: string(b), Seq: seq})
+		}
+	}
+	sortInfos(out)
+	return out, nil
+}
+
+// autoSeq is the position an automatic snapshot's name gives (AutoName), false for any other
+// name (an upload, a part).
+func autoSeq(name string) (uint64, bool) {
+	digits, ok := strings.CutPrefix(name, autoPrefix)
+	if !ok || len(digits) != 20 {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(digits, 10, 64)
+	return seq, err == nil
 }
 
 // Info describes one stored snapshot.
@@ -196,7 +246,7 @@ func parts(info *jetstream.ObjectInfo) (int, string) {
 func (s *Store) deleteParts(ctx context.Context, name string, info *jetstream.ObjectInfo) {
 	n, set := parts(info)
 	for i := 1; i < n; i++ {
-		_ = s.obs.Delete(ctx, partName(name, set, i))
+		_ = s.remove(ctx, partName(name, set, i))
 	}
 }
 
@@ -326,11 +376,21 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("delete snapshot %s: %w", name, err)
 	}
-	if err := s.obs.Delete(ctx, name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+	if err := s.remove(ctx, name); err != nil {
 		return fmt.Errorf("delete snapshot %s: %w", name, err)
 	}
 	s.deleteParts(ctx, name, info)
 	return nil
+}
+
+// remove deletes one object, then the tombstone the object store leaves in its place (the
+// metadata message, marked deleted): checkpoints come every few seconds under load, and a
+// tombstone per name ever used would make every listing longer for good.
+func (s *Store) remove(ctx context.Context, name string) error {
+	if err := s.obs.Delete(ctx, name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return err
+	}
+	return s.stream.Purge(ctx, jetstream.WithPurgeSubject(metaSubject(name)))
 }
 
 // listWait bounds one listing of the bucket, and listRetry how long a bucket whose stream

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"slices"
 	"testing"
 	"time"
 
@@ -171,7 +172,7 @@ func TestStorePrune(t *testing.T) {
 
 	// Between full listings Prune works from what the Store stored itself; a snapshot another
 	// node stored meanwhile is kept until the next full listing, which prunes it normally.
-	other := &Store{obs: s.obs, partSize: s.partSize, firstPart: s.firstPart, now: time.Now}
+	other := &Store{obs: s.obs, stream: s.stream, partSize: s.partSize, firstPart: s.firstPart, now: time.Now}
 	if err := other.Put(ctx, AutoName(100), data, 100); err != nil {
 		t.Fatal(err)
 	}
@@ -192,6 +193,67 @@ func TestStorePrune(t *testing.T) {
 	auto, err = s.Auto(ctx)
 	if err != nil || len(auto) != 2 || auto[0].Seq != 100 || auto[1].Seq != 7 {
 		t.Fatalf("auto at the end = %+v, %v", auto, err)
+	}
+}
+
+// TestStoreAutoNames: unseal's listing from the bucket's subjects names the automatic snapshots
+// newest first and nothing else (no upload, no part); Delete leaves no tombstone behind, and a
+// tombstone an older build left is listed but does not open (ErrObjectNotFound, which
+// LoadBase skips).
+func TestStoreAutoNames(t *testing.T) {
+	ctx := context.Background()
+	s := openPartedStore(t)
+	data := make([]byte, 2500) // three parts each
+	rand.Read(data)
+	for seq := uint64(1); seq <= 3; seq++ {
+		if err := s.Put(ctx, AutoName(seq), data, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Put(ctx, RestoreName("upload"), data, 9); err != nil {
+		t.Fatal(err)
+	}
+	names := func() []uint64 {
+		t.Helper()
+		auto, err := s.AutoNames(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seqs []uint64
+		for _, in := range auto {
+			if in.Name != AutoName(in.Seq) {
+				t.Fatalf("%q listed as seq %d", in.Name, in.Seq)
+			}
+			seqs = append(seqs, in.Seq)
+		}
+		return seqs
+	}
+	if got := names(); !slices.Equal(got, []uint64{3, 2, 1}) {
+		t.Fatalf("AutoNames = %v, want [3 2 1]", got)
+	}
+	if err := s.Delete(ctx, AutoName(2)); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(); !slices.Equal(got, []uint64{3, 1}) {
+		t.Fatalf("AutoNames after a delete = %v, want [3 1]", got)
+	}
+	// No tombstone left: one metadata subject per live object (three snapshots of three parts).
+	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(metaPrefix+">"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(info.State.Subjects); n != 9 {
+		t.Fatalf("%d metadata subjects after the delete, want 9", n)
+	}
+	// An object deleted the object store's own way keeps its name as a tombstone.
+	if err := s.obs.Delete(ctx, AutoName(3)); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(); !slices.Equal(got, []uint64{3, 1}) {
+		t.Fatalf("AutoNames with a tombstone = %v, want [3 1]", got)
+	}
+	if _, err := s.Decode(ctx, AutoName(3)); !errors.Is(err, jetstream.ErrObjectNotFound) {
+		t.Fatalf("opening a tombstone: %v, want ErrObjectNotFound", err)
 	}
 }
 

@@ -180,7 +180,7 @@ func LoadBase(ctx context.Context, js jetstream.JetStream, store *Store, st seal
 		minSeq = st.Restore.Seq
 	}
 	if !o.SkipAuto {
-		auto, err := store.Auto(ctx)
+		auto, err := store.AutoNames(ctx)
 		if err != nil {
 			logger.Warn("automatic snapshots unreadable; replaying the log", "err", err)
 		}
@@ -191,6 +191,9 @@ func LoadBase(ctx context.Context, js jetstream.JetStream, store *Store, st seal
 			b, err := loadAuto(ctx, js, store, in, st, kr, views)
 			if err == nil {
 				return b, nil
+			}
+			if errors.Is(err, jetstream.ErrObjectNotFound) {
+				continue // a deleted snapshot's tombstone: nothing was restored from it
 			}
 			logger.Warn("automatic snapshot skipped", "name", in.Name, "err", err)
 			if err := reset(); err != nil {
