@@ -330,7 +330,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // File is a snapshot file whose structure and checksums were verified, not yet opened.
 type File struct {
 	Header Header
-	// SHA256 is the digest of the file as given; Size its length.
+	// SHA256 is the digest of the file as given (zero from Store.Decode); Size its length.
 	SHA256 [32]byte
 	Size   int64
 
@@ -356,7 +356,12 @@ func Decode(data []byte) (*File, error) {
 // into the entries' buffers, with no copy of the whole file in between. An error reading r is
 // returned as it is (wrapped), not as a verdict on the file.
 func DecodeFrom(r io.Reader, size int64) (*File, error) {
-	f, err := decode(r, size)
+	return decodeFrom(r, size, true)
+}
+
+// decodeFrom is DecodeFrom; without hashFile, File.SHA256 is left zero.
+func decodeFrom(r io.Reader, size int64, hashFile bool) (*File, error) {
+	f, err := decode(r, size, hashFile)
 	var rerr sourceError
 	if errors.As(err, &rerr) {
 		return nil, fmt.Errorf("read snapshot: %w", rerr.err)
@@ -378,7 +383,9 @@ type hashingReader struct {
 
 func (h *hashingReader) Read(p []byte) (int, error) {
 	n, err := h.r.Read(p)
-	h.h.Write(p[:n])
+	if h.h != nil {
+		h.h.Write(p[:n])
+	}
 	h.n += int64(n)
 	if err != nil && !errors.Is(err, io.EOF) {
 		err = sourceError{err}
@@ -386,8 +393,11 @@ func (h *hashingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func decode(r io.Reader, size int64) (*File, error) {
-	src := &hashingReader{r: r, h: sha256.New()}
+func decode(r io.Reader, size int64, hashFile bool) (*File, error) {
+	src := &hashingReader{r: r}
+	if hashFile {
+		src.h = sha256.New()
+	}
 	br := bufio.NewReaderSize(src, 64<<10)
 	f := &File{Size: size, files: map[string][]byte{}}
 	data := int(min(size, int64(math.MaxInt)))
@@ -453,7 +463,9 @@ func decode(r io.Reader, size int64) (*File, error) {
 	if src.n != size {
 		return nil, invalid("snapshot is %d bytes, %d were expected; the download or copy was cut short, take or copy it again", src.n, size)
 	}
-	src.h.Sum(f.SHA256[:0])
+	if hashFile {
+		src.h.Sum(f.SHA256[:0])
+	}
 	if len(order) == 0 || order[0] != metaFile {
 		if len(order) == 0 {
 			return nil, truncated
