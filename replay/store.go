@@ -37,13 +37,14 @@ func RestoreName(id string) string { return restorePrefix + id }
 // Store is the snapshot object store.
 type Store struct {
 	obs       jetstream.ObjectStore
-	stream    jetstream.Stream // the bucket's stream (AutoNames, remove)
+	js        jetstream.JetStream
 	partSize  int
 	firstPart int // PutFrom's first part (streamPart)
 
 	// Prune's memory of the automatic snapshots (see Prune): filled by a full listing, kept
 	// up to date by PutFrom and Delete, listed afresh every fullListEvery.
 	mu     sync.Mutex
+	stream jetstream.Stream // the bucket's stream (bucketStream)
 	known  map[string]Info
 	listed time.Time
 	now    func() time.Time
@@ -60,11 +61,23 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, replicas int) (*Stor
 	if err != nil {
 		return nil, fmt.Errorf("object store %s: %w", Bucket, err)
 	}
-	stream, err := js.Stream(ctx, "OBJ_"+Bucket)
-	if err != nil {
-		return nil, fmt.Errorf("object store %s: %w", Bucket, err)
+	return &Store{obs: obs, js: js, partSize: partSize, firstPart: streamPart, now: time.Now}, nil
+}
+
+// bucketStream is the bucket's stream, asked for on first use (a clustered stream may still be
+// electing its leader when the store is opened) and kept.
+func (s *Store) bucketStream(ctx context.Context) (jetstream.Stream, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stream != nil {
+		return s.stream, nil
 	}
-	return &Store{obs: obs, stream: stream, partSize: partSize, firstPart: streamPart, now: time.Now}, nil
+	st, err := s.js.Stream(ctx, "OBJ_"+Bucket)
+	if err != nil {
+		return nil, err
+	}
+	s.stream = st
+	return st, nil
 }
 
 // metaPrefix is the subject prefix of the bucket's metadata messages, one subject per object
@@ -82,7 +95,11 @@ func metaSubject(name string) string {
 // tombstone unless Delete purged it (builds before it did not), so opening one may say
 // jetstream.ErrObjectNotFound.
 func (s *Store) AutoNames(ctx context.Context) ([]Info, error) {
-	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(metaPrefix+">"))
+	st, err := s.bucketStream(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", Bucket, err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(metaPrefix+">"))
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", Bucket, err)
 	}
@@ -192,7 +209,7 @@ func (s *Store) PutFrom(ctx context.Context, name string, seq uint64, write func
 	n := 1
 	cleanup := func() {
 		for i := 1; i < n; i++ {
-			_ = s.obs.Delete(context.WithoutCancel(ctx), partName(name, set, i))
+			_ = s.remove(context.WithoutCancel(ctx), partName(name, set, i))
 		}
 	}
 	for {
@@ -393,7 +410,11 @@ func (s *Store) remove(ctx context.Context, name string) error {
 	if err := s.obs.Delete(ctx, name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 		return err
 	}
-	return s.stream.Purge(ctx, jetstream.WithPurgeSubject(metaSubject(name)))
+	st, err := s.bucketStream(ctx)
+	if err != nil {
+		return err
+	}
+	return st.Purge(ctx, jetstream.WithPurgeSubject(metaSubject(name)))
 }
 
 // listWait bounds one listing of the bucket, and listRetry how long a bucket whose stream

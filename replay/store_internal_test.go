@@ -172,7 +172,7 @@ func TestStorePrune(t *testing.T) {
 
 	// Between full listings Prune works from what the Store stored itself; a snapshot another
 	// node stored meanwhile is kept until the next full listing, which prunes it normally.
-	other := &Store{obs: s.obs, stream: s.stream, partSize: s.partSize, firstPart: s.firstPart, now: time.Now}
+	other := &Store{obs: s.obs, js: s.js, partSize: s.partSize, firstPart: s.firstPart, now: time.Now}
 	if err := other.Put(ctx, AutoName(100), data, 100); err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,11 @@ func TestStoreAutoNames(t *testing.T) {
 		t.Fatalf("AutoNames after a delete = %v, want [3 1]", got)
 	}
 	// No tombstone left: one metadata subject per live object (three snapshots of three parts).
-	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(metaPrefix+">"))
+	st, err := s.bucketStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(metaPrefix+">"))
 	if err != nil {
 		t.Fatal(err)
 	}

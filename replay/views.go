@@ -182,6 +182,11 @@ func LoadBase(ctx context.Context, js jetstream.JetStream, store *Store, st seal
 	if !o.SkipAuto {
 		auto, err := store.AutoNames(ctx)
 		if err != nil {
+			// The stream's subjects unreadable: the listing, which asks again while a
+			// clustered stream elects its leader.
+			auto, err = store.Auto(ctx)
+		}
+		if err != nil {
 			logger.Warn("automatic snapshots unreadable; replaying the log", "err", err)
 		}
 		for _, in := range auto {
