@@ -400,7 +400,7 @@ func decode(r io.Reader, size int64, hashFile bool) (*File, error) {
 	}
 	br := bufio.NewReaderSize(src, 64<<10)
 	f := &File{Size: size, files: map[string][]byte{}}
-	data := int(min(size, int64(math.MaxInt)))
+	fileLen := int(min(size, int64(math.MaxInt)))
 	truncated := invalid("snapshot is truncated (%d bytes): it ends before its last entry %s; the download or copy was cut short, take or copy it again", size, sealedSumsFile)
 	if magic, err := br.Peek(2); err != nil || magic[0] != 0x1f || magic[1] != 0x8b {
 		var rerr sourceError
@@ -445,7 +445,7 @@ func decode(r io.Reader, size int64, hashFile bool) (*File, error) {
 		if _, dup := f.files[hdr.Name]; dup {
 			return nil, invalid("snapshot is corrupted: entry %q appears twice", hdr.Name)
 		}
-		b, err := readEntry(tr, hdr.Size, data)
+		b, err := readEntry(tr, hdr.Size, fileLen)
 		if err != nil {
 			return nil, readErr(err)
 		}

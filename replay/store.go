@@ -121,11 +121,11 @@ func (s *Store) AutoNames(ctx context.Context) ([]Info, error) {
 // name (an upload, a part).
 func autoSeq(name string) (uint64, bool) {
 	digits, ok := strings.CutPrefix(name, autoPrefix)
-	if !ok || len(digits) != 20 {
+	if !ok {
 		return 0, false
 	}
 	seq, err := strconv.ParseUint(digits, 10, 64)
-	return seq, err == nil
+	return seq, err == nil && AutoName(seq) == name
 }
 
 // Info describes one stored snapshot.
