@@ -46,63 +46,100 @@ type Describer interface {
 func Match(routes []Route, path string) (Route, map[string]string, bool) {
 	path = strings.TrimSuffix(path, "/")
 	best, bestScore := -1, -1
-	var bestParams map[string]string
 	for i, r := range routes {
-		params, score, ok := matchPattern(r.Pattern, path)
-		if ok && score > bestScore {
-			best, bestScore, bestParams = i, score, params
+		if score, ok := matchPattern(r.Pattern, path, nil); ok && score > bestScore {
+			best, bestScore = i, score
 		}
 	}
 	if best < 0 {
 		return Route{}, nil, false
 	}
-	return routes[best], bestParams, true
+	params := map[string]string{}
+	matchPattern(routes[best].Pattern, path, params)
+	return routes[best], params, true
 }
 
-// matchPattern scores a match by its number of literal segments.
-func matchPattern(pattern, path string) (map[string]string, int, bool) {
-	pp := strings.Split(pattern, "/")
-	if pattern == "" {
-		pp = nil
+// segments walks a slash-separated string one segment at a time without splitting it: every
+// request with a body is matched against its backend's whole route table (warnIgnored), and
+// splitting each pattern was most of what a transit request allocated.
+type segments struct {
+	rest string
+	done bool
+}
+
+func newSegments(s string) segments { return segments{rest: s, done: s == ""} }
+
+func (s *segments) next() (string, bool) {
+	if s.done {
+		return "", false
 	}
-	var segs []string
-	if path != "" {
-		segs = strings.Split(path, "/")
+	seg, after, found := strings.Cut(s.rest, "/")
+	s.rest, s.done = after, !found
+	return seg, true
+}
+
+// left is the number of segments not yet walked.
+func (s segments) left() int {
+	if s.done {
+		return 0
 	}
-	params := map[string]string{}
+	return strings.Count(s.rest, "/") + 1
+}
+
+// matchPattern scores a match by its number of literal segments; with params, it records the
+// path parameters' values there.
+func matchPattern(pattern, path string, params map[string]string) (int, bool) {
+	pp, segs := newSegments(pattern), newSegments(path)
 	score := 0
-	for i, p := range pp {
-		if name, ok := strings.CutPrefix(p, "{"); ok {
-			name = strings.TrimSuffix(name, "}")
-			if rest, ok := strings.CutSuffix(name, "..."); ok {
-				// The rest of the path, less the literal segments that follow the parameter
-				// ("mounts/{path...}/tune"); it may hold slashes, never nothing.
-				tail := pp[i+1:]
-				if len(segs)-i <= len(tail) {
-					return nil, 0, false
-				}
-				end := len(segs) - len(tail)
-				for j, lit := range tail {
-					if strings.HasPrefix(lit, "{") || segs[end+j] != lit {
-						return nil, 0, false
-					}
-					score++
-				}
-				params[rest] = strings.Join(segs[i:end], "/")
-				return params, score, true
+	for {
+		p, ok := pp.next()
+		if !ok {
+			break
+		}
+		name, isParam := strings.CutPrefix(p, "{")
+		if !isParam {
+			if seg, ok := segs.next(); !ok || seg != p {
+				return 0, false
 			}
-			if i >= len(segs) || segs[i] == "" {
-				return nil, 0, false
-			}
-			params[name] = segs[i]
+			score++
 			continue
 		}
-		if i >= len(segs) || segs[i] != p {
-			return nil, 0, false
+		name = strings.TrimSuffix(name, "}")
+		if rest, ok := strings.CutSuffix(name, "..."); ok {
+			// The rest of the path, less the literal segments that follow the parameter
+			// ("mounts/{path...}/tune"); it may hold slashes, never nothing.
+			if segs.left() <= pp.left() {
+				return 0, false
+			}
+			value, tail := segs.rest, pp
+			for tail.left() > 0 {
+				lit := tail.rest[strings.LastIndexByte(tail.rest, '/')+1:]
+				cut := strings.LastIndexByte(value, '/') // there is one: more segments than literals
+				if strings.HasPrefix(lit, "{") || value[cut+1:] != lit {
+					return 0, false
+				}
+				score++
+				value = value[:cut]
+				if i := strings.LastIndexByte(tail.rest, '/'); i >= 0 {
+					tail.rest = tail.rest[:i]
+				} else {
+					tail.done = true
+				}
+			}
+			if params != nil {
+				params[rest] = value
+			}
+			return score, true
 		}
-		score++
+		seg, ok := segs.next()
+		if !ok || seg == "" {
+			return 0, false
+		}
+		if params != nil {
+			params[name] = seg
+		}
 	}
-	return params, score, len(segs) == len(pp)
+	return score, segs.left() == 0
 }
 
 // Takes reports whether the route serves op. A route that lists OpUpdate serves OpCreate.
@@ -122,26 +159,35 @@ func (r Route) Ignored(data map[string]any) (ignored []string, shadows map[strin
 	if r.ArbitraryInput {
 		return nil, nil
 	}
-	known := map[string]bool{}
-	lower := map[string]string{}
-	for _, f := range r.Fields {
-		known[f.Name] = true
-		lower[strings.ToLower(f.Name)] = f.Name
-	}
+	// Routes have a handful of fields: a scan of them costs less than building maps of them
+	// on every request with a body.
 	for k := range data {
-		if known[k] {
+		if r.field(k) {
 			continue
 		}
 		ignored = append(ignored, k)
-		if f, ok := lower[strings.ToLower(k)]; ok {
-			if shadows == nil {
-				shadows = map[string]string{}
+		for _, f := range r.Fields {
+			if strings.EqualFold(f.Name, k) {
+				if shadows == nil {
+					shadows = map[string]string{}
+				}
+				shadows[k] = f.Name
+				break
 			}
-			shadows[k] = f
 		}
 	}
 	sort.Strings(ignored)
 	return ignored, shadows
+}
+
+// field reports whether the route reads a field of this exact name.
+func (r Route) field(name string) bool {
+	for _, f := range r.Fields {
+		if f.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // AsDeprecated marks a field as a deprecated alias.

@@ -2,6 +2,7 @@ package engines
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -49,5 +50,93 @@ func TestIgnoredAndShadows(t *testing.T) {
 	}
 	if ig, _ := (Route{ArbitraryInput: true}).Ignored(map[string]any{"x": 1}); ig != nil {
 		t.Fatalf("arbitrary input ignored %v", ig)
+	}
+}
+
+// splitMatch is the matcher as first written, splitting pattern and path: the reference the
+// allocation-free matchPattern must agree with.
+func splitMatch(pattern, path string) (map[string]string, int, bool) {
+	pp := strings.Split(pattern, "/")
+	if pattern == "" {
+		pp = nil
+	}
+	var segs []string
+	if path != "" {
+		segs = strings.Split(path, "/")
+	}
+	params := map[string]string{}
+	score := 0
+	for i, p := range pp {
+		if name, ok := strings.CutPrefix(p, "{"); ok {
+			name = strings.TrimSuffix(name, "}")
+			if rest, ok := strings.CutSuffix(name, "..."); ok {
+				tail := pp[i+1:]
+				if len(segs)-i <= len(tail) {
+					return nil, 0, false
+				}
+				end := len(segs) - len(tail)
+				for j, lit := range tail {
+					if strings.HasPrefix(lit, "{") || segs[end+j] != lit {
+						return nil, 0, false
+					}
+					score++
+				}
+				params[rest] = strings.Join(segs[i:end], "/")
+				return params, score, true
+			}
+			if i >= len(segs) || segs[i] == "" {
+				return nil, 0, false
+			}
+			params[name] = segs[i]
+			continue
+		}
+		if i >= len(segs) || segs[i] != p {
+			return nil, 0, false
+		}
+		score++
+	}
+	return params, score, len(segs) == len(pp)
+}
+
+// TestMatchPatternAgreesWithSplitting compares every pattern with every path, both built from
+// the same few segments, against the splitting matcher.
+func TestMatchPatternAgreesWithSplitting(t *testing.T) {
+	parts := []string{"a", "b", "", "{x}", "{rest...}", "{y}"}
+	var patterns, paths []string
+	var build func(prefix string, n int)
+	build = func(prefix string, n int) {
+		patterns = append(patterns, prefix)
+		if !strings.Contains(prefix, "{") {
+			paths = append(paths, prefix)
+		}
+		if n == 0 {
+			return
+		}
+		for _, p := range parts {
+			next := p
+			if prefix != "" || n < 4 {
+				next = prefix + "/" + p
+			}
+			build(next, n-1)
+		}
+	}
+	build("", 4)
+	checked := 0
+	for _, pat := range patterns {
+		for _, path := range paths {
+			wantParams, wantScore, wantOK := splitMatch(pat, path)
+			params := map[string]string{}
+			score, ok := matchPattern(pat, path, params)
+			if ok != wantOK || (ok && (score != wantScore || !reflect.DeepEqual(params, wantParams))) {
+				t.Fatalf("matchPattern(%q, %q) = %v %d %v, want %v %d %v", pat, path, params, score, ok, wantParams, wantScore, wantOK)
+			}
+			if s, ok2 := matchPattern(pat, path, nil); ok2 != ok || s != score {
+				t.Fatalf("matchPattern(%q, %q) without params = %d %v, with = %d %v", pat, path, s, ok2, score, ok)
+			}
+			checked++
+		}
+	}
+	if checked < 10000 {
+		t.Fatalf("only %d cases", checked)
 	}
 }
