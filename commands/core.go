@@ -206,7 +206,7 @@ func (c *Core) sealStatusLocked() SealStatus {
 }
 
 // Initialized reports whether the log holds an init.
-func (c *Core) Initialized() bool { return c.sealView.State().Initialized }
+func (c *Core) Initialized() bool { return c.sealView.Initialized() }
 
 // Unsealed reports whether the keyring is loaded.
 func (c *Core) Unsealed() bool {
@@ -217,7 +217,7 @@ func (c *Core) Unsealed() bool {
 
 // ClusterInfo returns the cluster name and id (id empty before init).
 func (c *Core) ClusterInfo() (string, string) {
-	return c.opts.ClusterName, c.sealView.State().ClusterID
+	return c.opts.ClusterName, c.sealView.ClusterID()
 }
 
 // InitRequest is the body of PUT sys/init.

@@ -30,6 +30,9 @@ func TestRestoredConformance(t *testing.T) {
 // wins over the first, and an incomplete payload is refused.
 func TestRestoreReplacesSealState(t *testing.T) {
 	v := New()
+	if v.Initialized() || v.ClusterID() != "" {
+		t.Fatal("a new view says it is initialized")
+	}
 	for _, r := range []ledger.Record{
 		rec(1, Initialized, InitializedPayload{Shares: 5, Threshold: 3, Keyring: []byte("k1"), ClusterID: "a"}),
 		rec(2, KeyringRotated, RotatedPayload{Term: 7, Keyring: []byte("k7")}),
@@ -42,6 +45,9 @@ func TestRestoreReplacesSealState(t *testing.T) {
 		}
 	}
 	s := v.State()
+	if !v.Initialized() || v.ClusterID() != "b" {
+		t.Fatalf("accessors: initialized %v cluster %q, want true \"b\"", v.Initialized(), v.ClusterID())
+	}
 	if !s.Initialized || s.ClusterID != "b" || s.Threshold != 2 || s.Term != 3 || string(s.Keyring) != "k3" {
 		t.Fatalf("state after restore %+v", s)
 	}

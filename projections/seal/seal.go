@@ -205,6 +205,21 @@ func (v *View) State() State {
 	return s
 }
 
+// Initialized reports whether the log holds an init, without copying the state: every request
+// asks (State copies the wrapped keyring and backups).
+func (v *View) Initialized() bool {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.s.Initialized
+}
+
+// ClusterID is the cluster's id, empty before init; it copies nothing else.
+func (v *View) ClusterID() string {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.s.ClusterID
+}
+
 // Apply implements projections.View.
 func (v *View) Apply(rec ledger.Record) error {
 	switch rec.Type {
