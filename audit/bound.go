@@ -93,9 +93,10 @@ func scalarSize(v any) int {
 	return 8
 }
 
-// sortedKeys returns m's keys in order, so what survives a cut is the same every time.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
+// appendSortedKeys appends m's keys in order to keys, so what survives a cut is the same every
+// time. boundMap passes a small array of its own: most maps in a record have a few keys, and
+// sorting them then allocates nothing.
+func appendSortedKeys[V any](keys []string, m map[string]V) []string {
 	for k := range m {
 		keys = append(keys, k)
 	}
@@ -146,7 +147,8 @@ func (w *hasher) boundRaw(v any, depth int, n *note) any {
 // each kept value; keys too long are HMACed; a TruncatedKey entry says what was cut.
 func (w *hasher) boundMap(t map[string]any, depth int, elem func(any, int, *note) (any, error), _ *note) (map[string]any, error) {
 	var n note
-	keys := sortedKeys(t)
+	var small [16]string
+	keys := appendSortedKeys(small[:0], t)
 	out := make(map[string]any, min(len(keys), MaxFields)+1)
 	for i, k := range keys {
 		if i >= MaxFields || !w.b.spend(len(k)+4) {

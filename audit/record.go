@@ -68,7 +68,7 @@ const HMACPrefix = "hmac-sha256:"
 // HMAC is the audit HMAC of value under the keyring: what sys/audit-hash answers and what every
 // record carries in place of a sensitive string.
 func HMAC(kr *ledger.Keyring, value string) string {
-	return HMACPrefix + kr.MAC("audit", value)
+	return kr.PrefixedMAC(HMACPrefix, "audit", value)
 }
 
 // Record is the audit trail of one request as the log stores it. Sensitive strings are HMACed
@@ -208,8 +208,14 @@ func Decode(payload []byte) (Record, error) {
 // The record is encoded with segmentio/encoding's JSON encoder: encoding/json's output for the
 // same value at under half the CPU and 2 allocations instead of 24 (a record is built for
 // every request, reads included; BENCHMARKS.md, issue 10).
-func (r Record) Event() (ledger.Event, error) {
-	b, err := segjson.Marshal(r)
+func (r Record) Event() (ledger.Event, error) { return r.EventInto(nil) }
+
+// EventInto is Event encoding the record into buf's room (growing it as needed): a caller that
+// appends the event and is done with its payload can reuse one buffer for many records. The
+// payload aliases buf when it fits; it holds HMACs and any values kept in the clear, so the
+// caller clears buf before reusing it.
+func (r Record) EventInto(buf []byte) (ledger.Event, error) {
+	b, err := segjson.Append(buf[:0], r, segjson.EscapeHTML|segjson.SortMapKeys)
 	if err != nil {
 		return ledger.Event{}, fmt.Errorf("encode audit record: %w", err)
 	}

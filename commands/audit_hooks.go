@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ledger-secrets/ledger/audit"
@@ -30,11 +31,32 @@ func (c *Core) auditEvents(st *unsealed, r *Request, trail *auditTrail, resp *en
 // JetStream leader election, say) before it fails.
 const auditTimeout = 15 * time.Second
 
+// recordBuffers holds the buffers read records are encoded into (auditRecord).
+var recordBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// maxPooledRecord: a buffer grown past this by an unusually large record is dropped.
+const maxPooledRecord = 64 << 10
+
 // auditRecord stores the audit record of a request that appended nothing (a read, a denial, a
 // failure) in LEDGER_AUDIT before the answer leaves. An error fails the request. The record is
 // stored even when the client has gone: what happened, happened.
 func (c *Core) auditRecord(ctx context.Context, st *unsealed, r *Request, trail *auditTrail, resp *engines.Response, err error) error {
-	ev, eerr := c.buildRecord(st, r, trail, resp, err).Event()
+	// The record is encoded into a pooled buffer: Append seals the payload into an event of its
+	// own before it returns, so the plaintext is not needed after it, and is cleared.
+	bp := recordBuffers.Get().(*[]byte)
+	ev, eerr := c.buildRecord(st, r, trail, resp, err).EventInto(*bp)
+	defer func() {
+		b := (*bp)[:cap(*bp)]
+		clear(b)
+		if p := ev.Payload[:cap(ev.Payload)]; cap(p) > cap(b) {
+			clear(p)
+			b = p // grown: keep the larger buffer
+		}
+		if cap(b) <= maxPooledRecord {
+			*bp = b[:0]
+			recordBuffers.Put(bp)
+		}
+	}()
 	if eerr != nil {
 		return eerr
 	}

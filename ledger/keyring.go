@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,7 +75,11 @@ func newHMACPool(key []byte) *hmacPool {
 }
 
 // hexSum returns the hex HMAC of the concatenation of parts.
-func (p *hmacPool) hexSum(parts ...string) string {
+func (p *hmacPool) hexSum(parts ...string) string { return p.prefixedHexSum("", parts...) }
+
+// prefixedHexSum returns prefix followed by the hex HMAC of the concatenation of parts, built
+// in one allocation (an audit record holds several such strings).
+func (p *hmacPool) prefixedHexSum(prefix string, parts ...string) string {
 	st := p.pool.Get().(*hmacState)
 	st.h.Reset()
 	st.buf = st.buf[:0]
@@ -83,13 +88,20 @@ func (p *hmacPool) hexSum(parts ...string) string {
 	}
 	st.h.Write(st.buf)
 	st.sum = st.h.Sum(st.sum[:0])
-	out := hex.EncodeToString(st.sum)
+	var out strings.Builder
+	out.Grow(len(prefix) + hex.EncodedLen(len(st.sum)))
+	out.WriteString(prefix)
+	const digits = "0123456789abcdef"
+	for _, c := range st.sum {
+		out.WriteByte(digits[c>>4])
+		out.WriteByte(digits[c&0x0f])
+	}
 	clear(st.buf) // the message may be a token: no copy left behind in the pool
 	if cap(st.buf) > 64<<10 {
 		st.buf = nil // one huge value should not pin its buffer in the pool
 	}
 	p.pool.Put(st)
-	return out
+	return out.String()
 }
 
 // primaryHMACKey returns the raw key of the PRF keyset's primary key when it is an HMAC-SHA256
@@ -255,6 +267,14 @@ func (k *Keyring) MAC(domain, value string) string {
 		panic("ledger: keyring prf unusable")
 	}
 	return hex.EncodeToString(out)
+}
+
+// PrefixedMAC is prefix + MAC(domain, value), in one allocation when it can be.
+func (k *Keyring) PrefixedMAC(prefix, domain, value string) string {
+	if k.macs != nil {
+		return k.macs.prefixedHexSum(prefix, domain, "\x00", value)
+	}
+	return prefix + k.MAC(domain, value)
 }
 
 // EqualMAC compares two MACs in constant time.
