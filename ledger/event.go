@@ -84,6 +84,11 @@ func (h header) encode(dst []byte) []byte {
 	return binary.AppendUvarint(dst, uint64(h.Term))
 }
 
+// encodedSizeBound is at least len(h.encode(nil)).
+func (h header) encodedSizeBound() int {
+	return len(h.ID) + len(h.Type) + len(h.Subject) + len(h.Actor) + len(h.Request) + 5*binary.MaxVarintLen64 + 2*binary.MaxVarintLen64
+}
+
 type reader struct {
 	b   []byte
 	err bool
@@ -163,8 +168,11 @@ func sealEvent(e *Event, k *Keyring) (StoredEvent, error) {
 		return StoredEvent{}, ErrSealed
 	}
 	h.Term = k.Term()
-	raw := h.encode(nil)
-	ct, err := k.Seal(e.Payload, eventAD(raw))
+	// The associated data is the prefix followed by the header: both built in one buffer, the
+	// header kept as the slice after the prefix.
+	ad := h.encode(append(make([]byte, 0, len(adPrefix)+h.encodedSizeBound()), adPrefix...))
+	raw := ad[len(adPrefix):len(ad):len(ad)]
+	ct, err := k.Seal(e.Payload, ad)
 	if err != nil {
 		return StoredEvent{}, fmt.Errorf("seal event %s: %w", e.Type, err)
 	}

@@ -471,3 +471,35 @@ func TestFollowWatchdog(t *testing.T) {
 		t.Fatalf("behind while applying a batch: ended with %v", err)
 	}
 }
+
+// TestSealEventHeaderBound: the header's size bound holds for long and multi-byte fields and
+// extreme times, and a sealed event's header decodes and its payload opens (the header and its
+// associated data share one buffer).
+func TestSealEventHeaderBound(t *testing.T) {
+	kr, err := NewKeyring(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("é", 300)
+	for _, e := range []Event{
+		{ID: "a", Type: "t", Time: time.Unix(0, 0)},
+		{ID: newID(), Type: long, Subject: long, Actor: long, Request: long, Time: time.Unix(1<<40, 0), Payload: []byte("p")},
+		{ID: "", Type: "", Time: time.Unix(0, -1<<62), Payload: []byte(long)},
+	} {
+		h := header{ID: e.ID, Type: e.Type, Subject: e.Subject, Actor: e.Actor, Request: e.Request, Time: e.Time.UnixNano(), Term: 1<<32 - 1}
+		if n := len(h.encode(nil)); n > h.encodedSizeBound() {
+			t.Fatalf("header encodes to %d bytes, bound %d", n, h.encodedSizeBound())
+		}
+		se, err := sealEvent(&e, kr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := decodeHeader(se.rawHdr); !ok || got != se.hdr {
+			t.Fatalf("header %+v decodes to %+v %v", se.hdr, got, ok)
+		}
+		rec, err := se.Open(kr, Position{Seq: 1})
+		if err != nil || string(rec.Payload) != string(e.Payload) || rec.Type != e.Type {
+			t.Fatalf("open: %v %q", err, rec.Payload)
+		}
+	}
+}
