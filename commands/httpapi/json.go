@@ -33,6 +33,7 @@ func (s jsonSerializer) Serialize(c echo.Context, i any, indent string) error {
 		b = append(b, '\n')
 		_, err = c.Response().Write(b)
 	}
+	clear((*bp)[:cap(*bp)]) // what was written before the buffer grew, if it did
 	clear(b[:cap(b)])
 	if cap(b) <= maxPooledResponse {
 		*bp = b[:0]
