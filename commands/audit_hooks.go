@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ledger-secrets/ledger/audit"
@@ -64,10 +65,39 @@ func (c *Core) auditRecord(ctx context.Context, st *unsealed, r *Request, trail 
 	if trail.req != nil && trail.req.Caller != nil {
 		ev.Actor = trail.req.Caller.Accessor
 	}
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
-	defer cancel()
-	_, aerr := st.audit.stream.Append(actx, []ledger.Event{ev})
+	_, aerr := st.audit.stream.Append(auditDeadline.context(), []ledger.Event{ev})
 	return aerr
+}
+
+// auditDeadline is the context read records are appended under: not the request's (a record
+// is stored even when the client has gone), but one whose deadline is auditTimeout from about
+// now. A context with a deadline of its own per request cost a timer and three allocations
+// (1.9 µs of a read's CPU in a profile); requests within sharedDeadlineStep of each other
+// share one, so a record waits between auditTimeout-sharedDeadlineStep and auditTimeout.
+var auditDeadline = &sharedDeadline{timeout: auditTimeout}
+
+const sharedDeadlineStep = 100 * time.Millisecond
+
+type sharedDeadline struct {
+	timeout time.Duration
+	cur     atomic.Pointer[deadlineCtx]
+}
+
+type deadlineCtx struct {
+	ctx    context.Context
+	cancel context.CancelFunc // never called early: others may hold ctx; it ends by its deadline
+	made   time.Time
+}
+
+func (s *sharedDeadline) context() context.Context {
+	now := time.Now()
+	if d := s.cur.Load(); d != nil && now.Sub(d.made) < sharedDeadlineStep {
+		return d.ctx
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	d := &deadlineCtx{ctx: ctx, cancel: cancel, made: now}
+	s.cur.Store(d)
+	return ctx
 }
 
 // buildRecord describes a request in Vault's audit shape, with every sensitive string HMACed.
