@@ -45,8 +45,14 @@ type Describer interface {
 // would make them brittle.
 func Match(routes []Route, path string) (Route, map[string]string, bool) {
 	path = strings.TrimSuffix(path, "/")
+	first, _, _ := strings.Cut(path, "/")
 	best, bestScore := -1, -1
 	for i, r := range routes {
+		// Most routes differ from the path in their first segment, a literal: skip those
+		// before walking them (a transit request is matched against some forty routes).
+		if p, _, _ := strings.Cut(r.Pattern, "/"); p != first && !strings.HasPrefix(p, "{") {
+			continue
+		}
 		if score, ok := matchPattern(r.Pattern, path, nil); ok && score > bestScore {
 			best, bestScore = i, score
 		}

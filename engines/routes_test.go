@@ -1,6 +1,7 @@
 package engines
 
 import (
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -138,5 +139,26 @@ func TestMatchPatternAgreesWithSplitting(t *testing.T) {
 	}
 	if checked < 10000 {
 		t.Fatalf("only %d cases", checked)
+	}
+	// Match over tables of a few dozen of the patterns picks what a walk of every route with
+	// the splitting matcher picks: the first route of the highest score.
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 300 {
+		table := make([]Route, 30)
+		for i := range table {
+			table[i] = Route{Pattern: patterns[rng.IntN(len(patterns))]}
+		}
+		for _, path := range append(paths, "a/", "b/a/") {
+			best, bestScore, wantParams := -1, -1, map[string]string(nil)
+			for i, r := range table {
+				if params, score, ok := splitMatch(r.Pattern, strings.TrimSuffix(path, "/")); ok && score > bestScore {
+					best, bestScore, wantParams = i, score, params
+				}
+			}
+			r, params, ok := Match(table, path)
+			if ok != (best >= 0) || (ok && (r.Pattern != table[best].Pattern || !reflect.DeepEqual(params, wantParams))) {
+				t.Fatalf("Match(%q) = %q %v %v, want route %d", path, r.Pattern, params, ok, best)
+			}
+		}
 	}
 }
