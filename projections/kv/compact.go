@@ -137,6 +137,24 @@ func (k keyID) String() string {
 	return string(k.appendRaw(make([]byte, 0, k.len())))
 }
 
+// is reports whether k is id (k.String() == id) without building k's string.
+func (k keyID) is(id string) bool {
+	if !k.hex {
+		return k.pre == id
+	}
+	if len(id) != k.len() || id[len(k.pre)] != '.' || id[:len(k.pre)] != k.pre {
+		return false
+	}
+	const digits = "0123456789abcdef"
+	h := id[len(k.pre)+1:]
+	for j, b := range k.rnd {
+		if h[2*j] != digits[b>>4] || h[2*j+1] != digits[b&0x0f] {
+			return false
+		}
+	}
+	return true
+}
+
 func (k keyID) appendRaw(b []byte) []byte {
 	if !k.hex {
 		return append(b, k.pre...)

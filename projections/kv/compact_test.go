@@ -34,6 +34,15 @@ func TestKeyIDKeepsEveryID(t *testing.T) {
 		if got := splitKeyID(ms, []byte(id)); got != k {
 			t.Errorf("from bytes %q: %+v, from the string %+v", id, got, k)
 		}
+		// is(x) answers k.String() == x, for every id of the list as x.
+		for _, other := range []string{id, engine, "", "k", "p.00112233445566778899AABBCCDDEEFF", "p.00112233445566778899aabbccddeeff",
+			"kv-9b2e4c1a-1111-4222-8333-444455556666x00112233445566778899aabbccddeeff",
+			"kv-9b2e4c1a-1111-4222-8333-444455556667.00112233445566778899aabbccddeeff",
+			"kv-9b2e4c1a-1111-4222-8333-444455556666.00112233445566778899aabbccddeefe"} {
+			if got, want := k.is(other), k.String() == other; got != want {
+				t.Errorf("keyID(%q).is(%q) = %v, want %v", id, other, got, want)
+			}
+		}
 	}
 	// The engine's ids share their mount's prefix.
 	a, b := ms.keyID(engine), ms.keyID("kv-9b2e4c1a-1111-4222-8333-444455556666.0123456789abcdef0123456789abcdef")

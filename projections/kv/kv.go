@@ -587,6 +587,41 @@ func (v *View) LiveKeyIDs(dst []string, mountUUID, path string) []string {
 	return dst
 }
 
+// DropLive removes from ids, in place, those that path still uses (LiveKeyIDs) and returns
+// the rest: what shredding may destroy. It builds no id strings for the few keys of an
+// overwrite's trim; a destroy of many versions against many live ones goes through a set.
+func (v *View) DropLive(mountUUID, path string, ids []string) []string {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	ms := v.mounts[mountUUID]
+	if ms == nil || len(ids) == 0 {
+		return ids
+	}
+	s, val := ms.secrets[path], ms.values[path]
+	var versions []numbered
+	if s != nil {
+		versions = s.versions
+	}
+	if len(ids)*len(versions) > 1024 {
+		live := make(map[string]struct{}, len(versions)+1)
+		for i := range versions {
+			live[versions[i].key().String()] = struct{}{}
+		}
+		if val != nil {
+			live[val.KeyID] = struct{}{}
+		}
+		return slices.DeleteFunc(ids, func(id string) bool { _, ok := live[id]; return ok })
+	}
+	return slices.DeleteFunc(ids, func(id string) bool {
+		for i := range versions {
+			if versions[i].key().is(id) {
+				return true
+			}
+		}
+		return val != nil && val.KeyID == id
+	})
+}
+
 // Value returns the KV v1 value at path.
 func (v *View) Value(mountUUID, path string) (Version, bool) {
 	v.mu.RLock()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -387,5 +388,37 @@ func TestListIndexBuiltOnFirstList(t *testing.T) {
 		if got, want := restored.List("m", p), direct.List("m", p); !reflect.DeepEqual(got, want) {
 			t.Errorf("List(%q) once built = %v, applied directly %v", p, got, want)
 		}
+	}
+}
+
+// TestDropLive: of the ids a shred names, DropLive keeps exactly those the path no longer uses
+// — what a filter against LiveKeyIDs keeps — by scan for a few ids and by set for many.
+func TestDropLive(t *testing.T) {
+	v := New()
+	applyAll(t, v, sample())
+	var many []ledger.Record
+	for n := uint64(1); n <= 60; n++ {
+		many = append(many, written(100+n, "m4", "big", n, "ct"))
+	}
+	applyAll(t, v, many)
+	for _, tc := range []struct{ mount, path string }{
+		{"m1", "app/db"}, {"m2", "legacy/x"}, {"m4", "big"}, {"m1", "nothing/here"}, {"nope", "app/db"},
+	} {
+		live := v.LiveKeyIDs(nil, tc.mount, tc.path)
+		ids := append([]string{"kv.k.never", ""}, live...)
+		for i := range 40 { // enough ids that the m4 path's 60 versions go through the set
+			ids = append(ids, fmt.Sprintf("kv.k.gone-%d", i))
+		}
+		for _, n := range []int{3, len(ids)} {
+			in := slices.Clone(ids[:n])
+			got := v.DropLive(tc.mount, tc.path, slices.Clone(in))
+			want := slices.DeleteFunc(in, func(id string) bool { return slices.Contains(live, id) })
+			if !slices.Equal(got, want) {
+				t.Errorf("%s %s (%d ids): DropLive kept %v, want %v", tc.mount, tc.path, n, got, want)
+			}
+		}
+	}
+	if live := v.LiveKeyIDs(nil, "m4", "big"); len(live) < 2 || len(v.DropLive("m4", "big", slices.Clone(live))) != 0 {
+		t.Fatalf("live keys of m4/big not all kept from shredding: %v", live)
 	}
 }
