@@ -567,28 +567,8 @@ func (v *View) Has(mountUUID, path string) bool {
 	return v.secretLocked(mountUUID, path) != nil
 }
 
-// LiveKeyIDs appends to dst the data-key ids that path still uses: those of its KV v2
-// versions and of its KV v1 value. Shredding checks against them without copying the secret.
-func (v *View) LiveKeyIDs(dst []string, mountUUID, path string) []string {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	ms := v.mounts[mountUUID]
-	if ms == nil {
-		return dst
-	}
-	if s := ms.secrets[path]; s != nil {
-		for i := range s.versions {
-			dst = append(dst, s.versions[i].key().String())
-		}
-	}
-	if val := ms.values[path]; val != nil {
-		dst = append(dst, val.KeyID)
-	}
-	return dst
-}
-
-// DropLive removes from ids, in place, those that path still uses (LiveKeyIDs) and returns
-// the rest: what shredding may destroy. It builds no id strings for the few keys of an
+// DropLive removes from ids, in place, those that path still uses — the keys of its KV v2
+// versions and of its KV v1 value — and returns the rest: what shredding may destroy. It builds no id strings for the few keys of an
 // overwrite's trim; a destroy of many versions against many live ones goes through a set.
 func (v *View) DropLive(mountUUID, path string, ids []string) []string {
 	v.mu.RLock()
