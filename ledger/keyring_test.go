@@ -21,15 +21,7 @@ func TestMACMatchesTinkPRF(t *testing.T) {
 	if k.macs == nil {
 		t.Fatal("the PRF keyset's primary key was not recognised as HMAC-SHA256: MAC would fall back to the slow path")
 	}
-	root := make([]byte, RootKeySize)
-	blob, err := k.Wrap(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k2, err := UnwrapKeyring(root, blob)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k2 := rewrapped(t, k)
 	want := func(domain, value string) string {
 		out, err := k.prf.ComputePrimaryPRF([]byte(domain+"\x00"+value), sha256.Size)
 		if err != nil {
@@ -81,15 +73,7 @@ func TestOpenInPlaceMatchesTink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root := make([]byte, RootKeySize)
-	blob, err := k2.Wrap(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k3, err := UnwrapKeyring(root, blob)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k3 := rewrapped(t, k2)
 	for _, k := range []*Keyring{k1, k2, k3} {
 		if len(k.gcm) != len(k.terms) {
 			t.Fatalf("%d AES-GCM keys recognised for %d terms: OpenInPlace would fall back to Tink", len(k.gcm), len(k.terms))
@@ -142,4 +126,20 @@ func TestOpenInPlaceMatchesTink(t *testing.T) {
 			}
 		}
 	}
+}
+
+// rewrapped is k wrapped under a root key and unwrapped again: the keyring a restarted server
+// builds from the log.
+func rewrapped(t *testing.T, k *Keyring) *Keyring {
+	t.Helper()
+	root := make([]byte, RootKeySize)
+	blob, err := k.Wrap(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := UnwrapKeyring(root, blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -131,17 +131,7 @@ func TestStorePutFrom(t *testing.T) {
 // leaves nothing else.
 func TestStorePrune(t *testing.T) {
 	ctx := context.Background()
-	s := openPartedStore(t)
-	data := make([]byte, 2500) // three parts each
-	rand.Read(data)
-	for seq := uint64(1); seq <= 5; seq++ {
-		if err := s.Put(ctx, AutoName(seq), data, seq); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Put(ctx, RestoreName("young"), data, 9); err != nil {
-		t.Fatal(err)
-	}
+	s, data := storeWithSnapshots(t, 5, "young")
 	deleted, err := s.Prune(ctx, 2, "")
 	if err != nil {
 		t.Fatal(err)
@@ -202,17 +192,7 @@ func TestStorePrune(t *testing.T) {
 // LoadBase skips).
 func TestStoreAutoNames(t *testing.T) {
 	ctx := context.Background()
-	s := openPartedStore(t)
-	data := make([]byte, 2500) // three parts each
-	rand.Read(data)
-	for seq := uint64(1); seq <= 3; seq++ {
-		if err := s.Put(ctx, AutoName(seq), data, seq); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Put(ctx, RestoreName("upload"), data, 9); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := storeWithSnapshots(t, 3, "upload")
 	names := func() []uint64 {
 		t.Helper()
 		auto, err := s.AutoNames(ctx)
@@ -290,4 +270,23 @@ func TestStorePutSlowAcks(t *testing.T) {
 	if got, err := s.Get(octx, AutoName(5)); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("read back %d bytes, %v", len(got), err)
 	}
+}
+
+// storeWithSnapshots is a parted store holding automatic snapshots 1..autos and an uploaded
+// one named upload at sequence 9, all of data: three parts each.
+func storeWithSnapshots(t *testing.T, autos uint64, upload string) (*Store, []byte) {
+	t.Helper()
+	ctx := context.Background()
+	s := openPartedStore(t)
+	data := make([]byte, 2500)
+	rand.Read(data)
+	for seq := uint64(1); seq <= autos; seq++ {
+		if err := s.Put(ctx, AutoName(seq), data, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Put(ctx, RestoreName(upload), data, 9); err != nil {
+		t.Fatal(err)
+	}
+	return s, data
 }
