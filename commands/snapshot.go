@@ -353,7 +353,7 @@ func (c *Core) storeSnapshot(ctx context.Context, st *unsealed, store *replay.St
 	}
 	name := replay.AutoName(cut.Seq)
 	err = store.PutFrom(ctx, name, cut.Seq, func(w io.Writer) error {
-		_, err := snap.Encode(w, kr)
+		_, err := snap.EncodeCheckpoint(w, kr)
 		return err
 	})
 	return name, cut, err

@@ -172,6 +172,29 @@ func (e *env) fillKV(t testing.TB, mountUUID string, n, per, workers int) {
 // snapshotOf cuts the runner's views into a sealed snapshot file.
 func (e *env) snapshotOf(t testing.TB, r *projections.Runner, dataKeys []byte) ([]byte, replay.Cut) {
 	t.Helper()
+	return e.encodeCut(t, r, dataKeys, (*replay.Snapshot).Encode)
+}
+
+// checkpointOf cuts the runner's views into a checkpoint, as a server stores it in its bucket.
+func (e *env) checkpointOf(t testing.TB, r *projections.Runner) ([]byte, replay.Cut) {
+	t.Helper()
+	return e.encodeCut(t, r, nil, (*replay.Snapshot).EncodeCheckpoint)
+}
+
+func (e *env) encodeCut(t testing.TB, r *projections.Runner, dataKeys []byte,
+	encode func(*replay.Snapshot, io.Writer, *ledger.Keyring) (int64, error)) ([]byte, replay.Cut) {
+	t.Helper()
+	s, cut := e.cutOf(t, r, dataKeys)
+	var buf bytes.Buffer
+	if _, err := encode(s, &buf, e.kr); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes(), cut
+}
+
+// cutOf cuts the runner's views into a snapshot in memory, sealed by e's keys.
+func (e *env) cutOf(t testing.TB, r *projections.Runner, dataKeys []byte) (*replay.Snapshot, replay.Cut) {
+	t.Helper()
 	cut, err := replay.Capture(r, true)
 	if err != nil {
 		t.Fatal(err)
@@ -182,21 +205,21 @@ func (e *env) snapshotOf(t testing.TB, r *projections.Runner, dataKeys []byte) (
 	}
 	s := &replay.Snapshot{ClusterID: testCluster, ClusterName: "test", Seq: cut.Seq, Hash: cut.Hash, Created: time.Now(),
 		Seal: replay.SealConfig{Shares: 3, Threshold: 2, Term: e.kr.Term(), Keyring: wrapped}, Views: cut.Views, DataKeys: dataKeys}
-	var buf bytes.Buffer
-	if _, err := s.Encode(&buf, e.kr); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes(), cut
+	return s, cut
 }
 
-// tarEntries unpacks a snapshot file's archive.
+// tarEntries unpacks a snapshot file's archive, or a checkpoint's (no gzip layer).
 func tarEntries(t testing.TB, data []byte) (names []string, files map[string][]byte) {
 	t.Helper()
-	gz, err := gzip.NewReader(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
+	var body io.Reader = bytes.NewReader(data)
+	if bytes.HasPrefix(data, []byte{0x1f, 0x8b}) {
+		gz, err := gzip.NewReader(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body = gz
 	}
-	tr := tar.NewReader(gz)
+	tr := tar.NewReader(body)
 	files = map[string][]byte{}
 	for {
 		h, err := tr.Next()

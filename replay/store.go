@@ -316,7 +316,8 @@ func (s *Store) Reader(ctx context.Context, name string) (io.ReadCloser, int64, 
 }
 
 // Decode reads and decodes a snapshot from the store (Reader, DecodeFrom), all but the digest
-// of the whole file: File.SHA256 is left zero. On the way the object store has checked each
+// of the whole file: File.SHA256 is left zero. It reads checkpoints (EncodeCheckpoint) as well
+// as snapshot files (a restore's upload, checkpoints of earlier builds). On the way the object store has checked each
 // part's own SHA-256, and the file's checksums and seals are checked as for any file; a
 // third pass over a checkpoint (450 MB at 1M secrets) would only slow unseal.
 func (s *Store) Decode(ctx context.Context, name string) (*File, error) {
@@ -325,7 +326,7 @@ func (s *Store) Decode(ctx context.Context, name string) (*File, error) {
 		return nil, err
 	}
 	defer r.Close()
-	return decodeFrom(r, size, false)
+	return decodeFrom(r, size, false, true)
 }
 
 // partsReader reads the parts of a snapshot in order (Store.Reader).
