@@ -579,14 +579,9 @@ func decode(r io.Reader, size int64, hashFile, checkpoint bool) (*File, error) {
 // directly (io.ReadAll's doubling copied and cleared each view's bytes several times over, a
 // quarter of unseal's CPU at 100k secrets). A header claiming more than the file could hold
 // uncompressed is not believed up front: the buffer then grows only as bytes actually come.
-//
-// A large buffer is fresh memory, and the kernel maps fresh memory a 4 KiB page at a time: on
-// the VMs measured (BENCHMARKS, issue 10) each of those page faults cost 11–17 µs, more than
-// reading the bytes, so the buffer asks for huge pages before it is written (adviseHuge).
 func readEntry(r io.Reader, size int64, fileLen int) ([]byte, error) {
 	if size <= int64(fileLen) {
 		b := make([]byte, size)
-		adviseHuge(b)
 		if _, err := io.ReadFull(r, b); err != nil {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
