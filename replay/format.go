@@ -214,9 +214,9 @@ func (s *Snapshot) Encode(w io.Writer, kr *ledger.Keyring) (int64, error) {
 // EncodeCheckpoint writes s as a checkpoint: the archive of a snapshot file without its gzip
 // layer, for the server's own bucket (Store.Decode reads both forms; Decode, for files given
 // by users and tools, only the gzip one). The gzip layer compresses nothing — every section is
-// sealed — yet reading a checkpoint out of it was a quarter of unseal's CPU at 100k secrets
-// (BENCHMARKS, issue 10); what it also checks, a CRC of the bytes, the per-file SHA-256 sums,
-// the object store's digests and the seals check already.
+// sealed — yet reading through it was a quarter to a half of decoding a checkpoint
+// (BenchmarkCheckpointForms); what it also checks, a CRC of the bytes, the per-file SHA-256
+// sums, the object store's digests and the seals check already.
 func (s *Snapshot) EncodeCheckpoint(w io.Writer, kr *ledger.Keyring) (int64, error) {
 	return s.encode(w, kr, false)
 }
