@@ -256,11 +256,12 @@ func (s *Snapshot) encode(w io.Writer, kr *ledger.Keyring, gzipped bool) (int64,
 
 	cw := &countingWriter{w: w}
 	var gz *gzip.Writer
-	tw := tar.NewWriter(cw)
+	var archive io.Writer = cw
 	if gzipped {
 		gz, _ = gzip.NewWriterLevel(cw, gzip.NoCompression) // sealed bytes do not compress
-		tw = tar.NewWriter(gz)
+		archive = gz
 	}
+	tw := tar.NewWriter(archive)
 	var sums strings.Builder
 	put := func(name string, data []byte) error {
 		hdr := &tar.Header{Name: name, Mode: 0o600, Size: int64(len(data)), ModTime: h.Created, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
@@ -533,11 +534,13 @@ func decode(r io.Reader, size int64, hashFile, checkpoint bool) (*File, error) {
 	}
 	// A bare archive has no trailer: it must end with the end marker, and nothing after it (the
 	// tar reader takes a clean end of input for one).
-	if bare != nil && !bare.marked() {
-		return nil, truncated
-	}
-	if bare != nil && bare.n != size {
-		return nil, invalid("checkpoint is corrupted: %d bytes follow its end marker", size-bare.n)
+	if bare != nil {
+		if !bare.marked() {
+			return nil, truncated
+		}
+		if bare.n != size {
+			return nil, invalid("checkpoint is corrupted: %d bytes follow its end marker", size-bare.n)
+		}
 	}
 	// SHA256 is the digest of the whole file, whatever follows the gzip stream included.
 	if _, err := io.Copy(io.Discard, br); err != nil {

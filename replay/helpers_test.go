@@ -181,19 +181,9 @@ func (e *env) checkpointOf(t testing.TB, r *projections.Runner) ([]byte, replay.
 	return e.encodeCut(t, r, nil, (*replay.Snapshot).EncodeCheckpoint)
 }
 
+// encodeCut cuts the runner's views and encodes them, sealed by e's keys.
 func (e *env) encodeCut(t testing.TB, r *projections.Runner, dataKeys []byte,
 	encode func(*replay.Snapshot, io.Writer, *ledger.Keyring) (int64, error)) ([]byte, replay.Cut) {
-	t.Helper()
-	s, cut := e.cutOf(t, r, dataKeys)
-	var buf bytes.Buffer
-	if _, err := encode(s, &buf, e.kr); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes(), cut
-}
-
-// cutOf cuts the runner's views into a snapshot in memory, sealed by e's keys.
-func (e *env) cutOf(t testing.TB, r *projections.Runner, dataKeys []byte) (*replay.Snapshot, replay.Cut) {
 	t.Helper()
 	cut, err := replay.Capture(r, true)
 	if err != nil {
@@ -205,7 +195,11 @@ func (e *env) cutOf(t testing.TB, r *projections.Runner, dataKeys []byte) (*repl
 	}
 	s := &replay.Snapshot{ClusterID: testCluster, ClusterName: "test", Seq: cut.Seq, Hash: cut.Hash, Created: time.Now(),
 		Seal: replay.SealConfig{Shares: 3, Threshold: 2, Term: e.kr.Term(), Keyring: wrapped}, Views: cut.Views, DataKeys: dataKeys}
-	return s, cut
+	var buf bytes.Buffer
+	if _, err := encode(s, &buf, e.kr); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes(), cut
 }
 
 // tarEntries unpacks a snapshot file's archive, or a checkpoint's (no gzip layer).

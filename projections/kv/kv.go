@@ -568,8 +568,9 @@ func (v *View) Has(mountUUID, path string) bool {
 }
 
 // DropLive removes from ids, in place, those that path still uses — the keys of its KV v2
-// versions and of its KV v1 value — and returns the rest: what shredding may destroy. It builds no id strings for the few keys of an
-// overwrite's trim; a destroy of many versions against many live ones goes through a set.
+// versions and of its KV v1 value — and returns the rest: what shredding may destroy. It
+// builds no id strings for the few keys of an overwrite's trim; a destroy of many versions
+// against many live ones goes through a set.
 func (v *View) DropLive(mountUUID, path string, ids []string) []string {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
