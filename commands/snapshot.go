@@ -352,8 +352,13 @@ func (c *Core) storeSnapshot(ctx context.Context, st *unsealed, store *replay.St
 		return "", cut, err
 	}
 	name := replay.AutoName(cut.Seq)
+	// The views restored after unseal go last: unseal reads the checkpoint up to them.
+	var last []string
+	for _, v := range st.lateViews() {
+		last = append(last, v.Name())
+	}
 	err = store.PutFrom(ctx, name, cut.Seq, func(w io.Writer) error {
-		_, err := snap.EncodeCheckpoint(w, kr)
+		_, err := snap.EncodeCheckpoint(w, kr, last...)
 		return err
 	})
 	return name, cut, err

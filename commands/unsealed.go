@@ -139,7 +139,9 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 		early = make(chan openedDataKeys, 1)
 		go func() { early <- c.openDataKeys(ctx, st, nil) }()
 	}
+	var base *replay.Base
 	fail := func(what string, err error) error {
+		base.Close()
 		if early != nil {
 			if r := <-early; r.dk != nil {
 				r.dk.Close()
@@ -149,17 +151,14 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	// The indexes only sys/ledger/* endpoints read load after the node answers (lateViews).
+	// Their sections are the checkpoint's last, read after the node answers too.
 	late := st.lateViews()
 	base, err := c.loadBase(ctx, st, late)
 	if err != nil {
 		return fail("load snapshot", err)
 	}
-	var lateParts []replay.Part
-	if base != nil && base.Snapshot != nil {
-		for _, v := range late {
-			p, _ := base.Snapshot.View(v.Name()) // absent (an older snapshot): starts empty
-			lateParts = append(lateParts, p)
-		}
+	deferred := base != nil && base.Snapshot != nil
+	if deferred {
 		st.runner.Defer(late...)
 	}
 	loaded := time.Since(started)
@@ -174,6 +173,7 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 		r = c.openDataKeys(ctx, st, base)
 	}
 	if r.err != nil {
+		base.Close()
 		clear(rootKey)
 		return fmt.Errorf("data keys: %w", r.err)
 	}
@@ -187,6 +187,7 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 	c.log.SetKeyring(kr)
 	if err := c.startAudit(ctx, st); err != nil {
 		c.log.SetKeyring(nil)
+		base.Close()
 		clear(rootKey)
 		return err
 	}
@@ -209,8 +210,8 @@ func (c *Core) open(ctx context.Context, rootKey []byte, kr *ledger.Keyring) err
 	if c.ha != nil {
 		go c.followRestores(rctx, st)
 	}
-	if lateParts != nil {
-		go c.restoreLate(st, late, lateParts)
+	if deferred {
+		go c.restoreLate(rctx, st, late, base)
 	}
 	c.dutiesOnUnseal(st)
 	go c.reportInvalidUTF8Keys(st)
@@ -230,11 +231,28 @@ func (st *unsealed) lateViews() []projections.View {
 // restoreLate gives the deferred views their checkpoint state and lets the runner fold in what
 // it kept for them. A view that cannot be restored seals the node: its section opened under the
 // keyring, so that is a build that cannot read its own checkpoint, and nothing may be served
-// from a view that skipped history.
-func (c *Core) restoreLate(st *unsealed, views []projections.View, parts []replay.Part) {
+// from a view that skipped history. A checkpoint whose late sections cannot be read or do not
+// authenticate (damaged after the others were read) is not trusted for them: they are rebuilt
+// from the log instead, unless the log holds a restore (its history before the restore is not
+// this one), which seals. ctx ends when the node seals.
+func (c *Core) restoreLate(ctx context.Context, st *unsealed, views []projections.View, base *replay.Base) {
 	// One after the other, on one goroutine: the node is answering meanwhile, and on two
 	// cores a restore per core left the first requests after unseal waiting for a core.
 	started := time.Now()
+	kr := st.keyring.Load()
+	parts, err := base.LaterParts(kr, views)
+	if err != nil {
+		if c.sealView.State().Restore != nil {
+			c.lateFailed(st, views, fmt.Errorf("the checkpoint's deferred views: %w", err))
+			return
+		}
+		c.logger.Warn("the checkpoint's deferred views are unreadable; rebuilding them from the log", "name", base.Name, "seq", base.Seq, "err", err)
+		if _, rerr := replay.Replay(ctx, c.log, kr, views, 0, [32]byte{}, base.Seq, nil); rerr != nil {
+			c.lateFailed(st, views, fmt.Errorf("rebuild the deferred views from the log: %w (the checkpoint: %w)", rerr, err))
+			return
+		}
+		parts = make([]replay.Part, len(views)) // rebuilt: nothing to restore
+	}
 	for i, v := range views {
 		var err error
 		if parts[i].Data != nil {
@@ -248,6 +266,18 @@ func (c *Core) restoreLate(st *unsealed, views []projections.View, parts []repla
 		}
 	}
 	c.logger.Info("deferred views loaded", "took", time.Since(started).Round(time.Millisecond))
+}
+
+// lateFailed ends the deferral of views that could not be given their state, and seals.
+func (c *Core) lateFailed(st *unsealed, views []projections.View, err error) {
+	for _, v := range views {
+		if rerr := st.runner.Ready(v, err); rerr != nil {
+			err = rerr
+			break
+		}
+	}
+	c.logger.Error("views loaded after unseal failed; sealing", "err", err)
+	go c.Seal()
 }
 
 // openedDataKeys is openDataKeys' result.

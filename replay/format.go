@@ -208,7 +208,7 @@ func sumsAD(metaSum [32]byte) []byte {
 // Encode writes s as a snapshot file, sealing every section under kr. It returns the number of
 // bytes written.
 func (s *Snapshot) Encode(w io.Writer, kr *ledger.Keyring) (int64, error) {
-	return s.encode(w, kr, true)
+	return s.encode(w, kr, true, nil)
 }
 
 // EncodeCheckpoint writes s as a checkpoint: the archive of a snapshot file without its gzip
@@ -217,11 +217,14 @@ func (s *Snapshot) Encode(w io.Writer, kr *ledger.Keyring) (int64, error) {
 // sealed — yet reading through it was a quarter to a half of decoding a checkpoint
 // (BenchmarkCheckpointForms); what it also checks, a CRC of the bytes, the per-file SHA-256
 // sums, the object store's digests and the seals check already.
-func (s *Snapshot) EncodeCheckpoint(w io.Writer, kr *ledger.Keyring) (int64, error) {
-	return s.encode(w, kr, false)
+//
+// The views named in last are written after the others, in that order: a server unsealing
+// from the checkpoint reads it up to them (Store.DecodeEarly) and them once it answers.
+func (s *Snapshot) EncodeCheckpoint(w io.Writer, kr *ledger.Keyring, last ...string) (int64, error) {
+	return s.encode(w, kr, false, last)
 }
 
-func (s *Snapshot) encode(w io.Writer, kr *ledger.Keyring, gzipped bool) (int64, error) {
+func (s *Snapshot) encode(w io.Writer, kr *ledger.Keyring, gzipped bool, last []string) (int64, error) {
 	if kr == nil {
 		return 0, ledger.ErrSealed
 	}
@@ -233,7 +236,23 @@ func (s *Snapshot) encode(w io.Writer, kr *ledger.Keyring, gzipped bool) (int64,
 	}
 	var bodies []body
 	seen := map[string]bool{}
-	for _, p := range s.Views {
+	views := s.Views
+	if len(last) > 0 {
+		views = make([]Part, 0, len(s.Views))
+		for _, p := range s.Views {
+			if !slices.Contains(last, p.Name) {
+				views = append(views, p)
+			}
+		}
+		for _, name := range last {
+			for _, p := range s.Views {
+				if p.Name == name {
+					views = append(views, p)
+				}
+			}
+		}
+	}
+	for _, p := range views {
 		if !viewNameRE.MatchString(p.Name) || seen[p.Name] {
 			return 0, fmt.Errorf("encode snapshot: view name %q is not usable (empty, odd characters or twice)", p.Name)
 		}
@@ -361,9 +380,13 @@ type File struct {
 
 	meta       []byte
 	files      map[string][]byte
+	digests    map[string][32]byte // sha256 of each entry, taken as it was read
 	sums       []byte
 	sealedSums []byte
-	opened     bool // Open decrypts the sections in place: a File opens once
+	opened     bool            // Open decrypts the sections in place: a File opens once
+	decrypted  map[string]bool // the files Open decrypted
+	// rest is how to read the sections left unread (Store.DecodeEarly), nil once read.
+	rest *decoding
 }
 
 func invalid(format string, args ...any) error {
@@ -387,12 +410,18 @@ func DecodeFrom(r io.Reader, size int64) (*File, error) {
 // decodeFrom is DecodeFrom; without hashFile, File.SHA256 is left zero; with checkpoint, the
 // bare archive EncodeCheckpoint writes is read too.
 func decodeFrom(r io.Reader, size int64, hashFile, checkpoint bool) (*File, error) {
-	f, err := decode(r, size, hashFile, checkpoint)
+	f, err := decode(r, size, hashFile, checkpoint, nil)
+	return f, sourced(err)
+}
+
+// sourced reports an error of the reader a file is decoded from as such, not as a verdict on
+// the file.
+func sourced(err error) error {
 	var rerr sourceError
 	if errors.As(err, &rerr) {
-		return nil, fmt.Errorf("read snapshot: %w", rerr.err)
+		return fmt.Errorf("read snapshot: %w", rerr.err)
 	}
-	return f, err
+	return err
 }
 
 // sourceError marks an error of the reader a file is decoded from.
@@ -447,33 +476,54 @@ func (a *archiveEnd) marked() bool {
 	return a.n >= int64(len(a.last)) && !slices.ContainsFunc(a.last[:], func(b byte) bool { return b != 0 })
 }
 
-func decode(r io.Reader, size int64, hashFile, checkpoint bool) (*File, error) {
+// decoding is a snapshot file being read: what decode has read so far and how to go on. A
+// checkpoint decoded with its late sections left unread (Store.DecodeEarly) keeps one in
+// File.rest until File.Rest reads them.
+type decoding struct {
+	f         *File
+	src       *hashingReader
+	br        *bufio.Reader
+	gz        *gzip.Reader
+	bare      *archiveEnd
+	tr        *tar.Reader
+	hashFile  bool
+	fileLen   int
+	truncated error
+	order     []string
+	// late reports the views whose sections may be left unread; deferred holds the files of
+	// the sections that are (set once meta.json is read), pending the header of the first.
+	late     func(name string) bool
+	deferred []string
+	pending  *tar.Header
+	close    func()
+}
+
+func decode(r io.Reader, size int64, hashFile, checkpoint bool, late func(string) bool) (*File, error) {
 	src := &hashingReader{r: r}
 	if hashFile {
 		src.h = sha256.New()
 	}
 	br := bufio.NewReaderSize(src, 64<<10)
-	f := &File{Size: size, files: map[string][]byte{}}
-	fileLen := int(min(size, int64(math.MaxInt)))
-	truncated := invalid("snapshot is truncated (%d bytes): it ends before its last entry %s; the download or copy was cut short, take or copy it again", size, sealedSumsFile)
+	f := &File{Size: size, files: map[string][]byte{}, digests: map[string][32]byte{}}
+	d := &decoding{f: f, src: src, br: br, hashFile: hashFile, late: late,
+		fileLen:   int(min(size, int64(math.MaxInt))),
+		truncated: invalid("snapshot is truncated (%d bytes): it ends before its last entry %s; the download or copy was cut short, take or copy it again", size, sealedSumsFile)}
 	magic, err := br.Peek(2)
 	var rerr sourceError
 	if errors.As(err, &rerr) {
 		return nil, err
 	}
-	var gz *gzip.Reader
 	var body io.Reader = br
-	var bare *archiveEnd
 	switch {
 	case err == nil && magic[0] == 0x1f && magic[1] == 0x8b:
-		if gz, err = gzip.NewReader(br); err != nil {
+		if d.gz, err = gzip.NewReader(br); err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-				return nil, truncated
+				return nil, d.truncated
 			}
 			return nil, invalid("not a Ledger snapshot: %v", err)
 		}
-		gz.Multistream(false)
-		body = gz
+		d.gz.Multistream(false)
+		body = d.gz
 	case checkpoint:
 		// A checkpoint (EncodeCheckpoint) is the bare archive: its first block is a tar header.
 		first, err := br.Peek(tarBlock)
@@ -481,100 +531,180 @@ func decode(r io.Reader, size int64, hashFile, checkpoint bool) (*File, error) {
 			return nil, err
 		}
 		if err != nil {
-			return nil, truncated
+			return nil, d.truncated
 		}
 		if string(first[257:262]) != "ustar" {
 			return nil, invalid("not a Ledger checkpoint: the object is neither a gzip-compressed nor a bare tar archive")
 		}
-		bare = &archiveEnd{r: br}
-		body = bare
+		d.bare = &archiveEnd{r: br}
+		body = d.bare
 	default:
 		return nil, invalid("not a Ledger snapshot: the file is not gzip-compressed (a snapshot starts with a gzip header)")
 	}
-	tr := tar.NewReader(body)
-	var order []string
-	readErr := func(err error) error {
-		var rerr sourceError
-		switch {
-		case errors.As(err, &rerr):
-			return rerr
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			return truncated
-		case errors.Is(err, gzip.ErrChecksum), errors.Is(err, gzip.ErrHeader):
-			return invalid("snapshot is corrupted: its gzip checksum does not match; the file was altered or damaged, use another copy")
-		}
-		return invalid("snapshot is corrupted: %v; use another copy", err)
+	d.tr = tar.NewReader(body)
+	if err := d.entries(); err != nil {
+		return nil, err
 	}
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
+	if d.pending != nil {
+		// Stopped before the late sections: what was read must be whole and described.
+		if err := d.header(); err != nil {
+			return nil, err
 		}
-		if err != nil {
-			return nil, readErr(err)
+		f.rest = d
+		return f, nil
+	}
+	if err := d.finish(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (d *decoding) readErr(err error) error {
+	var rerr sourceError
+	switch {
+	case errors.As(err, &rerr):
+		return rerr
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return d.truncated
+	case errors.Is(err, gzip.ErrChecksum), errors.Is(err, gzip.ErrHeader):
+		return invalid("snapshot is corrupted: its gzip checksum does not match; the file was altered or damaged, use another copy")
+	}
+	return invalid("snapshot is corrupted: %v; use another copy", err)
+}
+
+// entries reads the archive's entries to its end marker, or, when late sections may be left
+// unread, up to the first of them (d.pending).
+func (d *decoding) entries() error {
+	f := d.f
+	for {
+		hdr := d.pending
+		d.pending = nil
+		if hdr == nil {
+			var err error
+			hdr, err = d.tr.Next()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return d.readErr(err)
+			}
 		}
 		if hdr.Typeflag != tar.TypeReg || hdr.Size < 0 || !knownFile(hdr.Name) {
-			return nil, invalid("not a Ledger snapshot: unexpected entry %q (a Vault raft snapshot cannot be restored into Ledger)", hdr.Name)
+			return invalid("not a Ledger snapshot: unexpected entry %q (a Vault raft snapshot cannot be restored into Ledger)", hdr.Name)
 		}
 		if _, dup := f.files[hdr.Name]; dup {
-			return nil, invalid("snapshot is corrupted: entry %q appears twice", hdr.Name)
+			return invalid("snapshot is corrupted: entry %q appears twice", hdr.Name)
 		}
-		b, err := readEntry(tr, hdr.Size, fileLen)
+		if d.late != nil && len(d.deferred) > 0 && hdr.Name == d.deferred[0] {
+			d.pending, d.late = hdr, nil
+			return nil
+		}
+		b, err := readEntry(d.tr, hdr.Size, d.fileLen)
 		if err != nil {
-			return nil, readErr(err)
+			return d.readErr(err)
 		}
 		f.files[hdr.Name] = b
-		order = append(order, hdr.Name)
+		f.digests[hdr.Name] = sha256.Sum256(b)
+		d.order = append(d.order, hdr.Name)
+		if hdr.Name == metaFile && len(d.order) == 1 && d.late != nil {
+			d.deferred = lateFiles(b, d.late)
+		}
 	}
+}
+
+// lateFiles lists the files of the sections a header ends with that are all views late
+// reports: the ones a reader may leave for later. A header that does not decode defers
+// nothing (the whole file is read, and its checks say what is wrong).
+func lateFiles(meta []byte, late func(string) bool) []string {
+	var h Header
+	if json.Unmarshal(meta, &h) != nil {
+		return nil
+	}
+	k := len(h.Sections)
+	for k > 0 && h.Sections[k-1].Kind == KindView && late(h.Sections[k-1].Name) {
+		k--
+	}
+	var out []string
+	for _, s := range h.Sections[k:] {
+		out = append(out, s.File)
+	}
+	return out
+}
+
+// finish checks what follows the end marker and the file as a whole: its size, the order of
+// its entries, SHA256SUMS and the header.
+func (d *decoding) finish() error {
+	f := d.f
 	// The tar end marker was read; the gzip trailer (CRC and size) must follow and match.
-	if gz != nil {
-		if _, err := io.Copy(io.Discard, gz); err != nil {
-			return nil, readErr(err)
+	if d.gz != nil {
+		if _, err := io.Copy(io.Discard, d.gz); err != nil {
+			return d.readErr(err)
 		}
 	}
 	// A bare archive has no trailer: it must end with the end marker, and nothing after it (the
 	// tar reader takes a clean end of input for one).
-	if bare != nil {
-		if !bare.marked() {
-			return nil, truncated
+	if d.bare != nil {
+		if !d.bare.marked() {
+			return d.truncated
 		}
-		if bare.n != size {
-			return nil, invalid("checkpoint is corrupted: %d bytes follow its end marker", size-bare.n)
+		if d.bare.n != f.Size {
+			return invalid("checkpoint is corrupted: %d bytes follow its end marker", f.Size-d.bare.n)
 		}
 	}
 	// SHA256 is the digest of the whole file, whatever follows the gzip stream included.
-	if _, err := io.Copy(io.Discard, br); err != nil {
-		return nil, readErr(err)
+	if _, err := io.Copy(io.Discard, d.br); err != nil {
+		return d.readErr(err)
 	}
-	if src.n != size {
-		return nil, invalid("snapshot is %d bytes, %d were expected; the download or copy was cut short, take or copy it again", src.n, size)
+	if d.src.n != f.Size {
+		return invalid("snapshot is %d bytes, %d were expected; the download or copy was cut short, take or copy it again", d.src.n, f.Size)
 	}
-	if hashFile {
-		src.h.Sum(f.SHA256[:0])
+	if d.hashFile {
+		d.src.h.Sum(f.SHA256[:0])
 	}
-	if len(order) == 0 || order[0] != metaFile {
-		if len(order) == 0 {
-			return nil, truncated
+	if len(d.order) == 0 || d.order[0] != metaFile {
+		if len(d.order) == 0 {
+			return d.truncated
 		}
-		return nil, invalid("not a Ledger snapshot: it does not start with %s", metaFile)
+		return invalid("not a Ledger snapshot: it does not start with %s", metaFile)
 	}
-	if order[len(order)-1] != sealedSumsFile || len(f.files[sealedSumsFile]) == 0 {
-		return nil, truncated
+	if d.order[len(d.order)-1] != sealedSumsFile || len(f.files[sealedSumsFile]) == 0 {
+		return d.truncated
 	}
-	f.meta, f.sums, f.sealedSums = f.files[metaFile], f.files[sumsFile], f.files[sealedSumsFile]
+	f.sums, f.sealedSums = f.files[sumsFile], f.files[sealedSumsFile]
 	if f.sums == nil {
-		return nil, invalid("snapshot is corrupted: %s is missing", sumsFile)
+		return invalid("snapshot is corrupted: %s is missing", sumsFile)
 	}
 	if err := f.checkSums(); err != nil {
-		return nil, err
+		return err
 	}
+	return d.header()
+}
+
+// header decodes meta.json and checks it against the sections read so far.
+func (d *decoding) header() error {
+	f := d.f
+	if len(d.order) == 0 || d.order[0] != metaFile {
+		return invalid("not a Ledger snapshot: it does not start with %s", metaFile)
+	}
+	f.meta = f.files[metaFile]
 	if err := json.Unmarshal(f.meta, &f.Header); err != nil {
-		return nil, invalid("snapshot is corrupted: %s does not decode", metaFile)
+		return invalid("snapshot is corrupted: %s does not decode", metaFile)
 	}
-	if err := f.checkHeader(); err != nil {
-		return nil, err
+	return f.checkHeader(d.deferredUnread())
+}
+
+// deferredUnread is the set of section files not read yet (nil once they all are).
+func (d *decoding) deferredUnread() map[string]bool {
+	if d.pending == nil && d.f.rest == nil {
+		return nil
 	}
-	return f, nil
+	out := map[string]bool{}
+	for _, name := range d.deferred {
+		if _, ok := d.f.files[name]; !ok {
+			out[name] = true
+		}
+	}
+	return out
 }
 
 // readEntry reads a tar entry of the size its header gives. Sealed entries do not compress, so
@@ -627,7 +757,7 @@ func (f *File) checkSums() error {
 		}
 		listed[name] = sum
 	}
-	for name, b := range f.files {
+	for name := range f.files {
 		if name == sumsFile || name == sealedSumsFile {
 			continue
 		}
@@ -635,7 +765,7 @@ func (f *File) checkSums() error {
 		if !ok {
 			return invalid("snapshot is corrupted: %s is not listed in %s", name, sumsFile)
 		}
-		if got := sha256.Sum256(b); hex.EncodeToString(got[:]) != want {
+		if got := f.digests[name]; hex.EncodeToString(got[:]) != want {
 			return invalid("snapshot is corrupted: %s does not match its checksum; the file was altered or damaged, use another copy", name)
 		}
 		delete(listed, name)
@@ -646,7 +776,10 @@ func (f *File) checkSums() error {
 	return nil
 }
 
-func (f *File) checkHeader() error {
+// checkHeader checks the header, and that every section it describes is in the archive as
+// whole chunks, but for the sections in unread (not read yet: Store.DecodeEarly) and the
+// ones Open decrypted since they were checked.
+func (f *File) checkHeader(unread map[string]bool) error {
 	h := f.Header
 	switch {
 	case h.Product != product:
@@ -671,9 +804,15 @@ func (f *File) checkHeader() error {
 			return invalid("snapshot is corrupted: section %q is malformed", s.Name)
 		}
 		names[s.File] = true
+		if unread[s.File] {
+			continue
+		}
 		body, ok := f.files[s.File]
 		if !ok {
 			return invalid("snapshot is truncated or corrupted: section %s is missing", s.File)
+		}
+		if f.decrypted[s.File] {
+			continue
 		}
 		n, err := countChunks(body)
 		if err != nil || n != s.Chunks {
@@ -711,14 +850,20 @@ func (f *File) Keyring(rootKey []byte) (*ledger.Keyring, error) {
 // another keyring, or altered with its checksums recomputed — is an ErrNotAuthentic. Once
 // the keyring is found to be the file's, the sections are decrypted in place (the Snapshot's
 // parts are slices of the decoded file), so a File opens once.
+//
+// A checkpoint decoded with its late sections unread (Store.DecodeEarly) opens the sections
+// read: each chunk is bound to sha256(meta.json) and its place, so they authenticate without
+// SHA256SUMS, which comes last; Rest reads and opens the others, and checks the file whole.
 func (f *File) Open(kr *ledger.Keyring) (*Snapshot, error) {
 	if kr == nil {
 		return nil, ledger.ErrSealed
 	}
 	metaSum := sha256.Sum256(f.meta)
-	sums, err := kr.Open(f.sealedSums, sumsAD(metaSum))
-	if err != nil || !bytes.Equal(sums, f.sums) {
-		return nil, fmt.Errorf("%s does not open under this keyring: the snapshot was taken by another cluster, or altered: %w", sealedSumsFile, ErrNotAuthentic)
+	if f.rest == nil {
+		sums, err := kr.Open(f.sealedSums, sumsAD(metaSum))
+		if err != nil || !bytes.Equal(sums, f.sums) {
+			return nil, fmt.Errorf("%s does not open under this keyring: the snapshot was taken by another cluster, or altered: %w", sealedSumsFile, ErrNotAuthentic)
+		}
 	}
 	hash, _ := f.Header.BatchHash()
 	s := &Snapshot{ClusterID: f.Header.ClusterID, ClusterName: f.Header.ClusterName, Seq: f.Header.Seq, Hash: hash,
@@ -727,46 +872,136 @@ func (f *File) Open(kr *ledger.Keyring) (*Snapshot, error) {
 		return nil, errors.New("snapshot file already opened: its sections were decrypted in place; decode the file again")
 	}
 	f.opened = true
-	opened := map[string]bool{}
+	f.decrypted = map[string]bool{}
 	for _, sec := range f.Header.Sections {
-		// Each chunk decrypts into its own bytes and moves down to the end of the plaintext
-		// so far, which is never past the chunk (a chunk is its plaintext plus framing,
-		// prefix, IV and tag): the section's plaintext ends up at the start of the file's
-		// buffer, and a checkpoint load touches no second copy of it.
-		if opened[sec.File] {
-			return nil, fmt.Errorf("two sections name %s: %w", sec.File, ErrNotAuthentic)
+		if f.rest != nil && slices.Contains(f.rest.deferred, sec.File) {
+			continue
 		}
-		opened[sec.File] = true
-		file := f.files[sec.File]
-		b, w := file, 0
-		for i := 0; len(b) > 0; i++ {
-			l, k := binary.Uvarint(b)
-			if k <= 0 || l > uint64(len(b)-k) {
-				return nil, fmt.Errorf("%s chunk %d is framed wrongly: %w", sec.File, i, ErrNotAuthentic)
-			}
-			ct := b[k : k+int(l)]
-			b = b[k+int(l):]
-			pt, err := kr.OpenInPlace(ct, chunkAD(metaSum, sec.File, i, len(b) == 0))
-			if err != nil {
-				return nil, fmt.Errorf("%s chunk %d does not open under this keyring: %w", sec.File, i, ErrNotAuthentic)
-			}
-			w += copy(file[w:], pt)
-		}
-		data := file[:w:w]
-		if int64(len(data)) != sec.Size {
-			return nil, fmt.Errorf("%s holds %d bytes, its header says %d: %w", sec.File, len(data), sec.Size, ErrNotAuthentic)
+		data, err := f.openSection(kr, metaSum, sec)
+		if err != nil {
+			return nil, err
 		}
 		switch sec.Kind {
 		case KindDataKeys:
 			s.DataKeys = data
 		default:
-			var d [32]byte
-			if b, err := hex.DecodeString(sec.Digest); err == nil && len(b) == 32 {
-				copy(d[:], b)
-			}
-			s.Views = append(s.Views, Part{Name: sec.Name, Data: data, Digest: d})
+			s.Views = append(s.Views, sec.part(data))
 		}
 	}
 	sort.SliceStable(s.Views, func(i, j int) bool { return s.Views[i].Name < s.Views[j].Name })
 	return s, nil
+}
+
+// part is a view section's Part, data its plaintext.
+func (sec Section) part(data []byte) Part {
+	var d [32]byte
+	if b, err := hex.DecodeString(sec.Digest); err == nil && len(b) == 32 {
+		copy(d[:], b)
+	}
+	return Part{Name: sec.Name, Data: data, Digest: d}
+}
+
+// openSection authenticates and decrypts one section in place and returns its plaintext.
+// Each chunk decrypts into its own bytes and moves down to the end of the plaintext so far,
+// which is never past the chunk (a chunk is its plaintext plus framing, prefix, IV and tag):
+// the section's plaintext ends up at the start of the file's buffer, and a checkpoint load
+// touches no second copy of it.
+func (f *File) openSection(kr *ledger.Keyring, metaSum [32]byte, sec Section) ([]byte, error) {
+	if f.decrypted[sec.File] {
+		return nil, fmt.Errorf("two sections name %s: %w", sec.File, ErrNotAuthentic)
+	}
+	f.decrypted[sec.File] = true
+	file := f.files[sec.File]
+	b, w := file, 0
+	for i := 0; len(b) > 0; i++ {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l > uint64(len(b)-k) {
+			return nil, fmt.Errorf("%s chunk %d is framed wrongly: %w", sec.File, i, ErrNotAuthentic)
+		}
+		ct := b[k : k+int(l)]
+		b = b[k+int(l):]
+		pt, err := kr.OpenInPlace(ct, chunkAD(metaSum, sec.File, i, len(b) == 0))
+		if err != nil {
+			return nil, fmt.Errorf("%s chunk %d does not open under this keyring: %w", sec.File, i, ErrNotAuthentic)
+		}
+		w += copy(file[w:], pt)
+	}
+	data := file[:w:w]
+	if int64(len(data)) != sec.Size {
+		return nil, fmt.Errorf("%s holds %d bytes, its header says %d: %w", sec.File, len(data), sec.Size, ErrNotAuthentic)
+	}
+	return data, nil
+}
+
+// Unread names the views whose sections a checkpoint decoded by Store.DecodeEarly left
+// unread, in the archive's order; nil once Rest has read them (or when none were left).
+func (f *File) Unread() []string {
+	if f.rest == nil {
+		return nil
+	}
+	var out []string
+	for _, sec := range f.Header.Sections {
+		if slices.Contains(f.rest.deferred, sec.File) {
+			out = append(out, sec.Name)
+		}
+	}
+	return out
+}
+
+// Rest reads the sections Store.DecodeEarly left unread, checks the file whole as Decode
+// does (its end, SHA256SUMS and its seal) and returns those views' parts, opened under kr
+// (nil when nothing was left unread). Call it after Open, once; it closes the file's source.
+func (f *File) Rest(kr *ledger.Keyring) ([]Part, error) {
+	d := f.rest
+	if d == nil {
+		return nil, nil
+	}
+	defer d.release()
+	if !f.opened {
+		return nil, errors.New("snapshot: Rest before Open")
+	}
+	if kr == nil {
+		return nil, ledger.ErrSealed
+	}
+	if err := d.entries(); err != nil {
+		return nil, sourced(err)
+	}
+	f.rest = nil
+	if err := d.finish(); err != nil {
+		return nil, sourced(err)
+	}
+	metaSum := sha256.Sum256(f.meta)
+	sums, err := kr.Open(f.sealedSums, sumsAD(metaSum))
+	if err != nil || !bytes.Equal(sums, f.sums) {
+		return nil, fmt.Errorf("%s does not open under this keyring: the snapshot was taken by another cluster, or altered: %w", sealedSumsFile, ErrNotAuthentic)
+	}
+	var parts []Part
+	for _, sec := range f.Header.Sections {
+		if !slices.Contains(d.deferred, sec.File) {
+			continue
+		}
+		data, err := f.openSection(kr, metaSum, sec)
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, sec.part(data))
+	}
+	return parts, nil
+}
+
+// Close releases the source of a file whose late sections were left unread and will not be
+// read (Rest closes it itself). Safe to call more than once, and on any File.
+func (f *File) Close() {
+	if f.rest != nil {
+		f.rest.release()
+		f.rest = nil
+	}
+}
+
+// release closes the source the rest of the file would have been read from.
+func (d *decoding) release() {
+	if d.close != nil {
+		d.close()
+		d.close = nil
+	}
 }

@@ -175,10 +175,13 @@ func (e *env) snapshotOf(t testing.TB, r *projections.Runner, dataKeys []byte) (
 	return e.encodeCut(t, r, dataKeys, (*replay.Snapshot).Encode)
 }
 
-// checkpointOf cuts the runner's views into a checkpoint, as a server stores it in its bucket.
-func (e *env) checkpointOf(t testing.TB, r *projections.Runner) ([]byte, replay.Cut) {
+// checkpointOf cuts the runner's views into a checkpoint, as a server stores it in its bucket,
+// the views named in last written last.
+func (e *env) checkpointOf(t testing.TB, r *projections.Runner, last ...string) ([]byte, replay.Cut) {
 	t.Helper()
-	return e.encodeCut(t, r, nil, (*replay.Snapshot).EncodeCheckpoint)
+	return e.encodeCut(t, r, nil, func(s *replay.Snapshot, w io.Writer, kr *ledger.Keyring) (int64, error) {
+		return s.EncodeCheckpoint(w, kr, last...)
+	})
 }
 
 // encodeCut cuts the runner's views and encodes them, sealed by e's keys.
@@ -227,6 +230,20 @@ func tarEntries(t testing.TB, data []byte) (names []string, files map[string][]b
 		names = append(names, h.Name)
 		files[h.Name] = b
 	}
+}
+
+// repackBare is repack for a checkpoint: the archive without the gzip layer.
+func repackBare(t testing.TB, names []string, files map[string][]byte) []byte {
+	t.Helper()
+	gz, err := gzip.NewReader(bytes.NewReader(repack(t, names, files)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // repack writes an archive again, with SHA256SUMS recomputed: what a forger who knows the format

@@ -329,6 +329,35 @@ func (s *Store) Decode(ctx context.Context, name string) (*File, error) {
 	return decodeFrom(r, size, false, true)
 }
 
+// DecodeEarly is Decode for a checkpoint whose last sections are views late reports: it stops
+// before them and returns a File that opens the others; File.Rest reads the rest (on another
+// goroutine, after unseal) and File.Close gives it up. Until then the object stays open, read
+// under a context of its own: ctx ending does not cut the rest short, and the object store's
+// default timeout (which would end a read paused for longer) is replaced by lateReadFor. A
+// checkpoint that does not end with such views is read whole, as by Decode.
+func (s *Store) DecodeEarly(ctx context.Context, name string, late func(view string) bool) (*File, error) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lateReadFor)
+	r, size, err := s.Reader(rctx, name)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	f, err := decode(r, size, false, true, late)
+	if err != nil || f.rest == nil {
+		r.Close()
+		cancel()
+		return f, sourced(err)
+	}
+	f.rest.close = func() {
+		r.Close()
+		cancel()
+	}
+	return f, nil
+}
+
+// lateReadFor bounds how long after DecodeEarly the rest of a checkpoint can be read.
+const lateReadFor = 10 * time.Minute
+
 // partsReader reads the parts of a snapshot in order (Store.Reader).
 type partsReader struct {
 	ctx   context.Context

@@ -126,6 +126,56 @@ type Base struct {
 	Header   Header
 	// Missing lists views the snapshot lacked; they start empty.
 	Missing []string
+
+	// later holds the parts of BaseOptions.Later read with the others; file, a checkpoint
+	// whose sections for them are still unread (LaterParts, Close).
+	later map[string]Part
+	file  *File
+	used  bool // LaterParts was called, or Close
+}
+
+// LaterParts returns the parts of views (BaseOptions.Later) in their order, reading the ones
+// the checkpoint left unread (File.Rest: checked and opened under kr). A view the snapshot
+// lacks gets a Part without data: it starts empty. Call it once.
+func (b *Base) LaterParts(kr *ledger.Keyring, views []projections.View) ([]Part, error) {
+	if b.used {
+		return nil, errors.New("snapshot: the deferred views' parts were already taken, or given up")
+	}
+	b.used = true
+	var rest []Part
+	if f := b.file; f != nil {
+		b.file = nil
+		var err error
+		if rest, err = f.Rest(kr); err != nil {
+			return nil, fmt.Errorf("snapshot %s: %w", b.Name, err)
+		}
+	}
+	out := make([]Part, len(views))
+	for i, v := range views {
+		if p, ok := b.later[v.Name()]; ok {
+			out[i] = p
+		}
+		for _, p := range rest {
+			if p.Name == v.Name() {
+				out[i] = p
+			}
+		}
+	}
+	b.later = nil
+	return out, nil
+}
+
+// Close gives up what LaterParts would have read: the checkpoint's object, kept open until
+// then. A nil Base, or one with nothing unread, is fine.
+func (b *Base) Close() {
+	if b == nil {
+		return
+	}
+	b.used = true
+	if b.file != nil {
+		b.file.Close()
+		b.file = nil
+	}
 }
 
 // BaseOptions tune LoadBase.
@@ -134,8 +184,10 @@ type BaseOptions struct {
 	// restored snapshot when the log holds a restore (replay verify, replay rebuild).
 	SkipAuto bool
 	Logger   *slog.Logger
-	// Later are views (among those given) LoadBase leaves alone: the caller restores them from
-	// the returned snapshot itself, after the others (projections.Runner.Defer).
+	// Later are views (among those given) LoadBase leaves alone: the caller restores them
+	// after the others (projections.Runner.Defer) from Base.LaterParts. An automatic
+	// snapshot whose last sections are theirs is read only up to them: the rest is read by
+	// LaterParts, and until then (or Close) the object stays open.
 	Later []projections.View
 }
 
@@ -150,7 +202,11 @@ func LoadBase(ctx context.Context, js jetstream.JetStream, store *Store, st seal
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	var later func(string) bool
 	if len(o.Later) > 0 {
+		later = func(name string) bool {
+			return slices.ContainsFunc(o.Later, func(v projections.View) bool { return v.Name() == name })
+		}
 		now := make([]projections.View, 0, len(views))
 		for _, v := range views {
 			if !slices.Contains(o.Later, v) {
@@ -193,8 +249,9 @@ func LoadBase(ctx context.Context, js jetstream.JetStream, store *Store, st seal
 			if in.Seq < minSeq {
 				break // taken before the latest restore: another history
 			}
-			b, err := loadAuto(ctx, js, store, in, st, kr, views)
+			b, err := loadAuto(ctx, js, store, in, st, kr, views, later)
 			if err == nil {
+				b.keepLater(o.Later)
 				return b, nil
 			}
 			if errors.Is(err, jetstream.ErrObjectNotFound) {
@@ -219,14 +276,40 @@ func LoadBase(ctx context.Context, js jetstream.JetStream, store *Store, st seal
 	if len(b.Missing) > 0 {
 		logger.Warn("restored snapshot lacks views this build has; they start empty", "views", b.Missing)
 	}
+	b.keepLater(o.Later)
 	return b, nil
 }
 
-func loadAuto(ctx context.Context, js jetstream.JetStream, store *Store, in Info, st seal.State, kr *ledger.Keyring, views []projections.View) (*Base, error) {
-	f, err := store.Decode(ctx, in.Name)
+// keepLater keeps the parts of views that were read with the others, for LaterParts.
+func (b *Base) keepLater(views []projections.View) {
+	if len(views) == 0 || b.Snapshot == nil {
+		return
+	}
+	b.later = map[string]Part{}
+	for _, v := range views {
+		if p, ok := b.Snapshot.View(v.Name()); ok {
+			b.later[v.Name()] = p
+		}
+	}
+}
+
+// loadAuto restores views from the automatic snapshot in. With later, the views it reports are
+// not among views, and their sections, if last, are left unread in Base.file.
+func loadAuto(ctx context.Context, js jetstream.JetStream, store *Store, in Info, st seal.State, kr *ledger.Keyring, views []projections.View, later func(string) bool) (_ *Base, err error) {
+	var f *File
+	if later != nil {
+		f, err = store.DecodeEarly(ctx, in.Name, later)
+	} else {
+		f, err = store.Decode(ctx, in.Name)
+	}
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			f.Close()
+		}
+	}()
 	h := f.Header
 	if h.ClusterID != st.ClusterID {
 		return nil, fmt.Errorf("taken by cluster %s, this is %s", h.ClusterID, st.ClusterID)
@@ -246,7 +329,11 @@ func loadAuto(ctx context.Context, js jetstream.JetStream, store *Store, in Info
 	if _, err := s.Restore(views, RestoreOptions{SkipDigests: true}); err != nil {
 		return nil, err
 	}
-	return &Base{Name: in.Name, Seq: h.Seq, Hash: got, Snapshot: s, Header: h}, nil
+	b := &Base{Name: in.Name, Seq: h.Seq, Hash: got, Snapshot: s, Header: h}
+	if f.Unread() != nil {
+		b.file = f
+	}
+	return b, nil
 }
 
 func loadRestored(ctx context.Context, js jetstream.JetStream, store *Store, st seal.State, kr *ledger.Keyring, views []projections.View) (*Base, error) {

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ledger-secrets/ledger/commands"
+	"github.com/ledger-secrets/ledger/replay"
 )
 
 // TestViewsLoadedAfterUnseal: the fingerprint and history indexes are restored after unseal
@@ -20,6 +22,18 @@ import (
 // loaded them before answering would: matches and history from before the checkpoint, from
 // the log's tail after it, and from writes made while they load; and a replay verify agrees.
 func TestViewsLoadedAfterUnseal(t *testing.T) {
+	viewsLoadedAfterUnseal(t, false)
+}
+
+// TestLateSectionsDamagedRebuiltFromLog: the checkpoint's late sections (read after unseal
+// answers, from the end of the object) altered while the server was sealed: the early views
+// load from the checkpoint, the deferred ones do not authenticate and are rebuilt from the
+// log instead, and they answer as they would have — the node stays unsealed.
+func TestLateSectionsDamagedRebuiltFromLog(t *testing.T) {
+	viewsLoadedAfterUnseal(t, true)
+}
+
+func viewsLoadedAfterUnseal(t *testing.T, damage bool) {
 	ctx := context.Background()
 	var logs syncBuffer
 	// No timed checkpoints: one comes after 1,000 batches, so the writes after it are a tail.
@@ -72,6 +86,9 @@ func TestViewsLoadedAfterUnseal(t *testing.T) {
 	}
 
 	s.Core.Seal()
+	if damage {
+		damageLateSection(t, s, "views/fingerprint.sealed")
+	}
 	if _, err := root.Sys().Unseal(s.UnsealKey); err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +128,12 @@ func TestViewsLoadedAfterUnseal(t *testing.T) {
 		t.Fatalf("fingerprint view applied %v, kv %v, once loaded", fp, kv)
 	}
 	verifyOK(t, root, "genesis")
+	if rebuilt := strings.Contains(logs.String(), "rebuilding them from the log"); rebuilt != damage {
+		t.Fatalf("deferred views rebuilt from the log: %v, with the late section damaged: %v", rebuilt, damage)
+	}
+	if st, err := root.Sys().SealStatus(); err != nil || st.Sealed {
+		t.Fatalf("seal status %+v, %v: the node should stay unsealed", st, err)
+	}
 	// And the indexes were indeed loaded after the unseal answered (restoreLate logs it once
 	// both are in).
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "deferred views loaded"); {
@@ -118,5 +141,37 @@ func TestViewsLoadedAfterUnseal(t *testing.T) {
 			t.Fatal(`the unseal from the checkpoint did not load the indexes after answering (no "deferred views loaded" in the log)`)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// damageLateSection alters one byte in the middle of section's sealed body in the newest
+// checkpoint, as a disk or a hand might; the object is stored again whole (the object store's
+// own digests match), so only the section's seal can tell.
+func damageLateSection(t *testing.T, s *testServer, section string) {
+	t.Helper()
+	ctx := context.Background()
+	store, err := replay.OpenStore(ctx, s.Log.JetStream(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auto, err := store.AutoNames(ctx)
+	if err != nil || len(auto) == 0 {
+		t.Fatalf("checkpoints: %v, %v", auto, err)
+	}
+	data, err := store.Get(ctx, auto[0].Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(data, []byte(section+"\x00")) // its tar header
+	if at < 0 {
+		t.Fatalf("%s has no %s", auto[0].Name, section)
+	}
+	at += 2048 // into the sealed body, past the header
+	if at >= len(data)-2048 {
+		t.Fatalf("%s: %s is too short to damage", auto[0].Name, section)
+	}
+	data[at] ^= 0x10
+	if err := store.Put(ctx, auto[0].Name, data, auto[0].Seq); err != nil {
+		t.Fatal(err)
 	}
 }
