@@ -230,6 +230,7 @@ func (s stateCollector) Collect(ch chan<- prometheus.Metric) {
 		counter("ledger.datakeys.shredded_total", "Data keys erased.", float64(ds.Shredded))
 		counter("ledger.datakeys.root_writes_total", "Root tables written (each followed by a 32 KB erase of the previous).", float64(ds.RootWrites))
 		counter("ledger.datakeys.rewrapped_total", "Keys re-wrapped by shreds (bounded by 126 per shred).", float64(ds.Rewrapped))
+		counter("ledger.datakeys.compacted_total", "Wraps stored again by compaction: full groups gathered from the small messages of their flushes into a few.", float64(ds.Compacted))
 	}
 	if st.audit != nil && st.audit.devices != nil {
 		for _, d := range st.audit.devices.Status(ctx) {

@@ -131,6 +131,10 @@ type DataKeys struct {
 	closed        bool
 	stats         DataKeyStats
 	log           *slog.Logger // warnings: JetStream not answering; nil: none
+	// compactAfter: compaction rests until then after a failed step (treeMu); noCompact
+	// (tests that count messages) turns it off.
+	compactAfter time.Time
+	noCompact    bool
 }
 
 // SetLogger sets where the store warns that JetStream does not answer (a cluster electing a
@@ -140,6 +144,8 @@ func (d *DataKeys) SetLogger(l *slog.Logger) { d.log = l }
 // DataKeyStats are counters for telemetry.
 type DataKeyStats struct {
 	Flushes, Created, Shredded, RootWrites, Rewrapped uint64
+	// Compacted: wraps stored again by compaction (datakeys_compact.go).
+	Compacted uint64
 	// ShredBacklog: Shred calls waiting plus keys ShredLater has not erased yet.
 	ShredBacklog int
 }
@@ -921,6 +927,9 @@ func (d *DataKeys) writer(quit <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
+	compact := time.NewTimer(time.Hour)
+	compact.Stop()
+	compacting := false
 	lastReqs, lastStore := 0, time.Duration(0)
 	var carry *dkReq
 	deadline := time.NewTimer(time.Hour)
@@ -928,6 +937,44 @@ func (d *DataKeys) writer(quit <-chan struct{}, done chan<- struct{}) {
 	for {
 		first := carry
 		carry = nil
+		if first == nil {
+			// Compaction (datakeys_compact.go) once idle for compactIdle, then step after step
+			// while nothing else comes; deferred shreds that are due go first.
+			if want, _ := d.compactWanted(); !want {
+				compacting = false
+			} else if wait, ok := d.due(); ok && wait <= 0 {
+				d.commit(nil)
+				continue
+			} else if compacting {
+				select {
+				case first = <-d.reqs:
+					compacting = false
+				default:
+					d.compactStep()
+					continue
+				}
+			} else {
+				compact.Reset(compactIdle)
+				select {
+				case first = <-d.reqs:
+					if !compact.Stop() {
+						<-compact.C
+					}
+				case <-d.kick:
+					if !compact.Stop() {
+						<-compact.C
+					}
+					continue
+				case <-compact.C:
+					compacting = true
+					d.compactStep()
+					continue
+				case <-quit:
+					d.drain()
+					return
+				}
+			}
+		}
 		if first == nil {
 			if wait, ok := d.due(); ok {
 				deadline.Reset(max(wait, 0))
@@ -982,6 +1029,9 @@ func (d *DataKeys) writer(quit <-chan struct{}, done chan<- struct{}) {
 		t0 := time.Now()
 		d.commit(batch)
 		lastReqs, lastStore = len(batch), time.Since(t0)
+		if _, queued := d.compactWanted(); queued >= compactBacklog {
+			d.compactStep() // under a load that never leaves the writer idle
+		}
 	}
 }
 
@@ -1089,27 +1139,10 @@ func (d *DataKeys) flush(ctx context.Context, news, victims []*dkLeaf) error {
 	if err != nil {
 		return err
 	}
-	// 1. The wraps, in as few messages as the size limit allows; the first is fenced on the
-	// subject's last sequence (no other writer since we read), the next ones on their
-	// predecessor.
-	seqs := make([]uint64, len(p.wires))
-	fence := t.wrapsSeq
-
-	for start := 0; start < len(p.wires); {
-		end, size := start, 0
-		for end < len(p.wires) && (end == start || size+p.wires[end].size() <= dataKeyMsgBytes) {
-			size += p.wires[end].size()
-			end++
-		}
-		f := fence
-		seq, err := d.store(ctx, d.stream, dataKeyWrapsSubj, encodeWraps(p.wires[start:end]), &f)
-		if err != nil {
-			return fmt.Errorf("store data key wraps: %w", err)
-		}
-		for i := start; i < end; i++ {
-			seqs[i] = seq
-		}
-		fence, start = seq, end
+	// 1. The wraps.
+	seqs, err := d.storeWires(ctx, t, p.wires)
+	if err != nil {
+		return err
 	}
 	// 2. The root, when shelves come or go; 3. the erase of the root it replaces.
 	var rootSeq uint64
@@ -1167,6 +1200,31 @@ func (d *DataKeys) flush(ctx context.Context, news, victims []*dkLeaf) error {
 		}
 	}
 	return nil
+}
+
+// storeWires stores wires in as few messages as the size limit allows and returns, per wire,
+// the sequence of its message. The first message is fenced on the subject's last sequence as
+// t knows it (no other writer since we read), the next ones on their predecessor.
+func (d *DataKeys) storeWires(ctx context.Context, t *dkTree, wires []dkWire) ([]uint64, error) {
+	seqs := make([]uint64, len(wires))
+	fence := t.wrapsSeq
+	for start := 0; start < len(wires); {
+		end, size := start, 0
+		for end < len(wires) && (end == start || size+wires[end].size() <= dataKeyMsgBytes) {
+			size += wires[end].size()
+			end++
+		}
+		f := fence
+		seq, err := d.store(ctx, d.stream, dataKeyWrapsSubj, encodeWraps(wires[start:end]), &f)
+		if err != nil {
+			return nil, fmt.Errorf("store data key wraps: %w", err)
+		}
+		for i := start; i < end; i++ {
+			seqs[i] = seq
+		}
+		fence, start = seq, end
+	}
+	return seqs, nil
 }
 
 // store publishes one message exactly once and returns its sequence. A retry after a timeout

@@ -78,6 +78,11 @@ type dkTree struct {
 	// holds only wraps under retired parents (unopenable) and is deleted.
 	msgRefs         map[uint64]int
 	open, openShelf *dkInner
+	// compactQ holds groups filled since their leaves were stored, a few per message as the
+	// flushes came (compact.go); compactScanned, whether the tree as loaded was looked over
+	// for such groups.
+	compactQ       []*dkInner
+	compactScanned bool
 }
 
 func newDKTree() *dkTree {
@@ -332,6 +337,10 @@ type dkPlan struct {
 	open     *dkInner
 	shelf    *dkInner
 	rootDiff bool
+	// compact: the wires re-wrap live nodes under the parents they have (compact.go), and
+	// their earlier wraps under those parents are dropped. closed: groups this plan filled.
+	compact bool
+	closed  []*dkInner
 }
 
 // plan decides a flush: news become leaves; each victim's groups are retired, with their
@@ -430,6 +439,9 @@ func (p *dkPlan) placeGroup(g *dkInner) error {
 }
 
 func (p *dkPlan) placeLeaf(l *dkLeaf) error {
+	if p.open != nil && p.count(p.open) >= dkGroupSize {
+		p.closed = append(p.closed, p.open)
+	}
 	if p.open == nil || p.count(p.open) >= dkGroupSize {
 		g, err := randomInner(1)
 		if err != nil {
@@ -524,20 +536,22 @@ func (p *dkPlan) apply(seqs []uint64, rootSeq uint64) (garbage []uint64) {
 		seq := seqs[i]
 		t.msgRefs[seq]++
 		ref := dkRef{parent: w.parent, seq: seq}
+		moved := func(parent uint64) bool { return p.compact && parent == w.parent }
 		switch w.kind {
 		case dkKindGroup:
 			g := p.placeG[i]
-			g.refs = append([]dkRef{ref}, g.refs...)
+			g.refs = append([]dkRef{ref}, dropRefs(g.refs, moved)...)
 			t.shelves[w.parent].groups[g.node] = g
 		case dkKindLeaf:
 			l := p.placeL[i]
-			l.refs = append([]dkRef{ref}, l.refs...)
+			l.refs = append([]dkRef{ref}, dropRefs(l.refs, moved)...)
 			t.groups[w.parent].leaves[l.node] = l
 		}
 	}
 	for _, l := range p.newLeaves {
 		t.leaves[l.id] = l
 	}
+	t.compactQ = append(t.compactQ, p.closed...)
 	t.open, t.openShelf = p.open, p.shelf
 	if rootSeq != 0 {
 		t.rootSeq = rootSeq
