@@ -135,6 +135,8 @@ type DataKeys struct {
 	// (tests that count messages) turns it off.
 	compactAfter time.Time
 	noCompact    bool
+	// wrote: a flush of this node's since it last read the tree (treeMu): it is the writer.
+	wrote bool
 }
 
 // SetLogger sets where the store warns that JetStream does not answer (a cluster electing a
@@ -572,6 +574,7 @@ func (d *DataKeys) Load(ctx context.Context, keyring *Keyring) error {
 
 // reload rebuilds the tree from the streams. Called with treeMu held.
 func (d *DataKeys) reload(ctx context.Context, kr *Keyring) error {
+	d.wrote = false
 	t, oldRoots, legacy, legacyMsgs, garbage, err := d.readTree(ctx, kr)
 	if err != nil {
 		return err
@@ -1166,6 +1169,7 @@ func (d *DataKeys) flush(ctx context.Context, news, victims []*dkLeaf) error {
 			}
 		}
 	}
+	d.wrote = true
 	d.mu.Lock()
 	garbage := p.apply(seqs, rootSeq)
 	erased := false

@@ -37,14 +37,16 @@ const (
 )
 
 // compactWanted reports whether a compaction step has work: groups queued, or the tree as
-// loaded not yet looked over. Called by the writer.
+// loaded not yet looked over. Only the node that writes the tree compacts it (d.wrote: a
+// flush of its own since it last read the tree), so a standby, which loads the tree and
+// never flushes, does not append beside the active node. Called by the writer.
 func (d *DataKeys) compactWanted() (bool, int) {
 	d.treeMu.Lock()
 	defer d.treeMu.Unlock()
 	d.mu.RLock()
 	closed, kr := d.closed, d.kr
 	d.mu.RUnlock()
-	if d.t == nil || closed || kr == nil || d.noCompact || time.Now().Before(d.compactAfter) {
+	if d.t == nil || closed || kr == nil || !d.wrote || d.noCompact || time.Now().Before(d.compactAfter) {
 		return false, 0
 	}
 	return len(d.t.compactQ) > 0 || !d.t.compactScanned, len(d.t.compactQ)

@@ -13,7 +13,7 @@ import (
 // and the keys are what they were — in memory, after a reload, and after a crash between the
 // compacted message and the deletes (two wraps of a node under one parent). A key shredded
 // after compaction, or taken out of service before it and shredded later, opens through
-// nothing stored.
+// nothing stored. Only a node that writes the tree compacts it.
 func TestDataKeysCompaction(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -124,6 +124,10 @@ func TestDataKeysCompaction(t *testing.T) {
 	d.treeMu.Unlock()
 	crashed := openDataKeys(t, l, k)
 	check(crashed, "")
+	// A node that only loaded the tree (a standby) never compacts it: it is not the writer.
+	if want, _ := crashed.compactWanted(); want {
+		t.Fatal("a node that has not written the tree wants to compact it")
+	}
 	doubled := 0
 	crashed.treeMu.Lock()
 	for _, g := range crashed.t.groups {
