@@ -953,7 +953,7 @@ func (d *DataKeys) writer(quit <-chan struct{}, done chan<- struct{}) {
 				case first = <-d.reqs:
 					compacting = false
 				default:
-					d.compactStep()
+					d.compactStep(quit)
 					continue
 				}
 			} else {
@@ -970,7 +970,7 @@ func (d *DataKeys) writer(quit <-chan struct{}, done chan<- struct{}) {
 					continue
 				case <-compact.C:
 					compacting = true
-					d.compactStep()
+					d.compactStep(quit)
 					continue
 				case <-quit:
 					d.drain()
@@ -1033,7 +1033,7 @@ func (d *DataKeys) writer(quit <-chan struct{}, done chan<- struct{}) {
 		d.commit(batch)
 		lastReqs, lastStore = len(batch), time.Since(t0)
 		if _, queued := d.compactWanted(); queued >= compactBacklog {
-			d.compactStep() // under a load that never leaves the writer idle
+			d.compactStep(quit) // under a load that never leaves the writer idle
 		}
 	}
 }

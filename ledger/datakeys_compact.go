@@ -52,14 +52,26 @@ func (d *DataKeys) compactWanted() (bool, int) {
 	return len(d.t.compactQ) > 0 || !d.t.compactScanned, len(d.t.compactQ)
 }
 
-// compactRetry is how long compaction rests after a failed step.
-const compactRetry = 5 * time.Second
+// compactRetry is how long compaction rests after a failed step; compactDeadline bounds one.
+const (
+	compactRetry    = 5 * time.Second
+	compactDeadline = 10 * time.Second
+)
 
 // compactStep compacts up to compactGroupsPerStep queued groups. A failure is logged and the
 // tree read again, as after a failed flush; the groups are looked for again by that reload.
-func (d *DataKeys) compactStep() {
-	ctx, cancel := context.WithTimeout(context.Background(), commitDeadline)
+func (d *DataKeys) compactStep(quit <-chan struct{}) {
+	// Bounded, and cut short by Close: a step stores in the background, and JetStream going
+	// away must not hold Close (a seal) for store's whole retry window.
+	ctx, cancel := context.WithTimeout(context.Background(), compactDeadline)
 	defer cancel()
+	go func() {
+		select {
+		case <-quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	d.treeMu.Lock()
 	defer d.treeMu.Unlock()
 	d.mu.RLock()
@@ -102,6 +114,9 @@ func (d *DataKeys) compactStep() {
 	seqs, err := d.storeWires(ctx, t, p.wires)
 	if err != nil {
 		d.compactAfter = time.Now().Add(compactRetry)
+		if ctx.Err() != nil {
+			return // closing, or JetStream not answering: Load or the next flush reads the tree
+		}
 		if d.log != nil {
 			d.log.Warn("data-key compaction failed; reading the tree again", "err", err)
 		}
