@@ -1068,8 +1068,13 @@ func (d *DataKeys) answer(batch []*dkReq, err error) {
 	}
 }
 
+// commitAttempts: a flush fenced by another writer reloads and tries again, up to this many
+// times in all. Another node's compaction (datakeys_compact.go) can store between our reload
+// and our retry; it stops at its own next fence, so a few attempts see it through.
+const commitAttempts = 5
+
 // commit runs one flush for a batch of requests and answers them. A flush that lost a fence
-// (another writer) reloads the tree and tries again, once.
+// (another writer) reloads the tree and tries again (commitAttempts).
 func (d *DataKeys) commit(batch []*dkReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), commitDeadline)
 	defer cancel()
@@ -1083,7 +1088,7 @@ func (d *DataKeys) commit(batch []*dkReq) {
 		return
 	}
 	var err error
-	for attempt := 0; attempt < 2; attempt++ {
+	for attempt := 0; attempt < commitAttempts; attempt++ {
 		news, victims := d.collect(batch)
 		if len(news) == 0 && len(victims) == 0 {
 			break
