@@ -106,7 +106,7 @@ func OpenStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, k
 		MaxAge:      cfg.MaxAge,
 		MaxBytes:    max(cfg.MaxBytes, 0),
 		Replicas:    max(cfg.Replicas, 1),
-		Duplicates:  dedupeWindow,
+		Duplicates:  fencedDedupe,
 		DenyDelete:  true,
 		DenyPurge:   true,
 		// JetStream refuses async persistence on a replicated stream (there an ack already
@@ -335,11 +335,11 @@ func (s *Stream) publish(evs []StoredEvent) (uint64, error) {
 		fence := apiErr != nil && refusedByFence(err)
 		if fence {
 			ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
-			stored, rerr := s.storedAsLast(ctx, msgID)
+			seq, stored, rerr := s.storedPastFence(ctx, msgID)
 			cancel()
 			switch {
 			case rerr == nil && stored:
-				return s.lastSeq, nil // an earlier attempt was stored; its ack was lost
+				return seq, nil // an earlier attempt was stored; its ack was lost
 			case rerr == nil:
 				// Another writer appended: chain after it, under a new message id.
 				msgID, data = newID(), encodeBatch(s.prevHash, evs)
@@ -384,20 +384,29 @@ func refusedByFence(err error) bool {
 	return false
 }
 
-// storedAsLast re-reads the stream's last message into the writer's chain position and reports
-// whether it is the message with id msgID.
-func (s *Stream) storedAsLast(ctx context.Context, msgID string) (bool, error) {
+// storedPastFence re-reads the stream's last message into the writer's chain position and
+// reports whether the batch with id msgID, fenced on the position the writer had before, was
+// stored, and at which sequence. With ChainPerSubject only this writer appends to its subject,
+// so a stored attempt is the subject's last message; otherwise the fence admits it only at the
+// sequence after the one it names, whatever other writers appended after it.
+func (s *Stream) storedPastFence(ctx context.Context, msgID string) (uint64, bool, error) {
+	fence := s.lastSeq
 	if err := s.resync(ctx); err != nil {
-		return false, err
+		return 0, false, err
 	}
-	if s.lastSeq == 0 {
-		return false, nil
+	switch {
+	case s.lastSeq == 0:
+		return 0, false, nil
+	case s.lastID == msgID:
+		return s.lastSeq, true, nil
+	case s.cfg.ChainPerSubject || s.lastSeq <= fence+1:
+		return 0, false, nil
 	}
-	m, err := s.stream.GetMsg(ctx, s.lastSeq)
-	if err != nil {
-		return false, fmt.Errorf("read %s seq %d: %w", s.cfg.Name, s.lastSeq, err)
+	found, err := isStoredAt(ctx, s.stream, fence+1, msgID)
+	if err != nil || !found {
+		return 0, false, err
 	}
-	return m.Header.Get(jetstream.MsgIDHeader) == msgID, nil
+	return fence + 1, true, nil
 }
 
 // resync takes the chain position from the stream's last message (with ChainPerSubject, the

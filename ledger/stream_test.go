@@ -5,10 +5,14 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func openTestStream(t *testing.T, l *Log, k *Keyring) *Stream {
@@ -279,11 +283,12 @@ func testStreamPipelineFailsClosed(t *testing.T, gather time.Duration) {
 	}
 }
 
-// TestDedupeWindowCoversRetries: every Ledger stream remembers message ids for longer than a
-// publish can go on retrying one (commitDeadline plus a last attempt), so a retry of a stored
-// message is acknowledged, never stored twice — and not much longer, since a restart reloads
-// every message inside the window.
-func TestDedupeWindowCoversRetries(t *testing.T) {
+// TestDedupeWindows: the data-key streams, whose publishes are not fenced, remember message ids
+// for longer than a publish can go on retrying one (commitDeadline plus a last attempt), so a
+// retry of a stored message is acknowledged, never stored twice — and not much longer, since a
+// restart reloads every message inside the window. The fenced log and audit streams keep
+// JetStream's least window: their retries are settled from the stream (the tests below).
+func TestDedupeWindows(t *testing.T) {
 	if dedupeWindow <= commitDeadline+publishTimeout || dedupeWindow > 2*time.Minute {
 		t.Fatalf("dedupe window %s: want more than a publish's retry span (%s) and at most 2m", dedupeWindow, commitDeadline+publishTimeout)
 	}
@@ -291,6 +296,8 @@ func TestDedupeWindowCoversRetries(t *testing.T) {
 	k := testKeyring(t)
 	openTestStream(t, l, k)
 	openDataKeys(t, l, k)
+	want := map[string]time.Duration{StreamName: fencedDedupe, "TEST_AUDIT": fencedDedupe,
+		DataKeysStream: dedupeWindow, DataKeysRootStream: dedupeWindow}
 	names := l.JetStream().StreamNames(context.Background())
 	n := 0
 	for name := range names.Name() {
@@ -301,12 +308,97 @@ func TestDedupeWindowCoversRetries(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := st.CachedInfo().Config.Duplicates; d != dedupeWindow {
-			t.Errorf("stream %s: dedupe window %s, want %s", name, d, dedupeWindow)
+		w, ok := want[name]
+		if !ok {
+			t.Errorf("stream %s: no dedupe window expected of it; say which it needs", name)
+			continue
+		}
+		if d := st.CachedInfo().Config.Duplicates; d != w {
+			t.Errorf("stream %s: dedupe window %s, want %s", name, d, w)
 		}
 		n++
 	}
-	if n < 4 {
+	if n != len(want) {
 		t.Fatalf("checked %d streams, want the log, a stream and the two data-key streams", n)
+	}
+}
+
+// storeFirstAttempt stores, on stream name at sequence after+1 (fenced there), the message id
+// and data of a batch's first attempt whose acknowledgement the writer never saw; then another
+// writer's batch after it, and waits out JetStream's duplicate window.
+func storeFirstAttempt(t *testing.T, l *Log, name, subject string, after uint64, msgID string, data []byte) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	pub := func(id string, expect uint64, data []byte) uint64 {
+		msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
+		msg.Header.Set(jetstream.MsgIDHeader, id)
+		msg.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(expect, 10))
+		ack, err := l.JetStream().PublishMsg(ctx, msg, jetstream.WithExpectStream(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ack.Sequence
+	}
+	first := pub(msgID, after, data)
+	pub(newID(), first, data)
+	time.Sleep(3 * fencedDedupe)
+	return first
+}
+
+// A log batch stored with its acknowledgement lost, another writer's batch after it and the
+// duplicate window long past: the retry is refused by its fence, the batch is found where the
+// fence let it be stored, acknowledged at that sequence, and stored once (with only the last
+// message looked at, the retry was answered ErrConflict and the caller decided it again).
+func TestLogRetryOfAStoredBatchAfterTheWindow(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	if _, err := l.Append(ctx, []Event{{Type: "t.v1", Raw: true, Payload: []byte("before")}}); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := sealEvent(&Event{Type: "t.v1", Raw: true, Payload: []byte("retried")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := encodeBatch(l.prevHash, []StoredEvent{ev})
+	msgID := newID()
+	first := storeFirstAttempt(t, l, StreamName, SubjectData, l.lastSeq, msgID, data)
+	seq, err := l.publishAs(SubjectData, data, 0, msgID)
+	if err != nil || seq != first {
+		t.Fatalf("retry of a batch stored at %d: %d, %v", first, seq, err)
+	}
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 3 {
+		t.Fatalf("the stream holds %d batches, want 3 (the retried one once)", info.State.Msgs)
+	}
+	// A fence that moved for another reason is still a conflict: nothing of this batch stored.
+	seq, err = l.publishAs(SubjectData, data, 0, newID())
+	if !errors.Is(err, ErrConflict) || seq != 0 {
+		t.Fatalf("a batch behind another writer's: %d, %v, want ErrConflict", seq, err)
+	}
+}
+
+// The audit stream's writer, the same: its retry finds the batch at the sequence after the
+// fence, behind another writer's batch, with the window past.
+func TestStreamRetryOfAStoredBatchAfterTheWindow(t *testing.T) {
+	l := openTest(t, t.TempDir())
+	k := testKeyring(t)
+	s := openTestStream(t, l, k)
+	if _, err := s.Append(context.Background(), []Event{{Type: "test.read.v1", Payload: []byte("before")}}); err != nil {
+		t.Fatal(err)
+	}
+	msgID := newID()
+	first := storeFirstAttempt(t, l, "TEST_AUDIT", "test_audit.batch", s.lastSeq, msgID, []byte("first attempt"))
+	seq, stored, err := s.storedPastFence(context.Background(), msgID)
+	if err != nil || !stored || seq != first {
+		t.Fatalf("batch stored at %d: found %v at %d, %v", first, stored, seq, err)
+	}
+	if s.lastSeq != first+1 {
+		t.Fatalf("writer's position %d after the search, want the stream's last, %d", s.lastSeq, first+1)
+	}
+	if _, stored, err := s.storedPastFence(context.Background(), newID()); err != nil || stored {
+		t.Fatalf("a batch never stored: found %v, %v", stored, err)
 	}
 }
