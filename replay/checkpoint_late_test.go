@@ -195,14 +195,7 @@ func TestCheckpointLateSectionsAfterAPause(t *testing.T) {
 	e := newEnv(t)
 	e.append(t, mountEvent(t, "secret/", mountUUID))
 	e.fillKV(t, mountUUID, 20000, 1, 4) // a kv section of megabytes: many object chunks
-	live := projections.NewRunner(e.log, e.kr, newViews()...)
-	if err := live.CatchUp(ctx); err != nil {
-		t.Fatal(err)
-	}
-	store, err := replay.OpenStore(ctx, e.log.JetStream(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	live, store := e.liveStore(t)
 	cp, cut := e.checkpointOf(t, live, "kv")
 	if len(cp) < 1<<20 {
 		t.Fatalf("checkpoint of %d bytes: too small to be left open mid-stream", len(cp))

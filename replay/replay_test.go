@@ -251,14 +251,7 @@ func TestLoadBaseReplaysTheTail(t *testing.T) {
 	e := newEnv(t)
 	workload(t, e)
 	e.append(t, leaseIssued("database/creds/app/short", time.Now().Add(time.Second)))
-	live := projections.NewRunner(e.log, e.kr, newViews()...)
-	if err := live.CatchUp(ctx); err != nil {
-		t.Fatal(err)
-	}
-	store, err := replay.OpenStore(ctx, e.log.JetStream(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	live, store := e.liveStore(t)
 	data, cut := e.snapshotOf(t, live, nil)
 	if err := store.Put(ctx, replay.AutoName(cut.Seq), data, cut.Seq); err != nil {
 		t.Fatal(err)
@@ -401,6 +394,12 @@ func TestReplayDetectsBrokenChain(t *testing.T) {
 func (e *env) liveWorkload(t *testing.T) (*projections.Runner, *replay.Store) {
 	t.Helper()
 	workload(t, e)
+	return e.liveStore(t)
+}
+
+// liveStore folds what the log holds into a live runner's views and opens the snapshot store.
+func (e *env) liveStore(t *testing.T) (*projections.Runner, *replay.Store) {
+	t.Helper()
 	live := projections.NewRunner(e.log, e.kr, newViews()...)
 	if err := live.CatchUp(context.Background()); err != nil {
 		t.Fatal(err)
