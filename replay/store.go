@@ -61,35 +61,7 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, replicas int) (*Stor
 	if err != nil {
 		return nil, fmt.Errorf("object store %s: %w", Bucket, err)
 	}
-	st := &Store{obs: obs, js: js, partSize: partSize, firstPart: streamPart, now: time.Now}
-	// Best effort: a clustered bucket may still be electing its leader; the next open tries
-	// again, and meanwhile the window costs only a restart's time.
-	_ = st.narrowDedupe(ctx)
-	return st, nil
-}
-
-// bucketDedupe is the bucket stream's duplicate window: JetStream's least. The object store
-// publishes without message ids, so no window dedupes anything here, but a restarted
-// nats-server reloads every message stored inside it before the stream is up: with
-// JetStream's default of two minutes, every checkpoint written in the two minutes before a
-// crash (hundreds of megabytes each at 1M secrets).
-const bucketDedupe = 100 * time.Millisecond
-
-// narrowDedupe sets the bucket stream's duplicate window to bucketDedupe. nats.go's
-// CreateOrUpdateObjectStore has no field for it and puts JetStream's default back on every
-// open, so the stream is updated after it; an update reloads nothing.
-func (s *Store) narrowDedupe(ctx context.Context) error {
-	st, err := s.bucketStream(ctx)
-	if err != nil {
-		return err
-	}
-	cfg := st.CachedInfo().Config
-	if cfg.Duplicates == bucketDedupe {
-		return nil
-	}
-	cfg.Duplicates = bucketDedupe
-	_, err = s.js.UpdateStream(ctx, cfg)
-	return err
+	return &Store{obs: obs, js: js, partSize: partSize, firstPart: streamPart, now: time.Now}, nil
 }
 
 // bucketStream is the bucket's stream, asked for on first use (a clustered stream may still be
