@@ -64,7 +64,13 @@ func BenchmarkMemoryRestart(b *testing.B) {
 			// Let the background work of the writes settle: the server writes a checkpoint
 			// once 1,000 batches were applied since the last, at most one per 10 s, so 15 s
 			// after the last write the log's tail past the newest checkpoint is short.
-			time.Sleep(15 * time.Second)
+			// LEDGER_BENCH_RSS_TRACE=1 logs the server's RSS once a second while it settles.
+			for i := range 15 {
+				time.Sleep(time.Second)
+				if os.Getenv("LEDGER_BENCH_RSS_TRACE") != "" {
+					b.Logf("%2d s after the writes: RSS %.0f MiB", i+1, processRSS(b, srv.cmd.Process.Pid)/(1<<20))
+				}
+			}
 			rss := processRSS(b, srv.cmd.Process.Pid)
 			b.ReportMetric(rss/(1<<20), "RSS-MiB")
 			if prevRSS > 0 {
