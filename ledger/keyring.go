@@ -5,6 +5,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -54,6 +55,8 @@ type Keyring struct {
 	fp         fingerprintKey
 	macs       *hmacPool                       // the PRF keyset's primary HMAC key, for MAC without a new HMAC per call
 	gcm        map[[gcmPrefix]byte]cipher.AEAD // see OpenInPlace; nil: Tink opens everything
+	sealGCM    cipher.AEAD                     // the primary key's, from gcm; nil: Tink seals
+	sealPrefix [gcmPrefix]byte                 // the primary key's output prefix
 }
 
 // hmacPool hands out HMAC-SHA256 states under one key, reset between uses. Tink's HMAC PRF
@@ -148,6 +151,12 @@ func assemble(ah, ph *keyset.Handle, terms []Term) (*Keyring, error) {
 		k.macs = newHMACPool(key)
 	}
 	k.gcm = gcmKeys(ah)
+	if e, err := ah.Primary(); err == nil && k.gcm != nil {
+		if pk, ok := e.Key().(*aesgcm.Key); ok && len(pk.OutputPrefix()) == gcmPrefix {
+			k.sealPrefix = [gcmPrefix]byte(pk.OutputPrefix())
+			k.sealGCM = k.gcm[k.sealPrefix]
+		}
+	}
 	return k, nil
 }
 
@@ -244,10 +253,22 @@ func (k *Keyring) Terms() []Term { return append([]Term(nil), k.terms...) }
 // Encryptions counts payloads sealed with this keyring since it was loaded.
 func (k *Keyring) Encryptions() uint64 { return k.sealed.Load() }
 
-// Seal encrypts plaintext bound to associated data.
+// Seal encrypts plaintext bound to associated data. With an AES-GCM primary key (gcmKeys) it
+// builds Tink's ciphertext itself — the key's prefix, a random 12-byte IV, the sealed bytes and
+// tag — with a cipher made once: Tink's Encrypt makes a new AES-GCM (key schedule and GHASH
+// table) on every call, and every event and audit record is sealed. Tink opens the result
+// (keyring_test.go).
 func (k *Keyring) Seal(plaintext, ad []byte) ([]byte, error) {
 	k.sealed.Add(1)
-	return k.aead.Encrypt(plaintext, ad)
+	if k.sealGCM == nil {
+		return k.aead.Encrypt(plaintext, ad)
+	}
+	out := make([]byte, gcmPrefix+gcmIV, gcmPrefix+gcmIV+len(plaintext)+gcmTag)
+	copy(out, k.sealPrefix[:])
+	if _, err := rand.Read(out[gcmPrefix:]); err != nil {
+		return nil, fmt.Errorf("seal: random IV: %w", err)
+	}
+	return k.sealGCM.Seal(out, out[gcmPrefix:gcmPrefix+gcmIV], plaintext, ad), nil
 }
 
 // Open decrypts a payload sealed by any term of this keyring.

@@ -128,6 +128,76 @@ func TestOpenInPlaceMatchesTink(t *testing.T) {
 	}
 }
 
+// Seal builds Tink's ciphertext with a cipher made once; Tink's own Decrypt must open it under
+// the primary key of each term (and of a keyring rebuilt from its wrap), two seals of one
+// plaintext must differ (a fresh IV each), and a keyring without the fast path seals with Tink.
+func TestSealMatchesTink(t *testing.T) {
+	k1, err := NewKeyring(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := k1.Rotate(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k3 := rewrapped(t, k2)
+	tinkOnly, err := assemble(k3.aeadHandle, k3.prfHandle, k3.terms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tinkOnly.sealGCM = nil
+	ad := []byte("batch 12")
+	for _, k := range []*Keyring{k1, k2, k3, tinkOnly} {
+		if k != tinkOnly && k.sealGCM == nil {
+			t.Fatalf("term %d: no fast seal", k.Term())
+		}
+		for _, size := range []int{0, 1, 4096, 1 << 20} {
+			pt := bytes.Repeat([]byte{byte(size)}, size)
+			a, err := k.Seal(pt, ad)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := k.Seal(pt, ad)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Equal(a, b) {
+				t.Fatalf("term %d: two seals of %d bytes are equal", k.Term(), size)
+			}
+			if len(a) != gcmPrefix+gcmIV+size+gcmTag {
+				t.Fatalf("term %d: %d bytes sealed into %d", k.Term(), size, len(a))
+			}
+			for _, opener := range []*Keyring{k, k3, tinkOnly} {
+				if opener.Term() < k.Term() {
+					continue
+				}
+				got, err := opener.aead.Decrypt(a, ad) // Tink's
+				if err != nil || !bytes.Equal(got, pt) {
+					t.Fatalf("term %d sealed %d bytes; Tink (term %d) opens: %v", k.Term(), size, opener.Term(), err)
+				}
+			}
+			if _, err := k.aead.Decrypt(a, []byte("batch 13")); err == nil {
+				t.Fatal("opened under other associated data")
+			}
+		}
+	}
+	// The fast path seals under the primary key: the newest term's prefix.
+	ct, err := k2.Seal([]byte("x"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := k1.Seal([]byte("x"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(ct[:gcmPrefix], old[:gcmPrefix]) {
+		t.Fatal("a rotated keyring seals under the old key")
+	}
+	if _, err := k1.aead.Decrypt(ct, nil); err == nil {
+		t.Fatal("the term-1 keyring opened a term-2 ciphertext")
+	}
+}
+
 // rewrapped is k wrapped under a root key and unwrapped again: the keyring a restarted server
 // builds from the log.
 func rewrapped(t *testing.T, k *Keyring) *Keyring {
