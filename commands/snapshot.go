@@ -15,6 +15,7 @@ import (
 
 	"github.com/ledger-secrets/ledger/engines"
 	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/ledger/autoseal"
 	"github.com/ledger-secrets/ledger/ledger/shamir"
 	"github.com/ledger-secrets/ledger/projections"
 	"github.com/ledger-secrets/ledger/projections/seal"
@@ -703,10 +704,59 @@ type RebuildResult struct {
 	Pruned       []string      `json:"pruned,omitempty"`
 }
 
+// offlineKeyring opens the keyring of a stopped node's log: with the unseal keys under the
+// Shamir seal; under an auto-seal with the configured seal (Options.Seal: the enabled one, or
+// the disabled one of a pending migration), as auto-unseal does, and no keys. The caller
+// clears the root key.
+func (c *Core) offlineKeyring(ctx context.Context, s seal.State, shares [][]byte) ([]byte, *ledger.Keyring, error) {
+	var rootKey []byte
+	if typ := s.SealType(); typ == autoseal.TypeShamir {
+		if len(shares) < s.Threshold {
+			return nil, nil, fmt.Errorf("rebuild needs %d unseal keys, got %d: %w", s.Threshold, len(shares), ErrBadShare)
+		}
+		var err error
+		if rootKey, err = shamir.Combine(shares); err != nil {
+			return nil, nil, fmt.Errorf("the keys given do not reconstruct the root key: %w", ErrBadShare)
+		}
+	} else {
+		var w autoseal.Wrapper
+		for _, cand := range []autoseal.Wrapper{c.opts.Seal.Wrapper, c.opts.Seal.Disabled} {
+			if cand != nil && cand.Type() == typ {
+				w = cand
+				break
+			}
+		}
+		if w == nil {
+			return nil, nil, sealModef("the log is sealed by the %s seal, and the root key is decrypted by that seal's key, not by "+
+				"unseal keys: give the stopped server's config (-config), whose seal %q stanza reaches the key", typ, typ)
+		}
+		cctx, cancel := c.callCtx(ctx)
+		var err error
+		rootKey, err = w.Decrypt(cctx, s.WrappedRoot)
+		cancel()
+		if err != nil {
+			return nil, nil, fmt.Errorf("the %s seal (key %s) could not decrypt the root key: %w", typ, w.KeyID(), err)
+		}
+	}
+	kr, err := ledger.UnwrapKeyring(rootKey, s.Keyring)
+	if err != nil {
+		clear(rootKey)
+		switch {
+		case errors.Is(err, ledger.ErrWrongRootKey) && s.SealType() == autoseal.TypeShamir:
+			return nil, nil, fmt.Errorf("the keys given do not reconstruct the root key: %w", ErrBadShare)
+		case errors.Is(err, ledger.ErrWrongRootKey):
+			return nil, nil, fmt.Errorf("the %s seal's key decrypted the root key, but it does not open the keyring: %w", s.SealType(), err)
+		}
+		return nil, nil, err
+	}
+	return rootKey, kr, nil
+}
+
 // RebuildOffline rebuilds every view from genesis (or from the restored snapshot the log starts
 // from) on a node no server is running on, and stores the result as a fresh automatic
-// snapshot, so the next start replays nothing before it. It needs the unseal keys (threshold
-// many) since the views hold sealed state. The Core must be sealed and is left sealed: nothing
+// snapshot, so the next start replays nothing before it. The views hold sealed state, so it
+// needs the root key: from the unseal keys (threshold many) under the Shamir seal, from the
+// configured auto-seal otherwise (shares are then not used; see offlineKeyring). The Core must be sealed and is left sealed: nothing
 // live starts — no expiration, no following, no backend — so the rebuild has no side effects.
 func (c *Core) RebuildOffline(ctx context.Context, shares [][]byte, prog *replay.Progress, keep int) (RebuildResult, error) {
 	c.lifecycle.Lock()
@@ -718,21 +768,11 @@ func (c *Core) RebuildOffline(ctx context.Context, shares [][]byte, prog *replay
 	if !s.Initialized {
 		return RebuildResult{}, ErrNotInitialized
 	}
-	if len(shares) < s.Threshold {
-		return RebuildResult{}, fmt.Errorf("rebuild needs %d unseal keys, got %d: %w", s.Threshold, len(shares), ErrBadShare)
-	}
-	rootKey, err := shamir.Combine(shares)
+	rootKey, kr, err := c.offlineKeyring(ctx, s, shares)
 	if err != nil {
-		return RebuildResult{}, fmt.Errorf("the keys given do not reconstruct the root key: %w", ErrBadShare)
-	}
-	defer clear(rootKey)
-	kr, err := ledger.UnwrapKeyring(rootKey, s.Keyring)
-	if err != nil {
-		if errors.Is(err, ledger.ErrWrongRootKey) {
-			return RebuildResult{}, fmt.Errorf("the keys given do not reconstruct the root key: %w", ErrBadShare)
-		}
 		return RebuildResult{}, err
 	}
+	defer clear(rootKey)
 	js := c.log.JetStream()
 	store, err := replay.OpenStore(ctx, js, c.opts.Replicas)
 	if err != nil {

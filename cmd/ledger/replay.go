@@ -16,11 +16,13 @@ import (
 	"github.com/ledger-secrets/ledger/cmd/ledger/internal/config"
 	"github.com/ledger-secrets/ledger/commands"
 	"github.com/ledger-secrets/ledger/ledger"
+	"github.com/ledger-secrets/ledger/ledger/autoseal"
 	"github.com/ledger-secrets/ledger/replay"
 )
 
 // ledger replay verify (through the API: the keys live in the server) and ledger replay
-// rebuild (offline, on a stopped node's data dir: it needs the unseal keys).
+// rebuild (offline, on a stopped node's data dir: it needs the root key, from the unseal keys
+// or the configured auto-seal).
 
 func (a *app) replayCmd() *cobra.Command {
 	return group("replay", "Rebuild views from the log: verify the live ones, or rebuild a stopped node's",
@@ -221,9 +223,14 @@ replays nothing before it. Use it on a cold node whose snapshots are missing,
 stale or suspect. Older automatic snapshots beyond -retain are pruned.
 
 It works offline on the node's storage — the server must be stopped — and
-needs the unseal keys, which it reads like "operator unseal" does: without echo
-from a terminal, or one per line from stdin. It has no side effects: nothing is
-revoked, rotated or called, and nothing is appended to the log.`,
+needs the root key. Under the Shamir seal it reads the unseal keys like
+"operator unseal" does: without echo from a terminal, or one per line from
+stdin. Under an auto-seal (awskms, transit, pkcs11) it asks for no keys: give
+the server's config (-config), and the key service its seal stanza names
+decrypts the root key, as auto-unseal does (VAULT_SEAL_TYPE and the seal's
+environment variables serve when the config has no seal stanza). It has no side
+effects: nothing is revoked, rotated or called, and nothing is appended to the
+log.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := a.printer()
@@ -231,9 +238,10 @@ revoked, rotated or called, and nothing is appended to the log.`,
 				return err
 			}
 			lo := ledger.Options{Dir: dataDir, URL: natsURL, Replicas: 1}
+			cfg := &config.Config{}
 			if cfgPath != "" {
-				cfg, err := config.Load(cfgPath)
-				if err != nil {
+				var err error
+				if cfg, err = config.Load(cfgPath); err != nil {
 					return &cliError{op: "reading config", err: err, code: 1}
 				}
 				if lo, err = storageOptions(cfg); err != nil {
@@ -255,7 +263,14 @@ revoked, rotated or called, and nothing is appended to the log.`,
 				return &cliError{op: "opening the log", err: err, code: 1, hint: "Is the server still running on it? Stop it first."}
 			}
 			defer l.Close()
-			core, err := commands.New(ctx, l, commands.Options{Replicas: lo.Replicas, Logger: slog.New(slog.DiscardHandler)})
+			// The config's seal stanzas (or VAULT_SEAL_TYPE), opened as the server opens them: an
+			// auto-sealed log's root key is decrypted by that seal's key.
+			seals, err := sealOptions(ctx, cfg, func(k string) string { return a.env[k] }, slog.New(slog.DiscardHandler))
+			if err != nil {
+				return &cliError{op: "reading config", err: err, code: 1}
+			}
+			defer seals.Close()
+			core, err := commands.New(ctx, l, commands.Options{Replicas: lo.Replicas, Logger: slog.New(slog.DiscardHandler), Seal: seals})
 			if err != nil {
 				return &cliError{op: "reading seal state", err: err, code: 1}
 			}
@@ -265,7 +280,11 @@ revoked, rotated or called, and nothing is appended to the log.`,
 				return &cliError{op: "rebuilding", err: errors.New("the log holds no initialised cluster"), code: 1}
 			}
 			var shares [][]byte
-			for i := range st.T {
+			keys := st.T
+			if core.SealType() != autoseal.TypeShamir {
+				keys = 0 // the seal's key decrypts the root key
+			}
+			for i := range keys {
 				key, err := a.readHidden(fmt.Sprintf("Unseal Key %d of %d (will be hidden): ", i+1, st.T))
 				if err != nil {
 					return &cliError{op: "reading unseal key", err: err, code: 1}
