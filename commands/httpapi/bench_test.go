@@ -40,6 +40,54 @@ func hammer(b *testing.B, conc int, op func(w, i int) error) benchResult {
 // hammerAs is hammer for one of several windows in one benchmark, named name in a profile.
 func hammerAs(b *testing.B, name string, conc int, op func(w, i int) error) benchResult {
 	b.Helper()
+	return hammerFor(b, name, conc, httpBenchWindow, op).result()
+}
+
+// hammerInterleaved runs the workloads ops (named names) for httpBenchWindow each, not one
+// after the other but in slices: each gets slices windows of httpBenchWindow/slices, in an
+// order that rotates from slice to slice. Workloads whose rates are compared then share the
+// machine's changes of speed and the server's background work (a checkpoint, compaction after
+// earlier writes) instead of one of them taking all of it.
+func hammerInterleaved(b *testing.B, names []string, conc, slices int, ops ...func(w, i int) error) []benchResult {
+	b.Helper()
+	acc := make([]window, len(ops))
+	for sl := range slices {
+		for k := range ops {
+			j := (k + sl) % len(ops)
+			acc[j].add(hammerFor(b, fmt.Sprintf("%s-s%d", names[j], sl), conc, httpBenchWindow/time.Duration(slices), ops[j]))
+		}
+	}
+	out := make([]benchResult, len(ops))
+	for j := range acc {
+		out[j] = acc[j].result()
+	}
+	return out
+}
+
+// window is what one or more timed windows of a workload measured.
+type window struct {
+	ops     int64
+	elapsed time.Duration
+	cpu     time.Duration
+	lat     []time.Duration
+}
+
+func (w *window) add(o window) {
+	w.ops += o.ops
+	w.elapsed += o.elapsed
+	w.cpu += o.cpu
+	w.lat = append(w.lat, o.lat...)
+}
+
+func (w window) result() benchResult {
+	slices.Sort(w.lat)
+	return benchResult{rate: float64(w.ops) / w.elapsed.Seconds(), p50: w.lat[len(w.lat)/2], p99: w.lat[len(w.lat)*99/100],
+		cpuPerOp: w.cpu / time.Duration(max(w.ops, 1))}
+}
+
+// hammerFor runs op from conc workers for d.
+func hammerFor(b *testing.B, name string, conc int, d time.Duration, op func(w, i int) error) window {
+	b.Helper()
 	var wg sync.WaitGroup
 	var total atomic.Int64
 	lat := make([][]time.Duration, conc)
@@ -55,7 +103,7 @@ func hammerAs(b *testing.B, name string, conc int, op func(w, i int) error) benc
 			defer func() { pprof.StopCPUProfile(); f.Close() }()
 		}
 	}
-	deadline := time.Now().Add(httpBenchWindow)
+	deadline := time.Now().Add(d)
 	start := time.Now()
 	cpu0 := selfCPU()
 	for w := range conc {
@@ -77,11 +125,7 @@ func hammerAs(b *testing.B, name string, conc int, op func(w, i int) error) benc
 	if err, _ := failed.Load().(error); err != nil {
 		b.Fatal(err)
 	}
-	all := slices.Concat(lat...)
-	slices.Sort(all)
-	cpu := selfCPU() - cpu0
-	return benchResult{rate: float64(total.Load()) / time.Since(start).Seconds(), p50: all[len(all)/2], p99: all[len(all)*99/100],
-		cpuPerOp: cpu / time.Duration(max(total.Load(), 1))}
+	return window{ops: total.Load(), elapsed: time.Since(start), cpu: selfCPU() - cpu0, lat: slices.Concat(lat...)}
 }
 
 // selfCPU is the user+system CPU time this process (server and clients together) has used:
