@@ -430,7 +430,9 @@ func (c *Core) loadBase(ctx context.Context, st *unsealed, later []projections.V
 	if !base.Restored {
 		st.snaps.last.Store(base.Seq)
 	}
-	c.logger.Info("views loaded from snapshot", "name", base.Name, "seq", base.Seq, "restored", base.Restored)
+	c.logger.Info("views loaded from snapshot", "name", base.Name, "seq", base.Seq, "restored", base.Restored,
+		"list", base.Took.List.Round(time.Millisecond), "read", base.Took.Read.Round(time.Millisecond), "read_bytes", base.Took.Bytes,
+		"open", base.Took.Open.Round(time.Millisecond), "restore", base.Took.Restore.Round(time.Millisecond))
 	return base, nil
 }
 

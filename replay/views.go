@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -126,12 +127,21 @@ type Base struct {
 	Header   Header
 	// Missing lists views the snapshot lacked; they start empty.
 	Missing []string
+	// Took is where the load's time went, for the unseal log.
+	Took LoadTimes
 
 	// later holds the parts of BaseOptions.Later read with the others; file, a checkpoint
 	// whose sections for them are still unread (LaterParts, Close).
 	later map[string]Part
 	file  *File
 	used  bool // LaterParts was called, or Close
+}
+
+// LoadTimes splits the load of an automatic snapshot: listing the bucket, reading and checking
+// the object's early sections, opening them under the keyring, restoring the views.
+type LoadTimes struct {
+	List, Read, Open, Restore time.Duration
+	Bytes                     int64 // the sections read
 }
 
 // LaterParts returns the parts of views (BaseOptions.Later) in their order, reading the ones
@@ -236,6 +246,7 @@ func LoadBase(ctx context.Context, js jetstream.JetStream, store *Store, st seal
 		minSeq = st.Restore.Seq
 	}
 	if !o.SkipAuto {
+		listed := time.Now()
 		auto, err := store.AutoNames(ctx)
 		if err != nil {
 			// The stream's subjects unreadable: the listing, which asks again while a
@@ -249,8 +260,10 @@ func LoadBase(ctx context.Context, js jetstream.JetStream, store *Store, st seal
 			if in.Seq < minSeq {
 				break // taken before the latest restore: another history
 			}
+			list := time.Since(listed)
 			b, err := loadAuto(ctx, js, store, in, st, kr, views, later)
 			if err == nil {
+				b.Took.List = list
 				b.keepLater(o.Later)
 				return b, nil
 			}
@@ -296,6 +309,8 @@ func (b *Base) keepLater(views []projections.View) {
 // loadAuto restores views from the automatic snapshot in. With later, the views it reports are
 // not among views, and their sections, if last, are left unread in Base.file.
 func loadAuto(ctx context.Context, js jetstream.JetStream, store *Store, in Info, st seal.State, kr *ledger.Keyring, views []projections.View, later func(string) bool) (_ *Base, err error) {
+	var took LoadTimes
+	t0 := time.Now()
 	var f *File
 	if later != nil {
 		f, err = store.DecodeEarly(ctx, in.Name, later)
@@ -322,14 +337,22 @@ func loadAuto(ctx context.Context, js jetstream.JetStream, store *Store, in Info
 	if got != want {
 		return nil, fmt.Errorf("the log's batch at seq %d is not the one the snapshot was taken at", h.Seq)
 	}
+	took.Read = time.Since(t0)
+	for _, b := range f.files {
+		took.Bytes += int64(len(b))
+	}
+	t0 = time.Now()
 	s, err := f.Open(kr)
 	if err != nil {
 		return nil, err
 	}
+	took.Open = time.Since(t0)
+	t0 = time.Now()
 	if _, err := s.Restore(views, RestoreOptions{SkipDigests: true}); err != nil {
 		return nil, err
 	}
-	b := &Base{Name: in.Name, Seq: h.Seq, Hash: got, Snapshot: s, Header: h}
+	took.Restore = time.Since(t0)
+	b := &Base{Name: in.Name, Seq: h.Seq, Hash: got, Snapshot: s, Header: h, Took: took}
 	if f.Unread() != nil {
 		b.file = f
 	}
