@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/hashicorp/go-bexpr"
+
 	"github.com/ledger-secrets/ledger/commands/acl"
 	"github.com/ledger-secrets/ledger/engines"
 	"github.com/ledger-secrets/ledger/ledger"
@@ -33,7 +35,8 @@ type EventSubscription struct {
 	req     SubscribeRequest
 	from    uint64
 	after   ledger.Position
-	skipTo  bool // events at or before after are skipped
+	skipTo  bool             // events at or before after are skipped
+	filter  *bexpr.Evaluator // the request's filter; nil: every event
 	Started uint64
 }
 
@@ -69,8 +72,9 @@ func (c *Core) subscribe(ctx context.Context, st *unsealed, r SubscribeRequest, 
 	if err := events.ValidPattern(r.Pattern); err != nil {
 		return nil, engines.BadRequest("%s", err.Error())
 	}
-	if r.Filter != "" {
-		return nil, engines.BadRequest("filter is not supported: Ledger does not evaluate go-bexpr filter expressions; subscribe to a narrower event type (e.g. kv-v2/data-write) and filter on data.event.metadata.data_path in the client")
+	filter, err := newEventFilter(r.Filter)
+	if err != nil {
+		return nil, engines.BadRequest("filter: %s", err.Error())
 	}
 	for _, ns := range r.Namespaces {
 		if ns != "" && ns != "root" && ns != "/" {
@@ -91,7 +95,7 @@ func (c *Core) subscribe(ctx context.Context, st *unsealed, r SubscribeRequest, 
 	if !c.aclForToken(st, e).Allowed(acl.Read, "sys/events/subscribe/"+r.Pattern, nil).Allowed {
 		return nil, engines.Errorf(engines.ErrPermissionDenied, "permission denied: subscribing needs read on sys/events/subscribe/%s", r.Pattern)
 	}
-	s := &EventSubscription{c: c, req: r}
+	s := &EventSubscription{c: c, req: r, filter: filter}
 	switch {
 	case r.After != "":
 		p, hasIdx, err := events.ParsePos(r.After)
@@ -180,7 +184,7 @@ func (s *EventSubscription) follow(ctx context.Context, from uint64, send func(e
 			if err != nil {
 				return fmt.Errorf("events: %w", err)
 			}
-			if !ok || !events.Match(s.req.Pattern, ev.EventType()) || !mayReceive(a, ev) {
+			if !ok || !events.Match(s.req.Pattern, ev.EventType()) || !mayReceive(a, ev) || !s.passes(ev) {
 				continue
 			}
 			ev.Type = s.req.Pattern
@@ -190,6 +194,60 @@ func (s *EventSubscription) follow(ctx context.Context, from uint64, send func(e
 		}
 		return nil
 	})
+}
+
+// eventDatum is what a subscription's filter sees of an event, as Vault's go-bexpr filter
+// does: the event type, the operation and data path its metadata names, the path of the mount
+// it came from, and the namespace ("" is the root namespace, Ledger's only one).
+type eventDatum struct {
+	EventType         string `bexpr:"event_type"`
+	Operation         string `bexpr:"operation"`
+	SourcePluginMount string `bexpr:"source_plugin_mount"`
+	DataPath          string `bexpr:"data_path"`
+	Namespace         string `bexpr:"namespace"`
+}
+
+func datumOf(ev events.Event) eventDatum {
+	return eventDatum{EventType: ev.EventType(), Operation: ev.Data.Event.Metadata["operation"],
+		SourcePluginMount: ev.Data.PluginInfo.MountPath, DataPath: ev.DataPath()}
+}
+
+// Bounds on a filter: its length, and the parser's steps (go-bexpr's parser backtracks; a
+// 4 KiB filter of 200 terms takes ~40,000 steps, a pathological nesting is stopped here).
+const (
+	maxFilterBytes      = 4096
+	maxFilterParseSteps = 100_000
+)
+
+// newEventFilter parses a subscription's filter (nil for none). A filter that does not parse,
+// or names a selector an event does not have, is refused here rather than dropping every event
+// later.
+func newEventFilter(expr string) (*bexpr.Evaluator, error) {
+	if expr == "" {
+		return nil, nil
+	}
+	if len(expr) > maxFilterBytes {
+		return nil, fmt.Errorf("%d bytes, at most %d", len(expr), maxFilterBytes)
+	}
+	ev, err := bexpr.CreateEvaluator(expr, bexpr.WithMaxExpressions(maxFilterParseSteps))
+	if err != nil {
+		return nil, fmt.Errorf("%w (selectors: event_type, operation, data_path, source_plugin_mount, namespace)", err)
+	}
+	if _, err := ev.Evaluate(eventDatum{}); err != nil {
+		return nil, fmt.Errorf("%w (selectors: event_type, operation, data_path, source_plugin_mount, namespace)", err)
+	}
+	return ev, nil
+}
+
+// passes reports whether ev matches the subscription's filter. It was checked against an
+// event's shape when the subscription opened, so it does not fail; if it did, the event is
+// not sent, as Vault drops an event its filter cannot evaluate.
+func (s *EventSubscription) passes(ev events.Event) bool {
+	if s.filter == nil {
+		return true
+	}
+	ok, err := s.filter.Evaluate(datumOf(ev))
+	return err == nil && ok
 }
 
 // current is the unsealed state, or ErrSealed.

@@ -21,8 +21,8 @@ func (a *app) eventsCmd() *cobra.Command {
 
 func (a *app) eventsSubscribeCmd() *cobra.Command {
 	var (
-		timeout     time.Duration
-		after, from string
+		timeout             time.Duration
+		after, from, filter string
 	)
 	cmd := &cobra.Command{
 		Use:   "subscribe [flags] EVENT_TYPE",
@@ -35,7 +35,9 @@ and subscribe to arrive.
 Each event carries "ledgerpos", its position in the log. When the connection drops, the
 command reconnects and resumes after the last event it printed, so nothing is missed or
 printed twice; -after POSITION does the same across runs, -from-index SEQ starts at a log
-sequence.`,
+sequence. -filter takes a go-bexpr expression over event_type, operation, data_path,
+source_plugin_mount and namespace, as Vault's does:
+  -filter='data_path == "secret/data/foo" and operation != "data-write"'`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
@@ -48,22 +50,26 @@ sequence.`,
 				ctx, cancel = context.WithTimeout(ctx, timeout)
 				defer cancel()
 			}
-			return a.followEvents(ctx, c, args[0], after, from)
+			return a.followEvents(ctx, c, args[0], after, from, filter)
 		},
 	}
 	fl := cmd.Flags()
 	fl.DurationVar(&timeout, "timeout", 0, "stop after this long (e.g. 30s); 0: until interrupted")
 	fl.StringVar(&after, "after", "", "resume after this event position (an event's ledgerpos, e.g. 42.3)")
 	fl.StringVar(&from, "from-index", "", "start at this log sequence instead of now")
+	fl.StringVar(&filter, "filter", "", `send only events matching this go-bexpr expression (e.g. 'data_path == "secret/data/foo"')`)
 	return cmd
 }
 
 // followEvents prints events until ctx ends, reconnecting after a dropped connection with
 // after=<the last position printed>.
-func (a *app) followEvents(ctx context.Context, c *Client, pattern, after, from string) error {
+func (a *app) followEvents(ctx context.Context, c *Client, pattern, after, from, filter string) error {
 	backoff := 200 * time.Millisecond
 	for {
 		q := url.Values{"json": {"true"}}
+		if filter != "" {
+			q.Set("filter", filter)
+		}
 		switch {
 		case after != "":
 			q.Set("after", after)

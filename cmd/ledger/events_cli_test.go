@@ -28,6 +28,11 @@ func TestE2EEventsSubscribe(t *testing.T) {
 	if len(lines) != 1 || lines[0]["ledgerpos"] != pos[2] {
 		t.Fatalf("resumed after %s: %v", pos[1], lines)
 	}
+	lines = jsonLines(t, c.ok("events", "subscribe", "-timeout", "2s", "-from-index", "1", "-filter", `data_path == "secret/data/ev/b"`, "kv*"))
+	if len(lines) != 1 || lines[0]["ledgerpos"] != pos[1] {
+		t.Fatalf("filtered to secret/data/ev/b: %v", lines)
+	}
+	expect(t, c.run("events", "subscribe", "-timeout", "2s", "-filter", "data_path ==", "kv*"), 2, "filter")
 	expect(t, c.run("events", "subscribe", "-timeout", "2s", "-after", "x", "kv*"), 2, "after")
 	r := c.runEnv(c.env("VAULT_TOKEN", "nope"), "", "events", "subscribe", "-timeout", "2s", "kv*")
 	expect(t, r, 2, "permission denied")
