@@ -65,15 +65,7 @@ func TestMACMatchesTinkPRF(t *testing.T) {
 // open exactly what Tink's Decrypt opens — every term's ciphertexts after a rotation and a
 // wrap/unwrap — and refuse what Tink refuses, on the fast path and on Tink's.
 func TestOpenInPlaceMatchesTink(t *testing.T) {
-	k1, err := NewKeyring(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	k2, err := k1.Rotate(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	k3 := rewrapped(t, k2)
+	k1, k2, k3 := termsOfOneKeyring(t)
 	for _, k := range []*Keyring{k1, k2, k3} {
 		if len(k.gcm) != len(k.terms) {
 			t.Fatalf("%d AES-GCM keys recognised for %d terms: OpenInPlace would fall back to Tink", len(k.gcm), len(k.terms))
@@ -132,15 +124,7 @@ func TestOpenInPlaceMatchesTink(t *testing.T) {
 // the primary key of each term (and of a keyring rebuilt from its wrap), two seals of one
 // plaintext must differ (a fresh IV each), and a keyring without the fast path seals with Tink.
 func TestSealMatchesTink(t *testing.T) {
-	k1, err := NewKeyring(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	k2, err := k1.Rotate(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	k3 := rewrapped(t, k2)
+	k1, k2, k3 := termsOfOneKeyring(t)
 	tinkOnly, err := assemble(k3.aeadHandle, k3.prfHandle, k3.terms)
 	if err != nil {
 		t.Fatal(err)
@@ -196,6 +180,20 @@ func TestSealMatchesTink(t *testing.T) {
 	if _, err := k1.aead.Decrypt(ct, nil); err == nil {
 		t.Fatal("the term-1 keyring opened a term-2 ciphertext")
 	}
+}
+
+// termsOfOneKeyring is a new keyring (term 1), it rotated (term 2), and the term-2 keyring
+// wrapped and unwrapped again (what a restarted server builds from the log).
+func termsOfOneKeyring(t *testing.T) (k1, k2, k3 *Keyring) {
+	t.Helper()
+	k1, err := NewKeyring(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k2, err = k1.Rotate(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return k1, k2, rewrapped(t, k2)
 }
 
 // rewrapped is k wrapped under a root key and unwrapped again: the keyring a restarted server

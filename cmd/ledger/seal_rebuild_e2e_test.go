@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,8 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"github.com/ledger-secrets/ledger/engines/hosttools"
-	"github.com/ledger-secrets/ledger/ledger"
-	"github.com/ledger-secrets/ledger/replay"
 )
 
 // TestReplayRebuildAutoSealed: `ledger replay rebuild` on a stopped awskms-sealed node, with
@@ -56,20 +53,8 @@ func TestReplayRebuildAutoSealed(t *testing.T) {
 	}
 	autoSnapshots := func() int {
 		t.Helper()
-		ctx := context.Background()
-		l, err := ledger.Open(ctx, ledger.Options{Dir: data})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		store, err := replay.OpenStore(ctx, l.JetStream(), 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		auto, err := store.Auto(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		l, auto := storedAutoSnapshots(t, data)
+		l.Close()
 		return len(auto)
 	}
 	before := autoSnapshots()

@@ -135,18 +135,10 @@ func TestReplayRebuildCLI(t *testing.T) {
 		t.Fatalf("rebuild: %s", r)
 	}
 
-	l, err := ledger.Open(ctx, ledger.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, auto := storedAutoSnapshots(t, dir)
 	defer l.Close()
-	store, err := replay.OpenStore(ctx, l.JetStream(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	auto, err := store.Auto(ctx)
-	if err != nil || len(auto) != 1 {
-		t.Fatalf("automatic snapshots after rebuild: %v %v", auto, err)
+	if len(auto) != 1 {
+		t.Fatalf("automatic snapshots after rebuild: %v", auto)
 	}
 	last, _ := l.LastSeq(ctx)
 	if auto[0].Seq != last {
@@ -164,4 +156,26 @@ func TestReplayRebuildCLI(t *testing.T) {
 	if err != nil || resp.Data["data"].(map[string]any)["v"] != "b" {
 		t.Fatalf("read after rebuild: %v %v", resp, err)
 	}
+}
+
+// storedAutoSnapshots opens a stopped node's log in dir and lists its automatic snapshots; the
+// caller closes the log.
+func storedAutoSnapshots(t *testing.T, dir string) (*ledger.Log, []replay.Info) {
+	t.Helper()
+	ctx := context.Background()
+	l, err := ledger.Open(ctx, ledger.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := replay.OpenStore(ctx, l.JetStream(), 1)
+	if err != nil {
+		l.Close()
+		t.Fatal(err)
+	}
+	auto, err := store.Auto(ctx)
+	if err != nil {
+		l.Close()
+		t.Fatal(err)
+	}
+	return l, auto
 }
