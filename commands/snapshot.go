@@ -758,8 +758,9 @@ func (c *Core) offlineKeyring(ctx context.Context, s seal.State, shares [][]byte
 // from) on a node no server is running on, and stores the result as a fresh automatic
 // snapshot, so the next start replays nothing before it. The views hold sealed state, so it
 // needs the root key: from the unseal keys (threshold many) under the Shamir seal, from the
-// configured auto-seal otherwise (shares are then not used; see offlineKeyring). The Core must be sealed and is left sealed: nothing
-// live starts — no expiration, no following, no backend — so the rebuild has no side effects.
+// configured auto-seal otherwise (shares are then not used; see offlineKeyring). The Core must
+// be sealed and is left sealed: nothing live starts — no expiration, no following, no backend
+// — so the rebuild has no side effects.
 func (c *Core) RebuildOffline(ctx context.Context, shares [][]byte, prog *replay.Progress, keep int) (RebuildResult, error) {
 	c.lifecycle.Lock()
 	defer c.lifecycle.Unlock()
