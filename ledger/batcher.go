@@ -20,6 +20,9 @@ type appendReq struct {
 	size    int
 	done    chan appendResult
 	term    uint64 // the leader epoch the events were decided in (0: not said)
+	// bufs hold the events' encoded bytes (a Stream's pooled buffers), to be reused once the
+	// batch carrying them has settled.
+	bufs []*[]byte
 }
 
 // batcher is the group-commit writer shared by Log and Stream: one goroutine that packs the

@@ -158,7 +158,11 @@ func (s StoredEvent) Subject() string { return s.hdr.Subject }
 func (s StoredEvent) Term() uint32 { return s.hdr.Term }
 
 // sealEvent encodes the header and seals the payload. Raw events keep their payload as given.
-func sealEvent(e *Event, k *Keyring) (StoredEvent, error) {
+func sealEvent(e *Event, k *Keyring) (StoredEvent, error) { return sealEventInto(nil, e, k) }
+
+// sealEventInto is sealEvent building the header and the sealed payload in buf's room (each
+// in a new buffer when it does not fit), so the caller can reuse buf once the event is stored.
+func sealEventInto(buf []byte, e *Event, k *Keyring) (StoredEvent, error) {
 	h := header{ID: e.ID, Type: e.Type, Subject: e.Subject, Actor: e.Actor, Request: e.Request, Time: e.Time.UnixNano()}
 	if e.Raw {
 		raw := h.encode(nil)
@@ -170,9 +174,19 @@ func sealEvent(e *Event, k *Keyring) (StoredEvent, error) {
 	h.Term = k.Term()
 	// The associated data is the prefix followed by the header: both built in one buffer, the
 	// header kept as the slice after the prefix.
-	ad := h.encode(append(make([]byte, 0, len(adPrefix)+h.encodedSizeBound()), adPrefix...))
+	// With buf, the ciphertext follows them in it when there is room.
+	var ad []byte
+	if buf != nil && cap(buf) >= len(adPrefix)+h.encodedSizeBound() {
+		ad = h.encode(append(buf[:0], adPrefix...))
+	} else {
+		ad = h.encode(append(make([]byte, 0, len(adPrefix)+h.encodedSizeBound()), adPrefix...))
+	}
 	raw := ad[len(adPrefix):len(ad):len(ad)]
-	ct, err := k.Seal(e.Payload, ad)
+	var rest []byte
+	if buf != nil {
+		rest = ad[len(ad):len(ad)]
+	}
+	ct, err := k.SealInto(rest, e.Payload, ad)
 	if err != nil {
 		return StoredEvent{}, fmt.Errorf("seal event %s: %w", e.Type, err)
 	}
@@ -215,12 +229,19 @@ type Batch struct {
 // batchMagic names the batch encoding; a change of format changes it.
 var batchMagic = [4]byte{'L', 'G', 'B', '1'}
 
-func encodeBatch(prev [32]byte, evs []StoredEvent) []byte {
+// encodeBatch encodes a batch message: the magic, the hash of the batch before it, the events.
+func encodeBatch(prev [32]byte, evs []StoredEvent) []byte { return encodeBatchInto(nil, prev, evs) }
+
+// encodeBatchInto is encodeBatch writing into buf's room (growing it when it is too small).
+func encodeBatchInto(buf []byte, prev [32]byte, evs []StoredEvent) []byte {
 	size := 4 + 32 + binary.MaxVarintLen64
 	for _, e := range evs {
 		size += len(e.rawHdr) + len(e.payload) + 2*binary.MaxVarintLen64
 	}
-	b := make([]byte, 0, size)
+	b := buf[:0]
+	if cap(b) < size {
+		b = make([]byte, 0, size)
+	}
 	b = append(b, batchMagic[:]...)
 	b = append(b, prev[:]...)
 	b = binary.AppendUvarint(b, uint64(len(evs)))

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/aead/aesgcm"
@@ -67,7 +68,6 @@ type hmacPool struct{ pool sync.Pool }
 
 type hmacState struct {
 	h   hash.Hash
-	buf []byte
 	sum []byte
 }
 
@@ -81,29 +81,24 @@ func newHMACPool(key []byte) *hmacPool {
 func (p *hmacPool) hexSum(parts ...string) string { return p.prefixedHexSum("", parts...) }
 
 // prefixedHexSum returns prefix followed by the hex HMAC of the concatenation of parts, built
-// in one allocation (an audit record holds several such strings).
+// in one allocation (an audit record holds several such strings). The parts go straight into
+// the hash: no copy of a message (it may be a token) is left in the pool.
 func (p *hmacPool) prefixedHexSum(prefix string, parts ...string) string {
 	st := p.pool.Get().(*hmacState)
 	st.h.Reset()
-	st.buf = st.buf[:0]
 	for _, part := range parts {
-		st.buf = append(st.buf, part...)
+		// A hash.Hash neither keeps nor changes what it is given: the string's bytes are
+		// hashed in place instead of copied into a buffer.
+		st.h.Write(unsafe.Slice(unsafe.StringData(part), len(part)))
 	}
-	st.h.Write(st.buf)
 	st.sum = st.h.Sum(st.sum[:0])
-	var out strings.Builder
-	out.Grow(len(prefix) + hex.EncodedLen(len(st.sum)))
-	out.WriteString(prefix)
-	const digits = "0123456789abcdef"
-	for _, c := range st.sum {
-		out.WriteByte(digits[c>>4])
-		out.WriteByte(digits[c&0x0f])
-	}
-	clear(st.buf) // the message may be a token: no copy left behind in the pool
-	if cap(st.buf) > 64<<10 {
-		st.buf = nil // one huge value should not pin its buffer in the pool
-	}
+	var digits [2 * sha256.Size]byte
+	hex.Encode(digits[:], st.sum)
 	p.pool.Put(st)
+	var out strings.Builder
+	out.Grow(len(prefix) + len(digits))
+	out.WriteString(prefix)
+	out.Write(digits[:])
 	return out.String()
 }
 
@@ -258,12 +253,24 @@ func (k *Keyring) Encryptions() uint64 { return k.sealed.Load() }
 // tag — with a cipher made once: Tink's Encrypt makes a new AES-GCM (key schedule and GHASH
 // table) on every call, and every event and audit record is sealed. Tink opens the result
 // (keyring_test.go).
-func (k *Keyring) Seal(plaintext, ad []byte) ([]byte, error) {
+func (k *Keyring) Seal(plaintext, ad []byte) ([]byte, error) { return k.SealInto(nil, plaintext, ad) }
+
+// SealInto is Seal writing the ciphertext into dst's room (growing it when it is too small), so
+// a caller done with one ciphertext can seal the next into the same buffer.
+func (k *Keyring) SealInto(dst, plaintext, ad []byte) ([]byte, error) {
 	k.sealed.Add(1)
 	if k.sealGCM == nil {
-		return k.aead.Encrypt(plaintext, ad)
+		ct, err := k.aead.Encrypt(plaintext, ad)
+		if err != nil || dst == nil {
+			return ct, err
+		}
+		return append(dst[:0], ct...), nil
 	}
-	out := make([]byte, gcmPrefix+gcmIV, gcmPrefix+gcmIV+len(plaintext)+gcmTag)
+	need := gcmPrefix + gcmIV + len(plaintext) + gcmTag
+	if cap(dst) < need {
+		dst = make([]byte, 0, need)
+	}
+	out := dst[:gcmPrefix+gcmIV]
 	copy(out, k.sealPrefix[:])
 	if _, err := rand.Read(out[gcmPrefix:]); err != nil {
 		return nil, fmt.Errorf("seal: random IV: %w", err)

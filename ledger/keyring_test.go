@@ -211,3 +211,33 @@ func rewrapped(t *testing.T, k *Keyring) *Keyring {
 	}
 	return out
 }
+
+// SealInto writes into the room it is given (and grows past it), and what it writes is what
+// Seal writes: Tink opens it, for the fast path and Tink's own.
+func TestSealInto(t *testing.T) {
+	_, _, k := termsOfOneKeyring(t)
+	tinkOnly, err := assemble(k.aeadHandle, k.prfHandle, k.terms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tinkOnly.sealGCM = nil
+	ad := []byte("record")
+	for _, kr := range []*Keyring{k, tinkOnly} {
+		buf := make([]byte, 0, 256)
+		for _, size := range []int{0, 10, 200, 4096} {
+			pt := bytes.Repeat([]byte{'p'}, size)
+			ct, err := kr.SealInto(buf, pt, ad)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fits := gcmPrefix+gcmIV+size+gcmTag <= cap(buf)
+			if aliased := len(ct) > 0 && &ct[0] == &buf[:1][0]; aliased != fits {
+				t.Fatalf("%d bytes into a 256-byte buffer: in the buffer %v, want %v", size, aliased, fits)
+			}
+			got, err := k.aead.Decrypt(ct, ad)
+			if err != nil || !bytes.Equal(got, pt) {
+				t.Fatalf("%d bytes sealed into a buffer do not open: %v", size, err)
+			}
+		}
+	}
+}

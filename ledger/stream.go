@@ -172,7 +172,8 @@ func (s *Stream) Append(ctx context.Context, evs []Event) ([]Position, error) {
 	if kr == nil {
 		return nil, ErrSealed
 	}
-	r := &appendReq{keyring: kr, done: make(chan appendResult, 1), events: make([]StoredEvent, len(evs))}
+	r := &appendReq{keyring: kr, done: make(chan appendResult, 1), events: make([]StoredEvent, len(evs)),
+		bufs: make([]*[]byte, 0, len(evs))}
 	now := time.Now()
 	for i := range evs {
 		e := evs[i]
@@ -185,14 +186,18 @@ func (s *Stream) Append(ctx context.Context, evs []Event) ([]Position, error) {
 		if e.Time.IsZero() {
 			e.Time = now
 		}
-		se, err := sealEvent(&e, kr)
+		bp := streamBuffers.Get().(*[]byte)
+		r.bufs = append(r.bufs, bp)
+		se, err := sealEventInto(*bp, &e, kr)
 		if err != nil {
+			releaseBuffers(r.bufs)
 			return nil, err
 		}
 		r.events[i] = se
 		r.size += len(se.rawHdr) + len(se.payload) + 20
 	}
 	if r.size > s.maxMsg {
+		releaseBuffers(r.bufs)
 		return nil, fmt.Errorf("append %d bytes to %s (limit %d): %w", r.size, s.cfg.Name, s.maxMsg, ErrTooLarge)
 	}
 	return s.w.submit(ctx, r)
@@ -209,7 +214,9 @@ func (s *Stream) launch(batch []*appendReq, count int) func() (uint64, error) {
 	for s.broken {
 		s.drained.Wait()
 	}
-	data := encodeBatch(s.prevHash, evs)
+	bp := streamBuffers.Get().(*[]byte)
+	data := encodeBatchInto(*bp, s.prevHash, evs)
+	*bp = data
 	msgID := newID()
 	msg := &nats.Msg{Subject: s.cfg.Subject, Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, msgID)
@@ -222,7 +229,36 @@ func (s *Stream) launch(batch []*appendReq, count int) func() (uint64, error) {
 	if err == nil {
 		s.lastSeq, s.prevHash, s.lastID = s.lastSeq+1, sha256.Sum256(data), msgID
 	}
-	return func() (uint64, error) { return s.settle(fut, err, evs, msgID) }
+	return func() (uint64, error) {
+		seq, serr, answered := s.settle(fut, err, evs, msgID)
+		// The events' bytes are done with: stored, or failed for good. The message's bytes are
+		// done with once JetStream has answered; one it did not answer in time may still be
+		// published again by the client (a retry), so its buffer is left to the collector.
+		for _, r := range batch {
+			releaseBuffers(r.bufs)
+			r.bufs = nil
+		}
+		if answered {
+			releaseBuffers([]*[]byte{bp})
+		}
+		return seq, serr
+	}
+}
+
+// streamBuffers holds the buffers a Stream seals events and encodes batches into; the audit
+// record of every read passes through two of them. Each is reused once its batch has settled.
+var streamBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// maxPooledStreamBuffer: a buffer grown past this by an unusually large batch is dropped.
+const maxPooledStreamBuffer = 1 << 20
+
+func releaseBuffers(bufs []*[]byte) {
+	for _, bp := range bufs {
+		if cap(*bp) <= maxPooledStreamBuffer {
+			*bp = (*bp)[:0]
+			streamBuffers.Put(bp)
+		}
+	}
 }
 
 // settle waits for a launched batch's acknowledgement. A batch that was refused or not
@@ -231,13 +267,15 @@ func (s *Stream) launch(batch []*appendReq, count int) func() (uint64, error) {
 // else stored again, synchronously, chained after the stream's real head (another writer may
 // have appended). If that fails too, the batch and every batch after it in flight fail: none is
 // acknowledged after one that was not.
-func (s *Stream) settle(fut jetstream.PubAckFuture, err error, evs []StoredEvent, msgID string) (uint64, error) {
+func (s *Stream) settle(fut jetstream.PubAckFuture, err error, evs []StoredEvent, msgID string) (seq uint64, serr error, answered bool) {
 	var ack *jetstream.PubAck
 	if err == nil {
 		t := time.NewTimer(publishTimeout)
 		select {
 		case ack = <-fut.Ok():
+			answered = true
 		case err = <-fut.Err():
+			answered = true
 		case <-t.C:
 			err = errors.New("no acknowledgement in time")
 		}
@@ -258,23 +296,23 @@ func (s *Stream) settle(fut jetstream.PubAckFuture, err error, evs []StoredEvent
 		}
 	}()
 	if s.failed != nil {
-		return 0, s.failed
+		return 0, s.failed, answered
 	}
 	if ack != nil {
 		s.ackedSeq = max(s.ackedSeq, ack.Sequence)
-		return ack.Sequence, nil
+		return ack.Sequence, nil, answered
 	}
 	if !s.broken {
 		s.log.Warn("stream pipeline broken; storing in order", "stream", s.cfg.Name, "err", err)
 	}
 	s.broken = true
-	seq, err := s.recover(evs, msgID, refusedByFence(err))
+	seq, err = s.recover(evs, msgID, refusedByFence(err))
 	if err != nil {
 		s.failed = err
-		return 0, err
+		return 0, err, answered
 	}
 	s.ackedSeq = seq
-	return seq, nil
+	return seq, nil, answered
 }
 
 // recover finds a batch whose acknowledgement was lost among the messages stored after our
