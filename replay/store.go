@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"sort"
 	"strconv"
@@ -297,22 +299,23 @@ func (s *Store) Reader(ctx context.Context, name string) (io.ReadCloser, int64, 
 	if err != nil {
 		return nil, 0, fmt.Errorf("read snapshot %s: %w", name, err)
 	}
+	st, err := s.bucketStream(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read snapshot %s: %w", name, err)
+	}
 	n, set := parts(info)
-	objs := make([]string, n)
-	sizes := make([]uint64, n)
+	objs := make([]*jetstream.ObjectInfo, n)
 	total := int64(0)
 	for i := range n {
-		objs[i] = name
 		if i > 0 {
-			objs[i] = partName(name, set, i)
-			if info, err = s.obs.GetInfo(ctx, objs[i]); err != nil {
+			if info, err = s.obs.GetInfo(ctx, partName(name, set, i)); err != nil {
 				return nil, 0, fmt.Errorf("read snapshot %s part %d: %w", name, i, err)
 			}
 		}
-		sizes[i] = info.Size
+		objs[i] = info
 		total += int64(info.Size)
 	}
-	return &partsReader{ctx: ctx, obs: s.obs, objs: objs, sizes: sizes}, total, nil
+	return &partsReader{ctx: ctx, stream: st, objs: objs}, total, nil
 }
 
 // Decode reads and decodes a snapshot from the store (Reader, DecodeFrom), all but the digest
@@ -360,13 +363,11 @@ const lateReadFor = 10 * time.Minute
 
 // partsReader reads the parts of a snapshot in order (Store.Reader).
 type partsReader struct {
-	ctx   context.Context
-	obs   jetstream.ObjectStore
-	objs  []string
-	sizes []uint64
-	i     int
-	cur   jetstream.ObjectResult
-	got   uint64
+	ctx    context.Context
+	stream jetstream.Stream
+	objs   []*jetstream.ObjectInfo
+	i      int
+	cur    *chunkReader
 }
 
 func (p *partsReader) Read(b []byte) (int, error) {
@@ -375,31 +376,21 @@ func (p *partsReader) Read(b []byte) (int, error) {
 			return 0, io.EOF
 		}
 		if p.cur == nil {
-			r, err := p.obs.Get(p.ctx, p.objs[p.i])
-			if err != nil {
-				return 0, fmt.Errorf("read snapshot %s: %w", p.objs[p.i], err)
-			}
-			p.cur, p.got = r, 0
+			p.cur = readChunks(p.ctx, p.stream, p.objs[p.i])
 		}
 		n, err := p.cur.Read(b)
-		p.got += uint64(n)
 		switch {
-		case p.got > p.sizes[p.i]:
-			return n, fmt.Errorf("read snapshot %s: longer than its size %d", p.objs[p.i], p.sizes[p.i])
 		case errors.Is(err, io.EOF):
-			// The end of a part, where the object store checked its digest.
+			// The end of a part, where its size and digest were checked.
 			p.cur.Close()
 			p.cur = nil
-			if p.got != p.sizes[p.i] {
-				return n, fmt.Errorf("read snapshot %s: %d bytes, its size is %d", p.objs[p.i], p.got, p.sizes[p.i])
-			}
 			p.i++
 			if n > 0 {
 				return n, nil
 			}
 			continue
 		case err != nil:
-			return n, fmt.Errorf("read snapshot %s: %w", p.objs[p.i], err)
+			return n, fmt.Errorf("read snapshot %s: %w", p.objs[p.i].Name, err)
 		}
 		return n, nil
 	}
@@ -411,6 +402,106 @@ func (p *partsReader) Close() error {
 		p.cur = nil
 	}
 	p.i = len(p.objs)
+	return nil
+}
+
+// chunkReader reads one object of the bucket by fetching its chunks from the bucket's stream
+// with direct gets, one chunk ahead of the reader, and checks the object's size and SHA-256
+// digest at its end, as the object store's own Get does. Get delivers the chunks through an
+// ordered push consumer into a pipe; at unseal, beside everything else a restarting node does,
+// that read a checkpoint at 56–89 MB/s where the same object alone reads at several hundred.
+type chunkReader struct {
+	info   *jetstream.ObjectInfo
+	chunks chan fetched
+	cancel context.CancelFunc
+	fetch  sync.WaitGroup
+	cur    []byte
+	got    uint64
+	sum    hash.Hash
+	err    error
+}
+
+type fetched struct {
+	data []byte
+	err  error
+}
+
+// chunksAhead is how many chunks the fetcher may hold before the reader takes them (128 KiB each).
+const chunksAhead = 4
+
+func readChunks(ctx context.Context, st jetstream.Stream, info *jetstream.ObjectInfo) *chunkReader {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &chunkReader{info: info, chunks: make(chan fetched, chunksAhead), cancel: cancel, sum: sha256.New()}
+	subject := "$O." + info.Bucket + ".C." + info.NUID
+	r.fetch.Go(func() {
+		defer close(r.chunks)
+		next := uint64(1)
+		for range info.Chunks {
+			m, err := st.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subject))
+			if err != nil {
+				if errors.Is(err, jetstream.ErrMsgNotFound) {
+					err = fmt.Errorf("chunks missing: %d stored, fewer found", info.Chunks)
+				}
+				select {
+				case r.chunks <- fetched{err: err}:
+				case <-ctx.Done():
+				}
+				return
+			}
+			next = m.Sequence + 1
+			select {
+			case r.chunks <- fetched{data: m.Data}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	return r
+}
+
+func (r *chunkReader) Read(b []byte) (int, error) {
+	for len(r.cur) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		c, ok := <-r.chunks
+		switch {
+		case !ok:
+			r.err = r.finish()
+			continue
+		case c.err != nil:
+			r.err = c.err
+			continue
+		}
+		r.got += uint64(len(c.data))
+		if r.got > r.info.Size {
+			r.err = fmt.Errorf("longer than its size %d", r.info.Size)
+			continue
+		}
+		r.sum.Write(c.data)
+		r.cur = c.data
+	}
+	n := copy(b, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
+}
+
+// finish checks a fully read object: io.EOF when it is whole and its digest is right.
+func (r *chunkReader) finish() error {
+	if r.got != r.info.Size {
+		return fmt.Errorf("%d bytes, its size is %d", r.got, r.info.Size)
+	}
+	if want := "SHA-256=" + base64.URLEncoding.EncodeToString(r.sum.Sum(nil)); want != r.info.Digest {
+		return fmt.Errorf("digest does not match: %w", jetstream.ErrDigestMismatch)
+	}
+	return io.EOF
+}
+
+// Close stops the fetcher and waits for it.
+func (r *chunkReader) Close() error {
+	r.cancel()
+	r.fetch.Wait()
+	r.cur = nil
 	return nil
 }
 

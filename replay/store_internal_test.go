@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ledger-secrets/ledger/ledger"
@@ -289,4 +292,57 @@ func storeWithSnapshots(t *testing.T, autos uint64, upload string) (*Store, []by
 		t.Fatal(err)
 	}
 	return s, data
+}
+
+// TestStoreReadChecks: a snapshot part whose stored bytes do not match its metadata — another
+// digest, size or chunk count than what is there — is an error when read, never data.
+func TestStoreReadChecks(t *testing.T) {
+	ctx := context.Background()
+	s := openPartedStore(t)
+	data := make([]byte, 2500)
+	rand.Read(data)
+	cases := []struct {
+		name   string
+		tamper func(*jetstream.ObjectInfo)
+		want   string
+	}{
+		{"digest", func(i *jetstream.ObjectInfo) { i.Digest = "SHA-256=" + strings.Repeat("A", 43) + "=" }, "digest does not match"},
+		{"size larger", func(i *jetstream.ObjectInfo) { i.Size++ }, "its size is"},
+		{"size smaller", func(i *jetstream.ObjectInfo) { i.Size-- }, "longer than its size"},
+		{"chunks", func(i *jetstream.ObjectInfo) { i.Chunks++ }, "chunks missing"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			name := AutoName(9)
+			if err := s.Put(ctx, name, data, 9); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.Get(ctx, name); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("untampered: %d bytes, %v", len(got), err)
+			}
+			info, err := s.obs.GetInfo(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.tamper(info)
+			info.ModTime = time.Time{}
+			b, err := json.Marshal(info)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := nats.NewMsg(metaSubject(name))
+			m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+			m.Data = b
+			if _, err := s.js.PublishMsg(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Get(ctx, name)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("tampered %s: %d bytes, %v; want an error saying %q", tc.name, len(got), err, tc.want)
+			}
+			if tc.name == "digest" && !errors.Is(err, jetstream.ErrDigestMismatch) {
+				t.Fatalf("a wrong digest: %v, want jetstream.ErrDigestMismatch", err)
+			}
+		})
+	}
 }
