@@ -125,11 +125,7 @@ func TestOpenInPlaceMatchesTink(t *testing.T) {
 // plaintext must differ (a fresh IV each), and a keyring without the fast path seals with Tink.
 func TestSealMatchesTink(t *testing.T) {
 	k1, k2, k3 := termsOfOneKeyring(t)
-	tinkOnly, err := assemble(k3.aeadHandle, k3.prfHandle, k3.terms)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tinkOnly.sealGCM = nil
+	tinkOnly := tinkSealing(t, k3)
 	ad := []byte("batch 12")
 	for _, k := range []*Keyring{k1, k2, k3, tinkOnly} {
 		if k != tinkOnly && k.sealGCM == nil {
@@ -212,15 +208,22 @@ func rewrapped(t *testing.T, k *Keyring) *Keyring {
 	return out
 }
 
+// tinkSealing is k rebuilt without the fast path: it seals with Tink's own AEAD.
+func tinkSealing(t *testing.T, k *Keyring) *Keyring {
+	t.Helper()
+	tk, err := assemble(k.aeadHandle, k.prfHandle, k.terms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk.sealGCM = nil
+	return tk
+}
+
 // SealInto writes into the room it is given (and grows past it), and what it writes is what
 // Seal writes: Tink opens it, for the fast path and Tink's own.
 func TestSealInto(t *testing.T) {
 	_, _, k := termsOfOneKeyring(t)
-	tinkOnly, err := assemble(k.aeadHandle, k.prfHandle, k.terms)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tinkOnly.sealGCM = nil
+	tinkOnly := tinkSealing(t, k)
 	ad := []byte("record")
 	for _, kr := range []*Keyring{k, tinkOnly} {
 		buf := make([]byte, 0, 256)
