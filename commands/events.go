@@ -230,14 +230,17 @@ func newEventFilter(expr string) (*bexpr.Evaluator, error) {
 		return nil, fmt.Errorf("%d bytes, at most %d", len(expr), maxFilterBytes)
 	}
 	ev, err := bexpr.CreateEvaluator(expr, bexpr.WithMaxExpressions(maxFilterParseSteps))
-	if err != nil {
-		return nil, fmt.Errorf("%w (selectors: event_type, operation, data_path, source_plugin_mount, namespace)", err)
+	if err == nil {
+		_, err = ev.Evaluate(eventDatum{})
 	}
-	if _, err := ev.Evaluate(eventDatum{}); err != nil {
-		return nil, fmt.Errorf("%w (selectors: event_type, operation, data_path, source_plugin_mount, namespace)", err)
+	if err != nil {
+		return nil, fmt.Errorf("%w (selectors: %s)", err, filterSelectors)
 	}
 	return ev, nil
 }
+
+// filterSelectors names what a filter may select on (eventDatum's bexpr tags), for its errors.
+const filterSelectors = "event_type, operation, data_path, source_plugin_mount, namespace"
 
 // passes reports whether ev matches the subscription's filter. It was checked against an
 // event's shape when the subscription opened, so it does not fail; if it did, the event is
