@@ -337,6 +337,13 @@ func (c *Core) runDuties(ctx context.Context, st *unsealed, wg *sync.WaitGroup) 
 	// What the views held when this term's duties began: every change this node commits comes
 	// after it, so a publisher that starts from here skips none of them.
 	from := st.runner.Applied()
+	graced := func(f func(context.Context, *unsealed)) func() {
+		return func() {
+			if afterGrace(ctx) {
+				f(ctx, st)
+			}
+		}
+	}
 	for _, f := range []func(){
 		func() { c.expireTokens(ctx, st) },
 		func() { st.expire.run(ctx) },
@@ -345,18 +352,10 @@ func (c *Core) runDuties(ctx context.Context, st *unsealed, wg *sync.WaitGroup) 
 		func() { c.rotateTransitKeys(ctx, st) },
 		func() { c.autoTidyPKI(ctx, st) },
 		func() { c.reportOrphans(ctx, st) },
-		func() {
-			if afterGrace(ctx) {
-				c.reconcileDataKeys(ctx, st)
-			}
-		},
+		graced(c.reconcileDataKeys),
 		func() { c.reconcileCubbyholes(ctx, st) },
 		func() { c.snapshotLoop(ctx, st, st.base) },
-		func() {
-			if afterGrace(ctx) {
-				c.backfillFingerprints(ctx, st)
-			}
-		},
+		graced(c.backfillFingerprints),
 		func() { c.deliverAudit(ctx, st) },
 		func() { c.publishEvents(ctx, st, from) },
 	} {

@@ -174,19 +174,13 @@ func sealEventInto(buf []byte, e *Event, k *Keyring) (StoredEvent, error) {
 	h.Term = k.Term()
 	// The associated data is the prefix followed by the header: both built in one buffer, the
 	// header kept as the slice after the prefix.
-	// With buf, the ciphertext follows them in it when there is room.
-	var ad []byte
-	if buf != nil && cap(buf) >= len(adPrefix)+h.encodedSizeBound() {
-		ad = h.encode(append(buf[:0], adPrefix...))
-	} else {
-		ad = h.encode(append(make([]byte, 0, len(adPrefix)+h.encodedSizeBound()), adPrefix...))
+	// The ciphertext follows them in the same buffer when there is room.
+	if bound := len(adPrefix) + h.encodedSizeBound(); cap(buf) < bound {
+		buf = make([]byte, 0, bound)
 	}
+	ad := h.encode(append(buf[:0], adPrefix...))
 	raw := ad[len(adPrefix):len(ad):len(ad)]
-	var rest []byte
-	if buf != nil {
-		rest = ad[len(ad):len(ad)]
-	}
-	ct, err := k.SealInto(rest, e.Payload, ad)
+	ct, err := k.SealInto(ad[len(ad):len(ad)], e.Payload, ad)
 	if err != nil {
 		return StoredEvent{}, fmt.Errorf("seal event %s: %w", e.Type, err)
 	}

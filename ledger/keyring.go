@@ -261,7 +261,7 @@ func (k *Keyring) SealInto(dst, plaintext, ad []byte) ([]byte, error) {
 	k.sealed.Add(1)
 	if k.sealGCM == nil {
 		ct, err := k.aead.Encrypt(plaintext, ad)
-		if err != nil || dst == nil {
+		if err != nil || cap(dst) < len(ct) {
 			return ct, err
 		}
 		return append(dst[:0], ct...), nil
