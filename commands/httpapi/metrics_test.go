@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -118,6 +119,48 @@ func TestCheckpointMetric(t *testing.T) {
 			t.Fatalf("ledger_checkpoint_seq = %v after the write (applied %v, before %v)", cp, applied, before)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestQuietCheckpoint: writes that stop short of the checkpoint threshold leave no long tail
+// for the next unseal: once the log has been quiet a few seconds with at least 100 batches past
+// the newest checkpoint, one is written. Fewer than that are left to the tail.
+func TestQuietCheckpoint(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	root := s.Client(t, s.RootToken)
+	seqs := func() (checkpoint, applied float64) {
+		code, body := scrape(t, s.URL, s.RootToken, "/v1/sys/metrics?format=prometheus")
+		if code != 200 {
+			t.Fatalf("sys/metrics: %d %s", code, body)
+		}
+		mfs := promMetrics(t, body)
+		return gaugeValue(t, mfs, "ledger_checkpoint_seq"), gaugeValue(t, mfs, "ledger_view_applied_seq", "view", "kv")
+	}
+	put := func(n int) {
+		for i := range n {
+			if _, err := root.KVv2("secret").Put(t.Context(), fmt.Sprintf("quiet/%d", i), map[string]any{"v": i}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cp0, _ := seqs()
+	put(30)
+	time.Sleep(7 * time.Second) // quiet (4 s) and a poll (2 s) past it
+	if cp, applied := seqs(); cp != cp0 {
+		t.Fatalf("a checkpoint at %v (applied %v) after 30 batches: the quiet minimum is 100", cp, applied)
+	}
+	put(100)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cp, applied := seqs()
+		if cp == applied && cp > cp0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ledger_checkpoint_seq = %v, applied %v: no checkpoint once the log went quiet", cp, applied)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
