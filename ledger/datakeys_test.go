@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -1081,5 +1083,88 @@ func TestValidDataKeyID(t *testing.T) {
 		if validDataKeyID(bad) {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// TestDataKeysOpenGCM: OpenGCM opens what the key seals without handing the key out, keeps the
+// cipher of the keys opened last (no more than dkGCMKept), and drops it with the key: a
+// shredded or closed key opens nothing.
+func TestDataKeysOpenGCM(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	k := testKeyring(t)
+	d := openDataKeys(t, l, k)
+	key, err := d.New(ctx, k, "kv.gcm.a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := make([]byte, aead.NonceSize())
+	ct := aead.Seal(nil, nonce, []byte("s3cret"), []byte("ad"))
+	for range 2 { // built, then kept
+		pt, found, err := d.OpenGCM(nil, "kv.gcm.a", nonce, ct, []byte("ad"))
+		if err != nil || !found || string(pt) != "s3cret" {
+			t.Fatalf("OpenGCM = %q, %v, %v", pt, found, err)
+		}
+	}
+	if _, found, err := d.OpenGCM(nil, "kv.gcm.a", nonce, ct, []byte("other")); !found || err == nil {
+		t.Fatalf("wrong additional data: found %v, err %v", found, err)
+	}
+	if _, found, err := d.OpenGCM(nil, "kv.gcm.a", nonce[:5], ct, []byte("ad")); !found || !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("short nonce: found %v, err %v", found, err)
+	}
+	if _, found, err := d.OpenGCM(nil, "kv.gcm.none", nonce, ct, []byte("ad")); found || err != nil {
+		t.Fatalf("unknown key: found %v, err %v", found, err)
+	}
+	d.mu.RLock()
+	leaf := d.t.leaves["kv.gcm.a"]
+	d.mu.RUnlock()
+	if leaf.gcm.Load() == nil {
+		t.Fatal("the cipher of a key just opened is not kept")
+	}
+	if err := d.Shred(ctx, "kv.gcm.a"); err != nil {
+		t.Fatal(err)
+	}
+	if leaf.gcm.Load() != nil {
+		t.Fatal("the shredded key's cipher is still kept")
+	}
+	if _, found, _ := d.OpenGCM(nil, "kv.gcm.a", nonce, ct, []byte("ad")); found {
+		t.Fatal("a shredded key still opens")
+	}
+
+	// The ring: the dkGCMKept+1st key kept drops the first one's cipher.
+	leaves := make([]*dkLeaf, dkGCMKept+1)
+	for i := range leaves {
+		leaves[i] = &dkLeaf{id: fmt.Sprintf("kv.ring.k%d", i)}
+		leaves[i].gcm.Store(&leafGCM{aead: aead})
+		d.keepGCM(leaves[i])
+	}
+	if leaves[0].gcm.Load() != nil || leaves[1].gcm.Load() == nil || leaves[dkGCMKept].gcm.Load() == nil {
+		t.Fatal("the ring does not drop the oldest cipher, and only it")
+	}
+
+	// Close drops every kept cipher with the keys.
+	if _, err := d.New(ctx, k, "kv.gcm.b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, _ := d.OpenGCM(nil, "kv.gcm.b", nonce, ct, []byte("ad")); !found {
+		t.Fatal("kv.gcm.b not found")
+	}
+	d.mu.RLock()
+	leaf = d.t.leaves["kv.gcm.b"]
+	d.mu.RUnlock()
+	d.Close()
+	if leaf.gcm.Load() != nil {
+		t.Fatal("Close left a cipher kept")
+	}
+	if _, found, _ := d.OpenGCM(nil, "kv.gcm.b", nonce, ct, []byte("ad")); found {
+		t.Fatal("a key opens after Close")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"sync/atomic"
 )
 
 // This file holds the key tree of DataKeys (see datakeys.go for why it exists): its in-memory
@@ -43,6 +44,18 @@ type dkLeaf struct {
 	key     []byte // plaintext data key; zeroed when shredded or on Close
 	created int64  // unix nanoseconds of New (kept across re-wraps; Reconcile's age test)
 	refs    []dkRef
+	// gcm: the key's AES-GCM, kept for the most recently opened keys (DataKeys.OpenGCM); nil
+	// otherwise, and dropped with the key (forget).
+	gcm atomic.Pointer[leafGCM]
+}
+
+type leafGCM struct{ aead cipher.AEAD }
+
+// forget zeroes the key and drops its cipher: the leaf is leaving the tree (shred, reload,
+// Close).
+func (l *dkLeaf) forget() {
+	clear(l.key)
+	l.gcm.Store(nil)
 }
 
 // dkInner is a group key (level 1, wraps leaves) or a shelf key (level 2, wraps groups; its
@@ -92,7 +105,7 @@ func newDKTree() *dkTree {
 // zero clears every key in memory.
 func (t *dkTree) zero() {
 	for _, l := range t.leaves {
-		clear(l.key)
+		l.forget()
 	}
 	for _, g := range t.groups {
 		clear(g.key)
@@ -502,7 +515,7 @@ func (p *dkPlan) apply(seqs []uint64, rootSeq uint64) (garbage []uint64) {
 			}
 		}
 		v.refs = nil
-		clear(v.key)
+		v.forget()
 		delete(t.leaves, v.id)
 	}
 	for _, g := range p.retiredGroups {

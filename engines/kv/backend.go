@@ -207,7 +207,11 @@ func valueAD(mountUUID, path string, version uint64) []byte {
 	return binary.AppendUvarint(ad, version)
 }
 
-const sealedFormat = 1
+// sealedFormat: a sealed value is this byte, a 12-byte AES-GCM nonce, the ciphertext.
+const (
+	sealedFormat = 1
+	gcmNonceSize = 12
+)
 
 // seal creates a data key and seals plaintext under it. The key is durable before seal returns
 // (the side effect comes before the event that records it; if the event never lands, the key
@@ -243,15 +247,24 @@ var ErrValueGone = errors.New("kv: data key of a live version is missing")
 
 // open decrypts a sealed value. The caller clears the plaintext when done.
 func (b *Backend) open(ctx context.Context, keyID string, sealed, ad []byte) ([]byte, error) {
-	key, ok := b.keys.Get(keyID)
-	if !ok {
-		var err error
-		if key, err = b.keys.Fetch(ctx, b.keyring, keyID); err != nil {
-			if errors.Is(err, ledger.ErrNoDataKey) {
-				return nil, ErrValueGone
-			}
-			return nil, fmt.Errorf("data key: %w", err)
+	if len(sealed) < 1+gcmNonceSize || sealed[0] != sealedFormat {
+		return nil, fmt.Errorf("sealed value: unknown format: %w", ledger.ErrCorrupt)
+	}
+	nonce, ct := sealed[1:1+gcmNonceSize], sealed[1+gcmNonceSize:]
+	// A key in memory opens the value without leaving the store (its cipher kept for hot keys).
+	pt, found, err := b.keys.OpenGCM(nil, keyID, nonce, ct, ad)
+	if found {
+		if err != nil {
+			return nil, fmt.Errorf("sealed value does not authenticate: %w", ledger.ErrCorrupt)
 		}
+		return pt, nil
+	}
+	key, err := b.keys.Fetch(ctx, b.keyring, keyID)
+	if err != nil {
+		if errors.Is(err, ledger.ErrNoDataKey) {
+			return nil, ErrValueGone
+		}
+		return nil, fmt.Errorf("data key: %w", err)
 	}
 	defer clear(key)
 	block, err := aes.NewCipher(key)
@@ -262,10 +275,7 @@ func (b *Backend) open(ctx context.Context, keyID string, sealed, ad []byte) ([]
 	if err != nil {
 		return nil, fmt.Errorf("data key: %w", err)
 	}
-	if len(sealed) < 1+gcm.NonceSize() || sealed[0] != sealedFormat {
-		return nil, fmt.Errorf("sealed value: unknown format: %w", ledger.ErrCorrupt)
-	}
-	pt, err := gcm.Open(nil, sealed[1:1+gcm.NonceSize()], sealed[1+gcm.NonceSize():], ad)
+	pt, err = gcm.Open(nil, nonce, ct, ad)
 	if err != nil {
 		return nil, fmt.Errorf("sealed value does not authenticate: %w", ledger.ErrCorrupt)
 	}
