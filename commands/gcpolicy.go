@@ -104,6 +104,14 @@ func (w *idleWatch) tick(now time.Time, allocs uint64) bool {
 	return released
 }
 
+// quietFor is how long the process has been quiet as of the last tick (0 if that tick was busy).
+func (w *idleWatch) quietFor(now time.Time) time.Duration {
+	if w.quietSince.IsZero() {
+		return 0
+	}
+	return now.Sub(w.quietSince)
+}
+
 // ReleaseWhenIdle runs until ctx ends, releasing memory to the OS at the stages of each quiet
 // spell (see above).
 func ReleaseWhenIdle(ctx context.Context) {

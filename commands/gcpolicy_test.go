@@ -107,8 +107,14 @@ func TestIdleWatch(t *testing.T) {
 	if !slices.Equal(released, []int{34, 40}) {
 		t.Fatalf("released at %v, want at 34 and 40 s (4 and 10 s after the last busy tick)", released)
 	}
+	if q := w.quietFor(at(70)); q != 40*time.Second { // since the last busy tick (30 s)
+		t.Fatalf("quiet for %v at 70 s, want 40 s", q)
+	}
 	// Busy again, then quiet: the next spell releases again.
 	step(72, 1<<20)
+	if q := w.quietFor(at(72)); q != 0 {
+		t.Fatalf("quiet for %v right after a busy tick", q)
+	}
 	released = released[:0]
 	for s := 74; s <= 100; s += 2 {
 		if step(s, 0) {

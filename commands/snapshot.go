@@ -69,11 +69,13 @@ const (
 	checkpointBatches = 1_000
 	checkpointGap     = 10 * time.Second
 	checkpointPoll    = 2 * time.Second
-	// And once the log has been quiet for checkpointQuiet with at least checkpointQuietBatches
-	// applied since the last one: a burst of writes that stops short of checkpointBatches
-	// would otherwise leave its tail to every later unseal (433 batches, 58 ms of a 0.5 s
-	// restart at 100k secrets). A trickle of writes never looks quiet for long, or reaches the
-	// minimum slowly: it gets at most one such checkpoint per checkpointQuietBatches batches.
+	// And once the node has been quiet for checkpointQuiet — no batch applied, and the process
+	// allocating next to nothing (idleWatch: no reads being served either, which the
+	// checkpoint's CPU would slow) — with at least checkpointQuietBatches applied since the
+	// last one: a burst of writes that stops short of checkpointBatches would otherwise leave
+	// its tail to every later unseal (433 batches, 58 ms of a 0.5 s restart at 100k secrets).
+	// A trickle of writes never looks quiet for long, or reaches the minimum slowly: it gets
+	// at most one such checkpoint per checkpointQuietBatches batches.
 	checkpointQuiet        = 4 * time.Second
 	checkpointQuietBatches = 100
 	// A tail longer than this at unseal makes the node take a snapshot at once, so the next
@@ -491,17 +493,20 @@ func (c *Core) snapshotLoop(ctx context.Context, st *unsealed, base *replay.Base
 		next = time.Now()
 	}
 	var taken time.Time
-	tick := time.NewTicker(min(every, checkpointPoll))
+	poll := min(every, checkpointPoll)
+	tick := time.NewTicker(poll)
 	defer tick.Stop()
 	seen, moved := st.runner.Applied(), time.Now() // the log's position and when it last moved
+	idle := &idleWatch{perTick: max(1, uint64(float64(idleAllocs)*poll.Seconds()/idleTick.Seconds()))}
 	for {
 		now := time.Now()
+		idle.tick(now, allocatedBytes())
 		applied := st.runner.Applied()
 		if applied != seen {
 			seen, moved = applied, now
 		}
 		grown := applied - st.snaps.last.Load()
-		quiet := grown >= checkpointQuietBatches && now.Sub(moved) >= checkpointQuiet
+		quiet := grown >= checkpointQuietBatches && now.Sub(moved) >= checkpointQuiet && idle.quietFor(now) >= checkpointQuiet
 		if !now.Before(next) || ((grown >= checkpointBatches || quiet) && now.Sub(taken) >= checkpointGap) {
 			if name, err := c.autoSnapshot(ctx, st, keep); err != nil && ctx.Err() == nil {
 				c.logger.Error("automatic snapshot", "err", err)
