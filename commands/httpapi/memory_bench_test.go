@@ -151,12 +151,7 @@ func waitCheckpoint(tb testing.TB, base, token string, limit time.Duration) {
 	tb.Helper()
 	deadline := time.Now().Add(limit)
 	for {
-		code, body := scrape(tb, base, token, "/v1/sys/metrics?format=prometheus")
-		if code != http.StatusOK {
-			tb.Fatalf("sys/metrics: %d %s", code, body)
-		}
-		mfs := promMetrics(tb, body)
-		cp, applied := gaugeValue(tb, mfs, "ledger_checkpoint_seq"), gaugeValue(tb, mfs, "ledger_view_applied_seq", "view", "kv")
+		cp, applied := checkpointSeqs(tb, base, token)
 		if applied-cp < 100 {
 			return
 		}

@@ -76,19 +76,24 @@ next:
 	return 0
 }
 
+// checkpointSeqs reads the newest checkpoint's log sequence and the KV view's applied one from
+// sys/metrics.
+func checkpointSeqs(tb testing.TB, base, token string) (checkpoint, applied float64) {
+	tb.Helper()
+	code, body := scrape(tb, base, token, "/v1/sys/metrics?format=prometheus")
+	if code != http.StatusOK {
+		tb.Fatalf("sys/metrics: %d %s", code, body)
+	}
+	mfs := promMetrics(tb, body)
+	return gaugeValue(tb, mfs, "ledger_checkpoint_seq"), gaugeValue(tb, mfs, "ledger_view_applied_seq", "view", "kv")
+}
+
 // TestCheckpointMetric: ledger_checkpoint_seq follows the automatic snapshots, so an operator
 // (and the memory benchmark) can see how much log a restart would replay.
 func TestCheckpointMetric(t *testing.T) {
 	s := startServerWith(t, commands.Options{Snapshots: commands.SnapshotOptions{Interval: 100 * time.Millisecond}})
 	root := s.Client(t, s.RootToken)
-	seqs := func() (checkpoint, applied float64) {
-		code, body := scrape(t, s.URL, s.RootToken, "/v1/sys/metrics?format=prometheus")
-		if code != 200 {
-			t.Fatalf("sys/metrics: %d %s", code, body)
-		}
-		mfs := promMetrics(t, body)
-		return gaugeValue(t, mfs, "ledger_checkpoint_seq"), gaugeValue(t, mfs, "ledger_view_applied_seq", "view", "kv")
-	}
+	seqs := func() (checkpoint, applied float64) { return checkpointSeqs(t, s.URL, s.RootToken) }
 	for i := range 3 {
 		if _, err := root.KVv2("secret").Put(t.Context(), "c/k", map[string]any{"v": i}); err != nil {
 			t.Fatal(err)
@@ -130,14 +135,7 @@ func TestCheckpointMetric(t *testing.T) {
 func TestQuietCheckpoint(t *testing.T) {
 	s := startServer(t)
 	root := s.Client(t, s.RootToken)
-	seqs := func() (checkpoint, applied float64) {
-		code, body := scrape(t, s.URL, s.RootToken, "/v1/sys/metrics?format=prometheus")
-		if code != 200 {
-			t.Fatalf("sys/metrics: %d %s", code, body)
-		}
-		mfs := promMetrics(t, body)
-		return gaugeValue(t, mfs, "ledger_checkpoint_seq"), gaugeValue(t, mfs, "ledger_view_applied_seq", "view", "kv")
-	}
+	seqs := func() (checkpoint, applied float64) { return checkpointSeqs(t, s.URL, s.RootToken) }
 	put := func(n int) {
 		for i := range n {
 			if _, err := root.KVv2("secret").Put(t.Context(), fmt.Sprintf("quiet/%d", i), map[string]any{"v": i}); err != nil {
