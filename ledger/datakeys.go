@@ -955,25 +955,19 @@ func (d *DataKeys) discard(ctx context.Context, seqs []uint64) {
 	}
 }
 
-// untilQuit is ctx, cancelled also when quit closes.
-func untilQuit(ctx context.Context, quit <-chan struct{}) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(ctx)
-	go func() {
-		select {
-		case <-quit:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, cancel
-}
-
 // deleter deletes what discard queued until quit, which also ends a delete under way: a seal
 // does not wait for JetStream to answer one.
 func (d *DataKeys) deleter(quit <-chan struct{}, q <-chan uint64, done chan<- struct{}) {
 	defer close(done)
-	stop, cancelAll := untilQuit(context.Background(), quit)
+	stop, cancelAll := context.WithCancel(context.Background())
 	defer cancelAll()
+	go func() {
+		select {
+		case <-quit:
+			cancelAll()
+		case <-stop.Done():
+		}
+	}()
 	for {
 		select {
 		case <-quit:

@@ -60,10 +60,15 @@ const (
 func (d *DataKeys) compactStep(quit <-chan struct{}) {
 	// Bounded, and cut short by Close: a step stores in the background, and JetStream going
 	// away must not hold Close (a seal) for store's whole retry window.
-	bounded, cancelBound := context.WithTimeout(context.Background(), compactDeadline)
-	defer cancelBound()
-	ctx, cancel := untilQuit(bounded, quit)
+	ctx, cancel := context.WithTimeout(context.Background(), compactDeadline)
 	defer cancel()
+	go func() {
+		select {
+		case <-quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	d.treeMu.Lock()
 	defer d.treeMu.Unlock()
 	d.mu.RLock()
