@@ -955,25 +955,15 @@ func (d *DataKeys) discard(ctx context.Context, seqs []uint64) {
 	}
 }
 
-// deleter deletes what discard queued until quit, which also ends a delete under way: a seal
-// does not wait for JetStream to answer one.
+// deleter deletes what discard queued until quit.
 func (d *DataKeys) deleter(quit <-chan struct{}, q <-chan uint64, done chan<- struct{}) {
 	defer close(done)
-	stop, cancelAll := context.WithCancel(context.Background())
-	defer cancelAll()
-	go func() {
-		select {
-		case <-quit:
-			cancelAll()
-		case <-stop.Done():
-		}
-	}()
 	for {
 		select {
 		case <-quit:
 			return
 		case seq := <-q:
-			ctx, cancel := context.WithTimeout(stop, publishTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 			if err := d.stream.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && d.log != nil {
 				d.log.Debug("data keys: deleting a retired wraps message", "seq", seq, "err", err)
 			}
