@@ -2,8 +2,11 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Compaction of the wraps subject. Group commit stores the wraps of a flush's new keys in one
@@ -126,7 +129,11 @@ func (d *DataKeys) compactStep(quit <-chan struct{}) {
 	garbage := p.apply(seqs, 0)
 	d.stats.Compacted += uint64(len(p.wires))
 	d.mu.Unlock()
-	d.discard(ctx, garbage)
+	for _, seq := range garbage {
+		if err := d.stream.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			break // best effort; Load counts them as garbage again
+		}
+	}
 }
 
 // spread counts the wraps messages holding g's live wraps, its own and its leaves'.
