@@ -150,21 +150,10 @@ func (c *Core) reconcileDataKeys(ctx context.Context, st *unsealed) {
 	const margin = 10 * time.Minute
 	// First pass as soon as the views caught up: no key stored before this unseal can belong
 	// to a write still in flight, so every unreferenced one goes — among them trims that
-	// ShredLater had not erased yet when the node stopped (ledger.ShredDeadline).
-	start := time.Now()
-	for ctx.Err() == nil {
-		head, err := c.log.LastSeq(ctx)
-		if err == nil && st.runner.Applied() >= head {
-			if _, err := enginekv.Reconcile(ctx, st.kv, st.datakeys, start); err != nil && ctx.Err() == nil {
-				c.logger.Error("reconcile data keys", "err", err)
-			}
-			break
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	// ShredLater had not erased yet when the node stopped (ledger.ShredDeadline). The cut is
+	// the unseal's start, not this pass's: the pass begins postUnsealGrace later, and a write
+	// answered in between may have stored its key with its event not yet applied.
+	c.reconcileCaughtUp(ctx, st, st.opened)
 	every(ctx, 10*time.Minute, func() {
 		head, err := c.log.LastSeq(ctx)
 		if err != nil || st.runner.Applied() < head {
@@ -174,6 +163,24 @@ func (c *Core) reconcileDataKeys(ctx context.Context, st *unsealed) {
 			c.logger.Error("reconcile data keys", "err", err)
 		}
 	})
+}
+
+// reconcileCaughtUp waits until the views have caught up with the log, then shreds the
+// unreferenced KV data keys stored before `before`.
+func (c *Core) reconcileCaughtUp(ctx context.Context, st *unsealed, before time.Time) {
+	for ctx.Err() == nil {
+		head, err := c.log.LastSeq(ctx)
+		if err == nil && st.runner.Applied() >= head {
+			if _, err := enginekv.Reconcile(ctx, st.kv, st.datakeys, before); err != nil && ctx.Err() == nil {
+				c.logger.Error("reconcile data keys", "err", err)
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Maintenance that runs on the active node: small periodic loops over the mounts of one type.

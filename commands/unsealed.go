@@ -33,6 +33,9 @@ import (
 
 // unsealed is everything that exists only while the keyring is open. Sealing drops it whole.
 type unsealed struct {
+	// opened: when this unseal began, before it could answer any request. Every data key a
+	// request of this unseal stores is younger (reconcileDataKeys' first pass relies on it).
+	opened     time.Time
 	base       *replay.Base // the snapshot the views were built from (automatic snapshots)
 	stopDuties func()       // ends the side effects started for this unseal (no HA; ha.go)
 	// keyMu guards rootKey: a rekey replaces it, rotations and snapshots wrap under it.
@@ -87,6 +90,7 @@ type unsealed struct {
 // beside the live views (replay verify) builds the very same set.
 func (c *Core) newUnsealed(rootKey []byte, kr *ledger.Keyring) *unsealed {
 	st := &unsealed{
+		opened:    time.Now(),
 		rootKey:   rootKey,
 		rootGen:   c.sealView.State().Rekeys,
 		ceremony:  &ceremonies{},
