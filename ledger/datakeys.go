@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -139,6 +140,11 @@ type DataKeys struct {
 	noCompact    bool
 	// wrote: a flush of this node's since it last read the tree (treeMu): it is the writer.
 	wrote bool
+	// garbage: wraps messages no ref points into any more, for the deleter (started with the
+	// writer) to delete; gcPending counts those not yet deleted. See discard.
+	garbage   chan uint64
+	gcDone    chan struct{}
+	gcPending atomic.Int64
 	// gcmRing: the leaves whose AES-GCM OpenGCM keeps, oldest overwritten first (gcmMu).
 	gcmMu   sync.Mutex
 	gcmRing [dkGCMKept]*dkLeaf
@@ -919,7 +925,68 @@ func (d *DataKeys) startWriter() {
 		return
 	}
 	d.quit, d.done, d.running = make(chan struct{}), make(chan struct{}), true
+	d.garbage, d.gcDone = make(chan uint64, garbageQueue), make(chan struct{})
 	go d.writer(d.quit, d.done)
+	go d.deleter(d.quit, d.garbage, d.gcDone)
+}
+
+// garbageQueue bounds the deleter's queue; past it the writer deletes inline.
+const garbageQueue = 4096
+
+// discard deletes wraps messages that no ref points into: they hold only wraps under retired
+// parents, which nothing can open, so a plain delete (no block rewrite) reclaims the space and
+// nothing waits for it. The deleter does it beside the writer: a compaction step or a shred
+// retires a few messages, and deleting them inline held the New calls queued behind it for a
+// JetStream round trip and a tombstone fsync each. Best effort: Load finds what is left.
+func (d *DataKeys) discard(ctx context.Context, seqs []uint64) {
+	for i, seq := range seqs {
+		d.gcPending.Add(1)
+		select {
+		case d.garbage <- seq:
+		default:
+			d.gcPending.Add(-1)
+			for _, seq := range seqs[i:] {
+				if err := d.stream.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+					return
+				}
+			}
+			return
+		}
+	}
+}
+
+// untilQuit is ctx, cancelled also when quit closes.
+func untilQuit(ctx context.Context, quit <-chan struct{}) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// deleter deletes what discard queued until quit, which also ends a delete under way: a seal
+// does not wait for JetStream to answer one.
+func (d *DataKeys) deleter(quit <-chan struct{}, q <-chan uint64, done chan<- struct{}) {
+	defer close(done)
+	stop, cancelAll := untilQuit(context.Background(), quit)
+	defer cancelAll()
+	for {
+		select {
+		case <-quit:
+			return
+		case seq := <-q:
+			ctx, cancel := context.WithTimeout(stop, publishTimeout)
+			if err := d.stream.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && d.log != nil {
+				d.log.Debug("data keys: deleting a retired wraps message", "seq", seq, "err", err)
+			}
+			cancel()
+			d.gcPending.Add(-1)
+		}
+	}
 }
 
 // stopWriter stops the writer and waits for it. Called with opMu held exclusively.
@@ -929,7 +996,9 @@ func (d *DataKeys) stopWriter() {
 	}
 	close(d.quit)
 	<-d.done
-	d.running = false
+	<-d.gcDone
+	d.running, d.garbage = false, nil // discard deletes inline until the writer starts again
+	d.gcPending.Store(0)              // what the deleter left, Load finds again
 }
 
 // writer is the one goroutine that changes the tree. It takes whatever New and Shred calls
@@ -1212,13 +1281,7 @@ func (d *DataKeys) flush(ctx context.Context, news, victims []*dkLeaf) error {
 		d.stats.RootWrites++
 	}
 	d.mu.Unlock()
-	// Wraps messages nobody points into hold keys under retired parents only: unreadable, so a
-	// plain delete (no block rewrite) reclaims the space.
-	for _, seq := range garbage {
-		if err := d.stream.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-			break // best effort; Load counts them as garbage again
-		}
-	}
+	d.discard(ctx, garbage)
 	return nil
 }
 

@@ -2,11 +2,8 @@ package ledger
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Compaction of the wraps subject. Group commit stores the wraps of a flush's new keys in one
@@ -63,15 +60,10 @@ const (
 func (d *DataKeys) compactStep(quit <-chan struct{}) {
 	// Bounded, and cut short by Close: a step stores in the background, and JetStream going
 	// away must not hold Close (a seal) for store's whole retry window.
-	ctx, cancel := context.WithTimeout(context.Background(), compactDeadline)
+	bounded, cancelBound := context.WithTimeout(context.Background(), compactDeadline)
+	defer cancelBound()
+	ctx, cancel := untilQuit(bounded, quit)
 	defer cancel()
-	go func() {
-		select {
-		case <-quit:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	d.treeMu.Lock()
 	defer d.treeMu.Unlock()
 	d.mu.RLock()
@@ -129,11 +121,7 @@ func (d *DataKeys) compactStep(quit <-chan struct{}) {
 	garbage := p.apply(seqs, 0)
 	d.stats.Compacted += uint64(len(p.wires))
 	d.mu.Unlock()
-	for _, seq := range garbage {
-		if err := d.stream.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-			break // best effort; Load counts them as garbage again
-		}
-	}
+	d.discard(ctx, garbage)
 }
 
 // spread counts the wraps messages holding g's live wraps, its own and its leaves'.

@@ -80,9 +80,22 @@ func filesContaining(t testing.TB, dir string, needle []byte) []string {
 	return hits
 }
 
-// streamMsgs is the number of messages the data-key stream holds.
+// settleGarbage waits until d's deleter has deleted the retired messages queued to it.
+func settleGarbage(t testing.TB, d *DataKeys) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); d.gcPending.Load() > 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d retired wraps messages still queued for deletion after 30 s", d.gcPending.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// streamMsgs is the number of messages the data-key stream holds, once the deleter has deleted
+// the retired messages queued to it.
 func streamMsgs(t testing.TB, d *DataKeys) uint64 {
 	t.Helper()
+	settleGarbage(t, d)
 	info, err := d.stream.Info(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -559,6 +572,7 @@ func TestDataKeysShredCostBounded(t *testing.T) {
 	if d.Len() != 0 {
 		t.Fatalf("%d keys left", d.Len())
 	}
+	settleGarbage(t, d)
 	d2 := openDataKeys(t, l, k)
 	if d2.Len() != 0 {
 		t.Fatalf("reload: %d keys", d2.Len())
