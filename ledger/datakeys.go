@@ -2,8 +2,6 @@ package ledger
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
@@ -596,12 +594,7 @@ func (d *DataKeys) reload(ctx context.Context, kr *Keyring) error {
 	if err != nil {
 		return err
 	}
-	// Wraps only under retired parents: unreadable; a plain delete reclaims the space.
-	for _, seq := range garbage {
-		if err := d.stream.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
-	}
+	d.discard(ctx, garbage)
 	d.mu.Lock()
 	old := d.t
 	d.t, d.kr = t, kr
@@ -934,8 +927,8 @@ func (d *DataKeys) startWriter() {
 const garbageQueue = 4096
 
 // discard deletes wraps messages that no ref points into: they hold only wraps under retired
-// parents, which nothing can open, so a plain delete (no block rewrite) reclaims the space and
-// nothing waits for it. The deleter does it beside the writer: a compaction step or a shred
+// parents, which nothing can open, or copies of wraps that compaction stored again, so a plain
+// delete (no block rewrite) reclaims the space and nothing waits for it. The deleter does it beside the writer: a compaction step or a shred
 // retires a few messages, and deleting them inline held the New calls queued behind it for a
 // JetStream round trip and a tombstone fsync each. Best effort: Load finds what is left.
 func (d *DataKeys) discard(ctx context.Context, seqs []uint64) {
@@ -1376,12 +1369,7 @@ func (d *DataKeys) OpenGCM(dst []byte, id string, nonce, ciphertext, ad []byte) 
 	if box == nil {
 		// Built under the read lock: the key cannot be zeroed meanwhile (forget runs under
 		// the write lock), nor the cipher dropped before it is stored.
-		block, err := aes.NewCipher(l.key)
-		if err != nil {
-			d.mu.RUnlock()
-			return nil, true, err
-		}
-		aead, err := cipher.NewGCM(block)
+		aead, err := newGCM(l.key)
 		if err != nil {
 			d.mu.RUnlock()
 			return nil, true, err

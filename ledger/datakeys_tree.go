@@ -115,12 +115,18 @@ func (t *dkTree) zero() {
 	}
 }
 
-func newInner(level uint8, node uint64, key []byte) (*dkInner, error) {
+// newGCM is AES-GCM under key: a group's or shelf's key wrapping its children, a data key
+// opening values (DataKeys.OpenGCM).
+func newGCM(key []byte) (cipher.AEAD, error) {
 	block, err := aes.NewCipher(key)
 	if err != nil {
 		return nil, err
 	}
-	aead, err := cipher.NewGCM(block)
+	return cipher.NewGCM(block)
+}
+
+func newInner(level uint8, node uint64, key []byte) (*dkInner, error) {
+	aead, err := newGCM(key)
 	if err != nil {
 		return nil, err
 	}
