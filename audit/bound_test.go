@@ -61,7 +61,7 @@ func TestHashDataBounds(t *testing.T) {
 	// Ordinary data: no marker, every value HMACed, clear keys kept.
 	plain := map[string]any{"a": "1", "b": map[string]any{"c": []any{"x", 2}}, "team": "blue"}
 	out, kept, _ := HashData(k, plain, map[string]bool{"team": true})
-	want := map[string]any{"a": HMAC(k, "1"), "b": map[string]any{"c": []any{HMAC(k, "x"), 2}}, "team": "blue"}
+	want := map[string]any{"a": HMAC(k, "1"), "b": map[string]any{"c": []any{HMAC(k, "x"), json.Number("2")}}, "team": "blue"}
 	if !reflect.DeepEqual(out, want) || !reflect.DeepEqual(kept, []string{"team"}) {
 		t.Fatalf("plain = %v %v", out, kept)
 	}

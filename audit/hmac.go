@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"sort"
-	"time"
 
 	"github.com/ledger-secrets/ledger/ledger"
 )
@@ -16,75 +14,26 @@ import (
 // stay. Values are hashed as they would be sent in JSON: a time as its RFC 3339 text, a struct
 // or an unusual type through its JSON encoding.
 func HashData(kr *ledger.Keyring, data map[string]any, keep map[string]bool) (map[string]any, []string, error) {
-	if len(data) == 0 {
-		return nil, nil, nil
+	b, kept, err := AppendHashedData(nil, kr, data, keep)
+	if err != nil || b == nil {
+		return nil, nil, err
 	}
-	w := hasher{h: func(s string) string { return HMAC(kr, s) }, keep: keep, b: bounder{budget: MaxDataBytes}}
-	out, err := w.value(data, 0, &note{})
+	out, err := b.Map()
 	if err != nil {
 		return nil, nil, err
 	}
-	var kept []string
-	for k := range w.found {
-		kept = append(kept, k)
-	}
-	sort.Strings(kept)
-	return out.(map[string]any), kept, nil
+	return out, kept, nil
 }
 
-type hasher struct {
-	h     func(string) string
-	keep  map[string]bool
-	found map[string]bool
-	b     bounder
-}
-
-// value HMACs v within the record's bounds (bound.go); n collects what was cut, for the
-// enclosing map's marker.
-func (w *hasher) value(v any, depth int, n *note) (any, error) {
-	if depth > MaxDepth {
-		n.deep = true
-		return deepMarker(), nil
-	}
-	switch t := v.(type) {
-	case nil, bool, json.Number, float64, float32, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
-		return t, nil
-	case string:
-		return w.h(t), nil
-	case time.Time:
-		return w.h(t.Format(time.RFC3339Nano)), nil
-	case map[string]any:
-		return w.boundMap(t, depth, w.value, n)
-	case map[string]string:
-		m := make(map[string]any, len(t))
-		for k, e := range t {
-			m[k] = e
-		}
-		return w.boundMap(m, depth, w.value, n)
-	case []any:
-		return w.boundList(len(t), func(i int) any { return t[i] }, depth, w.value)
-	case []string:
-		return w.boundList(len(t), func(i int) any { return t[i] }, depth, w.value)
-	}
-	// Anything else (structs, typed slices and maps, []byte): hash its JSON form.
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("audit: data does not encode: %w", err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
+// Map decodes the block, numbers as json.Number: the data a reader of the record gets.
+func (h HashedData) Map() (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(h))
 	dec.UseNumber()
-	var norm any
-	if err := dec.Decode(&norm); err != nil {
-		return nil, fmt.Errorf("audit: data does not decode: %w", err)
+	var out map[string]any
+	if err := dec.Decode(&out); err != nil {
+		return nil, fmt.Errorf("audit: hashed data does not decode: %w", err)
 	}
-	return w.value(norm, depth, n)
-}
-
-func (w *hasher) mark(k string) {
-	if w.found == nil {
-		w.found = map[string]bool{}
-	}
-	w.found[k] = true
+	return out, nil
 }
 
 // hashValue HMACs every string in v except under keys in keep; it returns a copy.

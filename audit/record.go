@@ -17,8 +17,6 @@ import (
 	"fmt"
 	"time"
 
-	segjson "github.com/segmentio/encoding/json"
-
 	"github.com/ledger-secrets/ledger/ledger"
 )
 
@@ -86,6 +84,28 @@ type Record struct {
 	// Every other device HMACs them when it emits the record.
 	RawRequestKeys  []string `json:"raw_request_keys,omitempty"`
 	RawResponseKeys []string `json:"raw_response_keys,omitempty"`
+	// Packed says the record was stored without what repeats the request block: the auth
+	// block's client_token, accessor and token_policies (the request's token, its accessor and
+	// the policies), the response's mount fields and the root namespace. Decode puts them back;
+	// a decoded record is never packed. A read's record is a fifth smaller for it, and every
+	// byte of it goes through the audit stream's writer, JetStream and its recovery.
+	Packed bool `json:"packed,omitempty"`
+}
+
+// unpack puts back what a packed record left out (see Packed).
+func (r *Record) unpack() {
+	r.Packed = false
+	q := r.Request
+	if q.Namespace == nil {
+		q.Namespace = &Namespace{ID: "root"}
+	}
+	if a := r.Auth; a != nil {
+		a.ClientToken, a.Accessor = q.ClientToken, q.ClientTokenAccessor
+		a.TokenPolicies = a.Policies
+	}
+	if p := r.Response; p != nil {
+		p.MountPoint, p.MountType, p.MountAccessor, p.MountClass = q.MountPoint, q.MountType, q.MountAccessor, q.MountClass
+	}
 }
 
 // Auth is the "auth" block of an audit entry.
@@ -127,8 +147,11 @@ type Request struct {
 	Namespace           *Namespace     `json:"namespace,omitempty"`
 	Path                string         `json:"path"`
 	Data                map[string]any `json:"data,omitempty"`
-	RemoteAddress       string         `json:"remote_address,omitempty"`
-	RemotePort          int            `json:"remote_port,omitempty"`
+	// Hashed, when set, is what a record built for the log stores as its data instead of
+	// Data (see AppendHashedData); a decoded record has Data only.
+	Hashed        HashedData `json:"-"`
+	RemoteAddress string     `json:"remote_address,omitempty"`
+	RemotePort    int        `json:"remote_port,omitempty"`
 }
 
 // Response is the "response" block of an audit entry.
@@ -140,6 +163,7 @@ type Response struct {
 	Auth          *Auth          `json:"auth,omitempty"`
 	Secret        *Secret        `json:"secret,omitempty"`
 	Data          map[string]any `json:"data,omitempty"`
+	Hashed        HashedData     `json:"-"` // as Request.Hashed
 	Warnings      []string       `json:"warnings,omitempty"`
 }
 
@@ -200,14 +224,18 @@ func Decode(payload []byte) (Record, error) {
 	if r.Request == nil {
 		return Record{}, fmt.Errorf("decode audit record: no request")
 	}
+	if r.Packed {
+		r.unpack()
+	}
 	return r, nil
 }
 
 // Event wraps a record into the event that stores it.
 //
-// The record is encoded with segmentio/encoding's JSON encoder: encoding/json's output for the
-// same value at under half the CPU and 2 allocations instead of 24 (a record is built for
-// every request, reads included; BENCHMARKS.md, issue 10).
+// The record is encoded field by field (recordjson.go): encoding/json's output for the same
+// value, without reflection, and with a data block HMACed while it was encoded (Hashed)
+// copied in as it is. A record is built for every request, reads included (BENCHMARKS.md,
+// issue 10).
 func (r Record) Event() (ledger.Event, error) { return r.EventInto(nil) }
 
 // EventInto is Event encoding the record into buf's room (growing it as needed): a caller that
@@ -215,7 +243,7 @@ func (r Record) Event() (ledger.Event, error) { return r.EventInto(nil) }
 // payload aliases buf when it fits; it holds HMACs and any values kept in the clear, so the
 // caller clears buf before reusing it.
 func (r Record) EventInto(buf []byte) (ledger.Event, error) {
-	b, err := segjson.Append(buf[:0], r, segjson.EscapeHTML|segjson.SortMapKeys)
+	b, err := r.appendJSON(buf[:0])
 	if err != nil {
 		return ledger.Event{}, fmt.Errorf("encode audit record: %w", err)
 	}

@@ -108,7 +108,9 @@ func (c *Core) buildRecord(st *unsealed, r *Request, trail *auditTrail, resp *en
 	keepReq, keepResp := st.audit.view.NonHMACKeys()
 	now := time.Now().UTC()
 	op := r.Op
-	rq := &audit.Request{ID: r.ID, Path: r.Path, Namespace: &audit.Namespace{ID: "root"}}
+	// Packed: the root namespace, the auth block's copies of the request's token fields and
+	// the response's mount fields are left to audit.Decode.
+	rq := &audit.Request{ID: r.ID, Path: r.Path}
 	if trail.req != nil {
 		op, now = trail.req.Op, trail.req.Now
 		m := trail.req.Mount
@@ -120,8 +122,8 @@ func (c *Core) buildRecord(st *unsealed, r *Request, trail *auditTrail, resp *en
 		rq.ClientToken = audit.HMAC(kr, r.Token)
 	}
 	rq.RemoteAddress, rq.RemotePort = splitRemote(r.RemoteAddr)
-	rec := audit.Record{Time: now, Request: rq}
-	rq.Data, rec.RawRequestKeys = hashData(kr, r.Data, keepReq)
+	rec := audit.Record{Time: now, Request: rq, Packed: true}
+	rq.Hashed, rq.Data, rec.RawRequestKeys = hashData(kr, r.Data, keepReq)
 
 	var caller *engines.Caller
 	if trail.req != nil {
@@ -130,8 +132,7 @@ func (c *Core) buildRecord(st *unsealed, r *Request, trail *auditTrail, resp *en
 	if caller != nil {
 		rq.ClientTokenAccessor = caller.Accessor
 		rec.Auth = &audit.Auth{
-			ClientToken: rq.ClientToken, Accessor: caller.Accessor, DisplayName: caller.DisplayName,
-			Policies: caller.Policies, TokenPolicies: caller.Policies, Metadata: caller.Meta, EntityID: caller.EntityID,
+			DisplayName: caller.DisplayName, Policies: caller.Policies, Metadata: caller.Meta, EntityID: caller.EntityID,
 			TokenType: "service", TokenTTL: int64(caller.TTL / time.Second),
 			PolicyResults: &audit.PolicyResults{Allowed: !errors.Is(err, engines.ErrPermissionDenied)},
 		}
@@ -152,9 +153,8 @@ func (c *Core) buildRecord(st *unsealed, r *Request, trail *auditTrail, resp *en
 	if resp == nil {
 		return rec
 	}
-	rs := &audit.Response{MountPoint: rq.MountPoint, MountType: rq.MountType, MountAccessor: rq.MountAccessor,
-		MountClass: rq.MountClass, Warnings: resp.Warnings}
-	rs.Data, rec.RawResponseKeys = hashData(kr, resp.Data, keepResp)
+	rs := &audit.Response{Warnings: resp.Warnings}
+	rs.Hashed, rs.Data, rec.RawResponseKeys = hashData(kr, resp.Data, keepResp)
 	if resp.Secret != nil && resp.Secret.LeaseID != "" {
 		rs.Secret = &audit.Secret{LeaseID: resp.Secret.LeaseID}
 	}
@@ -171,14 +171,23 @@ func (c *Core) buildRecord(st *unsealed, r *Request, trail *auditTrail, resp *en
 	return rec
 }
 
-func hashData(kr *ledger.Keyring, data map[string]any, keep map[string]bool) (map[string]any, []string) {
-	h, kept, err := audit.HashData(kr, data, keep)
-	if err != nil {
-		// Nothing unhashed may go out: describe the data instead of logging it.
-		return map[string]any{"ledger_audit_error": "data could not be encoded for the audit record"}, nil
+// hashData is data as the record stores it (audit.AppendHashedData), or, when it cannot be
+// encoded, a marker in its place: nothing unhashed may go out, so the data is described
+// instead of logged.
+func hashData(kr *ledger.Keyring, data map[string]any, keep map[string]bool) (audit.HashedData, map[string]any, []string) {
+	if len(data) == 0 {
+		return nil, nil, nil
 	}
-	return h, kept
+	h, kept, err := audit.AppendHashedData(make([]byte, 0, hashedDataRoom), kr, data, keep)
+	if err != nil {
+		return nil, map[string]any{"ledger_audit_error": "data could not be encoded for the audit record"}, nil
+	}
+	return h, nil, kept
 }
+
+// hashedDataRoom is a KV read's response data, hashed, with room to spare: the block is
+// built in one allocation for most requests.
+const hashedDataRoom = 512
 
 // auditError is the error text a record carries: the message the client saw.
 func auditError(err error) string {

@@ -81,9 +81,20 @@ func newHMACPool(key []byte) *hmacPool {
 func (p *hmacPool) hexSum(parts ...string) string { return p.prefixedHexSum("", parts...) }
 
 // prefixedHexSum returns prefix followed by the hex HMAC of the concatenation of parts, built
-// in one allocation (an audit record holds several such strings). The parts go straight into
-// the hash: no copy of a message (it may be a token) is left in the pool.
+// in one allocation (an audit record holds several such strings).
 func (p *hmacPool) prefixedHexSum(prefix string, parts ...string) string {
+	var digits [2 * sha256.Size]byte
+	p.appendHexSum(digits[:0], parts...)
+	var out strings.Builder
+	out.Grow(len(prefix) + len(digits))
+	out.WriteString(prefix)
+	out.Write(digits[:])
+	return out.String()
+}
+
+// appendHexSum appends the hex HMAC of the concatenation of parts to dst. The parts go straight
+// into the hash: no copy of a message (it may be a token) is left in the pool.
+func (p *hmacPool) appendHexSum(dst []byte, parts ...string) []byte {
 	st := p.pool.Get().(*hmacState)
 	st.h.Reset()
 	for _, part := range parts {
@@ -92,14 +103,9 @@ func (p *hmacPool) prefixedHexSum(prefix string, parts ...string) string {
 		st.h.Write(unsafe.Slice(unsafe.StringData(part), len(part)))
 	}
 	st.sum = st.h.Sum(st.sum[:0])
-	var digits [2 * sha256.Size]byte
-	hex.Encode(digits[:], st.sum)
+	dst = hex.AppendEncode(dst, st.sum)
 	p.pool.Put(st)
-	var out strings.Builder
-	out.Grow(len(prefix) + len(digits))
-	out.WriteString(prefix)
-	out.Write(digits[:])
-	return out.String()
+	return dst
 }
 
 // primaryHMACKey returns the raw key of the PRF keyset's primary key when it is an HMAC-SHA256
@@ -303,6 +309,16 @@ func (k *Keyring) PrefixedMAC(prefix, domain, value string) string {
 		return k.macs.prefixedHexSum(prefix, domain, "\x00", value)
 	}
 	return prefix + k.MAC(domain, value)
+}
+
+// AppendPrefixedMAC appends PrefixedMAC(prefix, domain, value) to dst, allocating nothing when
+// dst has room: an audit record writes its HMACs straight into its encoding.
+func (k *Keyring) AppendPrefixedMAC(dst []byte, prefix, domain, value string) []byte {
+	dst = append(dst, prefix...)
+	if k.macs != nil {
+		return k.macs.appendHexSum(dst, domain, "\x00", value)
+	}
+	return append(dst, k.MAC(domain, value)...)
 }
 
 // EqualMAC compares two MACs in constant time.

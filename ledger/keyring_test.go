@@ -46,6 +46,10 @@ func TestMACMatchesTinkPRF(t *testing.T) {
 						t.Errorf("PrefixedMAC(%q, %d bytes) = %s, want %s", d, len(v), got, exp)
 						return
 					}
+					if got, exp := string(k.AppendPrefixedMAC([]byte("{"), "hmac-sha256:", d, v)), "{hmac-sha256:"+want(d, v); got != exp {
+						t.Errorf("AppendPrefixedMAC(%q, %d bytes) = %s, want %s", d, len(v), got, exp)
+						return
+					}
 					if got, exp := k2.MAC(d, v), want(d, v); got != exp {
 						t.Errorf("unwrapped keyring: MAC(%q, %d bytes) = %s, Tink PRF says %s", d, len(v), got, exp)
 						return
