@@ -80,13 +80,14 @@ func (b *body) tooLarge() error {
 	return fmt.Errorf("%w: the limit is %d bytes (listener max_request_size)", errBodyTooLarge, b.max)
 }
 
-// decode reads the body as one JSON object, streaming, so it stops at the first limit crossed
-// instead of holding what the client sent. An empty body (or null) is an empty object.
+// decode reads the body as one JSON object. Past maxSmallBody it streams, so it stops at the
+// first limit crossed instead of holding what the client sent. An empty body (or null) is an
+// empty object.
 func (b *body) decode() (map[string]any, error) {
 	if b.declared > b.max {
 		return nil, b.tooLarge()
 	}
-	data, err := decodeJSONObject(b.r, b.limits)
+	data, err := decodeJSONObject(b.r, b.max, b.limits)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -116,9 +117,9 @@ func limitErr(format string, args ...any) error {
 	return engines.BadRequest("error parsing JSON: "+format, args...)
 }
 
-// decodeJSONObject decodes one JSON object from r within limits. Numbers stay json.Number, as
-// the engines expect.
-func decodeJSONObject(r io.Reader, limits Limits) (map[string]any, error) {
+// streamJSONObject decodes one JSON object from r within limits, token by token. Numbers stay
+// json.Number, as the engines expect.
+func streamJSONObject(r io.Reader, limits Limits) (map[string]any, error) {
 	d := &jsonDecoder{dec: json.NewDecoder(r), limits: limits.withDefaults()}
 	d.dec.UseNumber()
 	tok, err := d.dec.Token()

@@ -22,7 +22,7 @@ func FuzzDecodeJSONObject(f *testing.F) {
 	}
 	lim := Limits{MaxDepth: 6, MaxObjectEntries: 20, MaxArrayElements: 20, MaxStringLength: 64, MaxFields: 50}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		got, err := decodeJSONObject(bytes.NewReader(in), lim)
+		got, err := decodeJSONObject(bytes.NewReader(in), DefaultMaxRequestBytes, lim)
 		if err != nil {
 			if !errors.Is(err, engines.ErrBadRequest) {
 				t.Fatalf("error %v is not a bad request", err)
