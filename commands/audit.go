@@ -53,7 +53,7 @@ func newAuditState() *auditState { return &auditState{view: audit.NewView(), can
 
 // auditGather is how long the audit stream's writer may hold a batch of read records back while
 // the one before it is unacknowledged (ledger.StreamConfig.Gather).
-const auditGather = 200 * time.Microsecond
+const auditGather = 50 * time.Microsecond
 
 // startAudit opens LEDGER_AUDIT and starts the devices and the checkpointer. Called while
 // unsealing, once the views have caught up and the log holds the keyring.
@@ -67,7 +67,8 @@ func (c *Core) startAudit(ctx context.Context, st *unsealed) error {
 		MaxAge:      retAge, MaxBytes: retBytes, Replicas: max(c.opts.Replicas, 1), Logger: c.logger,
 		AsyncPersist: !o.SyncReads,
 		// Reads arrive many at a time and each waits for its record: gathering them while the
-		// previous batch is acknowledged cut a read's CPU by about a tenth (BENCHMARKS, issue 10).
+		// previous batch is acknowledged cut a read's CPU by about a tenth; longer than 50 µs,
+		// the wait cost more throughput than the fewer messages saved (BENCHMARKS, issue 10).
 		Gather: auditGather,
 	}
 	if c.opts.HA != nil {
