@@ -87,14 +87,9 @@ func (w *hashWriter) value(v any, depth int, n *note) int {
 		return w.hmac(t)
 	case time.Time:
 		return w.hmac(t.Format(time.RFC3339Nano))
-	case map[string]any:
-		return w.boundMap(t, depth, w.value)
-	case map[string]string:
-		return w.boundMap(anyMap(t), depth, w.value)
-	case []any:
-		return w.boundList(t, depth, w.value)
-	case []string:
-		return w.boundList(anyList(t), depth, w.value)
+	}
+	if size, ok := w.container(v, depth, w.value); ok {
+		return size
 	}
 	if size, ok := w.scalar(v); ok {
 		return size
@@ -121,14 +116,9 @@ func (w *hashWriter) raw(v any, depth int, n *note) int {
 			return w.hmac(t)
 		}
 		return w.str(t)
-	case map[string]any:
-		return w.boundMap(t, depth, w.raw)
-	case map[string]string:
-		return w.boundMap(anyMap(t), depth, w.raw)
-	case []any:
-		return w.boundList(t, depth, w.raw)
-	case []string:
-		return w.boundList(anyList(t), depth, w.raw)
+	}
+	if size, ok := w.container(v, depth, w.raw); ok {
+		return size
 	}
 	if size, ok := w.scalar(v); ok {
 		return size
@@ -140,6 +130,21 @@ func (w *hashWriter) raw(v any, depth int, n *note) int {
 	}
 	w.buf = b
 	return scalarSize(v)
+}
+
+// container writes a map or a list with elem writing its values; false for any other value.
+func (w *hashWriter) container(v any, depth int, elem elemWriter) (int, bool) {
+	switch t := v.(type) {
+	case map[string]any:
+		return w.boundMap(t, depth, elem), true
+	case map[string]string:
+		return w.boundMap(anyMap(t), depth, elem), true
+	case []any:
+		return w.boundList(t, depth, elem), true
+	case []string:
+		return w.boundList(anyList(t), depth, elem), true
+	}
+	return 0, false
 }
 
 // scalar writes null, a boolean or a number; false for any other value.

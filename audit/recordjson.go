@@ -106,6 +106,14 @@ func (w *jsonWriter) time(k string, t time.Time) {
 	w.b = append(w.b, '"')
 }
 
+// mount writes the mount fields a request and a response block share.
+func (w *jsonWriter) mount(point, typ, accessor, class string) {
+	w.str("mount_point", point, true)
+	w.str("mount_type", typ, true)
+	w.str("mount_accessor", accessor, true)
+	w.str("mount_class", class, true)
+}
+
 func (w *jsonWriter) auth(k string, a *Auth) {
 	if a == nil {
 		return
@@ -140,18 +148,14 @@ func (r Record) appendJSON(b []byte) ([]byte, error) {
 	w.open()
 	w.time("time", r.Time)
 	w.auth("auth", r.Auth)
+	w.key("request")
 	if q := r.Request; q == nil {
-		w.key("request")
 		w.b = append(w.b, "null"...)
 	} else {
-		w.key("request")
 		w.open()
 		w.str("id", q.ID, false)
 		w.str("operation", q.Operation, false)
-		w.str("mount_point", q.MountPoint, true)
-		w.str("mount_type", q.MountType, true)
-		w.str("mount_accessor", q.MountAccessor, true)
-		w.str("mount_class", q.MountClass, true)
+		w.mount(q.MountPoint, q.MountType, q.MountAccessor, q.MountClass)
 		w.str("client_token", q.ClientToken, true)
 		w.str("client_token_accessor", q.ClientTokenAccessor, true)
 		if q.Namespace != nil {
@@ -169,10 +173,7 @@ func (r Record) appendJSON(b []byte) ([]byte, error) {
 	if p := r.Response; p != nil {
 		w.key("response")
 		w.open()
-		w.str("mount_point", p.MountPoint, true)
-		w.str("mount_type", p.MountType, true)
-		w.str("mount_accessor", p.MountAccessor, true)
-		w.str("mount_class", p.MountClass, true)
+		w.mount(p.MountPoint, p.MountType, p.MountAccessor, p.MountClass)
 		w.auth("auth", p.Auth)
 		if p.Secret != nil {
 			w.key("secret")
