@@ -102,6 +102,22 @@ func (c *Core) Handle(ctx context.Context, r *Request) (*engines.Response, error
 			return nil, fmt.Errorf("this node's views have not caught up with the log (%v): %w", err, ledger.ErrConflict)
 		}
 	}
+	if !standby && c.opts.HA != nil && (r.Op == engines.OpRead || r.Op == engines.OpList) {
+		// A batch this node is storing is in the stream before this node hears so, and a
+		// standby may already have answered a read with it: a read here must not answer
+		// with what came before it. So it waits for the stores in progress and for the views
+		// to hold what they committed (a single node has no one to read ahead of it).
+		wctx, cancel := context.WithTimeout(ctx, floorWait)
+		seq, err := c.log.Settled(wctx)
+		if err == nil && seq > st.runner.Applied() {
+			err = st.runner.WaitFor(wctx, seq)
+		}
+		cancel()
+		if err != nil {
+			c.mu.RUnlock()
+			return nil, fmt.Errorf("this node's writes in flight have not settled (%v): %w", err, ledger.ErrConflict)
+		}
+	}
 	var trail auditTrail
 	resp, after, err := c.quotaGate(ctx, st, r, &trail)
 	if !trail.committed {

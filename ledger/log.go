@@ -106,6 +106,29 @@ type Log struct {
 	held       atomic.Pointer[func(epoch uint64) bool]
 	storing    atomic.Int32 // a batch is being stored (waitIdle)
 	wroteEpoch uint64       // writer goroutine: the epoch of its last batch
+	// stores counts the batches whose store began, stored those whose store ended (Settled).
+	stores, stored atomic.Uint64
+}
+
+// Settled waits until every batch whose store had begun when it was called has ended — stored
+// or failed — and returns the last sequence this writer committed: what a read must see once
+// other nodes may have read it from the stream (a batch is there before its writer hears so).
+// It returns at once when nothing is being stored.
+func (l *Log) Settled(ctx context.Context) (uint64, error) {
+	if want := l.stores.Load(); l.stored.Load() < want {
+		wait := 50 * time.Microsecond
+		for l.stored.Load() < want {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return 0, ctx.Err()
+			case <-t.C:
+			}
+			wait = min(2*wait, 5*time.Millisecond)
+		}
+	}
+	return l.acked.Load(), nil
 }
 
 // waitIdle waits until no batch is being stored, or until deadline.
@@ -299,7 +322,11 @@ func (l *Log) Append(ctx context.Context, evs []Event, opts ...AppendOption) ([]
 // store publishes one batch, fenced on the writer's chain position, and advances the position.
 func (l *Log) store(batch []*appendReq, count int) (uint64, error) {
 	l.storing.Add(1)
-	defer l.storing.Add(-1)
+	l.stores.Add(1)
+	defer func() {
+		l.stored.Add(1)
+		l.storing.Add(-1)
+	}()
 	l.chainMu.Lock()
 	defer l.chainMu.Unlock()
 	seal := false
