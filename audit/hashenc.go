@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"time"
@@ -162,26 +163,10 @@ func (w *hashWriter) scalar(v any) (int, bool) {
 		}
 		w.buf = append(w.buf, t...)
 		return len(t), true
-	case int:
-		w.buf = strconv.AppendInt(w.buf, int64(t), 10)
-	case int8:
-		w.buf = strconv.AppendInt(w.buf, int64(t), 10)
-	case int16:
-		w.buf = strconv.AppendInt(w.buf, int64(t), 10)
-	case int32:
-		w.buf = strconv.AppendInt(w.buf, int64(t), 10)
-	case int64:
-		w.buf = strconv.AppendInt(w.buf, t, 10)
-	case uint:
-		w.buf = strconv.AppendUint(w.buf, uint64(t), 10)
-	case uint8:
-		w.buf = strconv.AppendUint(w.buf, uint64(t), 10)
-	case uint16:
-		w.buf = strconv.AppendUint(w.buf, uint64(t), 10)
-	case uint32:
-		w.buf = strconv.AppendUint(w.buf, uint64(t), 10)
-	case uint64:
-		w.buf = strconv.AppendUint(w.buf, t, 10)
+	case int, int8, int16, int32, int64:
+		w.buf = strconv.AppendInt(w.buf, reflect.ValueOf(t).Int(), 10)
+	case uint, uint8, uint16, uint32, uint64:
+		w.buf = strconv.AppendUint(w.buf, reflect.ValueOf(t).Uint(), 10)
 	case float32, float64:
 		// Floats as encoding/json writes them; NaN and the infinities do not encode.
 		b, err := segjson.Append(w.buf, t, 0)

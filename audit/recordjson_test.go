@@ -200,3 +200,15 @@ func TestPackedRecordDecodesWhole(t *testing.T) {
 		}
 	}
 }
+
+// TestHashedDataNumbers: Go integers of every width stay numbers, written in full.
+func TestHashedDataNumbers(t *testing.T) {
+	h, _, err := AppendHashedData(nil, testKeyring(t), map[string]any{
+		"a": int64(-3), "b": uint64(1 << 63), "c": int8(-1), "d": uint16(9), "e": 42, "f": uint(7), "g": float32(0.5)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"a":-3,"b":9223372036854775808,"c":-1,"d":9,"e":42,"f":7,"g":0.5}`; string(h) != want {
+		t.Fatalf("got %s, want %s", h, want)
+	}
+}

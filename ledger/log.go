@@ -104,9 +104,9 @@ type Log struct {
 	// epoch was certainly still this node's. Unlike gate it stays true while a resigning node
 	// lets its batches in flight finish (the lease key is deleted only after them).
 	held       atomic.Pointer[func(epoch uint64) bool]
-	storing    atomic.Int32 // a batch is being stored (waitIdle)
-	wroteEpoch uint64       // writer goroutine: the epoch of its last batch
-	// stores counts the batches whose store began, stored those whose store ended (Settled).
+	wroteEpoch uint64 // writer goroutine: the epoch of its last batch
+	// stores counts the batches whose store began, stored those whose store ended: a batch is
+	// being stored while they differ (waitIdle, Settled).
 	stores, stored atomic.Uint64
 }
 
@@ -133,7 +133,7 @@ func (l *Log) Settled(ctx context.Context) (uint64, error) {
 
 // waitIdle waits until no batch is being stored, or until deadline.
 func (l *Log) waitIdle(deadline time.Time) {
-	for l.storing.Load() > 0 && time.Now().Before(deadline) {
+	for l.stored.Load() < l.stores.Load() && time.Now().Before(deadline) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
@@ -321,12 +321,8 @@ func (l *Log) Append(ctx context.Context, evs []Event, opts ...AppendOption) ([]
 
 // store publishes one batch, fenced on the writer's chain position, and advances the position.
 func (l *Log) store(batch []*appendReq, count int) (uint64, error) {
-	l.storing.Add(1)
 	l.stores.Add(1)
-	defer func() {
-		l.stored.Add(1)
-		l.storing.Add(-1)
-	}()
+	defer l.stored.Add(1)
 	l.chainMu.Lock()
 	defer l.chainMu.Unlock()
 	seal := false
