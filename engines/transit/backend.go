@@ -29,6 +29,7 @@ import (
 type Backend struct {
 	view  *transitview.View
 	mount engines.Mount
+	aeads aeadCache
 }
 
 var (
@@ -41,6 +42,9 @@ var (
 func New(view *transitview.View, m engines.Mount) *Backend {
 	return &Backend{view: view, mount: m}
 }
+
+// Close drops the expanded keys the backend keeps (the node seals).
+func (b *Backend) Close() { b.aeads.clear() }
 
 // route is a request path taken apart: the endpoint ("keys", "keys/config", "encrypt", …), the
 // key name, and the extra URL segments some endpoints take (export type and version, datakey

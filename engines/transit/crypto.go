@@ -119,6 +119,15 @@ func symmetricKey(k transitview.Key, v transitview.Version, context []byte) (key
 	return key, err == nil, err
 }
 
+// aead is the Tink primitive for version ver of k with raw key key: the cached one for a
+// version's own key, a new one for a key derived for the request (owned).
+func (b *Backend) aead(k transitview.Key, ver int, key []byte, owned bool) (tink.AEAD, error) {
+	if owned {
+		return tinkAEAD(k.Type, key)
+	}
+	return b.aeads.get(b.view, b.mount.UUID, k, ver, key)
+}
+
 // tinkAEAD is the Tink primitive for a symmetric type, without output prefix: its ciphertext is
 // nonce || ciphertext || tag, exactly Vault's layout after the "vault:vN:" envelope.
 func tinkAEAD(typ string, key []byte) (tink.AEAD, error) {
@@ -173,7 +182,7 @@ func (b *Backend) sealItem(k transitview.Key, ver int, context, plaintext, ad []
 			raw, err = convergentSeal(k.Type, key, plaintext, ad)
 		} else {
 			var a tink.AEAD
-			if a, err = tinkAEAD(k.Type, key); err == nil {
+			if a, err = b.aead(k, ver, key, owned); err == nil {
 				raw, err = a.Encrypt(plaintext, ad)
 			}
 		}
@@ -238,7 +247,7 @@ func (b *Backend) openItem(k transitview.Key, ciphertext string, context, ad []b
 	if owned {
 		defer clear(key)
 	}
-	a, err := tinkAEAD(k.Type, key)
+	a, err := b.aead(k, env.version, key, owned)
 	if err != nil {
 		return nil, fmt.Errorf("decrypt: %w", err)
 	}
