@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -38,10 +39,20 @@ func BenchmarkMemoryRestart(b *testing.B) {
 		}
 	}
 	const conc = 16
-	srv := startChild(b, b.TempDir())
+	dir := b.TempDir()
+	if keep := os.Getenv("LEDGER_BENCH_KEEP"); keep != "" {
+		dir = keep
+	}
+	srv := startChild(b, dir)
 	c := srv.client("")
 	init, root := srv.initUnseal()
 	tok := init.RootToken
+	if os.Getenv("LEDGER_BENCH_KEEP") != "" {
+		// A throwaway benchmark server's key, kept beside its data for BenchmarkUnsealKept.
+		if err := os.WriteFile(dir+".unseal", []byte(init.Keys[0]+"\n"+tok+"\n"), 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
 	if err := root.Sys().Mount("secret", &vault.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
 		b.Fatal(err)
 	}
@@ -107,18 +118,7 @@ func BenchmarkMemoryRestart(b *testing.B) {
 				b.Fatal(err)
 			}
 			unsealed := time.Since(start)
-			probe := path(total / 2)
-			for {
-				err := do(client, "GET", probe, tok, nil)
-				if err == nil {
-					break
-				}
-				if time.Since(start) > 5*time.Minute {
-					b.Fatalf("no first read 5 minutes after the restart: %v", err)
-				}
-				time.Sleep(time.Millisecond)
-			}
-			first := time.Since(start)
+			first := waitFirstRead(b, client, path(total/2), tok, start)
 			b.ReportMetric((processCPU(b, srv.cmd.Process.Pid) - cpu0).Seconds(), "cpu-s-unseal-to-first-read")
 			b.ReportMetric(up.Seconds(), "s-process-up")
 			b.ReportMetric((unsealed - up).Seconds(), "s-unseal")
@@ -137,6 +137,56 @@ func BenchmarkMemoryRestart(b *testing.B) {
 			time.Sleep(idleSettle)
 			b.ReportMetric(processRSS(b, srv.cmd.Process.Pid)/(1<<20), "RSS-after-restart-idle-MiB")
 		})
+	}
+}
+
+// BenchmarkUnsealKept times a restart of the data a BenchmarkMemoryRestart run kept
+// (LEDGER_BENCH_KEEP=dir keeps the server's data dir there and its unseal key in dir.unseal):
+// LEDGER_BENCH_KEPT=dir copies it (as the crash left it), starts a server on the copy, unseals
+// and reads one secret, so a large restart can be studied again and again (with
+// LEDGER_TEST_CHILD_CPUPROFILE, LEDGER_TEST_CHILD_INFO) without writing a million secrets
+// each time. Skipped without LEDGER_BENCH_KEPT.
+func BenchmarkUnsealKept(b *testing.B) {
+	kept := os.Getenv("LEDGER_BENCH_KEPT")
+	if kept == "" {
+		b.Skip("LEDGER_BENCH_KEPT is not set")
+	}
+	keyFile, err := os.ReadFile(kept + ".unseal")
+	if err != nil {
+		b.Fatal(err)
+	}
+	key, tok, _ := strings.Cut(strings.TrimSpace(string(keyFile)), "\n")
+	dir := filepath.Join(b.TempDir(), "data")
+	if err := os.CopyFS(dir, os.DirFS(kept)); err != nil {
+		b.Fatal(err)
+	}
+	client := &http.Client{}
+	start := time.Now()
+	srv := startChild(b, dir)
+	up := time.Since(start)
+	if _, err := srv.client("").Sys().Unseal(key); err != nil {
+		b.Fatal(err)
+	}
+	unsealed := time.Since(start)
+	first := waitFirstRead(b, client, srv.url()+"/v1/secret/data/mem/0000000", tok, start)
+	b.ReportMetric(up.Seconds(), "s-process-up")
+	b.ReportMetric((unsealed - up).Seconds(), "s-unseal")
+	b.ReportMetric(first.Seconds(), "s-restart-to-first-read")
+}
+
+// waitFirstRead reads url until it answers (every millisecond, for at most 5 minutes after
+// start) and returns how long after start it did.
+func waitFirstRead(b *testing.B, client *http.Client, url, token string, start time.Time) time.Duration {
+	b.Helper()
+	for {
+		err := do(client, "GET", url, token, nil)
+		if err == nil {
+			return time.Since(start)
+		}
+		if time.Since(start) > 5*time.Minute {
+			b.Fatalf("no first read 5 minutes after the restart: %v", err)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
