@@ -39,16 +39,17 @@ func BenchmarkMemoryRestart(b *testing.B) {
 		}
 	}
 	const conc = 16
-	dir := b.TempDir()
-	if keep := os.Getenv("LEDGER_BENCH_KEEP"); keep != "" {
+	dir, keep := b.TempDir(), os.Getenv("LEDGER_BENCH_KEEP")
+	if keep != "" {
 		dir = keep
 	}
 	srv := startChild(b, dir)
 	c := srv.client("")
 	init, root := srv.initUnseal()
 	tok := init.RootToken
-	if os.Getenv("LEDGER_BENCH_KEEP") != "" {
-		// A throwaway benchmark server's key, kept beside its data for BenchmarkUnsealKept.
+	if keep != "" {
+		// Opt-in only: this throwaway benchmark server's key and root token, kept beside its
+		// data (mode 0600) so that BenchmarkUnsealKept can unseal a copy. Never a real key.
 		if err := os.WriteFile(dir+".unseal", []byte(init.Keys[0]+"\n"+tok+"\n"), 0o600); err != nil {
 			b.Fatal(err)
 		}

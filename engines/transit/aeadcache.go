@@ -59,13 +59,12 @@ func (c *aeadCache) get(view *transitview.View, mount string, k transitview.Key,
 	e, ok := c.m[id]
 	due := time.Since(c.swept) > sweepEvery
 	c.mu.RUnlock()
-	if ok && e.typ == k.Type && sameBytes(e.key, key) && !due {
-		return e.aead, nil
-	}
 	if ok && e.typ == k.Type && sameBytes(e.key, key) {
-		c.mu.Lock()
-		c.sweepLocked(view, mount)
-		c.mu.Unlock()
+		if due {
+			c.mu.Lock()
+			c.sweepLocked(view, mount)
+			c.mu.Unlock()
+		}
 		return e.aead, nil
 	}
 	a, err := tinkAEAD(k.Type, key)
