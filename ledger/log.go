@@ -97,6 +97,8 @@ type Log struct {
 	floor atomic.Uint64
 
 	replicas int
+	// dir is the embedded server's data directory ("" on an external NATS): LocalDir.
+	dir string
 	// gate, when set (by an Elector), is asked before every publish: the leader epoch to stamp
 	// on the batch, or ErrNotActive.
 	gate atomic.Pointer[func() (uint64, error)]
@@ -151,6 +153,10 @@ func (l *Log) leaseHeld(epoch uint64) bool {
 	return true
 }
 
+// LocalDir is the data directory of the embedded JetStream server, where this node may keep
+// files of its own beside the streams; "" when the log is on an external NATS.
+func (l *Log) LocalDir() string { return l.dir }
+
 // Open starts (or connects to) JetStream, ensures the stream exists and starts the writer.
 func Open(ctx context.Context, o Options) (*Log, error) {
 	l := &Log{log: o.Logger}
@@ -173,6 +179,7 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 		if err := checkClusterStamp(o.Dir, o.Cluster); err != nil {
 			return nil, err
 		}
+		l.dir = o.Dir
 		var token string
 		if l.ns, token, err = startEmbedded(o); err != nil {
 			return nil, err

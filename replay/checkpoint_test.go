@@ -85,17 +85,7 @@ func TestLoadBaseDiscardsContradictedCheckpoints(t *testing.T) {
 			if err != nil || base == nil || base.Seq != cut.Seq {
 				t.Fatalf("LoadBase = %+v, %v; want the good checkpoint at %d", base, err, cut.Seq)
 			}
-			if _, err := replay.Replay(ctx, e.log, e.kr, views, base.Seq, base.Hash, head, nil); err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range replay.Compare(replay.Digests(live.Views()), replay.Digests(views)) {
-				if !r.Match {
-					t.Fatalf("view %s: checkpoint + tail != live", r.Name)
-				}
-			}
-			if _, ok := views[2].(*kvview.View).Secret(mountUUID, kvPath(3)); ok {
-				t.Fatal("a deleted secret came back")
-			}
+			checkTail(t, e, live, views, base, head)
 		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -50,7 +51,13 @@ type Store struct {
 	known  map[string]Info
 	listed time.Time
 	now    func() time.Time
+
+	local *Local // this node's copies of the checkpoints it stores (UseLocal), or nil
 }
+
+// UseLocal makes the store keep a copy of every automatic snapshot it stores in l, and read
+// them from there (LoadBase). Call it before the store is used.
+func (s *Store) UseLocal(l *Local) { s.local = l }
 
 // OpenStore creates (or binds to) the LEDGER_SNAPSHOTS bucket.
 func OpenStore(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
@@ -187,6 +194,17 @@ func (s *Store) PutFrom(ctx context.Context, name string, seq uint64, write func
 		defer cancel()
 	}
 	ps := s.partSize
+	var lw *localWrite
+	if s.local != nil {
+		lw = s.local.create(name)
+	}
+	stored := false
+	defer func() {
+		if lw != nil && !stored {
+			lw.abort()
+		}
+	}()
+	write = tee(write, lw)
 	pr, pw := io.Pipe()
 	werr := make(chan error, 1)
 	go func() {
@@ -238,6 +256,10 @@ func (s *Store) PutFrom(ctx context.Context, name string, seq uint64, write func
 	if _, err := s.obs.Put(ctx, meta, bytes.NewReader(first)); err != nil {
 		cleanup()
 		return fmt.Errorf("store snapshot %s: %w", name, err)
+	}
+	stored = true
+	if lw != nil {
+		_ = lw.commit() // without a copy, unseal reads the object
 	}
 	if old != nil {
 		s.deleteParts(ctx, name, old)
@@ -507,6 +529,9 @@ func (r *chunkReader) Close() error {
 
 // Delete removes a snapshot and its parts; a missing one is not an error.
 func (s *Store) Delete(ctx context.Context, name string) error {
+	if s.local != nil {
+		s.local.remove(name)
+	}
 	s.mu.Lock()
 	delete(s.known, name)
 	s.mu.Unlock()
@@ -672,5 +697,45 @@ func (s *Store) Prune(ctx context.Context, keep int, keepRestore string) ([]stri
 		}
 		deleted = append(deleted, name)
 	}
+	if s.local != nil {
+		// Copies of checkpoints the bucket no longer has (another node pruned them, or this one
+		// crashed between the two deletes), and what a crash left half-written.
+		s.mu.Lock()
+		names := make([]string, 0, len(s.known))
+		for name := range s.known {
+			names = append(names, name)
+		}
+		s.mu.Unlock()
+		s.local.keepOnly(names)
+	}
 	return deleted, nil
+}
+
+// decodeLocal is DecodeEarly (Decode with late nil) of this node's copy of checkpoint name
+// (UseLocal); ok is false when it has none. The file stays open while the rest is unread.
+func (s *Store) decodeLocal(name string, late func(view string) bool) (f *File, ok bool, err error) {
+	if s.local == nil {
+		return nil, false, nil
+	}
+	src, size, err := s.local.open(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, true, err
+	}
+	f, err = decode(src, size, false, true, late)
+	if err != nil || f.rest == nil {
+		src.Close()
+		return f, true, sourced(err)
+	}
+	f.rest.close = func() { src.Close() }
+	return f, true, nil
+}
+
+// dropLocal deletes this node's copy of checkpoint name (found unusable).
+func (s *Store) dropLocal(name string) {
+	if s.local != nil {
+		s.local.remove(name)
+	}
 }

@@ -142,6 +142,7 @@ type Base struct {
 type LoadTimes struct {
 	List, Read, Open, Restore time.Duration
 	Bytes                     int64 // the sections read
+	Local                     bool  // read from this node's copy (Store.UseLocal), not the bucket
 }
 
 // LaterParts returns the parts of views (BaseOptions.Later) in their order, reading the ones
@@ -261,7 +262,18 @@ func LoadBase(ctx context.Context, js jetstream.JetStream, store *Store, st seal
 				break // taken before the latest restore: another history
 			}
 			list := time.Since(listed)
-			b, err := loadAuto(ctx, js, store, in, st, kr, views, later)
+			// This node's own copy first (Store.UseLocal): the same bytes, checked the same way.
+			b, err := loadAuto(ctx, js, store, in, st, kr, views, later, true)
+			if err != nil && !errors.Is(err, errNoLocal) {
+				logger.Warn("this node's copy of the checkpoint is unusable; reading the bucket's", "name", in.Name, "err", err)
+				store.dropLocal(in.Name)
+				if err := reset(); err != nil {
+					return nil, err
+				}
+			}
+			if err != nil {
+				b, err = loadAuto(ctx, js, store, in, st, kr, views, later, false)
+			}
 			if err == nil {
 				b.Took.List = list
 				b.keepLater(o.Later)
@@ -306,15 +318,25 @@ func (b *Base) keepLater(views []projections.View) {
 	}
 }
 
-// loadAuto restores views from the automatic snapshot in. With later, the views it reports are
-// not among views, and their sections, if last, are left unread in Base.file.
-func loadAuto(ctx context.Context, js jetstream.JetStream, store *Store, in Info, st seal.State, kr *ledger.Keyring, views []projections.View, later func(string) bool) (_ *Base, err error) {
-	var took LoadTimes
+// errNoLocal: this node has no copy of the checkpoint (loadAuto from local).
+var errNoLocal = errors.New("no local copy")
+
+// loadAuto restores views from the automatic snapshot in: from this node's copy of it with
+// local (errNoLocal when there is none), else from the bucket. With later, the views it
+// reports are not among views, and their sections, if last, are left unread in Base.file.
+func loadAuto(ctx context.Context, js jetstream.JetStream, store *Store, in Info, st seal.State, kr *ledger.Keyring, views []projections.View, later func(string) bool, local bool) (_ *Base, err error) {
+	took := LoadTimes{Local: local}
 	t0 := time.Now()
 	var f *File
-	if later != nil {
+	switch {
+	case local:
+		var ok bool
+		if f, ok, err = store.decodeLocal(in.Name, later); !ok && err == nil {
+			return nil, errNoLocal
+		}
+	case later != nil:
 		f, err = store.DecodeEarly(ctx, in.Name, later)
-	} else {
+	default:
 		f, err = store.Decode(ctx, in.Name)
 	}
 	if err != nil {

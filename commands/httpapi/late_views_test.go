@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -154,6 +155,13 @@ func damageLateSection(t *testing.T, s *testServer, section string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The node's own copy of its checkpoints (commands' localCheckpointDir) is what unseal
+	// reads: the damaged bytes go there as well as into the bucket.
+	local, err := replay.OpenLocal(filepath.Join(s.Log.LocalDir(), "checkpoints"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.UseLocal(local)
 	auto, err := store.AutoNames(ctx)
 	if err != nil || len(auto) == 0 {
 		t.Fatalf("checkpoints: %v, %v", auto, err)
