@@ -432,7 +432,7 @@ func (c *Core) loadBase(ctx context.Context, st *unsealed, later []projections.V
 		if local, err := replay.OpenLocal(filepath.Join(dir, localCheckpointDir)); err != nil {
 			c.logger.Warn("checkpoints are read from the bucket only", "err", err)
 		} else {
-			store.UseLocal(local)
+			store.UseLocal(ctx, local)
 		}
 	}
 	st.snaps = &snapshots{store: store}

@@ -38,7 +38,7 @@ func TestLoadBaseLocalCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store.UseLocal(local)
+	store.UseLocal(ctx, local)
 
 	older, olderCut := e.checkpointOf(t, live)
 	if err := store.Put(ctx, replay.AutoName(olderCut.Seq), older, olderCut.Seq); err != nil {

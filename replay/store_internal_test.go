@@ -346,3 +346,34 @@ func TestStoreReadChecks(t *testing.T) {
 		})
 	}
 }
+
+// TestStoreDedupeWindowNarrowed: with local copies (UseLocal) the bucket's stream keeps
+// JetStream's least duplicate window, on creation and on every later open (nats.go's
+// CreateOrUpdateObjectStore puts the two-minute default back), since a restart reloads every
+// message inside the window.
+func TestStoreDedupeWindowNarrowed(t *testing.T) {
+	ctx := context.Background()
+	l, err := ledger.Open(ctx, ledger.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	for open := range 2 {
+		s, err := OpenStore(ctx, l.JetStream(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		local, err := OpenLocal(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.UseLocal(ctx, local)
+		st, err := l.JetStream().Stream(ctx, "OBJ_"+Bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := st.CachedInfo().Config.Duplicates; d != bucketDedupe {
+			t.Fatalf("open %d: the bucket's duplicate window is %s, want %s", open+1, d, bucketDedupe)
+		}
+	}
+}

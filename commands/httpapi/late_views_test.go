@@ -161,7 +161,7 @@ func damageLateSection(t *testing.T, s *testServer, section string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store.UseLocal(local)
+	store.UseLocal(ctx, local)
 	auto, err := store.AutoNames(ctx)
 	if err != nil || len(auto) == 0 {
 		t.Fatalf("checkpoints: %v, %v", auto, err)
