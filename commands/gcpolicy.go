@@ -9,6 +9,7 @@ import (
 	"runtime/metrics"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,6 +36,7 @@ func GCDefaults(getenv func(string) string) (percent int, limit int64) {
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGCPercent)
 		percent = defaultGCPercent
+		gcManaged.Store(true)
 	}
 	if getenv("GOMEMLIMIT") == "" {
 		if max := containerMemory(); max > 0 {
@@ -43,6 +45,60 @@ func GCDefaults(getenv func(string) string) (percent int, limit int64) {
 		}
 	}
 	return percent, limit
+}
+
+// gcManaged: GCDefaults set GOGC (the operator did not), so unseal may pause the collector.
+var gcManaged atomic.Bool
+
+// unsealMemoryShare is the share of the machine's (or container's) memory that the heap may
+// reach while the collector is paused for a checkpoint's restore (pauseGC).
+const unsealMemoryShare = 0.5
+
+// pauseGC stops the collector while unseal restores the views from a checkpoint and returns
+// what starts it again. What a restore allocates is nearly all live (the views) plus the
+// checkpoint's sections, which die together at its end; collecting meanwhile marks the
+// growing views again and again (GOGC=50: a cycle every time the heap grows by half), and on
+// two cores that competed with the restore itself. At 1M secrets, restarts of the same data
+// alternated: the restore 0.78–1.24 s paused against 1.36–1.70 s (BENCHMARKS.md, session 22).
+// The pause keeps a soft memory limit of unsealMemoryShare of the memory there is (never above
+// a limit already set), under which the runtime collects anyway; it applies only when the
+// server chose the collector's settings (GCDefaults), never against an operator's GOGC.
+func pauseGC() (resume func()) {
+	if !gcManaged.Load() {
+		return func() {}
+	}
+	total := containerMemory()
+	if total == 0 {
+		total = physicalMemory()
+	}
+	if total == 0 {
+		return func() {}
+	}
+	prevLimit := debug.SetMemoryLimit(-1)
+	debug.SetMemoryLimit(min(prevLimit, int64(float64(total)*unsealMemoryShare)))
+	prevPercent := debug.SetGCPercent(-1)
+	return func() {
+		debug.SetGCPercent(prevPercent)
+		debug.SetMemoryLimit(prevLimit)
+	}
+}
+
+// physicalMemory is the machine's memory in bytes (/proc/meminfo), or 0 when unknown.
+func physicalMemory() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil || kb <= 0 {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 // containerMemory is the cgroup v2 memory limit in bytes, or 0 when there is none ("max") or it

@@ -18,10 +18,12 @@ func TestGCDefaults(t *testing.T) {
 	oldPercent := debug.SetGCPercent(100)
 	oldLimit := debug.SetMemoryLimit(-1)
 	oldFile := cgroupMemoryMax
+	oldManaged := gcManaged.Load()
 	t.Cleanup(func() {
 		debug.SetGCPercent(oldPercent)
 		debug.SetMemoryLimit(oldLimit)
 		cgroupMemoryMax = oldFile
+		gcManaged.Store(oldManaged)
 	})
 	dir := t.TempDir()
 	cgroupMemoryMax = filepath.Join(dir, "memory.max")
@@ -76,6 +78,83 @@ func TestGCDefaults(t *testing.T) {
 	}
 	if _, l := GCDefaults(env(map[string]string{"GOGC": "100"})); l != 0 {
 		t.Fatalf("limit %d from a malformed memory.max", l)
+	}
+}
+
+// TestPauseGC: while unseal restores a checkpoint the collector is off (no cycle runs however
+// much is allocated under the limit), under a soft memory limit of half the container's (or the
+// machine's) memory, never above a limit already set; resume puts both back. Not when the
+// operator chose GOGC.
+func TestPauseGC(t *testing.T) {
+	oldPercent := debug.SetGCPercent(defaultGCPercent)
+	oldLimit := debug.SetMemoryLimit(math.MaxInt64)
+	oldFile, oldManaged := cgroupMemoryMax, gcManaged.Load()
+	t.Cleanup(func() {
+		debug.SetGCPercent(oldPercent)
+		debug.SetMemoryLimit(oldLimit)
+		cgroupMemoryMax = oldFile
+		gcManaged.Store(oldManaged)
+	})
+	cgroupMemoryMax = filepath.Join(t.TempDir(), "memory.max")
+	if err := os.WriteFile(cgroupMemoryMax, []byte("1073741824\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	settings := func() (int, int64) {
+		p := debug.SetGCPercent(-1)
+		debug.SetGCPercent(p)
+		return p, debug.SetMemoryLimit(-1)
+	}
+
+	gcManaged.Store(false) // the operator set GOGC
+	resume := pauseGC()
+	if p, l := settings(); p != defaultGCPercent || l != math.MaxInt64 {
+		t.Fatalf("operator's GOGC: paused to %d, limit %d; want untouched", p, l)
+	}
+	resume()
+
+	gcManaged.Store(true)
+	for _, tc := range []struct {
+		name       string
+		prior, got int64
+	}{
+		{"no limit set", math.MaxInt64, 512 << 20},
+		{"a lower limit set", 100 << 20, 100 << 20},
+	} {
+		debug.SetMemoryLimit(tc.prior)
+		resume := pauseGC()
+		if p, l := settings(); p != -1 || l != tc.got {
+			t.Fatalf("%s: paused GOGC %d, limit %d; want off, %d", tc.name, p, l, tc.got)
+		}
+		if tc.prior == math.MaxInt64 {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			var keep [][]byte
+			for i := range 64 << 10 { // 64 MiB in 1 KiB pieces, dropped as it goes
+				b := make([]byte, 1024)
+				if i%4096 == 0 {
+					keep = append(keep[:0], b)
+				}
+			}
+			runtime.ReadMemStats(&after)
+			if after.NumGC != before.NumGC {
+				t.Fatalf("%d collections while paused", after.NumGC-before.NumGC)
+			}
+			_ = keep
+		}
+		resume()
+		if p, l := settings(); p != defaultGCPercent || l != tc.prior {
+			t.Fatalf("%s: resumed to GOGC %d, limit %d; want %d, %d", tc.name, p, l, defaultGCPercent, tc.prior)
+		}
+	}
+
+	// No container: half the machine's memory.
+	os.Remove(cgroupMemoryMax)
+	debug.SetMemoryLimit(math.MaxInt64)
+	resume = pauseGC()
+	_, l := settings()
+	resume()
+	if total := physicalMemory(); total <= 0 || l != total/2 {
+		t.Fatalf("no container: limit %d, machine %d", l, total)
 	}
 }
 

@@ -436,7 +436,12 @@ func (c *Core) loadBase(ctx context.Context, st *unsealed, later []projections.V
 		}
 	}
 	st.snaps = &snapshots{store: store}
+	// A checkpoint's restore allocates the views, which stay, and its sections, which die at
+	// its end: the collector pauses meanwhile (pauseGC). The tail after it is replayed with
+	// the collector running (from genesis that is the whole log's garbage).
+	resume := pauseGC()
 	base, err := replay.LoadBase(ctx, c.log.JetStream(), store, c.sealView.State(), st.keyring.Load(), st.runner.Views(), replay.BaseOptions{Logger: c.logger, Later: later})
+	resume()
 	if err != nil || base == nil {
 		return nil, err
 	}
