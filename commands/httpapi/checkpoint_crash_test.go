@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -142,6 +143,23 @@ func TestCrashDuringCheckpointWrite(t *testing.T) {
 				t.Fatalf("round %d: destroyed version 1 of c/00000 readable again", round)
 			}
 		}
+	}
+	// The kills landed in the node's local copies of its checkpoints too (written with each
+	// one): the copies were there to be read, and what a kill left half-written was swept.
+	copies, err := filepath.Glob(filepath.Join(srv.dir, "checkpoints", "*.checkpoint"))
+	if err != nil || len(copies) == 0 {
+		t.Fatalf("local checkpoint copies after the crashes: %v, %v", copies, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		tmps, _ := filepath.Glob(filepath.Join(srv.dir, "checkpoints", "*.tmp"))
+		if len(tmps) <= 1 { // at most the copy being written now
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("temporary copies not swept: %v", tmps)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	// The server still writes.
 	if err := write(kv(), 5000, 9); err != nil {
