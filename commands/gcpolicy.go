@@ -9,6 +9,7 @@ import (
 	"runtime/metrics"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -77,11 +78,22 @@ func pauseGC() (resume func()) {
 	prevLimit := debug.SetMemoryLimit(-1)
 	debug.SetMemoryLimit(min(prevLimit, int64(float64(total)*unsealMemoryShare)))
 	prevPercent := debug.SetGCPercent(-1)
-	return func() {
-		debug.SetGCPercent(prevPercent)
-		debug.SetMemoryLimit(prevLimit)
+	var once sync.Once
+	resume = func() {
+		once.Do(func() {
+			debug.SetGCPercent(prevPercent)
+			debug.SetMemoryLimit(prevLimit)
+		})
 	}
+	// A restore takes seconds; a load that waits on JetStream far longer (a cluster electing
+	// its leader) must not leave the whole process, the embedded server included, without a
+	// collector until then.
+	time.AfterFunc(maxGCPause, resume)
+	return resume
 }
+
+// maxGCPause bounds a pauseGC (a variable for tests).
+var maxGCPause = time.Minute
 
 // physicalMemory is the machine's memory in bytes (/proc/meminfo), or 0 when unknown.
 func physicalMemory() int64 {

@@ -156,6 +156,29 @@ func TestPauseGC(t *testing.T) {
 	if total := physicalMemory(); total <= 0 || l != total/2 {
 		t.Fatalf("no container: limit %d, machine %d", l, total)
 	}
+
+	// A pause nobody ends ends by itself after maxGCPause; the late resume is then a no-op.
+	old := maxGCPause
+	maxGCPause = 50 * time.Millisecond
+	t.Cleanup(func() { maxGCPause = old })
+	resume = pauseGC()
+	if p, _ := settings(); p != -1 {
+		t.Fatalf("paused GOGC %d", p)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if p, l := settings(); p == defaultGCPercent && l == math.MaxInt64 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the pause did not end after maxGCPause")
+		}
+	}
+	debug.SetGCPercent(75) // set meanwhile by someone else: the late resume leaves it
+	resume()
+	if p, _ := settings(); p != 75 {
+		t.Fatalf("a late resume set GOGC to %d", p)
+	}
+	debug.SetGCPercent(defaultGCPercent)
 }
 
 func TestIdleWatch(t *testing.T) {
