@@ -403,16 +403,22 @@ func (s *Store) DecodeEarly(ctx context.Context, name string, late func(view str
 		cancel()
 		return nil, err
 	}
+	return decodeEarly(r, size, late, func() {
+		r.Close()
+		cancel()
+	})
+}
+
+// decodeEarly decodes a checkpoint from r up to the views late reports, and calls release once
+// the source is no longer needed: at once when the file was read whole or is invalid, else
+// when the rest is read or given up (File.Rest, File.Close).
+func decodeEarly(r io.Reader, size int64, late func(view string) bool, release func()) (*File, error) {
 	f, err := decode(r, size, false, true, late)
 	if err != nil || f.rest == nil {
-		r.Close()
-		cancel()
+		release()
 		return f, sourced(err)
 	}
-	f.rest.close = func() {
-		r.Close()
-		cancel()
-	}
+	f.rest.close = release
 	return f, nil
 }
 
@@ -760,13 +766,8 @@ func (s *Store) decodeLocal(name string, late func(view string) bool) (f *File, 
 	if err != nil {
 		return nil, true, err
 	}
-	f, err = decode(src, size, false, true, late)
-	if err != nil || f.rest == nil {
-		src.Close()
-		return f, true, sourced(err)
-	}
-	f.rest.close = func() { src.Close() }
-	return f, true, nil
+	f, err = decodeEarly(src, size, late, func() { src.Close() })
+	return f, true, err
 }
 
 // dropLocal deletes this node's copy of checkpoint name (found unusable).
