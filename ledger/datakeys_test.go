@@ -1182,3 +1182,44 @@ func TestDataKeysOpenGCM(t *testing.T) {
 		t.Fatal("a key opens after Close")
 	}
 }
+
+// TestWrapsCodec: a wraps message decodes to what was encoded, and every truncation or bad
+// byte of one is ErrCorrupt, never a panic or a wrap with a bad id.
+func TestWrapsCodec(t *testing.T) {
+	ws := []dkWire{
+		{kind: dkKindGroup, node: 7, parent: 9, sealed: bytes.Repeat([]byte{1}, 60)},
+		{kind: dkKindLeaf, node: 8, parent: 7, created: 12345, id: "kv-mount.00112233445566778899aabbccddeeff", sealed: bytes.Repeat([]byte{2}, 60)},
+		{kind: dkKindLeaf, node: 10, parent: 7, created: -1, id: "a.b_c-d", sealed: bytes.Repeat([]byte{3}, 60)},
+	}
+	msg := encodeWraps(ws)
+	got, err := decodeWraps(msg)
+	if err != nil || len(got) != len(ws) {
+		t.Fatalf("decode: %d wraps, %v", len(got), err)
+	}
+	for i := range ws {
+		if got[i].kind != ws[i].kind || got[i].node != ws[i].node || got[i].parent != ws[i].parent ||
+			got[i].created != ws[i].created || got[i].id != ws[i].id || !bytes.Equal(got[i].sealed, ws[i].sealed) {
+			t.Errorf("wrap %d: got %+v, want %+v", i, got[i], ws[i])
+		}
+	}
+	for n := range len(msg) {
+		if _, err := decodeWraps(msg[:n]); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("truncated to %d bytes: %v, want ErrCorrupt", n, err)
+		}
+	}
+	bad := func(name string, mutate func(b []byte)) {
+		b := slices.Clone(msg)
+		mutate(b)
+		if _, err := decodeWraps(b); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: %v, want ErrCorrupt", name, err)
+		}
+	}
+	bad("format", func(b []byte) { b[0] = wrapsFormat + 1 })
+	bad("kind", func(b []byte) { b[2] = 9 })
+	idAt := bytes.Index(msg, []byte("kv-mount."))
+	bad("id with a space", func(b []byte) { b[idAt+2] = ' ' })
+	bad("id with an empty token", func(b []byte) { b[idAt+8] = '.'; b[idAt+9] = '.' })
+	if err := eachWrap(append(slices.Clone(msg), 0), func(dkWire) {}); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("trailing byte: %v, want ErrCorrupt", err)
+	}
+}

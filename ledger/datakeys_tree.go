@@ -132,7 +132,7 @@ func newInner(level uint8, node uint64, key []byte) (*dkInner, error) {
 	}
 	n := &dkInner{node: node, level: level, key: key, aead: aead}
 	if level == 1 {
-		n.leaves = map[uint64]*dkLeaf{}
+		n.leaves = make(map[uint64]*dkLeaf, dkGroupSize) // groups fill up: no growth on the way
 	} else {
 		n.groups = map[uint64]*dkInner{}
 	}
@@ -235,13 +235,24 @@ func encodeWraps(ws []dkWire) []byte {
 }
 
 func decodeWraps(data []byte) ([]dkWire, error) {
+	var out []dkWire
+	if err := eachWrap(data, func(w dkWire) { out = append(out, w) }); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// eachWrap decodes a wraps message, handing fn each wrap in order (its sealed key a slice of
+// data) without collecting them: the unseal's load goes straight into its index. A message
+// that does not decode is ErrCorrupt, possibly after some wraps were handed over.
+func eachWrap(data []byte, fn func(dkWire)) error {
 	if len(data) == 0 || data[0] != wrapsFormat {
-		return nil, ErrCorrupt
+		return ErrCorrupt
 	}
 	data = data[1:]
 	count, n := binary.Uvarint(data)
 	if n <= 0 || count > uint64(len(data)) {
-		return nil, ErrCorrupt
+		return ErrCorrupt
 	}
 	data = data[n:]
 	bytesOf := func() ([]byte, bool) {
@@ -253,10 +264,9 @@ func decodeWraps(data []byte) ([]dkWire, error) {
 		data = data[n+int(l):]
 		return b, true
 	}
-	out := make([]dkWire, 0, count)
 	for range count {
 		if len(data) < 17 {
-			return nil, ErrCorrupt
+			return ErrCorrupt
 		}
 		w := dkWire{kind: data[0], node: binary.BigEndian.Uint64(data[1:]), parent: binary.BigEndian.Uint64(data[9:])}
 		data = data[17:]
@@ -264,29 +274,29 @@ func decodeWraps(data []byte) ([]dkWire, error) {
 		case dkKindLeaf:
 			c, n := binary.Varint(data)
 			if n <= 0 {
-				return nil, ErrCorrupt
+				return ErrCorrupt
 			}
 			w.created, data = c, data[n:]
 			id, ok := bytesOf()
-			if !ok || !validDataKeyID(string(id)) {
-				return nil, ErrCorrupt
+			if !ok || !validDataKeyID(id) {
+				return ErrCorrupt
 			}
 			w.id = string(id)
 		case dkKindGroup:
 		default:
-			return nil, ErrCorrupt
+			return ErrCorrupt
 		}
 		s, ok := bytesOf()
 		if !ok {
-			return nil, ErrCorrupt
+			return ErrCorrupt
 		}
 		w.sealed = s
-		out = append(out, w)
+		fn(w)
 	}
 	if len(data) != 0 {
-		return nil, ErrCorrupt
+		return ErrCorrupt
 	}
-	return out, nil
+	return nil
 }
 
 func adRoot() []byte { return []byte("ledger datakey root v1") }
@@ -607,6 +617,24 @@ type dkCands struct {
 const dkCandChunk = 4096
 
 func (c *dkCands) at(i int32) *dkCand { return &c.chunks[i/dkCandChunk][i%dkCandChunk] }
+
+// dkWireBytesMin is less than any stored wrap takes in its message (a group's: kind, node,
+// parent, a sealed key of nonce, 32 bytes and tag), so bytes/dkWireBytesMin bounds the wraps
+// a stream of that many bytes can hold.
+const dkWireBytesMin = 1 + 16 + 1 + 12 + DataKeySize + 16
+
+// dkCandsExpectMax caps what expect reserves (the sizing is a hint; beyond it the index grows).
+const dkCandsExpectMax = 1 << 24
+
+// expect sizes the index for the wraps a stream of streamBytes can hold (JetStream's message
+// overhead makes it an overestimate by a few per cent), before the first add.
+func (c *dkCands) expect(streamBytes uint64) {
+	n := int(min(streamBytes/dkWireBytesMin, dkCandsExpectMax))
+	if c.newest == nil && n > 0 {
+		c.newest = make(map[uint64]int32, n)
+		c.chunks = make([][]dkCand, 0, n/dkCandChunk+1)
+	}
+}
 
 func (c *dkCands) add(w dkWire, seq uint64) {
 	if c.newest == nil {
