@@ -88,12 +88,17 @@ func (ms *mountState) keyID(id string) keyID { return splitKeyID(ms, id) }
 // splitKeyID is keyID for an id as a string or as bytes (a snapshot's, not copied first).
 func splitKeyID[T string | []byte](ms *mountState, id T) keyID {
 	i := lastDot(id)
-	if i <= 0 || len(id)-i-1 != 2*len(keyID{}.rnd) || !lowerHex(id[i+1:]) {
+	if i <= 0 || len(id)-i-1 != 2*len(keyID{}.rnd) {
 		return keyID{pre: string(id)}
 	}
+	// Checked and decoded in one pass (a restore does this for every version it reads).
 	k := keyID{hex: true}
 	for j := range k.rnd {
-		k.rnd[j] = unhex(id[i+1+2*j])<<4 | unhex(id[i+2+2*j])
+		hi, lo := lowerHexValue[id[i+1+2*j]], lowerHexValue[id[i+2+2*j]]
+		if hi|lo > 0xf {
+			return keyID{pre: string(id)}
+		}
+		k.rnd[j] = hi<<4 | lo
 	}
 	if p, ok := ms.prefixes[string(id[:i])]; ok {
 		k.pre = p
@@ -113,21 +118,20 @@ func lastDot[T string | []byte](s T) int {
 	return -1
 }
 
-func unhex(c byte) byte {
-	if c <= '9' {
-		return c - '0'
-	}
-	return c - 'a' + 10
-}
-
-func lowerHex[T string | []byte](s T) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
+// lowerHexValue maps a lowercase hex digit to its value and every other byte to 0xff.
+var lowerHexValue = func() (t [256]byte) {
+	for c := range t {
+		switch {
+		case c >= '0' && c <= '9':
+			t[c] = byte(c - '0')
+		case c >= 'a' && c <= 'f':
+			t[c] = byte(c - 'a' + 10)
+		default:
+			t[c] = 0xff
 		}
 	}
-	return true
-}
+	return t
+}()
 
 // String is the id ("" for none).
 func (k keyID) String() string {
