@@ -327,10 +327,12 @@ func (c *Core) openDataKeys(ctx context.Context, st *unsealed, base *replay.Base
 		return openedDataKeys{err: err}
 	}
 	dk.SetLogger(c.logger)
+	started := time.Now()
 	if err := c.loadDataKeys(ctx, st, dk, base); err != nil {
 		dk.Close()
 		return openedDataKeys{err: err}
 	}
+	c.logger.Info("data keys loaded", "keys", dk.Len(), "took", time.Since(started).Round(time.Millisecond))
 	return openedDataKeys{dk: dk}
 }
 

@@ -35,8 +35,19 @@ const childSnapshotEnv = "LEDGER_TEST_CHILD_SNAPSHOT_EVERY"
 const childInfoEnv = "LEDGER_TEST_CHILD_INFO"
 
 // childProfileEnv, when set to a path, makes the child server write a CPU profile of its first
-// 12 seconds to path.<pid>.
-const childProfileEnv = "LEDGER_TEST_CHILD_CPUPROFILE"
+// 12 seconds (or childProfileForEnv, a Go duration) to path.<pid>.
+const (
+	childProfileEnv    = "LEDGER_TEST_CHILD_CPUPROFILE"
+	childProfileForEnv = "LEDGER_TEST_CHILD_CPUPROFILE_FOR"
+)
+
+// childProfileFor is how long the child's CPU profile lasts.
+func childProfileFor() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(childProfileForEnv)); err == nil && d > 0 {
+		return d
+	}
+	return 12 * time.Second
+}
 
 func TestMain(m *testing.M) {
 	if spec := os.Getenv(childEnv); spec != "" {
@@ -56,7 +67,7 @@ func serveChild(dir, addr string) error {
 	commands.GCDefaults(os.Getenv) // as `ledger server` does
 	go commands.ReleaseWhenIdle(ctx)
 	if file := os.Getenv(childProfileEnv); file != "" {
-		// The first 12 s of the process: start, unseal, first reads (benchmarks).
+		// The first seconds of the process: start, unseal, first reads (benchmarks).
 		f, err := os.Create(fmt.Sprintf("%s.%d", file, os.Getpid()))
 		if err != nil {
 			return err
@@ -64,7 +75,7 @@ func serveChild(dir, addr string) error {
 		if err := pprof.StartCPUProfile(f); err != nil {
 			return err
 		}
-		time.AfterFunc(12*time.Second, func() { pprof.StopCPUProfile(); f.Close() })
+		time.AfterFunc(childProfileFor(), func() { pprof.StopCPUProfile(); f.Close() })
 	}
 	level := slog.LevelWarn
 	if os.Getenv(childInfoEnv) != "" {

@@ -173,7 +173,7 @@ func BenchmarkUnsealKept(b *testing.B) {
 	b.ReportMetric(float64(processMinorFaults(b, srv.cmd.Process.Pid)), "minor-faults-to-first-read")
 	b.ReportMetric(processCPU(b, srv.cmd.Process.Pid).Seconds(), "cpu-s-to-first-read")
 	if os.Getenv(childProfileEnv) != "" {
-		time.Sleep(time.Until(start.Add(13 * time.Second))) // the child writes its profile at 12 s
+		time.Sleep(time.Until(start.Add(childProfileFor() + time.Second))) // the child writes its profile then
 	}
 	b.ReportMetric(up.Seconds(), "s-process-up")
 	b.ReportMetric((unsealed - up).Seconds(), "s-unseal")
