@@ -618,16 +618,18 @@ const dkCandChunk = 4096
 
 func (c *dkCands) at(i int32) *dkCand { return &c.chunks[i/dkCandChunk][i%dkCandChunk] }
 
-// dkWireBytesMin is less than any stored wrap takes in its message (a group's: kind, node,
-// parent, a sealed key of nonce, 32 bytes and tag), so bytes/dkWireBytesMin bounds the wraps
-// a stream of that many bytes can hold.
+// dkWireBytesMin is at most what any stored wrap takes in its message (a group's: kind, node,
+// parent, the sealed key's length and its nonce, 32 bytes and tag), so bytes/dkWireBytesMin
+// bounds the wraps a stream of that many bytes can hold.
 const dkWireBytesMin = 1 + 16 + 1 + 12 + DataKeySize + 16
 
 // dkCandsExpectMax caps what expect reserves (the sizing is a hint; beyond it the index grows).
 const dkCandsExpectMax = 1 << 24
 
-// expect sizes the index for the wraps a stream of streamBytes can hold (JetStream's message
-// overhead makes it an overestimate by a few per cent), before the first add.
+// expect sizes the index for the wraps a stream of streamBytes can hold, before the first add.
+// It overestimates (a leaf's wrap also holds its id, ~40 bytes more; JetStream counts its
+// per-message overhead too): the index is dropped once the tree is resolved, and a slack of
+// half at worst costs less than the rehashing it saves.
 func (c *dkCands) expect(streamBytes uint64) {
 	n := int(min(streamBytes/dkWireBytesMin, dkCandsExpectMax))
 	if c.newest == nil && n > 0 {
