@@ -262,8 +262,9 @@ type dkRaw struct {
 }
 
 // scan delivers the wraps stream's messages from sequence from, in order, until it has read
-// everything it holds, and returns the highest sequence delivered.
-func (d *DataKeys) scan(ctx context.Context, from uint64, fn func(dkRaw) error) (uint64, error) {
+// everything it holds, and returns the highest sequence delivered. sized, when not nil, is told
+// the stream's bytes once, before the first message.
+func (d *DataKeys) scan(ctx context.Context, from uint64, sized func(bytes uint64), fn func(dkRaw) error) (uint64, error) {
 	var (
 		info *jetstream.StreamInfo
 		cons jetstream.Consumer
@@ -305,6 +306,9 @@ func (d *DataKeys) scan(ctx context.Context, from uint64, fn func(dkRaw) error) 
 	}
 	if info.State.Msgs == 0 || info.State.LastSeq < from {
 		return 0, nil
+	}
+	if sized != nil {
+		sized(info.State.Bytes)
 	}
 	var behind, stalled, failing time.Time
 	for {
@@ -509,16 +513,11 @@ func (d *DataKeys) readTreeOnce(ctx context.Context, kr *Keyring) (t *dkTree, ol
 		}
 	}
 	var cands dkCands
-	// Sized from the stream's bytes up front: at a million keys, growing the per-node index
-	// as the wraps came was a third of the load's CPU.
-	ictx, icancel := context.WithTimeout(ctx, jsAttempt)
-	if info, err := d.stream.Info(ictx); err == nil {
-		cands.expect(info.State.Bytes)
-	}
-	icancel()
 	var wrapsSeq uint64
 	latestLegacy := map[string]dkRaw{}
-	_, err = d.scan(ctx, 1, func(r dkRaw) error {
+	// The index is sized from the stream's bytes up front: at a million keys, growing it as
+	// the wraps came was a third of the load's CPU.
+	_, err = d.scan(ctx, 1, cands.expect, func(r dkRaw) error {
 		if r.subject != dataKeyWrapsSubj {
 			if prev, ok := latestLegacy[r.subject]; ok {
 				legacyMsgs = append(legacyMsgs, prev.seq)
@@ -1633,7 +1632,7 @@ func (d *DataKeys) Recoverable(ctx context.Context, keyring *Keyring, id string)
 	}
 	var wires []dkWire
 	found := false
-	if _, err := d.scan(ctx, 1, func(r dkRaw) error {
+	if _, err := d.scan(ctx, 1, nil, func(r dkRaw) error {
 		if r.subject != dataKeyWrapsSubj {
 			ks, err := decodeLegacy(r.subject, r.data)
 			if err != nil {
@@ -1649,12 +1648,7 @@ func (d *DataKeys) Recoverable(ctx context.Context, keyring *Keyring, id string)
 			}
 			return nil
 		}
-		ws, err := decodeWraps(r.data)
-		if err != nil {
-			return err
-		}
-		wires = append(wires, ws...)
-		return nil
+		return eachWrap(r.data, func(w dkWire) { wires = append(wires, w) })
 	}); err != nil {
 		return false, err
 	}

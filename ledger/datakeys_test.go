@@ -1191,6 +1191,11 @@ func TestWrapsCodec(t *testing.T) {
 		{kind: dkKindLeaf, node: 8, parent: 7, created: 12345, id: "kv-mount.00112233445566778899aabbccddeeff", sealed: bytes.Repeat([]byte{2}, 60)},
 		{kind: dkKindLeaf, node: 10, parent: 7, created: -1, id: "a.b_c-d", sealed: bytes.Repeat([]byte{3}, 60)},
 	}
+	decodeWraps := func(data []byte) ([]dkWire, error) {
+		var out []dkWire
+		err := eachWrap(data, func(w dkWire) { out = append(out, w) })
+		return out, err
+	}
 	msg := encodeWraps(ws)
 	got, err := decodeWraps(msg)
 	if err != nil || len(got) != len(ws) {

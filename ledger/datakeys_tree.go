@@ -234,14 +234,6 @@ func encodeWraps(ws []dkWire) []byte {
 	return b
 }
 
-func decodeWraps(data []byte) ([]dkWire, error) {
-	var out []dkWire
-	if err := eachWrap(data, func(w dkWire) { out = append(out, w) }); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
 // eachWrap decodes a wraps message, handing fn each wrap in order (its sealed key a slice of
 // data) without collecting them: the unseal's load goes straight into its index. A message
 // that does not decode is ErrCorrupt, possibly after some wraps were handed over.
