@@ -149,12 +149,12 @@ func BenchmarkMemoryRestart(b *testing.B) {
 
 // BenchmarkUnsealKept times a restart of the data a BenchmarkMemoryRestart run kept
 // (LEDGER_BENCH_KEEP=dir keeps the server's data dir there and its unseal key in dir.unseal):
-// LEDGER_BENCH_KEPT=dir copies it (as the benchmark's last kill -9 left it, after the restarted
-// server had run: not the first kill's state, and restarts of it have been faster than the
-// benchmark's own, for reasons not found — BENCHMARKS.md, session 23), starts a server on the copy, unseals
-// and reads one secret, so a large restart can be studied again and again (with
-// LEDGER_TEST_CHILD_CPUPROFILE, LEDGER_TEST_CHILD_INFO) without writing a million secrets
-// each time. Skipped without LEDGER_BENCH_KEPT.
+// LEDGER_BENCH_KEPT=dir copies it (as the benchmark's last kill -9 left it, after the
+// restarted server had run: not the first kill's state, and restarts of it have been faster
+// than the benchmark's own, for reasons not found — BENCHMARKS.md, session 23), starts a
+// server on the copy, unseals and reads one secret, so a large restart can be studied again
+// and again (with LEDGER_TEST_CHILD_CPUPROFILE, LEDGER_TEST_CHILD_INFO) without writing a
+// million secrets each time. Skipped without LEDGER_BENCH_KEPT.
 func BenchmarkUnsealKept(b *testing.B) {
 	kept := os.Getenv("LEDGER_BENCH_KEPT")
 	if kept == "" {
