@@ -29,6 +29,7 @@ import (
 	kvview "github.com/ledger-secrets/ledger/projections/kv"
 	"github.com/ledger-secrets/ledger/projections/lease"
 	"github.com/ledger-secrets/ledger/projections/mount"
+	segjson "github.com/segmentio/encoding/json"
 )
 
 // Event types. Recorded's subject is ledger.SubjectFor("fingerprint", mountUUID, path);
@@ -271,9 +272,16 @@ func (v *View) Apply(rec ledger.Record) error {
 	case BackfillProgressed:
 		return dec(&v.backfill)
 	case kvview.VersionWritten:
-		var p kvview.VersionWrittenPayload
-		if err := dec(&p); err != nil {
-			return err
+		// Only the trimmed versions matter here, and most writes trim none: the payload's
+		// sealed value and key id are skipped (segmentio/encoding skips a string at a fraction
+		// of encoding/json's cost, which would also base64-decode the value).
+		var p struct {
+			Mount string   `json:"mount"`
+			Path  string   `json:"path"`
+			Trim  []uint64 `json:"trim"`
+		}
+		if err := segjson.Unmarshal(rec.Payload, &p); err != nil {
+			return fmt.Errorf("decode %s: %w", rec.Type, err)
 		}
 		v.setVersions(key{p.Mount, p.Path}, p.Trim, destroyed, nil)
 	case kvview.VersionsDeleted, kvview.VersionsUndeleted, kvview.VersionsDestroyed:

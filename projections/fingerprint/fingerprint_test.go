@@ -286,3 +286,39 @@ func TestSnapshotSizedExactly(t *testing.T) {
 		t.Fatalf("snapshot of %d bytes in a buffer of %d", len(b), cap(b))
 	}
 }
+
+// A version pushed out by max_versions is destroyed: the write that trims it says so in its
+// kv.version.written.v1 payload, beside the new version's sealed value (which this view skips).
+func TestTrimDestroys(t *testing.T) {
+	v := New()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, val := range []string{"one", "two", "three"} {
+		if err := v.Apply(rec(uint64(i+1), Recorded, RecordedPayload{Kind: KindKV, Mount: "m1", Path: "app/db", Version: uint64(i + 1),
+			Fields: map[string]string{"password": fp(val)}, Time: t0})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	written := func(seq, version uint64, trim ...uint64) ledger.Record {
+		return rec(seq, kvview.VersionWritten, kvview.VersionWrittenPayload{Mount: "m1", Path: "app/db", Version: version, Created: t0,
+			KeyID: "kv.m1.k", Sealed: []byte(`"quoted", {braces} and \ escapes`), Trim: trim, Oldest: 1, Shred: []string{"kv.m1.old"}})
+	}
+	if err := v.Apply(written(4, 3)); err != nil { // no trim: nothing changes
+		t.Fatal(err)
+	}
+	if err := v.Apply(written(5, 4, 1, 2)); err != nil {
+		t.Fatal(err)
+	}
+	for f, want := range map[string]string{"one": StateDestroyed, "two": StateDestroyed, "three": StateLive} {
+		if got := state(t, v, f); len(got) != 1 || got[0] != want {
+			t.Errorf("%s: states %v, want [%s]", f, got, want)
+		}
+	}
+	// A payload that does not decode is an error, and changes nothing.
+	bad := ledger.Record{Event: ledger.Event{Type: kvview.VersionWritten, Payload: []byte(`{"mount":"m1","path":"app/db","trim":[3`)}, Pos: ledger.Position{Seq: 6}}
+	if err := v.Apply(bad); err == nil {
+		t.Error("a truncated payload was applied")
+	}
+	if got := state(t, v, "three"); len(got) != 1 || got[0] != StateLive {
+		t.Errorf("three after a bad payload: %v", got)
+	}
+}
