@@ -171,7 +171,33 @@ func (f *field) text() string {
 }
 
 type fpChain struct{ head, tail *field }
-type pathChain struct{ head, tail *entry }
+
+// pathChain is a path's entries in log order. skip, when set, is an entry of the chain with
+// every entry before it destroyed, which no event changes again (destroyed is final): a path
+// rotated for a year holds every version it ever had, and the walks of each write — the new
+// version's record, the trimmed one's destruction — start at the versions still kept.
+type pathChain struct{ head, tail, skip *entry }
+
+// kept returns the first entry of k's chain that may not be destroyed (or its last entry), and
+// remembers it for the next walk.
+func (v *View) kept(k key) *entry {
+	pc, ok := v.byPath[k]
+	if !ok {
+		return nil
+	}
+	e := pc.skip
+	if e == nil {
+		e = pc.head
+	}
+	for e.state == destroyed && e.nextPath != nil {
+		e = e.nextPath
+	}
+	if e != pc.skip {
+		pc.skip = e
+		v.byPath[k] = pc
+	}
+	return e
+}
 
 var states = []string{StateLive, StateDeleted, StateDestroyed, StateRotated, StateRevoked}
 
@@ -378,7 +404,13 @@ func (v *View) Apply(rec ledger.Record) error {
 func (v *View) record(rec ledger.Record, p RecordedPayload) {
 	k := key{p.Mount, p.Path}
 	state := live
-	for e := v.byPath[k].head; e != nil; {
+	first := v.byPath[k].head
+	if p.Kind == KindKV && !p.Backfilled {
+		// A write's own record replaces only an entry of its version not yet destroyed; a
+		// backfill must see destroyed ones too (it adds nothing for a version already known).
+		first = v.kept(k)
+	}
+	for e := first; e != nil; {
 		next := e.nextPath
 		if e.kind != p.Kind || e.ref() != p.Ref {
 			e = next
@@ -495,6 +527,9 @@ func (v *View) drop(e *entry) {
 		if pc.tail == x {
 			pc.tail = prev
 		}
+		if pc.skip == x {
+			pc.skip = x.nextPath // everything before x was destroyed, so is everything before its next
+		}
 		break
 	}
 	if pc.head == nil {
@@ -557,7 +592,7 @@ func (v *View) setVersions(k key, versions []uint64, state uint8, from []uint8) 
 	if len(versions) == 0 {
 		return
 	}
-	for e := v.byPath[k].head; e != nil; e = e.nextPath {
+	for e := v.kept(k); e != nil; e = e.nextPath {
 		if e.kind != KindKV || !slices.Contains(versions, e.version) || e.state == destroyed {
 			continue
 		}

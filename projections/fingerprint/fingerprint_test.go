@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -320,5 +321,113 @@ func TestTrimDestroys(t *testing.T) {
 	}
 	if got := state(t, v, "three"); len(got) != 1 || got[0] != StateLive {
 		t.Errorf("three after a bad payload: %v", got)
+	}
+}
+
+// A path's walks start past its destroyed versions (pathChain.skip); a long random history of
+// writes, trims, deletes, undeletes, destroys, re-records and backfills must leave every version
+// in the state a plain model of the rules gives.
+func TestLongPathHistory(t *testing.T) {
+	v := New()
+	rng := rand.New(rand.NewPCG(1, 2))
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	model := map[uint64]string{}
+	var seq, next uint64
+	apply := func(r ledger.Record) {
+		t.Helper()
+		if err := v.Apply(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record := func(version uint64, backfill bool) ledger.Record {
+		seq++
+		return rec(seq, Recorded, RecordedPayload{Kind: KindKV, Mount: "m", Path: "p", Version: version, Backfilled: backfill,
+			Fields: map[string]string{"f": fp(fmt.Sprint("v", version))}, Time: t0})
+	}
+	versions := func(typ string, vs []uint64) ledger.Record {
+		seq++
+		return rec(seq, typ, kvview.VersionsPayload{Mount: "m", Path: "p", Versions: vs})
+	}
+	pick := func() []uint64 {
+		var vs []uint64
+		for range 1 + rng.IntN(3) {
+			if next > 0 {
+				vs = append(vs, 1+rng.Uint64N(next))
+			}
+		}
+		return vs
+	}
+	for range 3000 {
+		switch op := rng.IntN(10); {
+		case op < 4: // a write, trimming the oldest kept version past 5
+			next++
+			apply(record(next, false))
+			var trim []uint64
+			kept := 0
+			for n := next; n >= 1; n-- {
+				if model[n] != StateDestroyed && model[n] != "" {
+					kept++
+					if kept >= 5 {
+						trim = append(trim, n)
+					}
+				}
+			}
+			seq++
+			apply(rec(seq, kvview.VersionWritten, kvview.VersionWrittenPayload{Mount: "m", Path: "p", Version: next, Sealed: []byte("x"), Trim: trim}))
+			model[next] = StateLive
+			for _, n := range trim {
+				model[n] = StateDestroyed
+			}
+		case op == 4:
+			vs := pick()
+			apply(versions(kvview.VersionsDeleted, vs))
+			for _, n := range vs {
+				if model[n] == StateLive {
+					model[n] = StateDeleted
+				}
+			}
+		case op == 5:
+			vs := pick()
+			apply(versions(kvview.VersionsUndeleted, vs))
+			for _, n := range vs {
+				if model[n] == StateDeleted {
+					model[n] = StateLive
+				}
+			}
+		case op == 6:
+			vs := pick()
+			apply(versions(kvview.VersionsDestroyed, vs))
+			for _, n := range vs {
+				model[n] = StateDestroyed
+			}
+		case op == 7: // a version recorded again (a backfill raced its write): replaced, live
+			if vs := pick(); len(vs) > 0 && model[vs[0]] != StateDestroyed {
+				apply(record(vs[0], false))
+				model[vs[0]] = StateLive
+			}
+		case op == 8: // a backfill of a known version (destroyed or not) adds nothing
+			if vs := pick(); len(vs) > 0 {
+				apply(record(vs[0], true))
+			}
+		default: // a backfill of a version never recorded
+			next++
+			apply(record(next, true))
+			model[next] = StateLive
+		}
+	}
+	got := map[uint64]string{}
+	for _, l := range v.Path("m", "p") {
+		if _, dup := got[l.Version]; dup {
+			t.Fatalf("version %d recorded twice", l.Version)
+		}
+		got[l.Version] = l.State
+	}
+	if len(got) != len(model) {
+		t.Fatalf("%d versions recorded, the model has %d", len(got), len(model))
+	}
+	for n, want := range model {
+		if got[n] != want {
+			t.Errorf("version %d: %s, want %s", n, got[n], want)
+		}
 	}
 }
