@@ -43,6 +43,38 @@ func hammerAs(b *testing.B, name string, conc int, op func(w, i int) error) benc
 	return hammerFor(b, name, conc, httpBenchWindow, op).result()
 }
 
+// hammerCharged is hammerAs for a workload that leaves work behind (writes: data-key
+// compaction, deferred shreds, the garbage collection of what they allocated): after the window
+// it waits until the process is idle again (under settleBusy of CPU per settleSlice, for at most
+// settleMax) and charges that time and CPU to the window. Without it that work fell on whatever
+// window ran next — the overwrites paid for the new-key writes' compaction before them.
+func hammerCharged(b *testing.B, name string, conc int, op func(w, i int) error) benchResult {
+	b.Helper()
+	w := hammerFor(b, name, conc, httpBenchWindow, op)
+	end, cpu0 := time.Now(), selfCPU()
+	busyUntil, cpu := end, cpu0
+	for deadline := end.Add(settleMax); time.Now().Before(deadline); {
+		time.Sleep(settleSlice)
+		now, c := time.Now(), selfCPU()
+		if c-cpu < settleBusy {
+			cpu = c
+			break
+		}
+		busyUntil, cpu = now, c
+	}
+	w.elapsed += busyUntil.Sub(end)
+	w.cpu += cpu - cpu0
+	return w.result()
+}
+
+// A process is settled when it used less than settleBusy of CPU in a settleSlice (10 % of a
+// core), or after settleMax.
+const (
+	settleSlice = 50 * time.Millisecond
+	settleBusy  = 5 * time.Millisecond
+	settleMax   = 5 * time.Second
+)
+
 // hammerInterleaved runs the workloads ops (named names) for httpBenchWindow each, not one
 // after the other but in slices: each gets slices windows of httpBenchWindow/slices, in an
 // order that rotates from slice to slice. Workloads whose rates are compared then share the
