@@ -357,6 +357,17 @@ func TestLongPathHistory(t *testing.T) {
 		}
 		return vs
 	}
+	// change applies a versions event to a few versions; in the model it moves those in state
+	// from (any but destroyed, when from is "") to state to.
+	change := func(typ, from, to string) {
+		vs := pick()
+		apply(versions(typ, vs))
+		for _, n := range vs {
+			if model[n] == from || from == "" && model[n] != StateDestroyed {
+				model[n] = to
+			}
+		}
+	}
 	for range 3000 {
 		switch op := rng.IntN(10); {
 		case op < 4: // a write, trimming the oldest kept version past 5
@@ -379,27 +390,11 @@ func TestLongPathHistory(t *testing.T) {
 				model[n] = StateDestroyed
 			}
 		case op == 4:
-			vs := pick()
-			apply(versions(kvview.VersionsDeleted, vs))
-			for _, n := range vs {
-				if model[n] == StateLive {
-					model[n] = StateDeleted
-				}
-			}
+			change(kvview.VersionsDeleted, StateLive, StateDeleted)
 		case op == 5:
-			vs := pick()
-			apply(versions(kvview.VersionsUndeleted, vs))
-			for _, n := range vs {
-				if model[n] == StateDeleted {
-					model[n] = StateLive
-				}
-			}
+			change(kvview.VersionsUndeleted, StateDeleted, StateLive)
 		case op == 6:
-			vs := pick()
-			apply(versions(kvview.VersionsDestroyed, vs))
-			for _, n := range vs {
-				model[n] = StateDestroyed
-			}
+			change(kvview.VersionsDestroyed, "", StateDestroyed)
 		case op == 7: // a version recorded again (a backfill raced its write): replaced, live
 			if vs := pick(); len(vs) > 0 && model[vs[0]] != StateDestroyed {
 				apply(record(vs[0], false))
