@@ -51,19 +51,20 @@ func hammerAs(b *testing.B, name string, conc int, op func(w, i int) error) benc
 func hammerCharged(b *testing.B, name string, conc int, op func(w, i int) error) benchResult {
 	b.Helper()
 	w := hammerFor(b, name, conc, httpBenchWindow, op)
-	end, cpu0 := time.Now(), selfCPU()
-	busyUntil, cpu := end, cpu0
+	end, endCPU := time.Now(), selfCPU()
+	// The time and CPU up to the last busy slice; the quiet slice that ends the wait is not
+	// charged, neither its time nor its CPU.
+	busyUntil, busyCPU := end, endCPU
 	for deadline := end.Add(settleMax); time.Now().Before(deadline); {
 		time.Sleep(settleSlice)
 		now, c := time.Now(), selfCPU()
-		if c-cpu < settleBusy {
-			cpu = c
+		if c-busyCPU < settleBusy {
 			break
 		}
-		busyUntil, cpu = now, c
+		busyUntil, busyCPU = now, c
 	}
 	w.elapsed += busyUntil.Sub(end)
-	w.cpu += cpu - cpu0
+	w.cpu += busyCPU - endCPU
 	return w.result()
 }
 
