@@ -232,6 +232,9 @@ func (s stateCollector) Collect(ch chan<- prometheus.Metric) {
 		counter("ledger.datakeys.rewrapped_total", "Keys re-wrapped by shreds (bounded by 126 per shred).", float64(ds.Rewrapped))
 		counter("ledger.datakeys.compacted_total", "Wraps stored again by compaction: full groups gathered from the small messages of their flushes into a few.", float64(ds.Compacted))
 	}
+	if st.audit != nil && st.audit.stream != nil {
+		gauge("ledger.audit.spool_backlog", "Appends of read and denial records written to this node's audit spool and not yet stored in JetStream.", float64(st.audit.stream.Backlog()))
+	}
 	if st.audit != nil && st.audit.devices != nil {
 		for _, d := range st.audit.devices.Status(ctx) {
 			gauge("ledger.audit.device_lag", "Log and audit-stream messages an audit device has not delivered yet.", float64(d.Pending), "device", d.Path)

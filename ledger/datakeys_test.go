@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -748,20 +747,9 @@ func TestDataKeysCrashDuringShred(t *testing.T) {
 	live := map[string]string{} // id → hex key, acknowledged and not (acknowledged) shredded
 	shredded := map[string]bool{}
 	for round := range 4 {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestDataKeysCrashChild$", "-test.v")
-		cmd.Env = append(os.Environ(), "LEDGER_DK_CRASH_CHILD="+dir, "LEDGER_DK_CRASH_KEYRING="+hex.EncodeToString(kb),
-			fmt.Sprintf("LEDGER_DK_CRASH_ROUND=%d", round))
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(out)
-		shreds := 0
-		handle := func(line string) {
+		env := []string{"LEDGER_DK_CRASH_CHILD=" + dir, "LEDGER_DK_CRASH_KEYRING=" + hex.EncodeToString(kb),
+			fmt.Sprintf("LEDGER_DK_CRASH_ROUND=%d", round)}
+		killChild(t, "TestDataKeysCrashChild", env, 150+round*50, func(line string) bool {
 			f := strings.Fields(line)
 			switch {
 			case len(f) == 3 && f[0] == "KEY":
@@ -770,23 +758,10 @@ func TestDataKeysCrashDuringShred(t *testing.T) {
 				delete(live, f[1])
 			case len(f) == 2 && f[0] == "SHRED":
 				shredded[f[1]] = true
-				shreds++
+				return true
 			}
-		}
-		for sc.Scan() {
-			handle(sc.Text())
-			if shreds == 150+round*50 {
-				cmd.Process.Kill()
-				break
-			}
-		}
-		for sc.Scan() { // what was written before the kill landed
-			handle(sc.Text())
-		}
-		cmd.Wait()
-		if shreds < 150+round*50 {
-			t.Fatalf("round %d: the child acknowledged only %d shreds", round, shreds)
-		}
+			return false
+		})
 	}
 	l := openTest(t, dir)
 	d := openDataKeys(t, l, k)

@@ -337,37 +337,7 @@ func TestCrashKeepsEveryAcknowledgedAppend(t *testing.T) {
 	dir := t.TempDir()
 	acked := map[string]bool{}
 	for round := range 4 {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
-		cmd.Env = append(os.Environ(), "LEDGER_CRASH_CHILD="+dir)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(out)
-		n := 0
-		for sc.Scan() {
-			if id, ok := strings.CutPrefix(sc.Text(), "ACK "); ok {
-				acked[id] = true
-				n++
-				if n == 300+round*100 {
-					cmd.Process.Kill()
-					break
-				}
-			}
-		}
-		for sc.Scan() { // drain what was already written before the kill landed
-			if id, ok := strings.CutPrefix(sc.Text(), "ACK "); ok {
-				acked[id] = true
-			}
-		}
-		cmd.Wait()
-		if n < 300+round*100 {
-			t.Fatalf("round %d: child acknowledged only %d appends before exiting", round, n)
-		}
+		killChild(t, "TestCrashChild", []string{"LEDGER_CRASH_CHILD=" + dir}, 300+round*100, ackedLine(acked))
 	}
 	l := openTest(t, dir)
 	count := map[string]int{}
@@ -380,9 +350,16 @@ func TestCrashKeepsEveryAcknowledgedAppend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	storedOnce(t, acked, count)
+}
+
+// storedOnce checks a crash test's outcome: every acknowledged id is stored (count) once, and
+// no id is stored twice.
+func storedOnce(t *testing.T, acked map[string]bool, count map[string]int) {
+	t.Helper()
 	for id := range acked {
 		if count[id] != 1 {
-			t.Fatalf("acknowledged event %s found %d times", id, count[id])
+			t.Fatalf("acknowledged event %s stored %d times", id, count[id])
 		}
 	}
 	for id, c := range count {
@@ -390,7 +367,7 @@ func TestCrashKeepsEveryAcknowledgedAppend(t *testing.T) {
 			t.Fatalf("event %s stored %d times", id, c)
 		}
 	}
-	t.Logf("%d acknowledged, %d stored across 4 crashes", len(acked), len(count))
+	t.Logf("%d acknowledged, %d stored across the crashes", len(acked), len(count))
 }
 
 // TestCrashChild is the child of TestCrashKeepsEveryAcknowledgedAppend.
@@ -404,16 +381,69 @@ func TestCrashChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.SetKeyring(testKeyring(t))
+	appendAndAck(func(id string) error {
+		_, err := l.Append(context.Background(), []Event{{ID: id, Type: "t.v1", Payload: []byte("x")}})
+		return err
+	})
+}
+
+// killChild runs the test named child in a child process with env added, hands each line it
+// prints to handle, and kills it (SIGKILL) once handle has counted want acknowledgements; the
+// lines printed before the kill landed are handled too. A child that exits first fails t.
+func killChild(t *testing.T, child string, env []string, want int, handle func(line string) (acked bool)) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$", "-test.v")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	n := 0
+	for sc.Scan() {
+		if handle(sc.Text()) {
+			n++
+			if n == want {
+				cmd.Process.Kill()
+				break
+			}
+		}
+	}
+	for sc.Scan() { // what was printed before the kill landed
+		handle(sc.Text())
+	}
+	cmd.Wait()
+	if n < want {
+		t.Fatalf("%s acknowledged only %d before exiting", child, n)
+	}
+}
+
+// ackedLine is a killChild handler for appendAndAck's lines: it adds each id to acked.
+func ackedLine(acked map[string]bool) func(string) bool {
+	return func(line string) bool {
+		id, ok := strings.CutPrefix(line, "ACK ")
+		if ok {
+			acked[id] = true
+		}
+		return ok
+	}
+}
+
+// appendAndAck runs 16 goroutines that each append new ids with add and print "ACK <id>" for
+// every one acknowledged, until add fails: a crash test's child.
+func appendAndAck(add func(id string) error) {
 	var mu sync.Mutex
 	w := bufio.NewWriter(os.Stdout)
 	var wg sync.WaitGroup
 	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for {
 				id := newID()
-				if _, err := l.Append(context.Background(), []Event{{ID: id, Type: "t.v1", Payload: []byte("x")}}); err != nil {
+				if err := add(id); err != nil {
 					return
 				}
 				mu.Lock()
@@ -421,7 +451,7 @@ func TestCrashChild(t *testing.T) {
 				w.Flush()
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 }

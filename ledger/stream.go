@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -45,6 +46,12 @@ type StreamConfig struct {
 	// nothing is in flight, so nothing waits. For streams whose appenders are many and each
 	// small: the audit records of reads.
 	Gather time.Duration
+	// Spool is a directory of this node's own where an unreplicated, asynchronously persisted
+	// stream keeps its batches until JetStream holds them (see spool). An append then returns
+	// once its batch is written there, and JetStream receives many batches per message, off
+	// the appender's path. Streams that are replicated, chained per subject or persisted
+	// synchronously append directly; their Spool is only emptied of what an earlier run left.
+	Spool string
 }
 
 // Stream is a second append-only stream beside the log, for records that change no state (the
@@ -75,7 +82,18 @@ type Stream struct {
 	broken   bool // a batch failed: no launches until the in-flight ones have settled
 	failed   error
 	ackedSeq uint64 // the last sequence a batch of ours was acknowledged at
+
+	// halt ends the retries of a publish: closed when the stream is closed.
+	halt chan struct{}
+	// sp, when set, is where appends go; the shipper (done closes shipDone) stores them.
+	sp        *spool
+	shipDone  chan struct{}
+	closeOnce sync.Once
+	shipBuf   []byte // encode's buffer for a spooled stream
 }
+
+// spoolCloseDrain bounds how long Close waits for the shipper to empty the spool.
+var spoolCloseDrain = 10 * time.Second
 
 // OpenStream creates (or updates the limits of) the stream and starts its writer. keyring
 // returns the keyring that seals payloads at the time of each append (nil: ErrSealed).
@@ -121,6 +139,32 @@ func OpenStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, k
 	}
 	s.drained = sync.NewCond(&s.mu)
 	unknown := fmt.Sprintf("append to %s: outcome unknown", cfg.Name)
+	direct := max(cfg.Replicas, 1) > 1 || cfg.ChainPerSubject || !cfg.AsyncPersist
+	if cfg.Spool != "" && spoolSupported && (!direct || dirExists(cfg.Spool)) {
+		sp, err := openSpool(cfg.Spool)
+		if err != nil {
+			return nil, err
+		}
+		if err := sp.dropShipped(s.lastID); err != nil {
+			sp.close()
+			return nil, err
+		}
+		s.sp = sp
+	}
+	switch {
+	case s.sp != nil && !direct:
+		s.halt, s.shipDone = make(chan struct{}), make(chan struct{})
+		go s.ship()
+		return s, nil
+	case s.sp != nil:
+		// This stream appends directly now; what an earlier, spooled run left is stored first.
+		s.halt = make(chan struct{})
+		err := s.shipLeftovers()
+		s.sp = nil
+		if err != nil {
+			return nil, err
+		}
+	}
 	if max(cfg.Replicas, 1) > 1 || cfg.ChainPerSubject {
 		// A replicated stream is one that every node of a cluster appends to (standbys write
 		// the records of the reads they answer): a pipeline of batches fenced on predicted
@@ -138,8 +182,85 @@ func OpenStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, k
 			s.w.gather, s.w.flights = cfg.Gather, make(chan flight)
 		}
 	}
+	s.halt = s.w.quit
 	go s.w.run()
 	return s, nil
+}
+
+// ship stores the spool's groups in JetStream, as many as fit in one message, one message at a
+// time, until the spool is closed and empty (or Close gives up: halt). A failed message is
+// tried again with the same id: the fence and the id keep it from being stored twice.
+func (s *Stream) ship() {
+	defer close(s.shipDone)
+	backoff := 50 * time.Millisecond
+	var evs []StoredEvent
+	for {
+		var last uint64
+		var ok bool
+		evs, last, ok = s.sp.take(evs, s.maxMsg)
+		if !ok {
+			return
+		}
+		s.mu.Lock()
+		_, err := s.publishAs(evs, s.sp.msgID(last))
+		s.mu.Unlock()
+		if err != nil {
+			if s.sp.setRefused(err) {
+				s.log.Error("JetStream does not store the spooled records; appends are refused until it does (retrying)",
+					"stream", s.cfg.Name, "backlog", s.sp.backlog(), "err", err)
+			}
+			select {
+			case <-time.After(backoff):
+			case <-s.halt:
+				return
+			}
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		s.sp.acknowledged(last)
+		if s.sp.setRefused(nil) {
+			s.log.Info("JetStream stores the spooled records again; appends accepted", "stream", s.cfg.Name)
+		}
+	}
+}
+
+// shipLeftovers stores, synchronously, the groups an earlier run left in the spool.
+func (s *Stream) shipLeftovers() error {
+	n := s.sp.backlog()
+	s.sp.close()
+	defer s.sp.release()
+	for {
+		evs, last, ok := s.sp.take(nil, s.maxMsg)
+		if !ok {
+			break
+		}
+		s.mu.Lock()
+		_, err := s.publishAs(evs, s.sp.msgID(last))
+		s.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("store the records an earlier run left in %s: %w", s.sp.dir, err)
+		}
+		s.sp.acknowledged(last)
+	}
+	if n > 0 {
+		s.log.Info("stored the records an earlier run left in the spool", "stream", s.cfg.Name, "groups", n)
+	}
+	return nil
+}
+
+func dirExists(dir string) bool {
+	st, err := os.Stat(dir)
+	return err == nil && st.IsDir()
+}
+
+// Backlog is the number of spooled groups of records not yet stored in JetStream (0 for a
+// stream that appends directly).
+func (s *Stream) Backlog() int {
+	if s.sp == nil {
+		return 0
+	}
+	return s.sp.backlog()
 }
 
 // Name is the JetStream stream's name.
@@ -148,7 +269,22 @@ func (s *Stream) Name() string { return s.cfg.Name }
 // Close stops admitting appends, lets the writer commit what it holds, and returns. The
 // JetStream connection belongs to the caller.
 func (s *Stream) Close() error {
-	s.w.close()
+	if s.sp == nil {
+		s.w.close()
+		return nil
+	}
+	s.closeOnce.Do(func() {
+		// No more appends; give the shipper a moment to store what is spooled. What it cannot
+		// store in time stays in the spool for the next open.
+		s.sp.close()
+		if !s.sp.drained(spoolCloseDrain) {
+			s.log.Warn("closing with records still in the spool; they are stored when the stream is next opened",
+				"stream", s.cfg.Name, "backlog", s.sp.backlog())
+		}
+		close(s.halt)
+		<-s.shipDone
+		s.sp.release()
+	})
 	return nil
 }
 
@@ -162,7 +298,7 @@ func (s *Stream) LastSeq(ctx context.Context) (uint64, error) {
 }
 
 // Append seals the events and stores them durably, in order, in one batch, and returns their
-// positions. Errors: ErrSealed without a keyring, ErrTooLarge, ErrClosed, or ctx's error (the
+// positions (nil for a spooled stream: its batches have no position until shipped). Errors: ErrSealed without a keyring, ErrTooLarge, ErrClosed, or ctx's error (the
 // outcome is then unknown). Raw events are refused: a stream holds nothing a sealed node reads.
 func (s *Stream) Append(ctx context.Context, evs []Event) ([]Position, error) {
 	if len(evs) == 0 {
@@ -199,6 +335,15 @@ func (s *Stream) Append(ctx context.Context, evs []Event) ([]Position, error) {
 	if r.size > s.maxMsg {
 		releaseBuffers(r.bufs)
 		return nil, fmt.Errorf("append %d bytes to %s (limit %d): %w", r.size, s.cfg.Name, s.maxMsg, ErrTooLarge)
+	}
+	if s.sp != nil {
+		if err := ctx.Err(); err != nil {
+			releaseBuffers(r.bufs)
+			return nil, err
+		}
+		err := s.sp.append(r.events)
+		releaseBuffers(r.bufs) // copied into the spool
+		return nil, err
 	}
 	return s.w.submit(ctx, r)
 }
@@ -346,11 +491,18 @@ func (s *Stream) recover(evs []StoredEvent, msgID string, refused bool) (uint64,
 // publish stores one batch exactly once, chained to the stream's last message. A lost ack is
 // retried with the same Nats-Msg-Id; a fence failure either finds the batch already stored or
 // re-chains it after the other writer's message and tries again.
-func (s *Stream) publish(evs []StoredEvent) (uint64, error) {
+func (s *Stream) publish(evs []StoredEvent) (uint64, error) { return s.publishAs(evs, "") }
+
+// publishAs is publish under the message id msgID, kept when the batch is re-chained (a
+// spool's message ids say which of its groups the stream holds); "" draws a new id each time.
+func (s *Stream) publishAs(evs []StoredEvent, fixedID string) (uint64, error) {
 	deadline := time.Now().Add(commitDeadline)
 	backoff := 20 * time.Millisecond
-	msgID := newID()
-	data := encodeBatch(s.prevHash, evs)
+	msgID := fixedID
+	if msgID == "" {
+		msgID = newID()
+	}
+	data := s.encode(evs)
 	for {
 		msg := &nats.Msg{Subject: s.cfg.Subject, Data: data, Header: nats.Header{}}
 		msg.Header.Set(jetstream.MsgIDHeader, msgID)
@@ -380,7 +532,10 @@ func (s *Stream) publish(evs []StoredEvent) (uint64, error) {
 				return seq, nil // an earlier attempt was stored; its ack was lost
 			case rerr == nil:
 				// Another writer appended: chain after it, under a new message id.
-				msgID, data = newID(), encodeBatch(s.prevHash, evs)
+				data = s.encode(evs)
+				if fixedID == "" {
+					msgID = newID()
+				}
 			default:
 				err, fence, apiErr = rerr, false, nil // retry: the stream did not refuse the batch
 			}
@@ -397,11 +552,23 @@ func (s *Stream) publish(evs []StoredEvent) (uint64, error) {
 			s.log.Warn("stream append retry", "stream", s.cfg.Name, "err", err)
 			select {
 			case <-time.After(backoff):
-			case <-s.w.quit:
+			case <-s.halt:
+				return 0, fmt.Errorf("append to %s: stream closed: %w", s.cfg.Name, err)
 			}
 			backoff = min(backoff*2, time.Second)
 		}
 	}
+}
+
+// encode encodes a batch chained to the stream's head; under s.mu. A spooled stream's batches
+// (one shipper, one message at a time) reuse one buffer: the client has copied a message when
+// its publish returns.
+func (s *Stream) encode(evs []StoredEvent) []byte {
+	if s.sp == nil {
+		return encodeBatch(s.prevHash, evs)
+	}
+	s.shipBuf = encodeBatchInto(s.shipBuf, s.prevHash, evs)
+	return s.shipBuf
 }
 
 // jsErrCodeStreamWrongLastMsgID is JetStream's refusal of a message whose expected last

@@ -209,6 +209,9 @@ func TestSysMetrics(t *testing.T) {
 		t.Fatalf("ledger_view_applied_seq{view=kv} = %v", v)
 	}
 	gaugeValue(t, mfs, "ledger_audit_device_lag", "device", "file/")
+	if v := gaugeValue(t, mfs, "ledger_audit_spool_backlog"); v < 0 || v > 1000 {
+		t.Fatalf("ledger_audit_spool_backlog = %v", v)
+	}
 	if mf := mfs["ledger_log_commit_events"]; mf == nil || mf.GetMetric()[0].GetHistogram().GetSampleCount() == 0 {
 		t.Fatalf("ledger_log_commit_events: %v", mf)
 	}
