@@ -82,6 +82,9 @@ const (
 	spoolSuffix    = ".spool"
 	spoolFrameHead = 4 + 4 + 8 // length, CRC-32C, group number
 	spoolFreeMax   = 2         // done-with segments kept mapped for reuse
+	// The shipper waits up to spoolShipDelay for spoolShipBytes to be queued before it sends.
+	spoolShipDelay = time.Millisecond
+	spoolShipBytes = 64 << 10
 	// spoolSettle is how long a group's segment is kept after JetStream acknowledged it.
 	spoolSettle = 250 * time.Millisecond
 )
@@ -332,6 +335,13 @@ func (sp *spool) take(evs []StoredEvent, maxBytes int) (_ []StoredEvent, last ui
 	defer sp.mu.Unlock()
 	for len(sp.queue) == 0 && !sp.closing {
 		sp.cond.Wait()
+	}
+	if sp.pending < spoolShipBytes && !sp.closing {
+		// Nobody waits for a shipment, and a JetStream message costs about the same with one
+		// group as with fifty: let a few more arrive.
+		sp.mu.Unlock()
+		time.Sleep(spoolShipDelay)
+		sp.mu.Lock()
 	}
 	if len(sp.queue) == 0 {
 		return nil, 0, false
