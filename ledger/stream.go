@@ -195,15 +195,11 @@ func (s *Stream) ship() {
 	backoff := 50 * time.Millisecond
 	var evs []StoredEvent
 	for {
-		var last uint64
 		var ok bool
-		evs, last, ok = s.sp.take(evs, s.maxMsg)
-		if !ok {
+		var err error
+		if evs, ok, err = s.shipNext(evs); !ok {
 			return
 		}
-		s.mu.Lock()
-		_, err := s.publishAs(evs, s.sp.msgID(last))
-		s.mu.Unlock()
 		if err != nil {
 			if s.sp.setRefused(err) {
 				s.log.Error("JetStream does not store the spooled records; appends are refused until it does (retrying)",
@@ -218,11 +214,26 @@ func (s *Stream) ship() {
 			continue
 		}
 		backoff = 50 * time.Millisecond
-		s.sp.acknowledged(last)
 		if s.sp.setRefused(nil) {
 			s.log.Info("JetStream stores the spooled records again; appends accepted", "stream", s.cfg.Name)
 		}
 	}
+}
+
+// shipNext stores the next message's worth of queued groups (their events in evs's room) and
+// records the acknowledgement. ok is false once the spool is closed and empty.
+func (s *Stream) shipNext(evs []StoredEvent) (_ []StoredEvent, ok bool, err error) {
+	evs, last, ok := s.sp.take(evs, s.maxMsg)
+	if !ok {
+		return evs, false, nil
+	}
+	s.mu.Lock()
+	_, err = s.publishAs(evs, s.sp.msgID(last))
+	s.mu.Unlock()
+	if err == nil {
+		s.sp.acknowledged(last)
+	}
+	return evs, true, err
 }
 
 // shipLeftovers stores, synchronously, the groups an earlier run left in the spool.
@@ -230,18 +241,12 @@ func (s *Stream) shipLeftovers() error {
 	n := s.sp.backlog()
 	s.sp.close()
 	defer s.sp.release()
-	for {
-		evs, last, ok := s.sp.take(nil, s.maxMsg)
-		if !ok {
-			break
-		}
-		s.mu.Lock()
-		_, err := s.publishAs(evs, s.sp.msgID(last))
-		s.mu.Unlock()
-		if err != nil {
+	var evs []StoredEvent
+	for ok := true; ok; {
+		var err error
+		if evs, ok, err = s.shipNext(evs); err != nil {
 			return fmt.Errorf("store the records an earlier run left in %s: %w", s.sp.dir, err)
 		}
-		s.sp.acknowledged(last)
 	}
 	if n > 0 {
 		s.log.Info("stored the records an earlier run left in the spool", "stream", s.cfg.Name, "groups", n)
