@@ -27,6 +27,10 @@ type AuditOptions struct {
 	// Off by default: they are acknowledged once JetStream holds them and flushed right after
 	// (Vault's file device does not fsync either), so a read does not cost an fsync.
 	SyncReads bool
+	// DirectReads appends each read's record to LEDGER_AUDIT and waits for JetStream's ack
+	// before the answer, instead of keeping it in the node's spool first (ledger.StreamConfig
+	// Spool): reads cost more, and no record waits on the node.
+	DirectReads bool
 	// CheckpointEvents and CheckpointInterval: the active node appends a checkpoint of the hash
 	// chain after this many events, or this long after the last one if anything happened since.
 	CheckpointEvents   uint64
@@ -78,8 +82,9 @@ func (c *Core) startAudit(ctx context.Context, st *unsealed) error {
 	if dir := c.log.LocalDir(); dir != "" {
 		// On one node with the embedded server, a read's record is written to a local spool
 		// and reaches JetStream right after, many records per message: a JetStream round trip
-		// per read was a third of a read's CPU (BENCHMARKS, issue 10).
-		cfg.Spool = filepath.Join(dir, auditSpoolDir)
+		// per read was a third of a read's CPU (BENCHMARKS, issue 10). With DirectReads the
+		// spool is only emptied of what an earlier run left.
+		cfg.Spool, cfg.Direct = filepath.Join(dir, auditSpoolDir), o.DirectReads
 	}
 	if c.opts.HA != nil {
 		// Every node of a cluster records the reads it answers: each on its own subject, its

@@ -334,3 +334,27 @@ func TestSpoolFullRefusesAndLeftoversShip(t *testing.T) {
 		t.Fatalf("%d records stored, want %d", len(n), len(acked)+1)
 	}
 }
+
+// A stream told to append directly does not spool, even given a spool directory: an append
+// is answered with its position once JetStream has it.
+func TestSpoolDirect(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	cfg := spoolConfig(dir)
+	cfg.Direct = true
+	s, err := OpenStream(context.Background(), l.JetStream(), cfg, func() *Keyring { return testKeyring(t) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.sp != nil {
+		t.Fatal("a direct stream spools")
+	}
+	pos, err := s.Append(context.Background(), []Event{{Type: "test.read.v1", Payload: []byte("x")}})
+	if err != nil || len(pos) != 1 || pos[0].Seq != 1 {
+		t.Fatalf("direct append: %v %v", pos, err)
+	}
+	if _, err := os.Stat(cfg.Spool); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a direct stream made its spool directory: %v", err)
+	}
+}

@@ -52,6 +52,9 @@ type StreamConfig struct {
 	// the appender's path. Streams that are replicated, chained per subject or persisted
 	// synchronously append directly; their Spool is only emptied of what an earlier run left.
 	Spool string
+	// Direct appends directly even on a stream that could spool; Spool is then only emptied of
+	// what an earlier run left.
+	Direct bool
 }
 
 // Stream is a second append-only stream beside the log, for records that change no state (the
@@ -139,7 +142,7 @@ func OpenStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, k
 	}
 	s.drained = sync.NewCond(&s.mu)
 	unknown := fmt.Sprintf("append to %s: outcome unknown", cfg.Name)
-	direct := max(cfg.Replicas, 1) > 1 || cfg.ChainPerSubject || !cfg.AsyncPersist
+	direct := cfg.Direct || max(cfg.Replicas, 1) > 1 || cfg.ChainPerSubject || !cfg.AsyncPersist
 	if cfg.Spool != "" && spoolSupported && (!direct || dirExists(cfg.Spool)) {
 		sp, err := openSpool(cfg.Spool)
 		if err != nil {

@@ -190,7 +190,7 @@ func runConfigured(ctx context.Context, out io.Writer, cfg *config.Config) error
 		ha = &commands.HAOptions{Node: lo.NodeName, APIAddr: cfg.APIAddr}
 	}
 	s, err := startServer(ctx, logger, lo, commands.Options{ClusterName: cfg.ClusterName, Replicas: cfg.Storage.Replicas, Seal: sealOpts, HA: ha,
-		Audit:     commands.AuditOptions{RetentionAge: cfg.AuditRetentionAge, RetentionBytes: cfg.AuditRetentionBytes},
+		Audit:     commands.AuditOptions{RetentionAge: cfg.AuditRetentionAge, RetentionBytes: cfg.AuditRetentionBytes, DirectReads: cfg.AuditDirectReads},
 		Telemetry: commands.TelemetryOptions{PrometheusRetention: cfg.Telemetry.PrometheusRetention, DisableHostname: cfg.Telemetry.DisableHostname},
 		Events:    commands.EventsOptions{NATSPrefix: cfg.EventsNATSSubjectPrefix, NATSURL: cfg.EventsNATSURL}},
 		cfg.APIAddr, specs)

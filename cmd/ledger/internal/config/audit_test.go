@@ -10,10 +10,11 @@ import (
 func TestParseAuditRetention(t *testing.T) {
 	base := "storage \"jetstream\" { path = \"/data\" }\nlistener \"tcp\" { tls_disable = true }\n"
 	for _, tc := range []struct {
-		src   string
-		age   time.Duration
-		bytes int64
-		err   string
+		src    string
+		age    time.Duration
+		bytes  int64
+		direct bool
+		err    string
 	}{
 		{src: ``},
 		{src: `audit_retention_age = "720h"`, age: 720 * time.Hour},
@@ -24,6 +25,9 @@ func TestParseAuditRetention(t *testing.T) {
 		{src: "audit_retention_age = 0\naudit_retention_bytes = 0", age: -1, bytes: -1},
 		{src: `audit_retention_age = "a month"`, err: "audit_retention_age must be a duration"},
 		{src: `audit_retention_bytes = -1`, err: "audit_retention_bytes must be 0"},
+		{src: `audit_read_spool = false`, direct: true},
+		{src: `audit_read_spool = "true"`},
+		{src: `audit_read_spool = 2`, err: "audit_read_spool"},
 	} {
 		cfg, err := Parse([]byte(base+tc.src+"\n"), "ledger.hcl")
 		if tc.err != "" {
@@ -36,7 +40,7 @@ func TestParseAuditRetention(t *testing.T) {
 			t.Errorf("%s: %v", tc.src, err)
 			continue
 		}
-		if cfg.AuditRetentionAge != tc.age || cfg.AuditRetentionBytes != tc.bytes || len(cfg.Warnings) != 0 {
+		if cfg.AuditRetentionAge != tc.age || cfg.AuditRetentionBytes != tc.bytes || cfg.AuditDirectReads != tc.direct || len(cfg.Warnings) != 0 {
 			t.Errorf("%s: age %v bytes %d warnings %v", tc.src, cfg.AuditRetentionAge, cfg.AuditRetentionBytes, cfg.Warnings)
 		}
 	}

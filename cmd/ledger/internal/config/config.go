@@ -52,6 +52,9 @@ type Config struct {
 	// the log, kept with it.
 	AuditRetentionAge   time.Duration
 	AuditRetentionBytes int64
+	// AuditDirectReads: audit_read_spool = false, each read's record acknowledged by JetStream
+	// before the answer instead of kept in the node's spool first.
+	AuditDirectReads bool
 	// EventsNATSSubjectPrefix, when set, publishes change events on <prefix>.<event type>
 	// (events_nats_subject_prefix); EventsNATSURL is the server (events_nats_url; empty: the
 	// node's own).

@@ -165,7 +165,7 @@ func keys(body hcl.Body) []key {
 
 func (d *decoder) decodeRoot(body hcl.Body) *Config {
 	c := d.content(body, "",
-		[]string{"api_addr", "cluster_name", "log_level", "audit_retention_age", "audit_retention_bytes", "node_id",
+		[]string{"api_addr", "cluster_name", "log_level", "audit_retention_age", "audit_retention_bytes", "audit_read_spool", "node_id",
 			"events_nats_subject_prefix", "events_nats_url"},
 		[]hcl.BlockHeaderSchema{
 			{Type: "storage", LabelNames: []string{"type"}},
@@ -280,6 +280,11 @@ func (d *decoder) decodeRoot(body hcl.Body) *Config {
 			} else {
 				cfg.AuditRetentionBytes = noLimitIfZero(n)
 			}
+		}
+	}
+	if a, ok := c.Attributes["audit_read_spool"]; ok {
+		if v, ok := d.boolean(a); ok {
+			cfg.AuditDirectReads = !v
 		}
 	}
 	if a, ok := c.Attributes["log_level"]; ok {
