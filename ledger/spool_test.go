@@ -358,3 +358,23 @@ func TestSpoolDirect(t *testing.T) {
 		t.Fatalf("a direct stream made its spool directory: %v", err)
 	}
 }
+
+// A spool that cannot make a segment (here one too large for the file system) leaves the
+// stream appending directly rather than refusing to open.
+func TestSpoolFallsBackToDirect(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	defer func(n int) { spoolSegmentMax = n }(spoolSegmentMax)
+	spoolSegmentMax = 1 << 62
+	s, err := OpenStream(context.Background(), l.JetStream(), spoolConfig(dir), func() *Keyring { return testKeyring(t) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.sp != nil {
+		t.Fatal("the stream spools without a segment")
+	}
+	if pos, err := s.Append(context.Background(), []Event{{Type: "test.read.v1", Payload: []byte("x")}}); err != nil || len(pos) != 1 {
+		t.Fatalf("append after the fallback: %v %v", pos, err)
+	}
+}

@@ -149,8 +149,10 @@ func OpenStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, k
 			return nil, err
 		}
 		if err := sp.dropShipped(s.lastID); err != nil {
-			sp.close()
-			return nil, err
+			// No segment to write to (the file system cannot map or reserve one): append
+			// directly, which waits for JetStream, after storing what the spool holds.
+			s.log.Warn("the spool cannot take appends; appending directly", "stream", cfg.Name, "dir", cfg.Spool, "err", err)
+			direct = true
 		}
 		s.sp = sp
 	}
