@@ -62,10 +62,10 @@ type spoolGroup struct {
 }
 
 type spoolSegment struct {
-	path        string
-	num         uint64 // the number it is named by
-	first, last uint64 // group numbers it holds (last 0: none yet)
-	size        int64  // bytes of frames
+	path string
+	num  uint64 // the number it is named by
+	last uint64 // the last group it holds (0: none yet)
+	size int64  // bytes of frames
 	// data maps a segment of this run (nil for one read at open): the queued groups' events
 	// point into it, so it is unmapped only once they are shipped, or the spool released.
 	data []byte
@@ -103,8 +103,8 @@ var spoolCRC = crc32.MakeTable(crc32.Castagnoli)
 // ErrSpoolFull: the spool holds spoolMaxPending bytes JetStream has not taken.
 var ErrSpoolFull = errors.New("ledger: the local spool is full because JetStream is not taking records; check the NATS server")
 
-// openSpool reads the segments left in dir (creating it), cuts a torn last frame, and starts a
-// new segment. The groups read are all queued; dropShipped removes those the stream holds.
+// openSpool reads the segments left in dir (creating it) and cuts a torn last frame. The groups
+// read are all queued; dropShipped removes those the stream holds and starts a new segment.
 func openSpool(dir string) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
@@ -195,9 +195,6 @@ func readSegment(name string) (*spoolSegment, []spoolGroup, error) {
 		}
 		want++
 		groups = append(groups, spoolGroup{seq: seq, evs: bt.Events, size: len(body)})
-		if seg.first == 0 {
-			seg.first = seq
-		}
 		seg.last = seq
 		off += int64(8 + n)
 	}
@@ -252,7 +249,7 @@ func (sp *spool) rotate(need int) error {
 		seg := sp.free[n-1]
 		if err := os.Rename(seg.path, name); err == nil {
 			sp.free = sp.free[:n-1]
-			seg.path, seg.num, seg.first, seg.last, seg.size = name, sp.next, 0, 0, 0
+			seg.path, seg.num, seg.last, seg.size = name, sp.next, 0, 0
 			sp.curSeg = seg
 			sp.segs = append(sp.segs, seg)
 			return nil
@@ -317,9 +314,6 @@ func (sp *spool) append(evs []StoredEvent) error {
 	binary.LittleEndian.PutUint32(frame[4:8], sum)
 	binary.LittleEndian.PutUint32(frame[0:4], uint32(len(body)))
 	sp.next++
-	if seg.first == 0 {
-		seg.first = seq
-	}
 	seg.last, seg.size = seq, seg.size+int64(len(frame))
 	sp.queue = append(sp.queue, spoolGroup{seq: seq, evs: queued, size: len(body)})
 	sp.pending += len(body)

@@ -308,8 +308,9 @@ func (s *Stream) LastSeq(ctx context.Context) (uint64, error) {
 }
 
 // Append seals the events and stores them durably, in order, in one batch, and returns their
-// positions (nil for a spooled stream: its batches have no position until shipped). Errors: ErrSealed without a keyring, ErrTooLarge, ErrClosed, or ctx's error (the
-// outcome is then unknown). Raw events are refused: a stream holds nothing a sealed node reads.
+// positions (nil for a spooled stream: its batches have no position until shipped). Errors:
+// ErrSealed without a keyring, ErrTooLarge, ErrClosed, or ctx's error (the outcome is then
+// unknown). Raw events are refused: a stream holds nothing a sealed node reads.
 func (s *Stream) Append(ctx context.Context, evs []Event) ([]Position, error) {
 	if len(evs) == 0 {
 		return nil, nil
@@ -541,7 +542,8 @@ func (s *Stream) publishAs(evs []StoredEvent, fixedID string) (uint64, error) {
 			case rerr == nil && stored:
 				return seq, nil // an earlier attempt was stored; its ack was lost
 			case rerr == nil:
-				// Another writer appended: chain after it, under a new message id.
+				// Another writer appended: chain after it, under a new message id (a
+				// spooled batch keeps its own: it names the groups the message holds).
 				data = s.encode(evs)
 				if fixedID == "" {
 					msgID = newID()
