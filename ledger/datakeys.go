@@ -233,13 +233,17 @@ func validDataKeyID[T ~string | ~[]byte](id T) bool {
 	if len(id) == 0 || len(id) > dataKeyMaxID {
 		return false
 	}
-	// Byte by byte, without splitting: every id of the stream is checked at each unseal.
+	// Byte by byte through a table, without splitting: every id of the stream is checked at
+	// each unseal.
 	tok := 0 // length of the token so far
 	for i := 0; i < len(id); i++ {
-		switch c := id[i]; {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+		switch idByte[id[i]] {
+		case idToken:
 			tok++
-		case c == '.' && tok > 0:
+		case idDot:
+			if tok == 0 {
+				return false
+			}
 			tok = 0
 		default:
 			return false
@@ -247,6 +251,25 @@ func validDataKeyID[T ~string | ~[]byte](id T) bool {
 	}
 	return tok > 0
 }
+
+// idByte classes the bytes of a data key id.
+var idByte = func() (t [256]uint8) {
+	for c := range 256 {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+			t[c] = idToken
+		case c == '.':
+			t[c] = idDot
+		}
+	}
+	return t
+}()
+
+const (
+	idBad = iota
+	idToken
+	idDot
+)
 
 func badID(id string) error {
 	return fmt.Errorf("data key id %q: want dot-separated tokens of [A-Za-z0-9_-], at most %d bytes", id, dataKeyMaxID)
@@ -525,7 +548,7 @@ func (d *DataKeys) readTreeOnce(ctx context.Context, kr *Keyring) (t *dkTree, ol
 			latestLegacy[r.subject] = r
 			return nil
 		}
-		if err := eachWrap(r.data, func(w dkWire) { cands.add(w, r.seq) }); err != nil {
+		if err := eachWrapIn(r.data, &cands.ids, func(w dkWire) { cands.add(w, r.seq) }); err != nil {
 			return fmt.Errorf("data key message %d: %w", r.seq, err)
 		}
 		wrapsSeq = r.seq

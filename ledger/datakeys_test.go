@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -1201,5 +1202,56 @@ func TestWrapsCodec(t *testing.T) {
 	bad("id with an empty token", func(b []byte) { b[idAt+8] = '.'; b[idAt+9] = '.' })
 	if err := eachWrap(append(slices.Clone(msg), 0), func(dkWire) {}); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("trailing byte: %v, want ErrCorrupt", err)
+	}
+}
+
+// Two live leaves under one id (two New calls that raced on two nodes) load as one: the one
+// stored later, with the other's key out of memory and out of its group.
+func TestDataKeysLoadSettlesDuplicateIDs(t *testing.T) {
+	ctx := context.Background()
+	k := testKeyring(t)
+	l := openTest(t, t.TempDir())
+	d := openDataKeys(t, l, k)
+	first, err := d.New(ctx, k, "kv.dup.a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.New(ctx, k, "kv.dup.b"); err != nil {
+		t.Fatal(err)
+	}
+	// The racing node's leaf: same id, another node, under the same group, in a later message.
+	d.mu.RLock()
+	old := d.t.leaves["kv.dup.a"]
+	g := d.t.groups[old.refs[0].parent]
+	d.mu.RUnlock()
+	second := make([]byte, DataKeySize)
+	rand.Read(second)
+	node := randomNode()
+	w := dkWire{kind: dkKindLeaf, node: node, parent: g.node, created: time.Now().UnixNano(), id: "kv.dup.a",
+		sealed: seal(g.aead, second, wrapAD(dkKindLeaf, node, g.node, "kv.dup.a"))}
+	if _, err := d.store(ctx, d.stream, dataKeyWrapsSubj, encodeWraps([]dkWire{w}), nil); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+
+	fresh := openDataKeys(t, l, k)
+	got, ok := fresh.Get("kv.dup.a")
+	if !ok || !bytes.Equal(got, second) {
+		t.Fatalf("kv.dup.a after load: found %v, the later leaf's key: %v", ok, bytes.Equal(got, second))
+	}
+	if bytes.Equal(got, first) {
+		t.Fatal("the earlier leaf's key won")
+	}
+	if _, ok := fresh.Get("kv.dup.b"); !ok {
+		t.Fatal("kv.dup.b lost")
+	}
+	if n := fresh.Len(); n != 2 {
+		t.Fatalf("%d keys loaded, want 2", n)
+	}
+	fresh.mu.RLock()
+	defer fresh.mu.RUnlock()
+	leaves := fresh.t.groups[g.node].leaves
+	if leaves[node] == nil || leaves[old.node] != nil {
+		t.Fatalf("group holds the later leaf: %v, the earlier one: %v", leaves[node] != nil, leaves[old.node] != nil)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sync/atomic"
+	"unsafe"
 )
 
 // This file holds the key tree of DataKeys (see datakeys.go for why it exists): its in-memory
@@ -237,7 +238,10 @@ func encodeWraps(ws []dkWire) []byte {
 // eachWrap decodes a wraps message, handing fn each wrap in order (its sealed key a slice of
 // data) without collecting them: the unseal's load goes straight into its index. A message
 // that does not decode is ErrCorrupt, possibly after some wraps were handed over.
-func eachWrap(data []byte, fn func(dkWire)) error {
+func eachWrap(data []byte, fn func(dkWire)) error { return eachWrapIn(data, nil, fn) }
+
+// eachWrapIn is eachWrap taking the leaves' ids from ids (nil: a string each).
+func eachWrapIn(data []byte, ids *idArena, fn func(dkWire)) error {
 	if len(data) == 0 || data[0] != wrapsFormat {
 		return ErrCorrupt
 	}
@@ -273,7 +277,7 @@ func eachWrap(data []byte, fn func(dkWire)) error {
 			if !ok || !validDataKeyID(id) {
 				return ErrCorrupt
 			}
-			w.id = string(id)
+			w.id = ids.str(id)
 		case dkKindGroup:
 		default:
 			return ErrCorrupt
@@ -604,6 +608,7 @@ type dkCands struct {
 	n      int32
 	newest map[uint64]int32 // node → index of its newest wrap
 	leaves int              // nodes whose wraps are leaves
+	ids    idArena          // the leaves' ids
 }
 
 const dkCandChunk = 4096
@@ -652,6 +657,56 @@ func (c *dkCands) add(w dkWire, seq uint64) {
 	c.n++
 }
 
+// idArena makes the leaves' id strings out of shared blocks: a string each was a sixth of the
+// load's allocations. A block lives as long as any id in it; ids are not secret.
+type idArena struct{ block []byte }
+
+const idArenaBlock = 64 << 10
+
+// str returns b as a string; a nil arena allocates it on its own.
+func (a *idArena) str(b []byte) string {
+	if a == nil || len(b) == 0 || len(b) > idArenaBlock/8 {
+		return string(b)
+	}
+	if cap(a.block)-len(a.block) < len(b) {
+		a.block = make([]byte, 0, idArenaBlock)
+	}
+	start := len(a.block)
+	a.block = append(a.block, b...)
+	// The bytes at start are written once, here, and never again: the block only grows past
+	// them, and a full block is replaced, not reused.
+	return unsafe.String(&a.block[start], len(b))
+}
+
+// dkLeafChunk is how many leaves resolve allocates at once.
+const dkLeafChunk = 1024
+
+// dedupeLeaves settles ids that more than one live leaf holds — only if two New calls raced
+// on two nodes — keeping the newer (its first ref the later message), as the first layout
+// did; the other leaves the tree and its key is cleared. slabs holds every leaf resolve
+// placed, in the order it placed them.
+func (t *dkTree) dedupeLeaves(slabs [][]dkLeaf) {
+	clear(t.leaves)
+	for _, slab := range slabs {
+		for i := range slab {
+			l := &slab[i]
+			prev := t.leaves[l.id]
+			if prev != nil && prev.refs[0].seq > l.refs[0].seq {
+				prev, l = l, prev // the one placed earlier stays
+			}
+			if prev != nil {
+				for _, r := range prev.refs {
+					if g := t.groups[r.parent]; g != nil && g.leaves[prev.node] == prev {
+						delete(g.leaves, prev.node)
+					}
+				}
+				clear(prev.key)
+			}
+			t.leaves[l.id] = l
+		}
+	}
+}
+
 // resolve builds the tree from the root table in force and every wrap in the stream: a group
 // is live if a wrap of it sits under a shelf of the root, a leaf if a wrap of it sits under a
 // live group. Wraps under anything else belong to retired parents (or to a flush that crashed
@@ -664,6 +719,17 @@ func resolve(shelves map[uint64]*dkInner, rootSeq, wrapsSeq uint64, cands *dkCan
 	keySlab := make([]byte, 0, cands.leaves*DataKeySize)
 	refSlab := make([]dkRef, 0, cands.leaves)
 	var ad []byte
+	// The leaves come from chunks, not one allocation each; placed counts them.
+	var (
+		leafSlab []dkLeaf
+		slabs    [][]dkLeaf
+		placed   int
+		// The last group looked up, and the message whose refs are being counted.
+		lastGroup     uint64
+		lastGroupNode *dkInner
+		refSeq        uint64
+		refCount      int
+	)
 	// Groups first, then leaves: a leaf is judged by groups, which are judged by shelves.
 	for _, kind := range []uint8{dkKindGroup, dkKindLeaf} {
 		for ci := range cands.n {
@@ -680,10 +746,14 @@ func resolve(shelves map[uint64]*dkInner, rootSeq, wrapsSeq uint64, cands *dkCan
 					return nil, fmt.Errorf("data key node %x stored as two kinds: %w", node, ErrCorrupt)
 				}
 				var p *dkInner
-				if kind == dkKindGroup {
+				switch {
+				case kind == dkKindGroup:
 					p = shelves[c.parent]
-				} else {
+				case c.parent == lastGroup && lastGroup != 0:
+					p = lastGroupNode // a group's leaves mostly come together
+				default:
 					p = t.groups[c.parent]
+					lastGroup, lastGroupNode = c.parent, p
 				}
 				if p == nil {
 					continue
@@ -711,7 +781,13 @@ func resolve(shelves map[uint64]*dkInner, rootSeq, wrapsSeq uint64, cands *dkCan
 				return nil, fmt.Errorf("data key node %x at seq %d does not open: %w", node, newest.seq, ErrCorrupt)
 			}
 			for _, r := range refs {
-				t.msgRefs[r.seq]++
+				if r.seq != refSeq {
+					if refCount > 0 {
+						t.msgRefs[refSeq] += refCount
+					}
+					refSeq, refCount = r.seq, 0
+				}
+				refCount++
 			}
 			if kind == dkKindGroup {
 				g, err := newInner(1, node, key)
@@ -725,24 +801,31 @@ func resolve(shelves map[uint64]*dkInner, rootSeq, wrapsSeq uint64, cands *dkCan
 				}
 				continue
 			}
-			l := &dkLeaf{node: node, id: newest.id, key: key, created: newest.created, refs: refs}
-			if prev := t.leaves[l.id]; prev != nil {
-				// Two leaves under one id: only if two New calls raced on two nodes. Keep the
-				// newer, as the first layout did.
-				if prev.refs[0].seq > refs[0].seq {
-					clear(key)
-					continue
-				}
-				for _, r := range prev.refs {
-					delete(t.groups[r.parent].leaves, prev.node)
-				}
-				clear(prev.key)
+			if len(leafSlab) == cap(leafSlab) {
+				leafSlab = make([]dkLeaf, 0, max(1, min(dkLeafChunk, cands.leaves-placed)))
+				slabs = append(slabs, leafSlab)
 			}
+			leafSlab = append(leafSlab, dkLeaf{node: node, id: newest.id, key: key, created: newest.created, refs: refs})
+			slabs[len(slabs)-1] = leafSlab
+			l := &leafSlab[len(leafSlab)-1]
+			// One map operation per leaf: an id stored twice shows as a map that did not grow,
+			// and is sorted out below.
 			t.leaves[l.id] = l
+			placed++
 			for _, r := range refs {
-				t.groups[r.parent].leaves[node] = l
+				g := lastGroupNode
+				if r.parent != lastGroup || g == nil {
+					g = t.groups[r.parent]
+				}
+				g.leaves[node] = l
 			}
 		}
+	}
+	if refCount > 0 {
+		t.msgRefs[refSeq] += refCount
+	}
+	if len(t.leaves) != placed {
+		t.dedupeLeaves(slabs)
 	}
 	// Reuse a shelf and a group with room rather than open new ones after every restart.
 	for _, s := range shelves {
