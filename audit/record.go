@@ -213,9 +213,13 @@ func (e Entry) Part() int {
 	return 0
 }
 
-// Decode reads a Recorded event's payload.
+// Decode reads a Recorded event's payload, plain JSON or compressed (CompactEvent).
 func Decode(payload []byte) (Record, error) {
 	var r Record
+	payload, err := expandRecord(payload)
+	if err != nil {
+		return Record{}, fmt.Errorf("decode audit record: %w", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
 	if err := dec.Decode(&r); err != nil {

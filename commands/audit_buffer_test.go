@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ledger-secrets/ledger/audit"
 	"github.com/ledger-secrets/ledger/engines"
+	"github.com/ledger-secrets/ledger/ledger"
 )
 
 // TestAuditRecordBufferCleared: a read's audit record is encoded in a pooled buffer, and the
@@ -59,5 +61,62 @@ func TestSharedAuditDeadline(t *testing.T) {
 	}
 	if c.Err() != nil && time.Since(start) < s.timeout+sharedDeadlineStep {
 		t.Fatalf("the newer context ended early: %v", c.Err())
+	}
+}
+
+// TestWriteRecordStoredCompact: a write's audit record sits in the write's batch compressed
+// (audit.CompactEvent), and reads back as the record of that write.
+func TestWriteRecordStoredCompact(t *testing.T) {
+	ctx := context.Background()
+	c, res := newTestCore(t)
+	for _, r := range []*Request{
+		{ID: "req-mount", Op: engines.OpUpdate, Path: "sys/mounts/secret", Data: map[string]any{"type": "kv", "options": map[string]any{"version": "2"}}},
+		{ID: "req-write", Op: engines.OpUpdate, Path: "secret/data/app", Data: map[string]any{"data": map[string]any{"password": "compact-record-check"}}},
+	} {
+		r.Token = res.RootToken
+		if _, err := c.Handle(ctx, r); err != nil {
+			t.Fatalf("%s %s: %v", r.Op, r.Path, err)
+		}
+	}
+	last, err := c.log.LastSeq(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr := c.st.keyring.Load()
+	var found int
+	err = c.log.ReadRange(ctx, 1, last, false, func(b ledger.Batch) error {
+		for i, e := range b.Events {
+			if e.Type() != audit.Recorded {
+				continue
+			}
+			rec, err := e.Open(kr, ledger.Position{Seq: b.Seq, Index: uint32(i)})
+			if err != nil {
+				return err
+			}
+			if rec.Request != "req-write" {
+				continue
+			}
+			found++
+			if len(rec.Payload) == 0 || rec.Payload[0] != 0x01 {
+				t.Errorf("the write's record is stored as %q…, not compressed", rec.Payload[:min(len(rec.Payload), 16)])
+			}
+			if bytes.Contains(rec.Payload, []byte("compact-record-check")) {
+				t.Error("the record holds the secret")
+			}
+			ar, err := audit.Decode(rec.Payload)
+			if err != nil {
+				return err
+			}
+			if ar.Request.Path != "secret/data/app" || ar.Request.ID != "req-write" || ar.Response == nil {
+				t.Errorf("decoded record: request %+v, response %+v", ar.Request, ar.Response)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found != 1 {
+		t.Fatalf("%d records of the write in the log, want 1", found)
 	}
 }

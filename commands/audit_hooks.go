@@ -18,12 +18,12 @@ import (
 // auditEvents returns the audit record of a write as an event to append in the write's own
 // batch, so the record and the change it describes are durable together — or neither is.
 func (c *Core) auditEvents(st *unsealed, r *Request, trail *auditTrail, resp *engines.Response) []ledger.Event {
-	ev, err := c.buildRecord(st, r, trail, resp, nil).Event()
+	ev, err := c.buildRecord(st, r, trail, resp, nil).CompactEvent()
 	if err != nil {
 		// A record always encodes (its data was normalised through JSON); if one did not, an
 		// event saying so still goes with the write.
 		ev, _ = audit.Record{Time: time.Now().UTC(), Request: &audit.Request{ID: r.ID, Operation: string(r.Op), Path: r.Path},
-			Error: "audit record could not be encoded"}.Event()
+			Error: "audit record could not be encoded"}.CompactEvent()
 	}
 	return []ledger.Event{ev}
 }

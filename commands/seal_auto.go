@@ -689,7 +689,7 @@ func (c *Core) recoverLocked(ctx context.Context, s seal.State, shares [][]byte)
 	// opening the data without the seal's key must be visible to whoever reviews it.
 	if ev, err := (audit.Record{Time: now, Request: &audit.Request{ID: newUUID(), Operation: "update", Path: "sys/unseal",
 		Namespace: &audit.Namespace{ID: "root"}, Data: map[string]any{"recovery": true}},
-		Response: &audit.Response{Data: map[string]any{"recovery_escrow_used": true, "sealed": false}}}).Event(); err == nil {
+		Response: &audit.Response{Data: map[string]any{"recovery_escrow_used": true, "sealed": false}}}).CompactEvent(); err == nil {
 		events = append(events, ev)
 	}
 	if _, err := c.log.Append(ctx, events); err != nil {
