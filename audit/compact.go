@@ -8,8 +8,9 @@ import (
 	"github.com/ledger-secrets/ledger/ledger"
 )
 
-// A write's record travels in the write's own batch of the event log, and is a third of what
-// the log holds per write (1.1 KB of JSON, most of it keys, mount fields and the hex of HMACs).
+// A write's record travels in the write's own batch of the event log, and was about half of
+// what the log holds per write (1.1 KB of JSON of ~2.3 KB, most of it keys, mount fields and
+// the hex of HMACs).
 // Every byte of the log is read again by JetStream when it recovers after a crash, and kept on
 // disk for good. So the record is stored compressed there: s2 (github.com/klauspost/compress,
 // in the build already through nats-server) against a fixed dictionary of what records repeat.
