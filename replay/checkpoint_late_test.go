@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,6 +123,27 @@ func TestCheckpointLateSectionsReadLast(t *testing.T) {
 		}
 		if _, err := base.LaterParts(e.kr, views[2:]); !errors.Is(err, replay.ErrNotAuthentic) && !errors.Is(err, replay.ErrInvalid) {
 			t.Fatalf("LaterParts of a damaged late section = %v; want ErrNotAuthentic or ErrInvalid", err)
+		}
+	})
+	// The same with the sums as written (a disk's damage, not a forger's): the early sections
+	// are authenticated by their chunks at unseal, not hashed; the late ones are hashed when
+	// the file is checked whole, and the mismatch is what LaterParts reports.
+	t.Run("late section damaged, sums as written", func(t *testing.T) {
+		fs := map[string][]byte{}
+		for k, v := range files {
+			fs[k] = bytes.Clone(v)
+		}
+		fs["views/kv.sealed"][len(fs["views/kv.sealed"])/2] ^= 0x20
+		put(t, gunzip(t, archive(names, fs)))
+		views := newViews()
+		base, err := replay.LoadBase(ctx, e.log.JetStream(), store, seal.State{ClusterID: testCluster}, e.kr, views,
+			replay.BaseOptions{Later: views[2:]})
+		if err != nil || base == nil || base.Name != replay.AutoName(cut.Seq+1) {
+			t.Fatalf("LoadBase = %v, %v; the early sections are intact and should load", base, err)
+		}
+		_, err = base.LaterParts(e.kr, views[2:])
+		if !errors.Is(err, replay.ErrInvalid) || !strings.Contains(err.Error(), "views/kv.sealed does not match its checksum") {
+			t.Fatalf("LaterParts of a late section that no longer matches SHA256SUMS = %v; want its checksum mismatch", err)
 		}
 	})
 	t.Run("late section cut short", func(t *testing.T) {

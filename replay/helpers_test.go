@@ -235,7 +235,13 @@ func tarEntries(t testing.TB, data []byte) (names []string, files map[string][]b
 // repackBare is repack for a checkpoint: the archive without the gzip layer.
 func repackBare(t testing.TB, names []string, files map[string][]byte) []byte {
 	t.Helper()
-	gz, err := gzip.NewReader(bytes.NewReader(repack(t, names, files)))
+	return gunzip(t, repack(t, names, files))
+}
+
+// gunzip returns what a gzip stream holds.
+func gunzip(t testing.TB, gzipped []byte) []byte {
+	t.Helper()
+	gz, err := gzip.NewReader(bytes.NewReader(gzipped))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,6 +263,11 @@ func repack(t testing.TB, names []string, files map[string][]byte) []byte {
 		}
 	}
 	files["SHA256SUMS"] = []byte(sums.String())
+	return archive(names, files)
+}
+
+// archive writes entries as a snapshot archive, as given (SHA256SUMS included).
+func archive(names []string, files map[string][]byte) []byte {
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(gz)
