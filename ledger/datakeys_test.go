@@ -1255,3 +1255,54 @@ func TestDataKeysLoadSettlesDuplicateIDs(t *testing.T) {
 		t.Fatalf("group holds the later leaf: %v, the earlier one: %v", leaves[node] != nil, leaves[old.node] != nil)
 	}
 }
+
+// link chains each node's wraps newest first whatever their order in the stream, nodes
+// sharing a bucket (same top bits) or not, and counts the nodes and leaves.
+func TestDataKeyCandsLink(t *testing.T) {
+	var c dkCands
+	const a, b, g = uint64(0xabcd_0000_0000_0001), uint64(0xabcd_0000_0000_0002), uint64(0x0100_0000_0000_0000)
+	order := []struct {
+		node uint64
+		kind uint8
+	}{{a, dkKindLeaf}, {g, dkKindGroup}, {b, dkKindLeaf}, {a, dkKindLeaf}, {b, dkKindLeaf}, {a, dkKindLeaf}}
+	for i, o := range order {
+		c.add(dkWire{kind: o.kind, node: o.node}, uint64(10+i))
+	}
+	// Many other nodes, one wrap each: the buckets are then narrower than the shared prefix.
+	for i := range 5000 {
+		c.add(dkWire{kind: dkKindLeaf, node: randomNode() | 1<<63 | uint64(i)}, uint64(100+i))
+	}
+	c.link()
+	if c.nodes != 5003 || c.leaves != 5002 {
+		t.Fatalf("nodes %d, leaves %d; want 5003 and 5002", c.nodes, c.leaves)
+	}
+	chain := func(newest int32) []int32 {
+		var got []int32
+		for i := newest; i >= 0; i = c.at(i).older {
+			got = append(got, i)
+		}
+		return got
+	}
+	for _, want := range []struct {
+		head  int32
+		chain []int32
+	}{{5, []int32{5, 3, 0}}, {4, []int32{4, 2}}, {1, []int32{1}}} {
+		if !c.at(want.head).head || !slices.Equal(chain(want.head), want.chain) {
+			t.Errorf("node of wrap %d: head %v, chain %v; want %v", want.head, c.at(want.head).head, chain(want.head), want.chain)
+		}
+	}
+	for _, i := range []int32{0, 2, 3} {
+		if c.at(i).head {
+			t.Errorf("wrap %d is marked newest; a later wrap of its node follows", i)
+		}
+	}
+	heads := 0
+	for i := range c.n {
+		if c.at(i).head {
+			heads++
+		}
+	}
+	if heads != 5003 {
+		t.Errorf("%d newest wraps, want one per node (5003)", heads)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"slices"
 	"sync/atomic"
 	"unsafe"
@@ -602,13 +603,22 @@ type dkCand struct {
 // dkCands is every wrap read from the stream, in stream order, each node's chained newest
 // first. Fixed-size chunks and one index rather than a slice per node: at a million keys that
 // was a million small allocations and map entries holding slices, and one growing slice
-// copied itself over and over.
+// copied itself over and over. The chains are made once every wrap is in (link): a map from
+// node to its newest wrap, filled as the wraps came, was a third of the load's CPU at a
+// million keys, where sorting the nodes takes a fraction of that.
 type dkCands struct {
 	chunks [][]dkCand
 	n      int32
-	newest map[uint64]int32 // node → index of its newest wrap
-	leaves int              // nodes whose wraps are leaves
-	ids    idArena          // the leaves' ids
+	byNode []dkNodeAt // every wrap's node and index, in stream order until link sorts them
+	nodes  int        // distinct nodes (link)
+	leaves int        // distinct nodes whose wraps are leaves (link)
+	ids    idArena    // the leaves' ids
+}
+
+// dkNodeAt is a wrap's node and its index in dkCands.
+type dkNodeAt struct {
+	node uint64
+	at   int32
 }
 
 const dkCandChunk = 4096
@@ -625,36 +635,87 @@ const dkCandsExpectMax = 1 << 24
 
 // expect sizes the index for the wraps a stream of streamBytes can hold, before the first add.
 // It overestimates (a leaf's wrap also holds its id, ~40 bytes more; JetStream counts its
-// per-message overhead too): the index is dropped once the tree is resolved, and a slack of
-// half at worst costs less than the rehashing it saves.
+// per-message overhead too): the index is dropped once the tree is resolved.
 func (c *dkCands) expect(streamBytes uint64) {
 	n := int(min(streamBytes/dkWireBytesMin, dkCandsExpectMax))
-	if c.newest == nil && n > 0 {
-		c.newest = make(map[uint64]int32, n)
+	if c.byNode == nil && n > 0 {
+		c.byNode = make([]dkNodeAt, 0, n)
 		c.chunks = make([][]dkCand, 0, n/dkCandChunk+1)
 	}
 }
 
 func (c *dkCands) add(w dkWire, seq uint64) {
-	if c.newest == nil {
-		c.newest = map[uint64]int32{}
-	}
-	older, seen := c.newest[w.node]
-	if seen {
-		c.at(older).head = false
-	} else {
-		older = -1
-		if w.kind == dkKindLeaf {
-			c.leaves++
-		}
-	}
 	if c.n%dkCandChunk == 0 {
 		c.chunks = append(c.chunks, make([]dkCand, 0, dkCandChunk))
 	}
 	last := len(c.chunks) - 1
-	c.chunks[last] = append(c.chunks[last], dkCand{dkWire: w, seq: seq, older: older, head: true})
-	c.newest[w.node] = c.n
+	c.chunks[last] = append(c.chunks[last], dkCand{dkWire: w, seq: seq, older: -1, head: true})
+	c.byNode = append(c.byNode, dkNodeAt{node: w.node, at: c.n})
 	c.n++
+}
+
+// link chains each node's wraps, newest first, once every wrap is in, and counts the nodes.
+// The nodes are random 64-bit numbers: one counting pass on their top bits puts them in
+// buckets of a few wraps each, which a sort within each bucket finishes; a bucket's order
+// among equal nodes is stream order, so the last of a run is the node's newest wrap.
+func (c *dkCands) link() {
+	in := c.byNode
+	c.byNode = nil
+	n := len(in)
+	if n == 0 {
+		return
+	}
+	// About four wraps per bucket, at most 2^20 buckets.
+	width := uint(max(1, min(20, bits.Len64(uint64(n)/4))))
+	shift := 64 - width
+	count := make([]int32, 1<<width+1)
+	for i := range in {
+		count[in[i].node>>shift+1]++
+	}
+	for b := 1; b < len(count); b++ {
+		count[b] += count[b-1]
+	}
+	sorted := make([]dkNodeAt, n)
+	next := count[:len(count)-1]
+	for i := range in {
+		b := in[i].node >> shift
+		sorted[next[b]] = in[i]
+		next[b]++
+	}
+	// next[b] is now bucket b's end, the start of bucket b+1.
+	lo := int32(0)
+	for b := range next {
+		hi := next[b]
+		bucket := sorted[lo:hi]
+		if len(bucket) > 1 {
+			// Stable: equal nodes keep stream order (each bucket was filled in it).
+			slices.SortStableFunc(bucket, func(x, y dkNodeAt) int {
+				switch {
+				case x.node < y.node:
+					return -1
+				case x.node > y.node:
+					return 1
+				}
+				return 0
+			})
+		}
+		lo = hi
+	}
+	for i := 0; i < n; {
+		j := i + 1
+		for j < n && sorted[j].node == sorted[i].node {
+			j++
+		}
+		for k := i + 1; k < j; k++ {
+			c.at(sorted[k-1].at).head = false
+			c.at(sorted[k].at).older = sorted[k-1].at
+		}
+		c.nodes++
+		if c.at(sorted[j-1].at).kind == dkKindLeaf {
+			c.leaves++
+		}
+		i = j
+	}
 }
 
 // idArena makes the leaves' id strings out of shared blocks: a string each was a sixth of the
@@ -712,7 +773,8 @@ func (t *dkTree) dedupeLeaves(slabs [][]dkLeaf) {
 // live group. Wraps under anything else belong to retired parents (or to a flush that crashed
 // before its root was stored) and open for no one; they are counted as garbage.
 func resolve(shelves map[uint64]*dkInner, rootSeq, wrapsSeq uint64, cands *dkCands) (*dkTree, error) {
-	t := &dkTree{leaves: make(map[string]*dkLeaf, cands.leaves), groups: make(map[uint64]*dkInner, len(cands.newest)-cands.leaves),
+	cands.link()
+	t := &dkTree{leaves: make(map[string]*dkLeaf, cands.leaves), groups: make(map[uint64]*dkInner, cands.nodes-cands.leaves),
 		shelves: shelves, msgRefs: map[uint64]int{}, rootSeq: rootSeq, wrapsSeq: wrapsSeq}
 	// The live leaves' keys and first refs come from one allocation each (cut to length, so
 	// a later append to one moves it out rather than over its neighbour).
