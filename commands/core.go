@@ -21,6 +21,7 @@ import (
 	"github.com/ledger-secrets/ledger/ledger/shamir"
 	"github.com/ledger-secrets/ledger/projections"
 	"github.com/ledger-secrets/ledger/projections/seal"
+	"github.com/ledger-secrets/ledger/replay"
 )
 
 // Version is what sys/seal-status and sys/health report. Vault clients read it as semver; the
@@ -55,6 +56,9 @@ type Options struct {
 	Seal SealOptions
 	// HA, when set, makes this node one of a cluster (ha.go).
 	HA *HAOptions
+	// Prefetch is this node's newest checkpoint copy being read ahead (PrefetchCheckpoint),
+	// taken by the first unseal if it is the checkpoint that unseal loads.
+	Prefetch *replay.Prefetch
 }
 
 // Core ties the log, the seal state and, while unsealed, the views and backends together.

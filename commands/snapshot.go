@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,8 @@ import (
 	"github.com/ledger-secrets/ledger/ledger/autoseal"
 	"github.com/ledger-secrets/ledger/ledger/shamir"
 	"github.com/ledger-secrets/ledger/projections"
+	fpview "github.com/ledger-secrets/ledger/projections/fingerprint"
+	historyview "github.com/ledger-secrets/ledger/projections/history"
 	"github.com/ledger-secrets/ledger/projections/seal"
 	"github.com/ledger-secrets/ledger/replay"
 )
@@ -71,6 +74,9 @@ const (
 	// localCheckpointDir, in the embedded server's data dir, holds this node's copies of the
 	// checkpoints it stored (replay.Local).
 	localCheckpointDir = "checkpoints"
+	// prefetchKeep: how long a checkpoint read ahead of unseal (PrefetchCheckpoint) is kept for
+	// an unseal that has not come.
+	prefetchKeep = 2 * time.Minute
 	// Checkpoints: a snapshot once checkpointBatches batches were applied since the last, at
 	// most one per checkpointGap, looked for every checkpointPoll.
 	checkpointBatches = 1_000
@@ -433,6 +439,12 @@ func (c *Core) loadBase(ctx context.Context, st *unsealed, later []projections.V
 			c.logger.Warn("checkpoints are read from the bucket only", "err", err)
 		} else {
 			store.UseLocal(ctx, local)
+			// Read ahead while the log started (first unseal only); released once loaded.
+			if p := c.opts.Prefetch; p != nil {
+				c.opts.Prefetch = nil
+				store.UsePrefetched(p)
+				defer p.Close()
+			}
 		}
 	}
 	st.snaps = &snapshots{store: store}
@@ -868,4 +880,23 @@ func (c *Core) RebuildOffline(ctx context.Context, shares [][]byte, prog *replay
 	}
 	res.Pruned, err = store.Prune(ctx, keep, keepRestore)
 	return res, err
+}
+
+// PrefetchCheckpoint starts reading this node's newest checkpoint copy under dataDir (the
+// embedded server's data dir) up to the sections unseal restores after it answers, for
+// Options.Prefetch: a server calls it before it opens its log, whose start (JetStream
+// rebuilding its streams after a crash) leaves a core free meanwhile. nil when there is no
+// copy. The bytes stay sealed; an unseal that does not come within prefetchKeep finds them
+// released and reads the copy itself.
+func PrefetchCheckpoint(dataDir string) *replay.Prefetch {
+	if dataDir == "" {
+		return nil
+	}
+	var late []string
+	for _, v := range (&unsealed{fingerprints: fpview.New(), history: historyview.New()}).lateViews() {
+		late = append(late, v.Name())
+	}
+	return replay.PrefetchLocal(filepath.Join(dataDir, localCheckpointDir), func(view string) bool {
+		return slices.Contains(late, view)
+	}, prefetchKeep)
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/ledger-secrets/ledger/ledger"
 	"github.com/ledger-secrets/ledger/projections"
@@ -189,4 +190,93 @@ func checkTail(t *testing.T, e *env, live *projections.Runner, views []projectio
 	if _, ok := views[2].(*kvview.View).Secret(mountUUID, kvPath(3)); ok {
 		t.Fatal("a deleted secret came back")
 	}
+}
+
+// TestLoadBasePrefetched: a node's newest checkpoint copy read ahead of unseal
+// (PrefetchLocal, Store.UsePrefetched) is what LoadBase loads in place of the copy — checked
+// the same way, so the views plus the log's tail equal the live views — once; a prefetch
+// that stopped before other sections than the load defers, or that was released, is not
+// used; a directory without copies prefetches nothing.
+func TestLoadBasePrefetched(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	live, store := e.liveWorkload(t)
+	dir := filepath.Join(t.TempDir(), "checkpoints")
+	if p := replay.PrefetchLocal(dir, nil, time.Minute); p != nil {
+		t.Fatalf("prefetch of a missing directory: %q", p.Name())
+	}
+	local, err := replay.OpenLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.UseLocal(ctx, local)
+	if p := replay.PrefetchLocal(dir, nil, time.Minute); p != nil {
+		t.Fatalf("prefetch of an empty directory: %q", p.Name())
+	}
+	older, olderCut := e.checkpointOf(t, live)
+	if err := store.Put(ctx, replay.AutoName(olderCut.Seq), older, olderCut.Seq); err != nil {
+		t.Fatal(err)
+	}
+	e.fillKV(t, mountUUID, 20, 5, 1)
+	if err := live.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cp, cut := e.checkpointOf(t, live)
+	if err := store.Put(ctx, replay.AutoName(cut.Seq), cp, cut.Seq); err != nil {
+		t.Fatal(err)
+	}
+	// After the checkpoints: a secret destroyed, which the prefetched one may not bring back.
+	e.append(t, ledger.Event{Type: kvview.MetadataDeleted, Subject: ledger.SubjectFor("kv", mountUUID, kvPath(3)),
+		Payload: mustJSON(t, kvview.PathPayload{Mount: mountUUID, Path: kvPath(3)})})
+	if err := live.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	head, _ := live.Head()
+	views := newViews()
+	lastView := views[len(views)-1].Name() // the checkpoint's last section (runner order)
+
+	// prefetch reads the newest copy ahead, then takes the copy away: a load that still says
+	// "local copy" can only have used what was read ahead.
+	prefetch := func(t *testing.T, late func(string) bool) *replay.Prefetch {
+		t.Helper()
+		p := replay.PrefetchLocal(dir, late, time.Minute)
+		if p == nil || p.Name() != replay.AutoName(cut.Seq) {
+			t.Fatalf("prefetch = %v; want the newest copy, %s", p, replay.AutoName(cut.Seq))
+		}
+		<-p.Ready()
+		if err := os.Rename(localCopy(dir, cut.Seq), localCopy(dir, cut.Seq)+".away"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Rename(localCopy(dir, cut.Seq)+".away", localCopy(dir, cut.Seq)) })
+		store.UsePrefetched(p)
+		t.Cleanup(func() { store.UsePrefetched(nil); p.Close() })
+		return p
+	}
+	load := func(t *testing.T, wantLocal bool) {
+		t.Helper()
+		views := newViews()
+		base, err := replay.LoadBase(ctx, e.log.JetStream(), store, seal.State{ClusterID: testCluster}, e.kr, views, replay.BaseOptions{})
+		if err != nil || base == nil {
+			t.Fatalf("LoadBase = %+v, %v", base, err)
+		}
+		defer base.Close()
+		if base.Seq != cut.Seq || base.Took.Local != wantLocal {
+			t.Fatalf("loaded seq %d (local copy %v); want %d (local copy %v)", base.Seq, base.Took.Local, cut.Seq, wantLocal)
+		}
+		checkTail(t, e, live, views, base, head)
+	}
+
+	t.Run("taken once", func(t *testing.T) {
+		prefetch(t, nil)
+		load(t, true)
+		load(t, false) // taken: the copy is away, so the bucket's
+	})
+	t.Run("other late sections", func(t *testing.T) {
+		prefetch(t, func(view string) bool { return view == lastView })
+		load(t, false)
+	})
+	t.Run("released", func(t *testing.T) {
+		prefetch(t, nil).Close()
+		load(t, false)
+	})
 }

@@ -53,6 +53,8 @@ type Store struct {
 	now    func() time.Time
 
 	local *Local // this node's copies of the checkpoints it stores (UseLocal), or nil
+	// prefetched: one of those copies read ahead of unseal (UsePrefetched), or nil.
+	prefetched *Prefetch
 }
 
 // UseLocal makes the store keep a copy of every automatic snapshot it stores in l, and read
@@ -70,6 +72,11 @@ func (s *Store) UseLocal(ctx context.Context, l *Local) {
 	// again, and meanwhile the window costs only a restart's time.
 	_ = s.narrowDedupe(ctx)
 }
+
+// UsePrefetched lets the local copies be read from p where it holds the one asked for (set
+// before LoadBase; UseLocal must be in force too). The Store does not release p: its owner
+// does (Prefetch.Close) once the load is over.
+func (s *Store) UsePrefetched(p *Prefetch) { s.prefetched = p }
 
 // OpenStore creates (or binds to) the LEDGER_SNAPSHOTS bucket.
 func OpenStore(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
@@ -758,6 +765,9 @@ func (s *Store) Prune(ctx context.Context, keep int, keepRestore string) ([]stri
 func (s *Store) decodeLocal(name string, late func(view string) bool) (f *File, ok bool, err error) {
 	if s.local == nil {
 		return nil, false, nil
+	}
+	if f, ok, err := s.prefetched.take(name, late); ok {
+		return f, true, err
 	}
 	src, size, err := s.local.open(name)
 	if errors.Is(err, os.ErrNotExist) {

@@ -99,12 +99,18 @@ func startServer(ctx context.Context, logger *slog.Logger, lo ledger.Options, co
 	if co.LogLevel == nil {
 		co.LogLevel = levelOf(logger)
 	}
+	if lo.URL == "" {
+		// Read this node's newest checkpoint copy (still sealed) while JetStream starts.
+		co.Prefetch = commands.PrefetchCheckpoint(lo.Dir)
+	}
 	l, err := ledger.Open(ctx, lo)
 	if err != nil {
+		co.Prefetch.Close()
 		return nil, err
 	}
 	core, err := commands.New(ctx, l, co)
 	if err != nil {
+		co.Prefetch.Close()
 		l.Close()
 		return nil, err
 	}

@@ -83,12 +83,13 @@ func serveChild(dir, addr string) error {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	started := time.Now()
+	prefetch := commands.PrefetchCheckpoint(dir) // as `ledger server` does
 	l, err := ledger.Open(ctx, ledger.Options{Dir: dir, Logger: logger})
 	if err != nil {
 		return err
 	}
 	opened := time.Since(started)
-	opts := commands.Options{Logger: logger}
+	opts := commands.Options{Logger: logger, Prefetch: prefetch}
 	if every := os.Getenv(childSnapshotEnv); every != "" {
 		d, err := time.ParseDuration(every)
 		if err != nil {
