@@ -18,6 +18,33 @@ import (
 	"github.com/ledger-secrets/ledger/replay"
 )
 
+// twoCheckpoints stores a checkpoint of live, writes more secrets and stores another, then
+// destroys a secret, which no checkpoint may bring back; it returns both checkpoints, where
+// each was cut, and the log's head.
+func twoCheckpoints(t *testing.T, e *env, live *projections.Runner, store *replay.Store) (older []byte, olderCut replay.Cut, newer []byte, cut replay.Cut, head uint64) {
+	t.Helper()
+	ctx := context.Background()
+	older, olderCut = e.checkpointOf(t, live)
+	if err := store.Put(ctx, replay.AutoName(olderCut.Seq), older, olderCut.Seq); err != nil {
+		t.Fatal(err)
+	}
+	e.fillKV(t, mountUUID, 20, 5, 1)
+	if err := live.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	newer, cut = e.checkpointOf(t, live)
+	if err := store.Put(ctx, replay.AutoName(cut.Seq), newer, cut.Seq); err != nil {
+		t.Fatal(err)
+	}
+	e.append(t, ledger.Event{Type: kvview.MetadataDeleted, Subject: ledger.SubjectFor("kv", mountUUID, kvPath(3)),
+		Payload: mustJSON(t, kvview.PathPayload{Mount: mountUUID, Path: kvPath(3)})})
+	if err := live.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	head, _ = live.Head()
+	return older, olderCut, newer, cut, head
+}
+
 // localCopy is where a Local in dir keeps its copy of the checkpoint at seq.
 func localCopy(dir string, seq uint64) string {
 	return filepath.Join(dir, fmt.Sprintf("%020d.checkpoint", seq))
@@ -41,32 +68,14 @@ func TestLoadBaseLocalCopy(t *testing.T) {
 	}
 	store.UseLocal(ctx, local)
 
-	older, olderCut := e.checkpointOf(t, live)
-	if err := store.Put(ctx, replay.AutoName(olderCut.Seq), older, olderCut.Seq); err != nil {
-		t.Fatal(err)
-	}
-	e.fillKV(t, mountUUID, 20, 5, 1)
-	if err := live.CatchUp(ctx); err != nil {
-		t.Fatal(err)
-	}
-	good, cut := e.checkpointOf(t, live)
+	older, olderCut, good, cut, head := twoCheckpoints(t, e, live, store)
 	name := replay.AutoName(cut.Seq)
-	if err := store.Put(ctx, name, good, cut.Seq); err != nil {
-		t.Fatal(err)
-	}
 	if got, err := os.ReadFile(localCopy(dir, cut.Seq)); err != nil || !bytes.Equal(got, good) {
 		t.Fatalf("local copy: %d bytes, %v; want the %d bytes stored", len(got), err, len(good))
 	}
 	if fi, err := os.Stat(localCopy(dir, cut.Seq)); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("local copy mode: %v, %v; want 0600", fi, err)
 	}
-	// After the checkpoints: a secret destroyed, which no checkpoint may bring back.
-	e.append(t, ledger.Event{Type: kvview.MetadataDeleted, Subject: ledger.SubjectFor("kv", mountUUID, kvPath(3)),
-		Payload: mustJSON(t, kvview.PathPayload{Mount: mountUUID, Path: kvPath(3)})})
-	if err := live.CatchUp(ctx); err != nil {
-		t.Fatal(err)
-	}
-	head, _ := live.Head()
 
 	load := func(t *testing.T, wantSeq uint64, wantLocal bool) {
 		t.Helper()
@@ -213,25 +222,7 @@ func TestLoadBasePrefetched(t *testing.T) {
 	if p := replay.PrefetchLocal(dir, nil, time.Minute); p != nil {
 		t.Fatalf("prefetch of an empty directory: %q", p.Name())
 	}
-	older, olderCut := e.checkpointOf(t, live)
-	if err := store.Put(ctx, replay.AutoName(olderCut.Seq), older, olderCut.Seq); err != nil {
-		t.Fatal(err)
-	}
-	e.fillKV(t, mountUUID, 20, 5, 1)
-	if err := live.CatchUp(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cp, cut := e.checkpointOf(t, live)
-	if err := store.Put(ctx, replay.AutoName(cut.Seq), cp, cut.Seq); err != nil {
-		t.Fatal(err)
-	}
-	// After the checkpoints: a secret destroyed, which the prefetched one may not bring back.
-	e.append(t, ledger.Event{Type: kvview.MetadataDeleted, Subject: ledger.SubjectFor("kv", mountUUID, kvPath(3)),
-		Payload: mustJSON(t, kvview.PathPayload{Mount: mountUUID, Path: kvPath(3)})})
-	if err := live.CatchUp(ctx); err != nil {
-		t.Fatal(err)
-	}
-	head, _ := live.Head()
+	_, _, _, cut, head := twoCheckpoints(t, e, live, store)
 	views := newViews()
 	lastView := views[len(views)-1].Name() // the checkpoint's last section (runner order)
 
