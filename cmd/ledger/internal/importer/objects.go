@@ -23,6 +23,12 @@ type copySpec struct {
 	// after runs after a write (or when unchanged), e.g. set the role-id; it may return a
 	// reason the item must be re-issued by hand.
 	after func(ctx context.Context) (Status, string)
+	// shape, when set, turns what Ledger answers into the form body has before they are
+	// compared (fields nested differently on read than on write); nil: as read.
+	shape func(have map[string]any) map[string]any
+	// transient are body fields that say how to write rather than what is stored (they are
+	// written, never compared).
+	transient []string
 }
 
 func (im *importer) copyObject(ctx context.Context, c copySpec) Item {
@@ -41,7 +47,14 @@ func (im *importer) copyObject(ctx context.Context, c copySpec) Item {
 		it.Status, it.Reason = Failed, reason("read from Ledger", err)
 		return it
 	}
-	same := have != nil && subsetEqual(body, have)
+	same := false
+	if have != nil {
+		shaped := have
+		if c.shape != nil {
+			shaped = c.shape(have)
+		}
+		same = subsetEqual(without(body, c.transient...), shaped)
+	}
 	switch {
 	case same:
 		it.Status = Unchanged
@@ -338,22 +351,20 @@ func (im *importer) importDatabase(ctx context.Context, m *mountInfo, spawn func
 			}
 			it := im.copyObject(ctx, copySpec{kind: KindDBConn, path: p, srcPath: p, dstPath: p,
 				body: func(s map[string]any) map[string]any {
-					b := without(s, "connection_details", "password", "verify_connection")
-					if d, ok := s["connection_details"].(map[string]any); ok {
-						for k, v := range d {
-							if k != "password" {
-								b[k] = v
-							}
-						}
-					}
+					b := flattenConnection(s)
+					delete(b, "verify_connection") // as the source did when its password is known (create)
 					return b
 				},
 				create: func(b map[string]any) {
-					b["verify_connection"] = false
 					if have {
-						b["password"] = pw
+						b["password"] = pw // verified on write, as the source verifies by default
+					} else {
+						b["verify_connection"] = false
 					}
-				}})
+				},
+				// A connection reads back with its URL and user under connection_details.
+				shape:     flattenConnection,
+				transient: []string{"verify_connection"}})
 			if !have && (it.Status == Imported || it.Status == Updated || it.Status == Unchanged) {
 				it.Status = Reissue
 				it.Reason = fmt.Sprintf("the connection password cannot be read from the source: imported without it (not verified); give it with -database-password=%s%s=… or `ledger write %s password=…`", m.Path, name, p)
@@ -377,6 +388,20 @@ func (im *importer) importDatabase(ctx context.Context, m *mountInfo, spawn func
 	}
 }
 
+// flattenConnection is a database connection as read, its connection_details (but a password)
+// moved up to where a write takes them.
+func flattenConnection(s map[string]any) map[string]any {
+	b := without(s, "connection_details", "password")
+	if d, ok := s["connection_details"].(map[string]any); ok {
+		for k, v := range d {
+			if k != "password" {
+				b[k] = v
+			}
+		}
+	}
+	return b
+}
+
 // --- kubernetes, jwt, oidc ---
 
 // secretConfigFields are configuration fields a source never returns.
@@ -390,7 +415,10 @@ func (im *importer) importAuthConfigAndRoles(ctx context.Context, m *mountInfo, 
 	p := m.Path + "config"
 	if im.wanted(p) {
 		it := im.copyObject(ctx, copySpec{kind: KindAuthConfig, path: p, srcPath: p, dstPath: p,
-			body: func(s map[string]any) map[string]any { return without(s, secretConfigFields[m.Type]) }})
+			// The secret field and whether it is set (token_reviewer_jwt_set): neither moves.
+			body: func(s map[string]any) map[string]any {
+				return without(s, secretConfigFields[m.Type], secretConfigFields[m.Type]+"_set")
+			}})
 		if it.Status == Imported || it.Status == Updated {
 			it.Status = Reissue
 			it.Reason = fmt.Sprintf("%s is never returned by the source: set it by hand if the source had one", secretConfigFields[m.Type])
