@@ -26,9 +26,6 @@ type copySpec struct {
 	// shape, when set, turns what Ledger answers into the form body has before they are
 	// compared (fields nested differently on read than on write); nil: as read.
 	shape func(have map[string]any) map[string]any
-	// transient are body fields that say how to write rather than what is stored (they are
-	// written, never compared).
-	transient []string
 }
 
 func (im *importer) copyObject(ctx context.Context, c copySpec) Item {
@@ -53,7 +50,7 @@ func (im *importer) copyObject(ctx context.Context, c copySpec) Item {
 		if c.shape != nil {
 			shaped = c.shape(have)
 		}
-		same = subsetEqual(without(body, c.transient...), shaped)
+		same = subsetEqual(body, shaped)
 	}
 	switch {
 	case same:
@@ -350,11 +347,8 @@ func (im *importer) importDatabase(ctx context.Context, m *mountInfo, spawn func
 				}
 			}
 			it := im.copyObject(ctx, copySpec{kind: KindDBConn, path: p, srcPath: p, dstPath: p,
-				body: func(s map[string]any) map[string]any {
-					b := flattenConnection(s)
-					delete(b, "verify_connection") // as the source did when its password is known (create)
-					return b
-				},
+				// verify_connection says how to write, not what is stored: set by create only.
+				body: func(s map[string]any) map[string]any { return without(flattenConnection(s), "verify_connection") },
 				create: func(b map[string]any) {
 					if have {
 						b["password"] = pw // verified on write, as the source verifies by default
@@ -363,8 +357,7 @@ func (im *importer) importDatabase(ctx context.Context, m *mountInfo, spawn func
 					}
 				},
 				// A connection reads back with its URL and user under connection_details.
-				shape:     flattenConnection,
-				transient: []string{"verify_connection"}})
+				shape: flattenConnection})
 			if !have && (it.Status == Imported || it.Status == Updated || it.Status == Unchanged) {
 				it.Status = Reissue
 				it.Reason = fmt.Sprintf("the connection password cannot be read from the source: imported without it (not verified); give it with -database-password=%s%s=… or `ledger write %s password=…`", m.Path, name, p)
