@@ -262,42 +262,39 @@ var ErrNotReplica = errors.New("ledger: the server holds no stream replica")
 // so does RemovePeer (the log is done first, so a refusal there changes nothing). A later
 // refusal leaves the streams already moved moved; calling RemovePeer again finishes the rest.
 // It returns the streams moved.
+//
+// Which streams hold the peer is the meta leader's word, not the streams' own: RemovePeer asks
+// peer-remove of every stream, and a stream whose assignment does not list the peer answers
+// "peer not a member" and is passed over. (A stream listing gathers each stream leader's info
+// and, while leaders change, may repeat a stream or leave one out after a timeout.)
 func (l *Log) RemovePeer(ctx context.Context, peer string) ([]string, error) {
 	if l.replicas <= 1 {
 		return nil, errors.New("ledger: this node is not part of a cluster (replicas = 1)")
 	}
-	var held []string
-	lister := l.js.ListStreams(ctx)
-	for info := range lister.Info() {
-		if info.Cluster == nil {
-			continue
-		}
-		on := info.Cluster.Leader == peer
-		for _, r := range info.Cluster.Replicas {
-			on = on || (r != nil && r.Name == peer)
-		}
-		if on {
-			held = append(held, info.Config.Name)
-		}
+	var names []string
+	lister := l.js.StreamNames(ctx)
+	for name := range lister.Name() {
+		names = append(names, name)
 	}
 	if err := lister.Err(); err != nil {
 		return nil, fmt.Errorf("list streams: %w", err)
 	}
-	if len(held) == 0 {
-		return nil, fmt.Errorf("%q: %w", peer, ErrNotReplica)
-	}
-	slices.SortStableFunc(held, func(a, b string) int {
-		if a == StreamName {
+	slices.Sort(names)
+	names = slices.Compact(names)
+	slices.SortStableFunc(names, func(a, b string) int {
+		switch {
+		case a == b:
+			return 0
+		case a == StreamName:
 			return -1
-		}
-		if b == StreamName {
+		case b == StreamName:
 			return 1
 		}
 		return strings.Compare(a, b)
 	})
 	body, _ := json.Marshal(map[string]string{"peer": peer})
 	var moved []string
-	for _, name := range held {
+	for _, name := range names {
 		msg, err := l.js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.PEER.REMOVE."+name, body)
 		if err != nil {
 			return moved, fmt.Errorf("remove %s from stream %s: %w", peer, name, err)
@@ -309,6 +306,9 @@ func (l *Log) RemovePeer(ctx context.Context, peer string) ([]string, error) {
 		if err := json.Unmarshal(msg.Data, &resp); err != nil {
 			return moved, fmt.Errorf("remove %s from stream %s: %w", peer, name, err)
 		}
+		if resp.Error != nil && (resp.Error.ErrorCode == jsErrPeerNotMember || resp.Error.ErrorCode == jetstream.JSErrCodeStreamNotFound) {
+			continue // not held, or deleted since the listing
+		}
 		if resp.Error != nil || !resp.Success {
 			desc := "not removed"
 			if resp.Error != nil {
@@ -318,8 +318,15 @@ func (l *Log) RemovePeer(ctx context.Context, peer string) ([]string, error) {
 		}
 		moved = append(moved, name)
 	}
+	if len(moved) == 0 {
+		return nil, fmt.Errorf("%q: %w", peer, ErrNotReplica)
+	}
 	return moved, nil
 }
+
+// jsErrPeerNotMember is JetStream's error code for a peer-remove naming a server that holds no
+// copy of the stream (its JSClusterPeerNotMemberErr).
+const jsErrPeerNotMember jetstream.ErrorCode = 10040
 
 // ErrNoReplacement: JetStream refused to take a server out of a stream, typically because
 // no other server can take its copy (every stream keeps its replica count).

@@ -373,10 +373,9 @@ func TestRaftRemovePeer(t *testing.T) {
 		s, err := haClient(t, nodes[spare].url, root).KVv2("secret").Get(context.Background(), "after-removal")
 		return err == nil && s.Data["v"] == "1"
 	})
-	// Removing it again: once JetStream has moved every copy it held, it holds nothing. Until
-	// the last stream's move is done that stream still lists it, and a second remove-peer
-	// rightly asks that stream again (no error: "run remove-peer again to finish"); the voters
-	// above can be settled a moment before. So: ask until the answer is a 400.
+	// Removing it again: once the meta leader has applied every stream's new assignment the
+	// node holds nothing, and the answer is a 400. An assignment is proposed when peer-remove
+	// answers and applied a moment later, so: ask until the answer is a 400.
 	var err error
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		_, err = c.Logical().Write("sys/storage/raft/remove-peer", map[string]any{"server_id": nodeName(victim)})
