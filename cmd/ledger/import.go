@@ -32,6 +32,8 @@ type importFlags struct {
 	workers                            int
 	dbPasswords                        []string
 	dbPasswordsFile                    string
+	authSecrets                        []string
+	authSecretsFile                    string
 }
 
 func (a *app) operatorImportCmd() *cobra.Command {
@@ -49,9 +51,12 @@ source still has, in order, with its created_time (shown by "ledger history"),
 deletion and destruction state and the secret's metadata; transit keys the
 source lets leave (exportable and allow_plaintext_backup); AppRole roles with
 their role_id; userpass users; database connections and roles; Kubernetes,
-JWT and OIDC configurations and roles; identity entities, aliases and groups.
-What cannot be read from the source (secret_ids, passwords, non-exportable keys,
-the values of deleted KV versions) is listed to be re-issued by hand.
+JWT and OIDC configurations and roles; identity entities, aliases, groups and
+external groups' aliases. What cannot be read from the source (secret_ids,
+passwords, non-exportable keys, the values of deleted KV versions) is listed to
+be re-issued by hand. Connection passwords and auth configurations' secrets
+(OIDC client secrets, Kubernetes reviewer JWTs) can be given: -database-password,
+-auth-secret, their -…-file variants, or a prompt on a terminal.
 
 A second run imports only what changed; a run that was stopped resumes. A
 conflict with something already in Ledger is reported and left alone unless
@@ -82,6 +87,8 @@ failed (see the report); 1 the import could not run.`,
 	fs.IntVar(&f.workers, "workers", 8, "items imported at once")
 	fs.StringArrayVar(&f.dbPasswords, "database-password", nil, "password of a database connection, as MOUNT/NAME=PASSWORD (e.g. database/pg=…); repeatable")
 	fs.StringVar(&f.dbPasswordsFile, "database-passwords-file", "", `JSON file {"MOUNT/NAME": "password", …} of database connection passwords`)
+	fs.StringArrayVar(&f.authSecrets, "auth-secret", nil, "the secret of an auth method's configuration (OIDC/JWT oidc_client_secret, Kubernetes token_reviewer_jwt), as auth/MOUNT=SECRET (e.g. auth/oidc=…); repeatable")
+	fs.StringVar(&f.authSecretsFile, "auth-secrets-file", "", `JSON file {"auth/MOUNT": "secret", …} of auth method configuration secrets`)
 	return cmd
 }
 
@@ -103,7 +110,11 @@ func (a *app) runImport(cmd *cobra.Command, f importFlags) error {
 	if f.fromToken == "" {
 		return usageErr(cmd, errors.New("no source token: give -from-token or set LEDGER_IMPORT_FROM_TOKEN"))
 	}
-	passwords, err := readDBPasswords(f)
+	passwords, err := readSecretPairs("database-password", f.dbPasswords, f.dbPasswordsFile, "MOUNT/NAME", "PASSWORD", "database/pg")
+	if err != nil {
+		return usageErr(cmd, err)
+	}
+	authSecrets, err := readSecretPairs("auth-secret", f.authSecrets, f.authSecretsFile, "auth/MOUNT", "SECRET", "auth/oidc")
 	if err != nil {
 		return usageErr(cmd, err)
 	}
@@ -125,6 +136,7 @@ func (a *app) runImport(cmd *cobra.Command, f importFlags) error {
 		Include: f.include, Exclude: f.exclude, DryRun: f.dryRun, Overwrite: f.overwrite,
 		SkipUnsupported: f.skipUnsupported, Workers: f.workers, Progress: a.stderr,
 		DatabasePassword: a.dbPasswordSource(passwords),
+		AuthSecret:       a.authSecretSource(authSecrets),
 	}
 	rep, err := importer.Run(ctx, src, dst, opt)
 	if err != nil && rep == nil {
@@ -208,23 +220,23 @@ func vaultClient(addr, token, caCert string, skipVerify bool, workers int) (*api
 	return c, nil
 }
 
-// readDBPasswords reads -database-password and -database-passwords-file into MOUNT/NAME →
-// password.
-func readDBPasswords(f importFlags) (map[string]string, error) {
+// readSecretPairs reads a repeatable KEY=VALUE flag (-NAME) and its JSON file variant
+// (-NAMEs-file) into KEY → value. A key must have the form shown (a slash in it).
+func readSecretPairs(name string, pairs []string, file, form, value, example string) (map[string]string, error) {
 	out := map[string]string{}
-	if f.dbPasswordsFile != "" {
-		b, err := os.ReadFile(f.dbPasswordsFile)
+	if file != "" {
+		b, err := os.ReadFile(file)
 		if err != nil {
-			return nil, fmt.Errorf("-database-passwords-file: %w", err)
+			return nil, fmt.Errorf("-%ss-file: %w", name, err)
 		}
 		if err := json.Unmarshal(b, &out); err != nil {
-			return nil, fmt.Errorf("-database-passwords-file %s: expected a JSON object of \"MOUNT/NAME\": \"password\"", f.dbPasswordsFile)
+			return nil, fmt.Errorf("-%ss-file %s: expected a JSON object of \"%s\": \"%s\"", name, file, form, strings.ToLower(value))
 		}
 	}
-	for _, kv := range f.dbPasswords {
+	for _, kv := range pairs {
 		k, v, ok := strings.Cut(kv, "=")
-		if !ok || !strings.Contains(k, "/") {
-			return nil, errors.New("-database-password: expected MOUNT/NAME=PASSWORD, e.g. database/pg=…")
+		if !ok || !strings.Contains(strings.Trim(k, "/"), "/") {
+			return nil, fmt.Errorf("-%s: expected %s=%s, e.g. %s=…", name, form, value, example)
 		}
 		out[strings.Trim(k, "/")] = v
 	}
@@ -251,6 +263,29 @@ func (a *app) dbPasswordSource(given map[string]string) func(ctx context.Context
 			return "", false, err
 		}
 		return pw, pw != "", nil
+	}
+}
+
+// authSecretSource answers the importer's question for an auth method configuration's secret:
+// from the flags, else by asking on the terminal, else none.
+func (a *app) authSecretSource(given map[string]string) func(ctx context.Context, mount, field string) (string, bool, error) {
+	var mu sync.Mutex
+	return func(_ context.Context, mount, field string) (string, bool, error) {
+		key := strings.Trim(mount, "/") // auth/MOUNT
+		if s, ok := given[key]; ok {
+			return s, true, nil
+		}
+		f, ok := a.stdin.(*os.File)
+		if !ok || !term.IsTerminal(int(f.Fd())) {
+			return "", false, nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		s, err := a.readHidden(fmt.Sprintf("%s of %s/config (empty: import without it): ", field, key))
+		if err != nil {
+			return "", false, err
+		}
+		return s, s != "", nil
 	}
 }
 

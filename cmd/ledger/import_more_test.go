@@ -15,14 +15,19 @@ import (
 
 	"github.com/ledger-secrets/ledger/cmd/ledger/internal/importer"
 	"github.com/ledger-secrets/ledger/engines/database/dbtest"
+	"github.com/ledger-secrets/ledger/engines/jwt/oidctest"
 )
+
+// oidcCallback is the vault CLI's OIDC redirect URI.
+const oidcCallback = "http://localhost:8250/oidc/callback"
 
 // TestImportAuthDatabaseIdentity: what TestImportFromFilledSource does not fill — a database
 // connection and its role (the password given on the command line, so the imported connection
-// issues working credentials), JWT and Kubernetes auth configurations and roles (the secret
-// fields the source never returns reported for re-issue), and identity entities, aliases and
-// groups (matched by name, members mapped to this server's IDs) — arrives field for field, and
-// a second run finds nothing left to import.
+// issues working credentials), JWT, OIDC and Kubernetes auth configurations and roles (the
+// secret fields the source never returns reported for re-issue), and identity entities,
+// aliases and groups (matched by name, members mapped to this server's IDs; an external group
+// with its group alias) — arrives field for field, and a second run finds nothing left to
+// import.
 func TestImportAuthDatabaseIdentity(t *testing.T) {
 	lesson := dbtest.LessonPostgres(t)
 	srcAddr, srcRoot := startTestServer(t)
@@ -63,6 +68,21 @@ func TestImportAuthDatabaseIdentity(t *testing.T) {
 	write("auth/jwt/role/deploy", map[string]any{"role_type": "jwt", "user_claim": "sub", "bound_audiences": []string{"ledger"},
 		"bound_claims": map[string]any{"project": "web"}, "token_policies": []string{"team-0"}, "token_ttl": "15m"})
 
+	// OIDC: a provider (a real one: its discovery is read when the configuration is written,
+	// here and in Ledger), a role, and an external group tied to the provider's group by a
+	// group alias.
+	op := oidctest.New(t, oidcCallback)
+	must(t, nil, sys.EnableAuthWithOptions("oidc", &api.EnableAuthOptions{Type: "oidc"}))
+	write("auth/oidc/config", map[string]any{"oidc_discovery_url": op.URL, "oidc_client_id": op.ClientID,
+		"oidc_client_secret": op.ClientSecret, "default_role": "engineer"})
+	write("auth/oidc/role/engineer", map[string]any{"user_claim": "email", "groups_claim": "groups", "oidc_scopes": "email,groups",
+		"allowed_redirect_uris": oidcCallback, "token_policies": "default", "claim_mappings": map[string]any{"email": "email"}})
+	// A second OIDC mount whose client secret is not given to the import.
+	must(t, nil, sys.EnableAuthWithOptions("sso", &api.EnableAuthOptions{Type: "oidc"}))
+	ssoConfig := map[string]any{"oidc_discovery_url": op.URL, "oidc_client_id": op.ClientID,
+		"oidc_client_secret": op.ClientSecret, "default_role": "engineer"}
+	write("auth/sso/config", ssoConfig)
+
 	// Kubernetes: a cluster and a role (the reviewer JWT is write-only).
 	must(t, nil, sys.EnableAuthWithOptions("kubernetes", &api.EnableAuthOptions{Type: "kubernetes"}))
 	write("auth/kubernetes/config", map[string]any{"kubernetes_host": "https://127.0.0.1:6443",
@@ -82,10 +102,15 @@ func TestImportAuthDatabaseIdentity(t *testing.T) {
 	inner := write("identity/group", map[string]any{"name": "blue", "policies": []string{"team-0"},
 		"member_entity_ids": []string{entID}, "metadata": map[string]any{"floor": "3"}})
 	write("identity/group", map[string]any{"name": "everyone", "member_group_ids": []string{inner.Data["id"].(string)}})
+	ext := write("identity/group", map[string]any{"name": "engineers", "type": "external", "policies": []string{"team-3"}})
+	write("identity/group-alias", map[string]any{"name": "engineering", "canonical_id": ext.Data["id"], "mount_accessor": auths["oidc/"].Accessor})
 
 	rep, r := runImport(t, dstAddr, dstRoot, "-from-address="+srcAddr, "-from-token="+srcRoot,
-		"-database-password=database/pg="+lesson.AdminPassword)
+		"-database-password=database/pg="+lesson.AdminPassword, "-auth-secret=auth/oidc="+op.ClientSecret)
 	noSecrets(t, r.stdout, r.stderr)
+	if strings.Contains(r.stdout+r.stderr, op.ClientSecret) {
+		t.Errorf("the import printed the OIDC client secret")
+	}
 	if r.code != 0 {
 		t.Fatalf("import: %s", r)
 	}
@@ -94,9 +119,12 @@ func TestImportAuthDatabaseIdentity(t *testing.T) {
 		status[it.Path] = it.Status
 	}
 	for path, want := range map[string]importer.Status{
-		"auth/kubernetes/config": importer.Reissue, // token_reviewer_jwt is never returned
-		"auth/jwt/config":        importer.Reissue, // nor an OIDC client secret
-		"database/config/nopw":   importer.Reissue, // its password was not given
+		"auth/kubernetes/config": importer.Reissue,  // token_reviewer_jwt is never returned
+		"auth/jwt/config":        importer.Imported, // no client ID, so no client secret to miss
+		"auth/oidc/config":       importer.Imported, // its client secret given: -auth-secret
+		"auth/sso/config":        importer.Reissue,  // not given: imported without it and its client ID
+		"identity/group/name/engineers/alias/auth/oidc/engineering": importer.Imported,
+		"database/config/nopw": importer.Reissue, // its password was not given
 	} {
 		if status[path] != want {
 			t.Errorf("%s: reported %q, want %q (report: %+v)", path, status[path], want, rep.Items)
@@ -125,6 +153,8 @@ func TestImportAuthDatabaseIdentity(t *testing.T) {
 	same("database/roles/readonly")
 	same("auth/jwt/config")
 	same("auth/jwt/role/deploy")
+	same("auth/oidc/config")
+	same("auth/oidc/role/engineer")
 	same("auth/kubernetes/config", "token_reviewer_jwt_set") // the JWT itself is re-issued by hand
 	same("auth/kubernetes/role/app")
 
@@ -177,16 +207,61 @@ func TestImportAuthDatabaseIdentity(t *testing.T) {
 		t.Errorf("group everyone: members %v, want [%s]", everyone.Data["member_group_ids"], blue.Data["id"])
 	}
 
+	// The external group is tied to the provider's group on this server's oidc/ mount, and the
+	// imported OIDC configuration works: an authorization URL comes from the provider's
+	// discovery document, for the imported role.
+	eng, err := dst.Logical().Read("identity/group/name/engineers")
+	if err != nil || eng == nil {
+		t.Fatalf("group engineers: %v", err)
+	}
+	if a, _ := eng.Data["alias"].(map[string]any); a["name"] != "engineering" || a["mount_accessor"] != dauths["oidc/"].Accessor ||
+		eng.Data["type"] != "external" || !equalJSONish(eng.Data["policies"], []string{"team-3"}) {
+		t.Errorf("group engineers: %v, want external, team-3, alias engineering on %s", eng.Data, dauths["oidc/"].Accessor)
+	}
+	au, err := dst.Logical().Write("auth/oidc/oidc/auth_url", map[string]any{"role": "engineer", "redirect_uri": oidcCallback})
+	if err != nil || au == nil {
+		t.Fatalf("auth_url on the imported oidc/ mount: %v", err)
+	}
+	if u, _ := au.Data["auth_url"].(string); !strings.HasPrefix(u, op.URL+"/") || !strings.Contains(u, "client_id="+op.ClientID) {
+		t.Errorf("auth_url %q: want the provider's authorization endpoint for client %s", u, op.ClientID)
+	}
+
+	// sso/ came without its client ID (taken only with the secret), everything else as read.
+	sso, err := dst.Logical().Read("auth/sso/config")
+	if err != nil || sso == nil || sso.Data["oidc_client_id"] != "" || sso.Data["oidc_discovery_url"] != op.URL || sso.Data["default_role"] != "engineer" {
+		t.Fatalf("auth/sso/config here: %v (%v)", sso, err)
+	}
+	for _, it := range rep.Items {
+		if it.Path == "auth/sso/config" && !strings.Contains(it.Reason, "-auth-secret=auth/sso=") {
+			t.Errorf("auth/sso/config: reason %q does not say how to give the secret", it.Reason)
+		}
+	}
+
 	// A second run: nothing new, no conflict with what the first run wrote; the connection
 	// without its password is still to be re-issued.
 	rep, r = runImport(t, dstAddr, dstRoot, "-from-address="+srcAddr, "-from-token="+srcRoot,
-		"-database-password=database/pg="+lesson.AdminPassword)
+		"-database-password=database/pg="+lesson.AdminPassword, "-auth-secret=auth/oidc="+op.ClientSecret)
 	if r.code != 0 || rep.Counts[importer.Imported] != 0 || rep.Counts[importer.Updated] != 0 || rep.Counts[importer.Conflict] != 0 {
 		t.Fatalf("second run: %v\n%s", rep.Counts, r)
 	}
 	for _, it := range rep.Items {
-		if it.Path == "database/config/nopw" && it.Status != importer.Reissue {
+		if (it.Path == "database/config/nopw" || it.Path == "auth/sso/config") && it.Status != importer.Reissue {
 			t.Errorf("second run: %s %q, want %q", it.Path, it.Status, importer.Reissue)
 		}
+	}
+
+	// Once the client ID and secret are set here by hand, sso/ is no longer listed.
+	if _, err := dst.Logical().Write("auth/sso/config", ssoConfig); err != nil {
+		t.Fatal(err)
+	}
+	rep, r = runImport(t, dstAddr, dstRoot, "-from-address="+srcAddr, "-from-token="+srcRoot,
+		"-database-password=database/pg="+lesson.AdminPassword, "-auth-secret=auth/oidc="+op.ClientSecret)
+	for _, it := range rep.Items {
+		if it.Path == "auth/sso/config" && it.Status != importer.Unchanged {
+			t.Errorf("third run, the secret set by hand: %s %q (%s), want %q", it.Path, it.Status, it.Reason, importer.Unchanged)
+		}
+	}
+	if r.code != 0 {
+		t.Fatalf("third run: %s", r)
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -509,6 +511,14 @@ func TestImportBadInput(t *testing.T) {
 		expect(t, r, 2, "no source token")
 		_, r = runImport(t, dstAddr, dstRoot, "-from-address="+srcAddr, "-from-token=x", "-database-password=nope")
 		expect(t, r, 2, "MOUNT/NAME=PASSWORD")
+		_, r = runImport(t, dstAddr, dstRoot, "-from-address="+srcAddr, "-from-token=x", "-auth-secret=oidc="+secretMark+"client")
+		expect(t, r, 2, "auth/MOUNT=SECRET")
+		noSecrets(t, r.stdout, r.stderr)
+		bad := filepath.Join(t.TempDir(), "secrets.json")
+		must(t, nil, os.WriteFile(bad, []byte(`["`+secretMark+`"]`), 0o600))
+		_, r = runImport(t, dstAddr, dstRoot, "-from-address="+srcAddr, "-from-token=x", "-auth-secrets-file="+bad)
+		expect(t, r, 2, `"auth/MOUNT": "secret"`)
+		noSecrets(t, r.stdout, r.stderr)
 	})
 	t.Run("unreachable", func(t *testing.T) {
 		_, r := runImport(t, dstAddr, dstRoot, "-from-address=http://127.0.0.1:1", "-from-token=x")

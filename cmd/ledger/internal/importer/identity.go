@@ -106,8 +106,54 @@ func (im *importer) importGroup(ctx context.Context, name string, src map[string
 		body["member_entity_ids"] = im.mapIDs(ctx, src["member_entity_ids"], entityNames, "identity/entity/name/")
 		body["member_group_ids"] = im.mapIDs(ctx, src["member_group_ids"], groupNames, "identity/group/name/")
 	}
-	im.add(im.copyObject(ctx, copySpec{kind: KindGroup, path: p, srcPath: "identity/group/id/" + fmt.Sprint(src["id"]), dstPath: p,
-		body: func(map[string]any) map[string]any { return body }}))
+	it := im.copyObject(ctx, copySpec{kind: KindGroup, path: p, srcPath: "identity/group/id/" + fmt.Sprint(src["id"]), dstPath: p,
+		body: func(map[string]any) map[string]any { return body }})
+	im.add(it)
+	// An external group's alias is what ties it to the identity provider's group (an OIDC or
+	// JWT groups claim): without it the group grants nothing.
+	if a, _ := src["alias"].(map[string]any); src["type"] == "external" && a != nil && a["name"] != nil && a["name"] != "" {
+		im.add(im.importGroupAlias(ctx, name, a))
+	}
+}
+
+// importGroupAlias gives the external group name here the source's alias: same name, on the
+// same auth mount here. A group holds one alias; a different one here is a conflict.
+func (im *importer) importGroupAlias(ctx context.Context, group string, a map[string]any) Item {
+	name, _ := a["name"].(string)
+	acc, _ := a["mount_accessor"].(string)
+	mountPath := im.srcAccessors[acc]
+	it := Item{Kind: KindGroupAlias, Path: fmt.Sprintf("identity/group/name/%s/alias/%s%s", group, mountPath, name)}
+	im.mu.Lock()
+	dstAcc := im.dstAccessors[mountPath]
+	im.mu.Unlock()
+	if mountPath == "" || dstAcc == "" {
+		it.Status, it.Reason = NotMovable, "its auth mount was not imported"
+		return it
+	}
+	if im.opt.DryRun {
+		it.Status = WouldImport
+		return it
+	}
+	g, err := read(ctx, im.dst, "identity/group/name/"+group)
+	if err != nil || g == nil {
+		it.Status, it.Reason = Failed, "its group is not in Ledger"
+		return it
+	}
+	if have, _ := g["alias"].(map[string]any); have != nil && have["name"] != nil && have["name"] != "" {
+		if have["name"] == name && have["mount_accessor"] == dstAcc {
+			it.Status = Unchanged
+			return it
+		}
+		it.Status = Conflict
+		it.Reason = fmt.Sprintf("the group here already has the alias %v on another mount or under another name; a group holds one", have["name"])
+		return it
+	}
+	if _, err := write(ctx, im.dst, "identity/group-alias", map[string]any{"name": name, "canonical_id": g["id"], "mount_accessor": dstAcc}); err != nil {
+		it.Status, it.Reason = Failed, reason("write", err)
+		return it
+	}
+	it.Status = Imported
+	return it
 }
 
 // mapIDs turns source IDs into the IDs of the same-named items here.

@@ -44,6 +44,10 @@ type Options struct {
 	// DatabasePassword returns the password of a database connection, which the source never
 	// reveals; ok false leaves the connection without one (it is then listed).
 	DatabasePassword func(ctx context.Context, mount, name string) (password string, ok bool, err error)
+	// AuthSecret returns the secret field of an auth method's configuration (field:
+	// oidc_client_secret for JWT/OIDC, token_reviewer_jwt for Kubernetes), which the source
+	// never reveals; ok false imports the configuration without it (it is then listed).
+	AuthSecret func(ctx context.Context, mount, field string) (secret string, ok bool, err error)
 	// Progress receives a progress line now and then (counts and rate); nil: none.
 	Progress io.Writer
 	// ProgressEvery is how often a progress line is written (default 1s).

@@ -19,6 +19,7 @@ const (
 	KindEntity         = "identity entity"
 	KindEntityAlias    = "identity alias"
 	KindGroup          = "identity group"
+	KindGroupAlias     = "identity group alias"
 	KindKV1            = "kv v1"
 	KindKV2            = "kv v2"
 	KindKVTree         = "kv tree"
@@ -32,7 +33,7 @@ const (
 	KindPKI            = "pki"
 )
 
-var kinds = []string{KindMount, KindPolicy, KindPasswordPolicy, KindEntity, KindEntityAlias, KindGroup,
+var kinds = []string{KindMount, KindPolicy, KindPasswordPolicy, KindEntity, KindEntityAlias, KindGroup, KindGroupAlias,
 	KindKVTree, KindKV1, KindKV2, KindTransit, KindAppRole, KindUser, KindDBConn, KindDBRole, KindAuthConfig, KindAuthRole, KindPKI}
 
 func kindOrder(k string) int {

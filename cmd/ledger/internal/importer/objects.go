@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/http"
 	"sort"
 	"strings"
@@ -26,6 +27,9 @@ type copySpec struct {
 	// shape, when set, turns what Ledger answers into the form body has before they are
 	// compared (fields nested differently on read than on write); nil: as read.
 	shape func(have map[string]any) map[string]any
+	// writeOnly are fields every write carries but no comparison sees: secrets neither server
+	// returns (given on the command line).
+	writeOnly map[string]any
 }
 
 func (im *importer) copyObject(ctx context.Context, c copySpec) Item {
@@ -64,6 +68,10 @@ func (im *importer) copyObject(ctx context.Context, c copySpec) Item {
 	default:
 		if have == nil && c.create != nil {
 			c.create(body)
+		}
+		if len(c.writeOnly) > 0 {
+			body = maps.Clone(body)
+			maps.Copy(body, c.writeOnly)
 		}
 		if _, err := write(ctx, im.dst, c.dstPath, body); err != nil {
 			it.Status, it.Reason = Failed, reason("write", err)
@@ -407,16 +415,7 @@ var secretConfigFields = map[string]string{
 func (im *importer) importAuthConfigAndRoles(ctx context.Context, m *mountInfo, spawn func(func())) {
 	p := m.Path + "config"
 	if im.wanted(p) {
-		it := im.copyObject(ctx, copySpec{kind: KindAuthConfig, path: p, srcPath: p, dstPath: p,
-			// The secret field and whether it is set (token_reviewer_jwt_set): neither moves.
-			body: func(s map[string]any) map[string]any {
-				return without(s, secretConfigFields[m.Type], secretConfigFields[m.Type]+"_set")
-			}})
-		if it.Status == Imported || it.Status == Updated {
-			it.Status = Reissue
-			it.Reason = fmt.Sprintf("%s is never returned by the source: set it by hand if the source had one", secretConfigFields[m.Type])
-		}
-		im.add(it)
+		im.add(im.importAuthConfig(ctx, m, p))
 	}
 	for _, name := range im.listed(ctx, KindAuthRole, m.Path+"role") {
 		rp := m.Path + "role/" + name
@@ -428,6 +427,68 @@ func (im *importer) importAuthConfigAndRoles(ctx context.Context, m *mountInfo, 
 				body: func(s map[string]any) map[string]any { return without(s, deprecatedTokenFields...) }}))
 		})
 	}
+}
+
+// importAuthConfig copies an auth method's configuration. Its secret field (an OIDC client
+// secret, a Kubernetes reviewer JWT) is never returned: it comes from AuthSecret when given;
+// else the configuration is imported without it and listed for re-issue. An OIDC client ID
+// is taken only together with its secret (Vault and Ledger refuse one without the other), so
+// without the secret it stays behind too.
+func (im *importer) importAuthConfig(ctx context.Context, m *mountInfo, p string) Item {
+	field := secretConfigFields[m.Type]
+	var secret string
+	var given bool
+	if im.opt.AuthSecret != nil && field != "" {
+		var err error
+		if secret, given, err = im.opt.AuthSecret(ctx, m.Path, field); err != nil {
+			return Item{Kind: KindAuthConfig, Path: p, Status: Failed, Reason: reason(field, err)}
+		}
+	}
+	var clientID string
+	spec := copySpec{kind: KindAuthConfig, path: p, srcPath: p, dstPath: p,
+		// The secret field and whether it is set (token_reviewer_jwt_set): neither is compared.
+		body: func(s map[string]any) map[string]any {
+			b := without(s, field, field+"_set")
+			if field == "oidc_client_secret" {
+				clientID, _ = s["oidc_client_id"].(string)
+				if clientID != "" && !given {
+					delete(b, "oidc_client_id")
+				}
+			}
+			return b
+		}}
+	if given {
+		spec.writeOnly = map[string]any{field: secret}
+	}
+	it := im.copyObject(ctx, spec)
+	if given || im.opt.DryRun {
+		return it
+	}
+	switch it.Status {
+	case Imported, Updated, Unchanged:
+	default:
+		return it
+	}
+	flag := fmt.Sprintf("-auth-secret=%s=…", trimSlash(m.Path))
+	switch {
+	case field == "oidc_client_secret" && clientID != "":
+		// Done by hand since: the client ID is here (with its secret, which cannot be read).
+		if have, err := read(ctx, im.dst, p); err == nil && have != nil && have["oidc_client_id"] == clientID {
+			return it
+		}
+		it.Status = Reissue
+		it.Reason = fmt.Sprintf("oidc_client_secret is never returned by the source, and the client ID is taken only with it: imported without both; give %s, or write the configuration again with oidc_client_id and oidc_client_secret", flag)
+	case field == "token_reviewer_jwt":
+		if have, err := read(ctx, im.dst, p); err == nil && have != nil && have["token_reviewer_jwt_set"] == true {
+			return it
+		}
+		if src, err := read(ctx, im.src, p); err == nil && src != nil && src["token_reviewer_jwt_set"] == false {
+			return it // the source has none either: it reviews with the client's own token
+		}
+		it.Status = Reissue
+		it.Reason = fmt.Sprintf("token_reviewer_jwt is never returned by the source: give %s, or `ledger write %s token_reviewer_jwt=…`", flag, p)
+	}
+	return it
 }
 
 // trimSlash drops one trailing slash.
