@@ -246,32 +246,28 @@ func readSecretPairs(name string, pairs []string, file, form, value, example str
 // dbPasswordSource answers the importer's question for a connection's password: from the
 // flags, else by asking on the terminal (one question at a time), else none.
 func (a *app) dbPasswordSource(given map[string]string) func(ctx context.Context, mount, name string) (string, bool, error) {
-	var mu sync.Mutex
+	ask := a.secretSource(given)
 	return func(_ context.Context, mount, name string) (string, bool, error) {
 		key := strings.Trim(mount, "/") + "/" + name
-		if pw, ok := given[key]; ok {
-			return pw, true, nil
-		}
-		f, ok := a.stdin.(*os.File)
-		if !ok || !term.IsTerminal(int(f.Fd())) {
-			return "", false, nil
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		pw, err := a.readHidden(fmt.Sprintf("Password of database connection %s (empty: import without it): ", key))
-		if err != nil {
-			return "", false, err
-		}
-		return pw, pw != "", nil
+		return ask(key, "Password of database connection "+key)
 	}
 }
 
-// authSecretSource answers the importer's question for an auth method configuration's secret:
-// from the flags, else by asking on the terminal, else none.
+// authSecretSource answers the importer's question for an auth method configuration's secret,
+// keyed auth/MOUNT, the same way.
 func (a *app) authSecretSource(given map[string]string) func(ctx context.Context, mount, field string) (string, bool, error) {
-	var mu sync.Mutex
+	ask := a.secretSource(given)
 	return func(_ context.Context, mount, field string) (string, bool, error) {
-		key := strings.Trim(mount, "/") // auth/MOUNT
+		key := strings.Trim(mount, "/")
+		return ask(key, field+" of "+key+"/config")
+	}
+}
+
+// secretSource looks a key up in what the flags gave, else asks on the terminal (one
+// question at a time; an empty answer is none), else answers none.
+func (a *app) secretSource(given map[string]string) func(key, what string) (string, bool, error) {
+	var mu sync.Mutex
+	return func(key, what string) (string, bool, error) {
 		if s, ok := given[key]; ok {
 			return s, true, nil
 		}
@@ -281,7 +277,7 @@ func (a *app) authSecretSource(given map[string]string) func(ctx context.Context
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		s, err := a.readHidden(fmt.Sprintf("%s of %s/config (empty: import without it): ", field, key))
+		s, err := a.readHidden(what + " (empty: import without it): ")
 		if err != nil {
 			return "", false, err
 		}

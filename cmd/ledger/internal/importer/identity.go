@@ -116,22 +116,33 @@ func (im *importer) importGroup(ctx context.Context, name string, src map[string
 	}
 }
 
+// aliasItem starts the report item of an alias of the entity or group at owner: its name, the
+// accessor of the same auth mount here, and done when the item is already decided (that
+// mount was not imported; a dry run).
+func (im *importer) aliasItem(kind, owner string, a map[string]any) (it Item, name, dstAcc string, done bool) {
+	name, _ = a["name"].(string)
+	acc, _ := a["mount_accessor"].(string)
+	mountPath := im.srcAccessors[acc]
+	it = Item{Kind: kind, Path: fmt.Sprintf("%s/alias/%s%s", owner, mountPath, name)}
+	im.mu.Lock()
+	dstAcc = im.dstAccessors[mountPath]
+	im.mu.Unlock()
+	switch {
+	case mountPath == "" || dstAcc == "":
+		it.Status, it.Reason = NotMovable, "its auth mount was not imported"
+		return it, name, dstAcc, true
+	case im.opt.DryRun:
+		it.Status = WouldImport
+		return it, name, dstAcc, true
+	}
+	return it, name, dstAcc, false
+}
+
 // importGroupAlias gives the external group name here the source's alias: same name, on the
 // same auth mount here. A group holds one alias; a different one here is a conflict.
 func (im *importer) importGroupAlias(ctx context.Context, group string, a map[string]any) Item {
-	name, _ := a["name"].(string)
-	acc, _ := a["mount_accessor"].(string)
-	mountPath := im.srcAccessors[acc]
-	it := Item{Kind: KindGroupAlias, Path: fmt.Sprintf("identity/group/name/%s/alias/%s%s", group, mountPath, name)}
-	im.mu.Lock()
-	dstAcc := im.dstAccessors[mountPath]
-	im.mu.Unlock()
-	if mountPath == "" || dstAcc == "" {
-		it.Status, it.Reason = NotMovable, "its auth mount was not imported"
-		return it
-	}
-	if im.opt.DryRun {
-		it.Status = WouldImport
+	it, name, dstAcc, done := im.aliasItem(KindGroupAlias, "identity/group/name/"+group, a)
+	if done {
 		return it
 	}
 	g, err := read(ctx, im.dst, "identity/group/name/"+group)
@@ -177,19 +188,8 @@ func (im *importer) mapIDs(ctx context.Context, raw any, names map[string]string
 }
 
 func (im *importer) importAlias(ctx context.Context, entity string, a map[string]any) Item {
-	name, _ := a["name"].(string)
-	acc, _ := a["mount_accessor"].(string)
-	mountPath := im.srcAccessors[acc]
-	it := Item{Kind: KindEntityAlias, Path: fmt.Sprintf("identity/entity/name/%s/alias/%s%s", entity, mountPath, name)}
-	im.mu.Lock()
-	dstAcc := im.dstAccessors[mountPath]
-	im.mu.Unlock()
-	if mountPath == "" || dstAcc == "" {
-		it.Status, it.Reason = NotMovable, "its auth mount was not imported"
-		return it
-	}
-	if im.opt.DryRun {
-		it.Status = WouldImport
+	it, name, dstAcc, done := im.aliasItem(KindEntityAlias, "identity/entity/name/"+entity, a)
+	if done {
 		return it
 	}
 	ent, err := read(ctx, im.dst, "identity/entity/name/"+entity)
