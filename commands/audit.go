@@ -429,6 +429,7 @@ func (s *sysBackend) auditTail(ctx context.Context, req *engines.Request) (*engi
 	if n < 1 || n > 1000 {
 		return nil, engines.BadRequest("n must be between 1 and 1000")
 	}
+	warnings := s.flushAuditSpool()
 	r := audit.Reader{JS: s.c.log.JetStream(), Keyring: s.st.keyring.Load()}
 	cur, err := engines.String(req.Data, "cursor", "")
 	if err != nil {
@@ -448,7 +449,7 @@ func (s *sysBackend) auditTail(ctx context.Context, req *engines.Request) (*engi
 	if err != nil {
 		return nil, err
 	}
-	return &engines.Response{Data: map[string]any{"records": entries, "cursor": next.String()}}, nil
+	return &engines.Response{Data: map[string]any{"records": entries, "cursor": next.String()}, Warnings: warnings}, nil
 }
 
 func (s *sysBackend) auditQuery(ctx context.Context, req *engines.Request) (*engines.Response, error) {
@@ -463,12 +464,30 @@ func (s *sysBackend) auditQuery(ctx context.Context, req *engines.Request) (*eng
 	if limit < 1 || limit > 10000 {
 		return nil, engines.BadRequest("limit must be between 1 and 10000")
 	}
+	warnings := s.flushAuditSpool()
 	r := audit.Reader{JS: s.c.log.JetStream(), Keyring: s.st.keyring.Load()}
 	entries, truncated, err := r.Query(ctx, f, limit)
 	if err != nil {
 		return nil, err
 	}
-	return &engines.Response{Data: map[string]any{"records": entries, "truncated": truncated}}, nil
+	return &engines.Response{Data: map[string]any{"records": entries, "truncated": truncated}, Warnings: warnings}, nil
+}
+
+// auditFlushWait bounds how long a tail or query waits for this node's spooled records.
+const auditFlushWait = 2 * time.Second
+
+// flushAuditSpool lets the records this node has spooled so far reach the audit stream before
+// it is read, so that a tail or query right after a request shows that request; when they
+// cannot (JetStream unreachable), the answer says so rather than look complete.
+func (s *sysBackend) flushAuditSpool() []string {
+	st := s.st.audit
+	if st == nil || st.stream == nil {
+		return nil
+	}
+	if left := st.stream.Flush(auditFlushWait); left > 0 {
+		return []string{fmt.Sprintf("%d groups of audit records of this node are not yet stored in JetStream and are not in this answer; they are stored once it takes them (see ledger_audit_spool_backlog in sys/metrics)", left)}
+	}
+	return nil
 }
 
 func uintParam(data map[string]any, key string) (uint64, error) {

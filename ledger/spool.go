@@ -420,6 +420,28 @@ func (sp *spool) drained(timeout time.Duration) bool {
 	return len(sp.queue) == 0
 }
 
+// flushed waits until JetStream holds every group queued when it was called (later ones are
+// not waited for), JetStream refuses them, the spool closes, or timeout passes, and returns how
+// many of those groups it does not hold.
+func (sp *spool) flushed(timeout time.Duration) int {
+	deadline := time.Now().Add(timeout)
+	t := time.AfterFunc(timeout, func() { sp.mu.Lock(); sp.cond.Broadcast(); sp.mu.Unlock() })
+	defer t.Stop()
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	target := sp.next - 1 // the last group queued so far (groups are numbered from 1)
+	for len(sp.queue) > 0 && sp.queue[0].seq <= target && sp.refused == nil && sp.curSeg != nil && time.Now().Before(deadline) {
+		sp.cond.Wait()
+	}
+	left := 0
+	for _, g := range sp.queue {
+		if g.seq <= target {
+			left++
+		}
+	}
+	return left
+}
+
 // close refuses further appends and lets the shipper stop once nothing is queued. What is
 // still queued stays in the segments, for the next open.
 func (sp *spool) close() {

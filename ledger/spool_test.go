@@ -378,3 +378,74 @@ func TestSpoolFallsBackToDirect(t *testing.T) {
 		t.Fatalf("append after the fallback: %v %v", pos, err)
 	}
 }
+
+// Flush returns once JetStream holds what was spooled before the call (a reader of the stream
+// then sees it); with JetStream not taking it, it says how many groups are left, within its
+// timeout; a stream that appends directly has nothing to flush.
+func TestSpoolFlush(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	k := testKeyring(t)
+	defer func(d time.Duration) { spoolCloseDrain = d }(spoolCloseDrain)
+	spoolCloseDrain = 200 * time.Millisecond
+	cfg := spoolConfig(dir)
+	s := openSpooled(t, l, k, cfg)
+	for round := range 5 {
+		var wg sync.WaitGroup
+		ids := make(chan string, 8*50)
+		for range 8 {
+			wg.Go(func() {
+				for range 50 {
+					id := newID()
+					if _, err := s.Append(context.Background(), []Event{{ID: id, Type: "test.read.v1", Payload: []byte("x")}}); err != nil {
+						t.Error(err)
+						return
+					}
+					ids <- id
+				}
+			})
+		}
+		wg.Wait()
+		close(ids)
+		if left := s.Flush(30 * time.Second); left != 0 {
+			t.Fatalf("round %d: Flush left %d groups with JetStream up", round, left)
+		}
+		count, _ := countIDs(t, l, cfg.Name)
+		for id := range ids {
+			if count[id] != 1 {
+				t.Fatalf("round %d: record %s stored %d times right after Flush, want once", round, id, count[id])
+			}
+		}
+	}
+
+	// JetStream no longer takes them: Flush reports what is left, and returns.
+	if err := l.JetStream().DeleteStream(context.Background(), cfg.Name); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := s.Append(context.Background(), []Event{{ID: newID(), Type: "test.read.v1", Payload: []byte("y")}}); err != nil {
+			if i == 0 {
+				t.Fatal(err)
+			}
+			break // refused once the shipper has failed: what is queued stays
+		}
+	}
+	start := time.Now()
+	if left := s.Flush(2 * time.Second); left == 0 {
+		t.Fatal("Flush reports nothing left while JetStream has no stream to take the records")
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("Flush took %s with a 2 s timeout", d)
+	}
+
+	direct := cfg
+	direct.Name, direct.Subject, direct.Spool, direct.Direct = "TEST_AUDIT_DIRECT", "test_audit_direct.batch", filepath.Join(dir, "spool2"), true
+	d, err := OpenStream(context.Background(), l.JetStream(), direct, func() *Keyring { return k })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if left := d.Flush(time.Second); left != 0 {
+		t.Fatalf("a direct stream's Flush: %d", left)
+	}
+}

@@ -273,6 +273,16 @@ func (s *Stream) Backlog() int {
 	return s.sp.backlog()
 }
 
+// Flush waits (at most timeout) until JetStream holds every group of records spooled before
+// the call, so that a reader of the stream sees them, and returns how many it does not hold
+// yet (0 for a stream that appends directly: its appends are stored when they return).
+func (s *Stream) Flush(timeout time.Duration) int {
+	if s.sp == nil {
+		return 0
+	}
+	return s.sp.flushed(timeout)
+}
+
 // Name is the JetStream stream's name.
 func (s *Stream) Name() string { return s.cfg.Name }
 

@@ -38,8 +38,12 @@ func (f *auditFilterFlags) query() url.Values {
 }
 
 // printRecords writes each record as one line of JSON.
-func (a *app) printRecords(data map[string]any) error {
-	recs, _ := data["records"].([]any)
+func (a *app) printRecords(s *Secret) error {
+	// A node that could not yet store its own spooled records says so: the answer lacks them.
+	for _, w := range s.Warnings {
+		fmt.Fprintln(a.stderr, "WARNING! "+w)
+	}
+	recs, _ := s.Data["records"].([]any)
 	for _, r := range recs {
 		b, err := json.Marshal(r)
 		if err != nil {
@@ -82,7 +86,7 @@ LEDGER_AUDIT stream — as JSON lines, in Vault's audit format, without any audi
 			if s == nil {
 				return nil
 			}
-			if err := a.printRecords(s.Data); err != nil {
+			if err := a.printRecords(s); err != nil {
 				return err
 			}
 			if !follow {
@@ -107,7 +111,7 @@ LEDGER_AUDIT stream — as JSON lines, in Vault's audit format, without any audi
 					continue
 				}
 				s = next
-				if err := a.printRecords(s.Data); err != nil {
+				if err := a.printRecords(s); err != nil {
 					return err
 				}
 			}
@@ -153,7 +157,7 @@ long ago ("15m", "7d"). Needs sudo.`,
 			if s == nil {
 				return nil
 			}
-			if err := a.printRecords(s.Data); err != nil {
+			if err := a.printRecords(s); err != nil {
 				return err
 			}
 			if boolOf(s.Data["truncated"]) {

@@ -388,8 +388,8 @@ func TestEventsSubscribeAudited(t *testing.T) {
 	}
 
 	// A single node keeps the records of reads and denials in its audit spool and ships them
-	// to LEDGER_AUDIT, which the query reads, a moment later: on a loaded machine the last
-	// may not be there yet.
+	// to LEDGER_AUDIT, which the query reads, a moment later; the query waits up to 2 s for
+	// what is spooled, and a loaded machine gets a few more tries.
 	var lines []auditLine
 	eventually(t, 10*time.Second, "the four subscriptions' audit records", func() bool {
 		lines, _ = auditRecords(t, s, "query", url.Values{"path": {"sys/events/subscribe/"}})
