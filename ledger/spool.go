@@ -409,14 +409,9 @@ func (sp *spool) backlog() int {
 // drained waits until nothing is queued, JetStream refuses what is, or timeout passes, and
 // reports whether nothing is queued.
 func (sp *spool) drained(timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	t := time.AfterFunc(timeout, func() { sp.mu.Lock(); sp.cond.Broadcast(); sp.mu.Unlock() })
-	defer t.Stop()
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	for len(sp.queue) > 0 && sp.refused == nil && time.Now().Before(deadline) {
-		sp.cond.Wait()
-	}
+	sp.waitLocked(timeout, func() bool { return len(sp.queue) == 0 || sp.refused != nil })
 	return len(sp.queue) == 0
 }
 
@@ -424,15 +419,12 @@ func (sp *spool) drained(timeout time.Duration) bool {
 // not waited for), JetStream refuses them, the spool closes, or timeout passes, and returns how
 // many of those groups it does not hold.
 func (sp *spool) flushed(timeout time.Duration) int {
-	deadline := time.Now().Add(timeout)
-	t := time.AfterFunc(timeout, func() { sp.mu.Lock(); sp.cond.Broadcast(); sp.mu.Unlock() })
-	defer t.Stop()
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	target := sp.next - 1 // the last group queued so far (groups are numbered from 1)
-	for len(sp.queue) > 0 && sp.queue[0].seq <= target && sp.refused == nil && sp.curSeg != nil && time.Now().Before(deadline) {
-		sp.cond.Wait()
-	}
+	sp.waitLocked(timeout, func() bool {
+		return len(sp.queue) == 0 || sp.queue[0].seq > target || sp.refused != nil || sp.curSeg == nil
+	})
 	left := 0
 	for _, g := range sp.queue {
 		if g.seq <= target {
@@ -440,6 +432,16 @@ func (sp *spool) flushed(timeout time.Duration) int {
 		}
 	}
 	return left
+}
+
+// waitLocked waits on sp.cond, sp.mu held, until done says so or timeout passes.
+func (sp *spool) waitLocked(timeout time.Duration, done func() bool) {
+	deadline := time.Now().Add(timeout)
+	t := time.AfterFunc(timeout, func() { sp.mu.Lock(); sp.cond.Broadcast(); sp.mu.Unlock() })
+	defer t.Stop()
+	for !done() && time.Now().Before(deadline) {
+		sp.cond.Wait()
+	}
 }
 
 // close refuses further appends and lets the shipper stop once nothing is queued. What is
