@@ -445,9 +445,11 @@ func (im *importer) importAuthConfig(ctx context.Context, m *mountInfo, p string
 		}
 	}
 	var clientID string
+	var srcSecretSet any // the source's <field>_set, where it reports one
 	spec := copySpec{kind: KindAuthConfig, path: p, srcPath: p, dstPath: p,
 		// The secret field and whether it is set (token_reviewer_jwt_set): neither is compared.
 		body: func(s map[string]any) map[string]any {
+			srcSecretSet = s[field+"_set"]
 			b := without(s, field, field+"_set")
 			if field == "oidc_client_secret" {
 				clientID, _ = s["oidc_client_id"].(string)
@@ -469,21 +471,29 @@ func (im *importer) importAuthConfig(ctx context.Context, m *mountInfo, p string
 	default:
 		return it
 	}
+	// setHere: an unchanged configuration may have had its secret set by hand since (one just
+	// written here has not).
+	setHere := func(key string, want any) bool {
+		if it.Status != Unchanged {
+			return false
+		}
+		have, err := read(ctx, im.dst, p)
+		return err == nil && have != nil && have[key] == want
+	}
 	flag := fmt.Sprintf("-auth-secret=%s=…", trimSlash(m.Path))
 	switch {
 	case field == "oidc_client_secret" && clientID != "":
-		// Done by hand since: the client ID is here (with its secret, which cannot be read).
-		if have, err := read(ctx, im.dst, p); err == nil && have != nil && have["oidc_client_id"] == clientID {
+		if setHere("oidc_client_id", clientID) { // the client ID is here, so its secret is too
 			return it
 		}
 		it.Status = Reissue
 		it.Reason = fmt.Sprintf("oidc_client_secret is never returned by the source, and the client ID is taken only with it: imported without both; give %s, or write the configuration again with oidc_client_id and oidc_client_secret", flag)
 	case field == "token_reviewer_jwt":
-		if have, err := read(ctx, im.dst, p); err == nil && have != nil && have["token_reviewer_jwt_set"] == true {
-			return it
-		}
-		if src, err := read(ctx, im.src, p); err == nil && src != nil && src["token_reviewer_jwt_set"] == false {
+		if srcSecretSet == false {
 			return it // the source has none either: it reviews with the client's own token
+		}
+		if setHere("token_reviewer_jwt_set", true) {
+			return it
 		}
 		it.Status = Reissue
 		it.Reason = fmt.Sprintf("token_reviewer_jwt is never returned by the source: give %s, or `ledger write %s token_reviewer_jwt=…`", flag, p)
